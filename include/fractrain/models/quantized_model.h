@@ -1,0 +1,43 @@
+#pragma once
+// Base of every model in the zoo: a module tree containing quantized layers, run under a PrecisionPlan.
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fractrain/nn/quantized_layer.h"
+
+namespace fractrain {
+
+// What the data looks like to the model.
+struct ModelInputSpec {
+  int64_t channels = 3, height = 32, width = 32;
+  int64_t num_classes = 10;
+};
+
+class QuantizedModel : public torch::nn::Module {
+ public:
+  virtual at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) = 0;
+
+  const std::string& model_name() const { return model_name_; }
+  // Quantized layers in execution order, with their full names and indices assigned.
+  const std::vector<std::shared_ptr<QuantizedLayer>>& quantized_layers() const { return quantized_layers_; }
+  // The stem convolution and the classifier: kept FP32 or quantized by policy (DESIGN.md 4.2).
+  const std::string& first_layer_name() const { return first_layer_name_; }
+  const std::string& classifier_name() const { return classifier_name_; }
+
+  void set_cost_observer(CostObserver* observer);
+  void set_quantizer_settings(const QuantizerSettings& settings);
+
+ protected:
+  explicit QuantizedModel(std::string model_name) : model_name_(std::move(model_name)) {}
+  // Call at the end of the derived constructor: names and numbers every quantized layer.
+  void finalize_layers(const std::string& first_layer, const std::string& classifier);
+
+ private:
+  std::string model_name_, first_layer_name_, classifier_name_;
+  std::vector<std::shared_ptr<QuantizedLayer>> quantized_layers_;
+};
+
+}  // namespace fractrain

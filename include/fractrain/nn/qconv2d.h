@@ -1,0 +1,32 @@
+#pragma once
+// A 2-D convolution whose input activations, weights and output gradient are quantized at the precision
+// handed to forward(). With all widths 0 it is an ordinary FP32 convolution.
+#include "fractrain/nn/quantized_layer.h"
+
+namespace fractrain {
+
+struct QConv2dOptions {
+  int64_t in_channels = 0, out_channels = 0, kernel_size = 3, stride = 1, padding = 0, groups = 1;
+  bool bias = false;
+};
+
+class QConv2d : public QuantizedLayer {
+ public:
+  explicit QConv2d(const QConv2dOptions& options);
+
+  LayerKind kind() const override;
+  const at::Tensor& weight_tensor() const override { return weight_; }
+  const QConv2dOptions& options() const { return options_; }
+  at::Tensor& weight() { return weight_; }
+  at::Tensor& bias() { return bias_; }
+
+ protected:
+  at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;
+  int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
+
+ private:
+  QConv2dOptions options_;
+  at::Tensor weight_, bias_;
+};
+
+}  // namespace fractrain

@@ -1,0 +1,65 @@
+#pragma once
+// Common machinery of QConv2d and QLinear: activation range statistics, the three quantization points
+// (input activations, weights, output gradient), and reporting to the cost observer.
+#include <torch/nn/module.h>
+
+#include <string>
+
+#include "fractrain/cost/cost_observer.h"
+#include "fractrain/precision/layer_precision.h"
+#include "fractrain/quant/fake_quantize.h"
+
+namespace fractrain {
+
+struct QuantizerSettings {
+  // Running activation range for eval mode: new = momentum * old + (1 - momentum) * batch.
+  float activation_momentum = 0.9f;
+  bool snap_zero_point = false;
+  // Run seed for stochastic rounding of gradients; the noise stream also mixes in the layer index and step.
+  uint64_t noise_seed = 0;
+};
+
+class QuantizedLayer : public torch::nn::Module {
+ public:
+  // Runs the layer at the precision the plan gives for this layer's name.
+  at::Tensor forward(const at::Tensor& x, const PrecisionPlan& plan);
+  // Runs the layer at an explicit precision; `noise_step` selects the stochastic-rounding noise.
+  at::Tensor forward(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step);
+
+  // Full module path, e.g. "stage1.0.conv1". Set by the model once the module tree is built.
+  const std::string& layer_name() const { return layer_name_; }
+  void set_layer_name(std::string name) { layer_name_ = std::move(name); }
+  int64_t layer_index() const { return layer_index_; }
+  void set_layer_index(int64_t index) { layer_index_ = index; }
+
+  void set_cost_observer(CostObserver* observer) { cost_observer_ = observer; }
+  void set_quantizer_settings(const QuantizerSettings& settings) { settings_ = settings; }
+  const QuantizerSettings& quantizer_settings() const { return settings_; }
+
+  // Activation range used in eval mode (running average of training batches). Valid once trained.
+  QuantRange running_activation_range() const;
+  bool has_activation_statistics() const;
+
+  virtual LayerKind kind() const = 0;
+  virtual const at::Tensor& weight_tensor() const = 0;
+
+ protected:
+  QuantizedLayer();
+  // The float op (conv or matmul) on already quantized operands.
+  virtual at::Tensor compute(const at::Tensor& x, const at::Tensor& w) = 0;
+  // Forward MACs per sample given the input and output shapes.
+  virtual int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const = 0;
+
+ private:
+  at::Tensor quantize_input(const at::Tensor& x, const LayerPrecision& precision);
+  QuantRange input_range(const at::Tensor& x);
+
+  std::string layer_name_;
+  int64_t layer_index_ = 0;
+  CostObserver* cost_observer_ = nullptr;
+  QuantizerSettings settings_;
+  // Buffers (saved in checkpoints): running lo and range, and whether any batch has been seen.
+  at::Tensor running_lo_, running_span_, statistics_seen_;
+};
+
+}  // namespace fractrain

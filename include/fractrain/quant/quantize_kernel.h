@@ -1,0 +1,24 @@
+#pragma once
+// The fused CPU kernel behind fake_quantize*: one pass over a row-major float buffer, rows with their own
+// range and bit width, optional stochastic rounding from a counter-based RNG. Internal to the quantizer.
+#include <cstdint>
+
+#include "fractrain/quant/philox.h"
+
+namespace fractrain::kernel {
+
+struct RowQuantParams {
+  float lo = 0.0f;      // zero point (possibly snapped)
+  float scale = 1.0f;   // s
+  float levels = 0.0f;  // 2^b - 1; 0 means copy the row unchanged
+};
+
+// Computes s and the (optionally snapped) zero point for `bits` over [lo, hi] exactly as the reference does.
+RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point);
+
+// y[r, :] = quantize(x[r, :], params[r]) for `rows` rows of `row_len` floats. `noise` null = nearest rounding.
+// Parallel over elements; results do not depend on the thread count.
+void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
+                   const PhiloxStream* noise);
+
+}  // namespace fractrain::kernel

@@ -1,0 +1,28 @@
+#pragma once
+// The autograd side of fake quantization (DESIGN.md 4.1): quantize values in the forward pass and let the
+// gradient through unchanged (straight-through estimator), and quantize the gradient arriving at a layer's
+// output in the backward pass while the forward value passes unchanged.
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "fractrain/quant/fake_quantize.h"
+
+namespace fractrain {
+
+// Forward: returns `quantized` (computed by the caller from x, without autograd). Backward: d/dx = identity.
+at::Tensor straight_through(const at::Tensor& x, const at::Tensor& quantized);
+
+// How the gradient at a layer output is quantized: per tensor range (min/max of the whole gradient),
+// stochastic rounding, one bit width for the batch (`bits`) or one per sample (`row_bits`, non-empty).
+struct GradientQuantization {
+  int bits = 0;
+  std::vector<int> row_bits;
+  PhiloxStream noise;
+  bool snap_zero_point = false;
+};
+
+// Forward: identity. Backward: the incoming gradient is fake-quantized as `spec` says.
+at::Tensor quantize_gradient_in_backward(const at::Tensor& y, const GradientQuantization& spec);
+
+}  // namespace fractrain

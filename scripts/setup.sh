@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package fractrain needs to build, test and run. Idempotent and non-interactive.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev            # LibTorch 1.13 (CPU, oneDNN): tensors, autograd, optimizers
+  libcli11-dev            # command line
+  libtomlplusplus-dev     # TOML configs
+  nlohmann-json3-dev      # metrics and summaries
+  libfmt-dev libspdlog-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  zlib1g-dev              # gzip IDX files
+  gnuplot-nox             # plots
+  dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,38 @@
+#include "fractrain/models/quantized_model.h"
+
+#include <torch/torch.h>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+void QuantizedModel::finalize_layers(const std::string& first_layer, const std::string& classifier) {
+  quantized_layers_.clear();
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    auto layer = std::dynamic_pointer_cast<QuantizedLayer>(item.value());
+    if (!layer) continue;
+    layer->set_layer_name(item.key());
+    layer->set_layer_index(static_cast<int64_t>(quantized_layers_.size()));
+    quantized_layers_.push_back(layer);
+  }
+  auto has = [&](const std::string& name) {
+    for (const auto& l : quantized_layers_)
+      if (l->layer_name() == name) return true;
+    return false;
+  };
+  if (!has(first_layer) || !has(classifier))
+    throw Error("model " + model_name_ + ": first layer '" + first_layer + "' or classifier '" + classifier +
+                "' is not a quantized layer of the model");
+  first_layer_name_ = first_layer;
+  classifier_name_ = classifier;
+}
+
+void QuantizedModel::set_cost_observer(CostObserver* observer) {
+  for (auto& l : quantized_layers_) l->set_cost_observer(observer);
+}
+
+void QuantizedModel::set_quantizer_settings(const QuantizerSettings& settings) {
+  for (auto& l : quantized_layers_) l->set_quantizer_settings(settings);
+}
+
+}  // namespace fractrain

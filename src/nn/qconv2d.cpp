@@ -1,0 +1,45 @@
+#include "fractrain/nn/qconv2d.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "fractrain/cost/mac_count.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+QConv2d::QConv2d(const QConv2dOptions& options) : options_(options) {
+  if (options.in_channels <= 0 || options.out_channels <= 0 || options.kernel_size <= 0 || options.stride <= 0 ||
+      options.groups <= 0 || options.in_channels % options.groups || options.out_channels % options.groups)
+    throw Error("QConv2d: invalid shape (in " + std::to_string(options.in_channels) + ", out " +
+                std::to_string(options.out_channels) + ", kernel " + std::to_string(options.kernel_size) +
+                ", groups " + std::to_string(options.groups) + ")");
+  // He initialisation as in the CIFAR ResNet papers: N(0, sqrt(2 / (k * k * C_out))).
+  const double fan_out = static_cast<double>(options.kernel_size * options.kernel_size * options.out_channels);
+  weight_ = register_parameter(
+      "weight", torch::randn({options.out_channels, options.in_channels / options.groups, options.kernel_size,
+                              options.kernel_size}) *
+                    std::sqrt(2.0 / fan_out));
+  if (options.bias) bias_ = register_parameter("bias", torch::zeros({options.out_channels}));
+}
+
+LayerKind QConv2d::kind() const {
+  const bool depthwise = options_.groups > 1 && options_.groups == options_.in_channels;
+  return depthwise ? LayerKind::DepthwiseConv : LayerKind::Conv;
+}
+
+at::Tensor QConv2d::compute(const at::Tensor& x, const at::Tensor& w) {
+  if (x.dim() != 4 || x.size(1) != options_.in_channels)
+    throw Error("layer " + layer_name() + ": expected input [N, " + std::to_string(options_.in_channels) +
+                ", H, W], got " + std::to_string(x.dim()) + "-d input with " +
+                (x.dim() > 1 ? std::to_string(x.size(1)) : std::string("?")) + " channels");
+  return torch::conv2d(x, w, bias_, options_.stride, options_.padding, 1, options_.groups);
+}
+
+int64_t QConv2d::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {
+  return conv2d_macs(options_.in_channels, options_.out_channels, options_.kernel_size, options_.kernel_size,
+                     y.size(2), y.size(3), options_.groups);
+}
+
+}  // namespace fractrain

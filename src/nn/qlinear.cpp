@@ -1,0 +1,34 @@
+#include "fractrain/nn/qlinear.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "fractrain/cost/mac_count.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+QLinear::QLinear(int64_t in_features, int64_t out_features, bool bias)
+    : in_features_(in_features), out_features_(out_features) {
+  if (in_features <= 0 || out_features <= 0)
+    throw Error("QLinear: invalid shape " + std::to_string(in_features) + " -> " + std::to_string(out_features));
+  // PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+  weight_ = register_parameter("weight", torch::empty({out_features, in_features}).uniform_(-bound, bound));
+  if (bias) bias_ = register_parameter("bias", torch::empty({out_features}).uniform_(-bound, bound));
+}
+
+at::Tensor QLinear::compute(const at::Tensor& x, const at::Tensor& w) {
+  if (x.dim() < 2 || x.size(-1) != in_features_)
+    throw Error("layer " + layer_name() + ": expected input [..., " + std::to_string(in_features_) + "], got last dim " +
+                (x.dim() ? std::to_string(x.size(-1)) : std::string("none")));
+  return torch::linear(x, w, bias_);
+}
+
+int64_t QLinear::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {
+  const int64_t tokens = x.dim() == 2 ? 1 : x.numel() / (x.size(0) * in_features_);
+  return linear_macs(in_features_, out_features_, tokens);
+}
+
+}  // namespace fractrain

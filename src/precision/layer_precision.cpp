@@ -1,0 +1,49 @@
+#include "fractrain/precision/layer_precision.h"
+
+#include <algorithm>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+LayerPrecision LayerPrecision::uniform(const Precision& p) {
+  check_bits(p.act, "activation bits");
+  check_bits(p.weight, "weight bits");
+  check_bits(p.grad, "gradient bits");
+  LayerPrecision lp;
+  lp.weight_ = p.weight;
+  lp.act_ = p.act;
+  lp.grad_ = p.grad;
+  return lp;
+}
+
+LayerPrecision LayerPrecision::per_sample(int weight_bits, std::vector<int> act_bits, std::vector<int> grad_bits) {
+  check_bits(weight_bits, "weight bits");
+  if (act_bits.empty() || act_bits.size() != grad_bits.size())
+    throw Error("per-sample precision needs one activation and one gradient width per sample (got " +
+                std::to_string(act_bits.size()) + " and " + std::to_string(grad_bits.size()) + ")");
+  for (int b : act_bits) check_bits(b, "per-sample activation bits");
+  for (int b : grad_bits) check_bits(b, "per-sample gradient bits");
+  LayerPrecision lp;
+  lp.weight_ = weight_bits;
+  lp.sample_act_ = std::move(act_bits);
+  lp.sample_grad_ = std::move(grad_bits);
+  return lp;
+}
+
+bool LayerPrecision::act_full() const {
+  if (!is_per_sample()) return act_ == 0;
+  return std::all_of(sample_act_.begin(), sample_act_.end(), [](int b) { return b == 0; });
+}
+
+bool LayerPrecision::grad_full() const {
+  if (!is_per_sample()) return grad_ == 0;
+  return std::all_of(sample_grad_.begin(), sample_grad_.end(), [](int b) { return b == 0; });
+}
+
+Precision LayerPrecision::for_sample(int64_t i) const {
+  if (!is_per_sample()) return Precision{act_, weight_, grad_, false};
+  return Precision{sample_act_.at(i), weight_, sample_grad_.at(i), false};
+}
+
+}  // namespace fractrain

@@ -1,0 +1,13 @@
+#include "fractrain/precision/static_plan.h"
+
+namespace fractrain {
+
+PrecisionPlan make_static_plan(const QuantizedModel& model, const Precision& precision,
+                               const QuantizationPolicy& policy) {
+  PrecisionPlan plan = PrecisionPlan::uniform(precision);
+  if (!policy.quantize_first_layer) plan.set_layer(model.first_layer_name(), LayerPrecision::uniform(Precision::full()));
+  if (!policy.quantize_classifier) plan.set_layer(model.classifier_name(), LayerPrecision::uniform(Precision::full()));
+  return plan;
+}
+
+}  // namespace fractrain

@@ -1,0 +1,70 @@
+#include "fractrain/quant/fake_quantize.h"
+
+#include <ATen/ATen.h>
+
+#include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+bool use_fused_kernel(const at::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat;
+}
+
+// Quantizes x viewed as [rows, numel/rows] with per-row parameters, on the fused kernel or the reference.
+at::Tensor quantize_with_params(const at::Tensor& x, const std::vector<kernel::RowQuantParams>& params,
+                                const QuantizeOptions& options) {
+  at::Tensor input = x.contiguous();
+  at::Tensor out = at::empty_like(input, at::MemoryFormat::Contiguous);
+  const int64_t rows = static_cast<int64_t>(params.size());
+  const int64_t row_len = rows == 0 ? 0 : input.numel() / rows;
+  const PhiloxStream* noise = options.rounding == Rounding::Stochastic ? &options.noise : nullptr;
+  kernel::quantize_rows(input.data_ptr<float>(), out.data_ptr<float>(), rows, row_len, params.data(), noise);
+  return out;
+}
+
+void check_rows(const at::Tensor& x, size_t rows, const char* what) {
+  if (x.dim() == 0 || x.size(0) != static_cast<int64_t>(rows))
+    throw Error(std::string(what) + ": expected one bit width per row (" + std::to_string(rows) +
+                "), tensor has dimension 0 of size " + (x.dim() ? std::to_string(x.size(0)) : "none"));
+}
+
+}  // namespace
+
+QuantRange tensor_range(const at::Tensor& x) {
+  if (x.numel() == 0) return {};
+  auto [lo, hi] = at::aminmax(x);
+  return {lo.item<float>(), hi.item<float>()};
+}
+
+at::Tensor fake_quantize(const at::Tensor& x, int bits, QuantRange range, const QuantizeOptions& options) {
+  if (bits == 0 || x.numel() == 0) return x;
+  if (!use_fused_kernel(x)) return reference::fake_quantize(x, bits, range, options);
+  return quantize_with_params(x, {kernel::row_params(bits, range.lo, range.hi, options.snap_zero_point)}, options);
+}
+
+at::Tensor fake_quantize_rows(const at::Tensor& x, const std::vector<int>& row_bits, QuantRange range,
+                              const QuantizeOptions& options) {
+  check_rows(x, row_bits.size(), "fake_quantize_rows");
+  if (!use_fused_kernel(x)) return reference::fake_quantize_rows(x, row_bits, range, options);
+  std::vector<kernel::RowQuantParams> params;
+  params.reserve(row_bits.size());
+  for (int b : row_bits) params.push_back(kernel::row_params(b, range.lo, range.hi, options.snap_zero_point));
+  return quantize_with_params(x, params, options);
+}
+
+at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options) {
+  if (bits == 0 || w.numel() == 0) return w;
+  if (!use_fused_kernel(w)) return reference::fake_quantize_per_channel(w, bits, options);
+  auto [lo, hi] = at::aminmax(w.reshape({w.size(0), -1}), 1);
+  const float* lo_ptr = lo.data_ptr<float>();
+  const float* hi_ptr = hi.data_ptr<float>();
+  std::vector<kernel::RowQuantParams> params;
+  params.reserve(w.size(0));
+  for (int64_t r = 0; r < w.size(0); ++r)
+    params.push_back(kernel::row_params(bits, lo_ptr[r], hi_ptr[r], options.snap_zero_point));
+  return quantize_with_params(w, params, options);
+}
+
+}  // namespace fractrain

@@ -1,0 +1,184 @@
+// The quantizer against the DESIGN.md 4.1 formula: fused kernel == tensor-op reference bit for bit, values on
+// the grid, stochastic rounding unbiased, per-channel weight ranges, per-row bit widths.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "fractrain/quant/fake_quantize.h"
+
+using namespace fractrain;
+
+namespace {
+
+// The formula for one element, written as plainly as possible (double-free, float throughout).
+float formula(float x, int bits, float lo, float hi, float u) {
+  const float levels = static_cast<float>((uint64_t{1} << bits) - 1);
+  const float s = std::max((hi - lo) / levels, 1e-8f);
+  float t = (x - lo) / s + u;
+  t = std::min(std::max(t, 0.0f), levels);
+  return std::nearbyint(t) * s + lo;
+}
+
+std::vector<std::vector<int64_t>> odd_shapes() {
+  return {{1}, {7}, {3, 5}, {2, 3, 7, 5}, {13, 1, 1, 1}, {4, 33, 17}, {1, 70001}};
+}
+
+}  // namespace
+
+TEST(FakeQuantize, FusedEqualsReferenceDeterministic) {
+  torch::manual_seed(0);
+  for (const auto& shape : odd_shapes()) {
+    for (int bits : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32}) {
+      at::Tensor x = torch::randn(shape) * 3 + 0.5;
+      const QuantRange r = tensor_range(x);
+      for (bool snap : {false, true}) {
+        QuantizeOptions o;
+        o.snap_zero_point = snap;
+        at::Tensor fused = fake_quantize(x, bits, r, o);
+        at::Tensor ref = reference::fake_quantize(x, bits, r, o);
+        ASSERT_TRUE(torch::equal(fused, ref)) << "bits " << bits << " shape numel " << x.numel() << " snap " << snap;
+      }
+    }
+  }
+}
+
+TEST(FakeQuantize, FusedEqualsReferenceStochastic) {
+  torch::manual_seed(1);
+  for (const auto& shape : odd_shapes()) {
+    at::Tensor x = torch::randn(shape);
+    QuantizeOptions o;
+    o.rounding = Rounding::Stochastic;
+    o.noise = PhiloxStream{42, 7};
+    for (int bits : {2, 6, 8}) {
+      at::Tensor fused = fake_quantize(x, bits, tensor_range(x), o);
+      at::Tensor ref = reference::fake_quantize(x, bits, tensor_range(x), o);
+      ASSERT_TRUE(torch::equal(fused, ref)) << "bits " << bits;
+    }
+  }
+}
+
+TEST(FakeQuantize, MatchesScalarFormulaElementwise) {
+  torch::manual_seed(2);
+  at::Tensor x = torch::randn({1000}) * 5;
+  const QuantRange r = tensor_range(x);
+  for (int bits : {1, 3, 8}) {
+    at::Tensor q = fake_quantize(x, bits, r);
+    for (int64_t i = 0; i < x.numel(); ++i)
+      ASSERT_EQ(q[i].item<float>(), formula(x[i].item<float>(), bits, r.lo, r.hi, 0.0f)) << i;
+  }
+}
+
+TEST(FakeQuantize, ValuesLieOnTheGridWithRightLevelCount) {
+  torch::manual_seed(3);
+  at::Tensor x = torch::randn({5000});
+  const QuantRange r = tensor_range(x);
+  for (int bits : {1, 2, 3, 4}) {
+    for (Rounding rounding : {Rounding::Nearest, Rounding::Stochastic}) {
+      QuantizeOptions o;
+      o.rounding = rounding;
+      o.noise = PhiloxStream{9, static_cast<uint64_t>(bits)};
+      at::Tensor q = fake_quantize(x, bits, r, o);
+      const float s = (r.hi - r.lo) / static_cast<float>((1 << bits) - 1);
+      at::Tensor t = (q - r.lo) / s;
+      EXPECT_LT((t - t.round()).abs().max().item<float>(), 1e-3);
+      EXPECT_GE(t.min().item<float>(), -1e-3);
+      EXPECT_LE(t.max().item<float>(), (1 << bits) - 1 + 1e-3);
+      EXPECT_LE(std::get<0>(at::_unique(q)).numel(), 1 << bits);
+    }
+  }
+}
+
+TEST(FakeQuantize, RoundsHalfToEven) {
+  // Range [0, 3] at 2 bits: s = 1, so t = x exactly; 0.5 -> 0, 1.5 -> 2, 2.5 -> 2.
+  at::Tensor x = torch::tensor({0.5f, 1.5f, 2.5f, 0.0f, 3.0f});
+  at::Tensor q = fake_quantize(x, 2, QuantRange{0.0f, 3.0f});
+  EXPECT_TRUE(torch::equal(q, torch::tensor({0.0f, 2.0f, 2.0f, 0.0f, 3.0f})));
+}
+
+TEST(FakeQuantize, ClampsOutsideTheRange) {
+  at::Tensor x = torch::tensor({-5.0f, 0.2f, 9.0f});
+  at::Tensor q = fake_quantize(x, 4, QuantRange{0.0f, 1.5f});
+  EXPECT_FLOAT_EQ(q[0].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(q[2].item<float>(), 1.5f);
+}
+
+TEST(FakeQuantize, ZeroBitsIsIdentityAndConstantTensorIsSafe) {
+  at::Tensor x = torch::randn({10});
+  EXPECT_TRUE(torch::equal(fake_quantize(x, 0, tensor_range(x)), x));
+  at::Tensor c = torch::full({10}, 0.25f);
+  at::Tensor q = fake_quantize(c, 8, tensor_range(c));  // hi == lo: s = 1e-8, no division by zero
+  EXPECT_TRUE(torch::equal(q, c));
+}
+
+TEST(FakeQuantize, StochasticRoundingIsUnbiased) {
+  // The mean of many independent roundings converges to the input (QPyTorch-style property test).
+  at::Tensor x = torch::linspace(-1.0, 1.0, 257);
+  const QuantRange r{-1.0f, 1.0f};
+  const int trials = 4000;
+  at::Tensor sum = torch::zeros_like(x);
+  for (int k = 0; k < trials; ++k) {
+    QuantizeOptions o;
+    o.rounding = Rounding::Stochastic;
+    o.noise = PhiloxStream{123, static_cast<uint64_t>(k)};
+    sum += fake_quantize(x, 2, r, o);
+  }
+  at::Tensor mean = sum / trials;
+  // One 2-bit step is 2/3; the standard error of the mean is below step/2/sqrt(trials) ~ 0.0053.
+  EXPECT_LT((mean - x).abs().max().item<float>(), 0.025);
+  EXPECT_LT((mean - x).mean().abs().item<float>(), 0.002);
+  // Nearest rounding, by contrast, is biased for values between grid points.
+  EXPECT_GT((fake_quantize(x, 2, r) - x).abs().max().item<float>(), 0.3);
+}
+
+TEST(FakeQuantize, StochasticRoundingIsReproducibleAndThreadIndependent) {
+  at::Tensor x = torch::randn({3, 100003});
+  QuantizeOptions o;
+  o.rounding = Rounding::Stochastic;
+  o.noise = PhiloxStream{5, 6};
+  at::set_num_threads(1);
+  at::Tensor one = fake_quantize(x, 6, tensor_range(x), o);
+  at::set_num_threads(2);
+  at::Tensor two = fake_quantize(x, 6, tensor_range(x), o);
+  EXPECT_TRUE(torch::equal(one, two));
+  o.noise.stream = 7;
+  EXPECT_FALSE(torch::equal(one, fake_quantize(x, 6, tensor_range(x), o)));
+}
+
+TEST(FakeQuantize, PerChannelRangesAreIndependent) {
+  torch::manual_seed(4);
+  at::Tensor w = torch::randn({5, 3, 3, 3});
+  w[2] *= 100;  // one channel with a much larger range must not coarsen the others
+  at::Tensor q = fake_quantize_per_channel(w, 4);
+  EXPECT_TRUE(torch::equal(q, reference::fake_quantize_per_channel(w, 4)));
+  for (int64_t c = 0; c < 5; ++c) {
+    at::Tensor wc = w[c];
+    at::Tensor expected = fake_quantize(wc, 4, tensor_range(wc));
+    EXPECT_TRUE(torch::equal(q[c], expected)) << "channel " << c;
+    EXPECT_FLOAT_EQ(q[c].min().item<float>(), wc.min().item<float>());
+    EXPECT_FLOAT_EQ(q[c].max().item<float>(), wc.max().item<float>());
+  }
+}
+
+TEST(FakeQuantize, PerRowBitsEqualQuantizingEachRowAlone) {
+  torch::manual_seed(5);
+  at::Tensor x = torch::randn({6, 4, 5});
+  const std::vector<int> bits{2, 0, 4, 8, 3, 0};
+  const QuantRange r = tensor_range(x);  // one range for the whole tensor
+  QuantizeOptions o;
+  at::Tensor q = fake_quantize_rows(x, bits, r, o);
+  EXPECT_TRUE(torch::equal(q, reference::fake_quantize_rows(x, bits, r, o)));
+  for (int64_t i = 0; i < 6; ++i) {
+    at::Tensor alone = bits[i] == 0 ? x[i] : fake_quantize(x[i].contiguous(), bits[i], r);
+    EXPECT_TRUE(torch::equal(q[i], alone)) << "row " << i;
+  }
+  o.rounding = Rounding::Stochastic;
+  o.noise = PhiloxStream{1, 2};
+  EXPECT_TRUE(torch::equal(fake_quantize_rows(x, bits, r, o), reference::fake_quantize_rows(x, bits, r, o)));
+}
+
+TEST(FakeQuantize, NonContiguousInputIsHandled) {
+  at::Tensor x = torch::randn({8, 6}).t();
+  const QuantRange r = tensor_range(x);
+  EXPECT_TRUE(torch::equal(fake_quantize(x, 5, r), reference::fake_quantize(x.contiguous(), 5, r)));
+}
