@@ -44,15 +44,23 @@ struct PhiloxStream {
   uint64_t key = 0;
   uint64_t stream = 0;
 
-  // Four words for the block of indices [4*block, 4*block+4).
+  // Four words for the block counter `block_index`.
   Philox4x32 block(uint64_t block_index) const {
     return philox4x32_10(static_cast<uint32_t>(block_index), static_cast<uint32_t>(block_index >> 32),
                          static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
                          static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
   }
-  uint32_t word(uint64_t index) const { return block(index >> 2).v[index & 3]; }
+  // The random word of element `index`. Elements come in tiles of 64 = 16 blocks x 4 words, laid out
+  // word-major (element 16 * w + b of a tile is word w of block b), so that a vectorised kernel computes 16
+  // blocks side by side and stores each word as one contiguous run. See philox_tile_uniform.
+  uint32_t word(uint64_t index) const {
+    const uint64_t tile = index >> 6;
+    const unsigned position = static_cast<unsigned>(index & 63);
+    return block(tile * 16 + (position & 15)).v[position >> 4];
+  }
   // Uniform in [0, 1) with 24 random bits (exactly representable in float).
-  float uniform(uint64_t index) const { return static_cast<float>(word(index) >> 8) * (1.0f / 16777216.0f); }
+  float uniform(uint64_t index) const { return word_to_uniform(word(index)); }
+  static float word_to_uniform(uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
   // Uniform integer in [0, n) (n > 0); the modulo bias is below 2^-32 * n, negligible for dataset sizes.
   uint64_t below(uint64_t index, uint64_t n) const {
     const Philox4x32 r = block(index);

@@ -1,0 +1,113 @@
+// End-to-end training step time: static FW-n/BW-m against FP32 on the same model, batch and machine, measured
+// side by side (alternating rounds) so that machine noise affects both alike. Reports the median ratio.
+//
+//   bench_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 7] [--steps 3]
+//                   [--threads N] [--fw 8 --bw 8] [--profile trace.json]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fractrain/models/model_registry.h"
+#include "fractrain/precision/static_plan.h"
+
+using namespace fractrain;
+
+namespace {
+
+struct Args {
+  std::string model = "resnet20";
+  int64_t batch = 128, size = 32, channels = 3;
+  int rounds = 7, steps = 3, threads = 0, fw = 8, bw = 8;
+  std::string profile;  // write a chrome trace of one quantized step here
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const char* v = argv[i + 1];
+    if (k == "--model") a.model = v;
+    else if (k == "--batch") a.batch = std::stoll(v);
+    else if (k == "--size") a.size = std::stoll(v);
+    else if (k == "--channels") a.channels = std::stoll(v);
+    else if (k == "--rounds") a.rounds = std::stoi(v);
+    else if (k == "--steps") a.steps = std::stoi(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--fw") a.fw = std::stoi(v);
+    else if (k == "--bw") a.bw = std::stoi(v);
+    else if (k == "--profile") a.profile = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+// Seconds per step over `steps` full training steps (forward, loss, backward, SGD update).
+double time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
+                  const at::Tensor& y, int steps) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int s = 0; s < steps; ++s) {
+    sgd.zero_grad();
+    at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
+    loss.backward();
+    sgd.step();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+  torch::manual_seed(0);
+  const ModelInputSpec in{a.channels, a.size, a.size, 10};
+  auto model = create_model(a.model, in);
+  model->train();
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size});
+  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
+
+  const PrecisionPlan fp32 = make_static_plan(*model, Precision::full(), {});
+  PrecisionPlan quantized = make_static_plan(*model, Precision::fw_bw(a.fw, a.bw), {});
+  time_steps(*model, sgd, fp32, x, y, 2);  // warm-up: oneDNN primitive creation, allocator
+  time_steps(*model, sgd, quantized, x, y, 2);
+
+  if (!a.profile.empty()) {
+    torch::autograd::profiler::RecordProfile guard(a.profile);
+    time_steps(*model, sgd, fp32, x, y, 1);
+    time_steps(*model, sgd, quantized, x, y, 1);
+    return 0;
+  }
+  std::vector<double> t_fp32, t_quant, ratios;
+  for (int r = 0; r < a.rounds; ++r) {
+    quantized.noise_step = static_cast<uint64_t>(r);
+    const double f = time_steps(*model, sgd, fp32, x, y, a.steps);
+    const double q = time_steps(*model, sgd, quantized, x, y, a.steps);
+    t_fp32.push_back(f);
+    t_quant.push_back(q);
+    ratios.push_back(q / f);
+    std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f\n", r, f * 1e3, a.fw, a.bw, q * 1e3,
+                q / f);
+  }
+  std::printf("\n%s batch %lld input %lldx%lldx%lld threads %d\n", a.model.c_str(), (long long)a.batch,
+              (long long)a.channels, (long long)a.size, (long long)a.size, threads);
+  std::printf("median step time: fp32 %.1f ms, fw%dbw%d %.1f ms\n", median(t_fp32) * 1e3, a.fw, a.bw,
+              median(t_quant) * 1e3);
+  std::printf("median ratio fw%dbw%d / fp32: %.3f (target <= 1.15)\n", a.fw, a.bw, median(ratios));
+  return 0;
+}
