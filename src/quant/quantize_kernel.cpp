@@ -98,14 +98,19 @@ __attribute__((target("avx512f"))) void philox_tile_uniform_avx512(const PhiloxS
   }
 }
 
-const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
-#else
-const bool kHaveAvx512 = false;
+bool have_avx512() {
+  // Not a namespace-scope constant: static initialisers may run before libgcc has read the CPU features.
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return available;
+}
 #endif
 
 void philox_tile_uniform(const PhiloxStream& stream, uint64_t tile, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (kHaveAvx512) return philox_tile_uniform_avx512(stream, tile, out);
+  if (have_avx512()) return philox_tile_uniform_avx512(stream, tile, out);
 #endif
   philox_tile_uniform_portable(stream, tile, out);
 }

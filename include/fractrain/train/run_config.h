@@ -1,0 +1,111 @@
+#pragma once
+// The run configuration: every knob of `fractrain train`, typed, with defaults, read from a TOML recipe and
+// `--set section.key=value` overrides.
+//
+// Why one struct: the trainer, the checkpoint (which stores the resolved config) and the report all see the
+// same values, and `to_toml` writes a file that reproduces the run exactly.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace fractrain {
+
+struct ModelConfig {
+  std::string name = "resnet20";
+};
+
+struct DataConfig {
+  std::string dataset = "fashion-mnist";
+  std::string path;          // empty: the dataset's default directory
+  int64_t train_subset = 0;  // 0: all training samples
+  int64_t test_subset = 0;   // 0: all test samples
+  int64_t crop_padding = 2;  // random-crop padding in pixels (0: no crop)
+  bool horizontal_flip = true;
+};
+
+struct PrecisionConfig {
+  int fw = 0;  // forward bits (weights and activations); 0 = full precision
+  int bw = 0;  // backward bits (gradients); 0 = full precision
+  bool quantize_first_layer = true;
+  bool quantize_classifier = false;
+  double activation_momentum = 0.9;  // EMA momentum of activation ranges, in [0, 1)
+  bool snap_zero_point = false;
+};
+
+struct TrainConfig {
+  int64_t epochs = 1;
+  int64_t iterations = 0;  // > 0 overrides epochs
+  int64_t batch_size = 128;
+  int64_t eval_every = 0;  // iterations; 0 = at each epoch end
+  int64_t log_every = 20;  // iterations; 0 = never
+  uint64_t seed = 1;
+  int64_t threads = 0;           // 0 = all cores
+  std::string device = "cpu";    // cpu | cuda | cuda:N
+  int64_t checkpoint_every = 0;  // iterations; 0 = at each evaluation
+};
+
+struct OptimConfig {
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  bool nesterov = false;
+};
+
+struct ScheduleConfig {
+  std::string type = "multistep";   // constant | multistep | cosine
+  std::vector<int64_t> milestones;  // epochs at which lr *= gamma (multistep)
+  double gamma = 0.1;
+  int64_t warmup_iterations = 0;
+};
+
+struct OutputConfig {
+  std::string dir = "runs/default";
+};
+
+struct RunConfig {
+  ModelConfig model;
+  DataConfig data;
+  PrecisionConfig precision;
+  TrainConfig train;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  OutputConfig output;
+};
+
+bool operator==(const RunConfig& a, const RunConfig& b);
+inline bool operator!=(const RunConfig& a, const RunConfig& b) { return !(a == b); }
+
+// Reads a TOML recipe. Keys not in the file keep their defaults. Throws fractrain::Error for a missing
+// file, a TOML syntax error (with file and line), an unknown key (with a did-you-mean), a value of the wrong
+// type or out of range.
+RunConfig load_run_config(const std::string& toml_path);
+
+// As load_run_config, from text; `source_name` names the text in error messages.
+RunConfig parse_run_config(const std::string& toml_text, const std::string& source_name);
+
+// Applies one `--set section.key=value` override (value parsed per the key's type: bools true/false,
+// int lists as [1,2] or 1,2, strings with or without quotes), then validates the config.
+void apply_override(RunConfig& config, const std::string& assignment);
+
+// Every key with its resolved value, as TOML that parse_run_config reads back to an equal RunConfig.
+std::string to_toml(const RunConfig& config);
+
+// The same values as nested JSON objects ({"train": {"batch_size": 128, ...}, ...}).
+nlohmann::json to_json(const RunConfig& config);
+
+// Throws fractrain::Error naming the first key whose value is out of range.
+void validate(const RunConfig& config);
+
+struct ConfigKeyInfo {
+  std::string key;            // "train.batch_size"
+  std::string type;           // "bool", "int", "float", "string" or "int list"
+  std::string default_value;  // as TOML text: 128, "resnet20", [], true
+  std::string description;    // one line
+};
+
+// All keys in a stable order, for `fractrain train --help-config`.
+std::vector<ConfigKeyInfo> config_keys();
+
+}  // namespace fractrain

@@ -1,0 +1,309 @@
+#include "config_schema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+namespace fractrain::config {
+namespace {
+
+// ---- mapping struct field types onto value kinds -------------------------------------------------------
+
+template <class T>
+constexpr ValueKind kind_of() {
+  if constexpr (std::is_same_v<T, bool>)
+    return ValueKind::Bool;
+  else if constexpr (std::is_integral_v<T>)
+    return ValueKind::Int;
+  else if constexpr (std::is_floating_point_v<T>)
+    return ValueKind::Float;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return ValueKind::String;
+  else {
+    static_assert(std::is_same_v<T, std::vector<int64_t>>, "unsupported config field type");
+    return ValueKind::IntList;
+  }
+}
+
+template <class T>
+Value to_value(const T& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return v;
+  else if constexpr (std::is_integral_v<T>)
+    return static_cast<int64_t>(v);
+  else
+    return v;
+}
+
+template <class T>
+T from_value(const Value& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return std::get<bool>(v);
+  else if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(std::get<int64_t>(v));
+  else
+    return std::get<T>(v);
+}
+
+// Values arrive as int64; a field narrower than that (int bits, uint64 seed) refuses what it cannot hold
+// instead of wrapping around silently.
+template <class T>
+std::string fits_field(const Value& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const int64_t x = std::get<int64_t>(v);
+    const int64_t lo = std::is_signed_v<T> ? static_cast<int64_t>(std::numeric_limits<T>::min()) : 0;
+    const auto hi =
+        static_cast<int64_t>(std::min<uint64_t>(static_cast<uint64_t>(std::numeric_limits<T>::max()),
+                                                static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+    if (x < lo || x > hi) return fmt::format("is out of range: must be in {}..{}", lo, hi);
+  }
+  return "";
+}
+
+template <class Section, class T>
+KeyDescriptor field(const char* key, Section RunConfig::*section, T Section::*member, Check check,
+                    const char* description) {
+  KeyDescriptor d;
+  d.key = key;
+  d.kind = kind_of<T>();
+  d.description = description;
+  d.get = [section, member](const RunConfig& c) { return to_value<T>((c.*section).*member); };
+  d.set = [section, member](RunConfig& c, const Value& v) { (c.*section).*member = from_value<T>(v); };
+  d.problem = [check](const Value& v) {
+    std::string p = fits_field<T>(v);
+    if (p.empty() && check) p = check(v);
+    return p;
+  };
+  return d;
+}
+
+// ---- range checks --------------------------------------------------------------------------------------
+
+Check any() { return nullptr; }
+
+Check bits() {
+  return [](const Value& v) -> std::string {
+    const int64_t b = std::get<int64_t>(v);
+    return (b == 0 || (b >= 1 && b <= 32)) ? "" : "is out of range: bits must be 0 (full precision) or 1..32";
+  };
+}
+
+Check int_at_least(int64_t lo) {
+  return [lo](const Value& v) -> std::string {
+    return std::get<int64_t>(v) >= lo ? "" : fmt::format("is out of range: must be >= {}", lo);
+  };
+}
+
+// Written as !(inside) so that NaN, which compares false with everything, is refused too.
+Check float_positive() {
+  return [](const Value& v) -> std::string {
+    return std::get<double>(v) > 0 && std::isfinite(std::get<double>(v)) ? "" : "is out of range: must be > 0";
+  };
+}
+
+Check float_non_negative() {
+  return [](const Value& v) -> std::string {
+    const double x = std::get<double>(v);
+    return x >= 0 && std::isfinite(x) ? "" : "is out of range: must be >= 0";
+  };
+}
+
+Check float_in_zero_one() {  // [0, 1): a momentum of 1 never forgets, so it never learns
+  return [](const Value& v) -> std::string {
+    const double x = std::get<double>(v);
+    return x >= 0 && x < 1 ? "" : "is out of range: must be in [0, 1)";
+  };
+}
+
+Check float_in_zero_one_closed_right() {  // (0, 1]: gamma 0 would zero the learning rate
+  return [](const Value& v) -> std::string {
+    const double x = std::get<double>(v);
+    return x > 0 && x <= 1 ? "" : "is out of range: must be in (0, 1]";
+  };
+}
+
+Check non_empty(const char* hint) {
+  return [hint](const Value& v) -> std::string {
+    return std::get<std::string>(v).empty() ? fmt::format("is empty: {}", hint) : "";
+  };
+}
+
+Check one_of(std::vector<std::string> allowed, const char* noun) {
+  return [allowed, noun](const Value& v) -> std::string {
+    const auto& s = std::get<std::string>(v);
+    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return "";
+    std::string choices;
+    for (size_t i = 0; i < allowed.size(); ++i) {
+      choices += (i == 0 ? "" : (i + 1 == allowed.size() ? " or " : ", ")) + allowed[i];
+    }
+    return fmt::format("is not a known {}: use {}", noun, choices);
+  };
+}
+
+// Syntax only: whether CUDA is present is for the trainer to say when it opens the device.
+Check device() {
+  return [](const Value& v) -> std::string {
+    const auto& s = std::get<std::string>(v);
+    if (s == "cpu" || s == "cuda") return "";
+    const std::string prefix = "cuda:";
+    if (s.size() > prefix.size() && s.compare(0, prefix.size(), prefix) == 0 && s.size() - prefix.size() <= 4 &&
+        std::all_of(s.begin() + prefix.size(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return "";
+    }
+    return "is not a device: use cpu, cuda or cuda:N (e.g. cuda:0)";
+  };
+}
+
+Check epoch_milestones() {
+  return [](const Value& v) -> std::string {
+    const auto& list = std::get<std::vector<int64_t>>(v);
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i] < 1) return "is out of range: milestones are epochs >= 1";
+      if (i > 0 && list[i] <= list[i - 1]) {
+        return "is not strictly increasing: list the epochs in order without repeats, e.g. [80, 120]";
+      }
+    }
+    return "";
+  };
+}
+
+// ---- the table -----------------------------------------------------------------------------------------
+
+std::vector<KeyDescriptor> build_table() {
+  using R = RunConfig;
+  return {
+      field("model.name", &R::model, &ModelConfig::name, non_empty("name a model, e.g. resnet20"),
+            "model from the zoo (resnet20, resnet38, resnet74, mobilenetv2, ...)"),
+
+      field("data.dataset", &R::data, &DataConfig::dataset, non_empty("name a dataset, e.g. fashion-mnist"),
+            "dataset name (fashion-mnist, mnist, cifar10, cifar100, ...)"),
+      field("data.path", &R::data, &DataConfig::path, any(), "dataset directory; empty = the dataset's default"),
+      field("data.train_subset", &R::data, &DataConfig::train_subset, int_at_least(0),
+            "use only the first N training samples; 0 = all"),
+      field("data.test_subset", &R::data, &DataConfig::test_subset, int_at_least(0),
+            "use only the first N test samples; 0 = all"),
+      field("data.crop_padding", &R::data, &DataConfig::crop_padding, int_at_least(0),
+            "random-crop padding in pixels for training augmentation; 0 = no crop"),
+      field("data.horizontal_flip", &R::data, &DataConfig::horizontal_flip, any(),
+            "random horizontal flips for training augmentation"),
+
+      field("precision.fw", &R::precision, &PrecisionConfig::fw, bits(),
+            "forward bits for weights and activations; 0 = full precision"),
+      field("precision.bw", &R::precision, &PrecisionConfig::bw, bits(),
+            "backward bits for gradients; 0 = full precision"),
+      field("precision.quantize_first_layer", &R::precision, &PrecisionConfig::quantize_first_layer, any(),
+            "quantize the first conv layer too"),
+      field("precision.quantize_classifier", &R::precision, &PrecisionConfig::quantize_classifier, any(),
+            "quantize the final classifier layer too"),
+      field("precision.activation_momentum", &R::precision, &PrecisionConfig::activation_momentum, float_in_zero_one(),
+            "EMA momentum of the activation ranges, in [0, 1)"),
+      field("precision.snap_zero_point", &R::precision, &PrecisionConfig::snap_zero_point, any(),
+            "round the quantization zero point to an integer so that 0 is exact"),
+
+      field("train.epochs", &R::train, &TrainConfig::epochs, int_at_least(0), "number of training epochs"),
+      field("train.iterations", &R::train, &TrainConfig::iterations, int_at_least(0),
+            "number of optimizer steps; > 0 overrides train.epochs"),
+      field("train.batch_size", &R::train, &TrainConfig::batch_size, int_at_least(1), "samples per batch"),
+      field("train.eval_every", &R::train, &TrainConfig::eval_every, int_at_least(0),
+            "evaluate every N iterations; 0 = at each epoch end"),
+      field("train.log_every", &R::train, &TrainConfig::log_every, int_at_least(0),
+            "log every N iterations; 0 = never"),
+      field("train.seed", &R::train, &TrainConfig::seed, any(), "seed for initialisation, shuffling and rounding"),
+      field("train.threads", &R::train, &TrainConfig::threads, int_at_least(0), "CPU threads; 0 = all cores"),
+      field("train.device", &R::train, &TrainConfig::device, device(), "cpu, cuda or cuda:N"),
+      field("train.checkpoint_every", &R::train, &TrainConfig::checkpoint_every, int_at_least(0),
+            "write a checkpoint every N iterations; 0 = at each evaluation"),
+
+      field("optim.lr", &R::optim, &OptimConfig::lr, float_positive(), "SGD learning rate"),
+      field("optim.momentum", &R::optim, &OptimConfig::momentum, float_in_zero_one(), "SGD momentum, in [0, 1)"),
+      field("optim.weight_decay", &R::optim, &OptimConfig::weight_decay, float_non_negative(), "L2 weight decay"),
+      field("optim.nesterov", &R::optim, &OptimConfig::nesterov, any(), "use Nesterov momentum"),
+
+      field("schedule.type", &R::schedule, &ScheduleConfig::type,
+            one_of({"constant", "multistep", "cosine"}, "schedule"), "learning-rate schedule"),
+      field("schedule.milestones", &R::schedule, &ScheduleConfig::milestones, epoch_milestones(),
+            "epochs at which multistep multiplies the lr by gamma, e.g. [80, 120]"),
+      field("schedule.gamma", &R::schedule, &ScheduleConfig::gamma, float_in_zero_one_closed_right(),
+            "multistep factor, in (0, 1]"),
+      field("schedule.warmup_iterations", &R::schedule, &ScheduleConfig::warmup_iterations, int_at_least(0),
+            "linear learning-rate warm-up over the first N iterations"),
+
+      field("output.dir", &R::output, &OutputConfig::dir, non_empty("name a directory, e.g. runs/default"),
+            "directory for metrics, checkpoints and reports"),
+  };
+}
+
+std::string leaf_of(const std::string& key) {
+  const auto dot = key.find('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+
+std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
+
+size_t levenshtein(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Typos ("batchsize") are near the full key; a key put in the wrong section ("optim.epochs") or without
+// one ("epochs") is near the leaf, so compare leaves too, at the cost of one edit for the section.
+std::string closest_key(const std::string& unknown) {
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& d : key_table()) {
+    const size_t distance = std::min(levenshtein(unknown, d.key), levenshtein(leaf_of(unknown), leaf_of(d.key)) + 1);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = d.key;
+    }
+  }
+  return (best_distance <= 2 || best_distance <= unknown.size() / 3) ? best : "";
+}
+
+}  // namespace
+
+const std::vector<KeyDescriptor>& key_table() {
+  static const std::vector<KeyDescriptor> table = build_table();
+  return table;
+}
+
+const KeyDescriptor* find_key(const std::string& key) {
+  for (const auto& d : key_table()) {
+    if (d.key == key) return &d;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& name) {
+  for (const auto& d : key_table()) {
+    if (section_of(d.key) == name) return true;
+  }
+  return false;
+}
+
+std::string unknown_key_message(const std::string& key, const std::string& where) {
+  std::string message = "unknown config key '" + key + "' in " + where;
+  if (is_section(key)) {
+    const auto first = std::find_if(key_table().begin(), key_table().end(),
+                                    [&](const KeyDescriptor& d) { return section_of(d.key) == key; });
+    return message + "; '" + key + "' is a section, set one of its keys, e.g. '" + first->key + "'";
+  }
+  const std::string suggestion = closest_key(key);
+  if (!suggestion.empty()) return message + "; did you mean '" + suggestion + "'?";
+  return message + "; run `fractrain train --help-config` to list the keys";
+}
+
+}  // namespace fractrain::config
