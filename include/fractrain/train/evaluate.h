@@ -1,0 +1,20 @@
+#pragma once
+// Test-set evaluation of a model under a precision plan (eval mode: BN and activation ranges use running
+// statistics).
+#include <c10/core/Device.h>
+
+#include "fractrain/data/image_dataset.h"
+#include "fractrain/models/quantized_model.h"
+
+namespace fractrain {
+
+struct EvalResult {
+  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // top-1, in [0, 1]
+  int64_t samples = 0;
+};
+
+EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const ImageDataset& data, int64_t batch_size,
+                    c10::Device device);
+
+}  // namespace fractrain

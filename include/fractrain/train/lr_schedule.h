@@ -1,0 +1,19 @@
+#pragma once
+// Learning rate as a pure function of the iteration, so a resumed run needs no schedule state.
+#include <cstdint>
+
+#include "fractrain/train/run_config.h"
+
+namespace fractrain {
+
+struct ScheduleClock {
+  int64_t iteration = 0;             // 0-based index of the step about to run
+  int64_t iterations_per_epoch = 1;  // for epoch-based milestones
+  int64_t total_iterations = 1;      // for cosine decay
+};
+
+// constant: lr; multistep: lr * gamma^(number of milestones <= current epoch); cosine: half-cosine decay from
+// lr to 0 over the run. A linear warm-up over the first `warmup_iterations` multiplies any of them.
+double learning_rate(const ScheduleConfig& schedule, double base_lr, const ScheduleClock& clock);
+
+}  // namespace fractrain

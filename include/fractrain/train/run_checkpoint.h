@@ -1,0 +1,36 @@
+#pragma once
+// What a training checkpoint holds, and saving/loading it: model parameters and buffers (BN and activation
+// running statistics), optimizer state (momentum buffers), the resolved config, and the trainer's position.
+// Data order, augmentation and stochastic rounding are pure functions of (seed, epoch/step), so the position
+// is all the "RNG state" there is.
+#include <torch/optim/sgd.h>
+
+#include <string>
+
+#include "fractrain/models/quantized_model.h"
+#include "fractrain/train/run_config.h"
+
+namespace fractrain {
+
+struct TrainerState {
+  int64_t step = 0;                           // completed training steps
+  int64_t next_epoch = 0, next_batch = 0;     // loader cursor
+  double best_accuracy = -1.0;                // best test accuracy so far
+  int64_t best_step = -1;
+  double train_seconds = 0.0;                 // wall time spent training (all sessions)
+  // Training statistics accumulated since the last evaluation.
+  double window_loss_sum = 0.0;
+  int64_t window_correct = 0, window_samples = 0;
+};
+
+void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,
+                         torch::optim::SGD& optimizer, const TrainerState& state);
+
+// Restores model, optimizer and trainer state. Throws fractrain::Error if the file is not a fractrain
+// checkpoint, is damaged, or was written for another model.
+TrainerState load_run_checkpoint(const std::string& path, QuantizedModel& model, torch::optim::SGD& optimizer);
+
+// The config stored in a checkpoint (to resume or evaluate without the original recipe).
+RunConfig checkpoint_config(const std::string& path);
+
+}  // namespace fractrain

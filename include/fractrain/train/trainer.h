@@ -1,0 +1,25 @@
+#pragma once
+// `fractrain train`: the training loop with evaluation, metrics, checkpoints and the run summary.
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "fractrain/train/run_config.h"
+
+namespace fractrain {
+
+struct TrainOptions {
+  std::string resume_from;  // a checkpoint file to continue from ("" = fresh run)
+  bool quiet = false;       // no progress line (tests)
+};
+
+// Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). Writes into
+// config.output.dir: config.toml, metrics.jsonl, metrics.csv, checkpoints/{last,best}.ckpt, summary.json.
+// Returns the summary.
+nlohmann::json train_run(const RunConfig& config, const TrainOptions& options = {});
+
+// Where a run directory keeps its latest checkpoint.
+std::string last_checkpoint_path(const std::string& output_dir);
+std::string best_checkpoint_path(const std::string& output_dir);
+
+}  // namespace fractrain

@@ -1,0 +1,27 @@
+#include "fractrain/train/lr_schedule.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+double learning_rate(const ScheduleConfig& schedule, double base_lr, const ScheduleClock& clock) {
+  double lr = base_lr;
+  if (schedule.type == "multistep") {
+    const int64_t epoch = clock.iteration / std::max<int64_t>(1, clock.iterations_per_epoch);
+    for (int64_t milestone : schedule.milestones)
+      if (epoch >= milestone) lr *= schedule.gamma;
+  } else if (schedule.type == "cosine") {
+    const double progress = static_cast<double>(clock.iteration) / std::max<int64_t>(1, clock.total_iterations);
+    lr = 0.5 * base_lr * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  } else if (schedule.type != "constant") {
+    throw Error("schedule.type = '" + schedule.type + "' is not a schedule: use constant, multistep or cosine");
+  }
+  if (clock.iteration < schedule.warmup_iterations)
+    lr *= static_cast<double>(clock.iteration + 1) / static_cast<double>(schedule.warmup_iterations);
+  return lr;
+}
+
+}  // namespace fractrain

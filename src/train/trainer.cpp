@@ -1,0 +1,247 @@
+#include "fractrain/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "fractrain/data/batch_loader.h"
+#include "fractrain/train/evaluate.h"
+#include "fractrain/train/lr_schedule.h"
+#include "fractrain/train/metrics_log.h"
+#include "fractrain/train/progress.h"
+#include "fractrain/train/run_checkpoint.h"
+#include "fractrain/train/run_components.h"
+#include "fractrain/util/atomic_file.h"
+#include "fractrain/util/error.h"
+#include "fractrain/util/stop_signal.h"
+
+namespace fractrain {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kMetricColumns = {"step",      "epoch",      "lr",        "train_loss", "train_accuracy",
+                                                 "test_loss", "test_accuracy", "images_per_second", "train_seconds",
+                                                 "precision"};
+
+class Trainer {
+ public:
+  Trainer(const RunConfig& config, const TrainOptions& options) : config_(config), options_(options) {}
+  nlohmann::json run();
+
+ private:
+  void setup();
+  void train_step(const Batch& batch);
+  void evaluate_and_log();
+  void save_last();
+  nlohmann::json summary(bool interrupted) const;
+  void print_summary(const nlohmann::json& s) const;
+
+  RunConfig config_;
+  TrainOptions options_;
+  c10::Device device_ = c10::kCPU;
+  int threads_ = 1;
+  RunData data_;
+  std::shared_ptr<QuantizedModel> model_;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::unique_ptr<BatchLoader> loader_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<ProgressLine> progress_;
+  PrecisionPlan plan_;
+  TrainerState state_;
+  int64_t total_steps_ = 0, eval_every_ = 0, checkpoint_every_ = 0, batches_per_epoch_ = 0;
+  int64_t start_step_ = 0;
+  double lr_ = 0.0;
+  EvalResult last_eval_;
+};
+
+void Trainer::setup() {
+  device_ = resolve_device(config_.train.device);
+  threads_ = configure_threads(config_.train.threads);
+  data_ = load_run_data(config_.data, config_.train.seed);
+  model_ = build_model(config_, input_spec_of(*data_.train), device_);
+  plan_ = make_static_plan(*model_, static_precision_of(config_.precision), quantization_policy_of(config_.precision));
+  optimizer_ = std::make_unique<torch::optim::SGD>(
+      model_->parameters(), torch::optim::SGDOptions(config_.optim.lr)
+                                .momentum(config_.optim.momentum)
+                                .weight_decay(config_.optim.weight_decay)
+                                .nesterov(config_.optim.nesterov));
+  AugmentConfig augment;
+  augment.crop_padding = static_cast<int>(config_.data.crop_padding);
+  augment.horizontal_flip = config_.data.horizontal_flip;
+  loader_ = std::make_unique<BatchLoader>(data_.train, config_.train.batch_size, /*shuffle=*/true,
+                                          /*drop_last=*/true, augment, /*augment=*/true, config_.train.seed);
+  batches_per_epoch_ = loader_->batches_per_epoch();
+  total_steps_ = config_.train.iterations > 0 ? config_.train.iterations : config_.train.epochs * batches_per_epoch_;
+  eval_every_ = config_.train.eval_every > 0 ? config_.train.eval_every : batches_per_epoch_;
+  checkpoint_every_ = config_.train.checkpoint_every > 0 ? config_.train.checkpoint_every : eval_every_;
+
+  fs::create_directories(fs::path(config_.output.dir) / "checkpoints");
+  write_file_atomically((fs::path(config_.output.dir) / "config.toml").string(), to_toml(config_));
+  if (!options_.resume_from.empty()) {
+    state_ = load_run_checkpoint(options_.resume_from, *model_, *optimizer_);
+    std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
+  }
+  start_step_ = state_.step;
+  loader_->seek(state_.next_epoch, state_.next_batch);
+  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, kMetricColumns,
+                                          options_.resume_from.empty() ? -1 : state_.step);
+  progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
+}
+
+void Trainer::train_step(const Batch& batch) {
+  lr_ = learning_rate(config_.schedule, config_.optim.lr,
+                      ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_);
+  at::Tensor images = batch.images.to(device_), labels = batch.labels.to(device_);
+  plan_.noise_step = static_cast<uint64_t>(state_.step);
+  model_->train();
+  at::Tensor logits = model_->forward(images, plan_);
+  at::Tensor loss = torch::cross_entropy_loss(logits, labels);
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value))
+    throw Error("training loss became " + std::to_string(loss_value) + " at step " + std::to_string(state_.step + 1) +
+                " (precision " + to_string(static_precision_of(config_.precision)) +
+                "); lower optim.lr, add schedule.warmup_iterations, or raise the precision");
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+
+  ++state_.step;
+  state_.next_epoch = loader_->next_epoch();
+  state_.next_batch = loader_->next_batch_in_epoch();
+  const int64_t n = labels.size(0);
+  const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
+  state_.window_loss_sum += loss_value * n;
+  state_.window_correct += correct;
+  state_.window_samples += n;
+  const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
+  progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / n, lr_, n);
+}
+
+void Trainer::evaluate_and_log() {
+  last_eval_ = evaluate(*model_, plan_, *data_.test, config_.train.batch_size, device_);
+  const double samples = std::max<int64_t>(1, state_.window_samples);
+  nlohmann::json record = {{"step", state_.step},
+                           {"epoch", static_cast<double>(state_.step) / batches_per_epoch_},
+                           {"lr", lr_},
+                           {"train_loss", state_.window_loss_sum / samples},
+                           {"train_accuracy", state_.window_correct / samples},
+                           {"test_loss", last_eval_.loss},
+                           {"test_accuracy", last_eval_.accuracy},
+                           {"images_per_second", progress_->images_per_second()},
+                           {"train_seconds", state_.train_seconds},
+                           {"precision", to_string(static_precision_of(config_.precision))}};
+  metrics_->append(record);
+  state_.window_loss_sum = 0.0;
+  state_.window_correct = state_.window_samples = 0;
+  progress_->break_line();
+  std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
+              (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy, record["train_loss"].get<double>(),
+              100.0 * record["train_accuracy"].get<double>());
+  if (last_eval_.accuracy > state_.best_accuracy) {
+    state_.best_accuracy = last_eval_.accuracy;
+    state_.best_step = state_.step;
+    save_run_checkpoint(best_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, state_);
+  }
+}
+
+void Trainer::save_last() {
+  save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, state_);
+}
+
+nlohmann::json Trainer::summary(bool interrupted) const {
+  int64_t parameters = 0;
+  for (const auto& p : model_->parameters()) parameters += p.numel();
+  return {{"model", config_.model.name},
+          {"dataset", config_.data.dataset},
+          {"train_samples", data_.train->size()},
+          {"test_samples", data_.test->size()},
+          {"parameters", parameters},
+          {"precision", to_string(static_precision_of(config_.precision))},
+          {"steps", state_.step},
+          {"total_steps", total_steps_},
+          {"epochs", static_cast<double>(state_.step) / batches_per_epoch_},
+          {"interrupted", interrupted},
+          {"final_test_accuracy", last_eval_.accuracy},
+          {"final_test_loss", last_eval_.loss},
+          {"best_test_accuracy", state_.best_accuracy},
+          {"best_step", state_.best_step},
+          {"train_seconds", state_.train_seconds},
+          {"images_per_second", progress_->images_per_second()},
+          {"device", device_.str()},
+          {"threads", threads_},
+          {"output_dir", config_.output.dir},
+          {"config", to_json(config_)}};
+}
+
+void Trainer::print_summary(const nlohmann::json& s) const {
+  std::printf(
+      "\n== fractrain run summary ==\n"
+      "model        %s on %s (%lld train / %lld test samples, %lld parameters)\n"
+      "precision    %s\n"
+      "steps        %lld of %lld (%.2f epochs)%s\n"
+      "test         accuracy %.2f%%  loss %.4f   (best %.2f%% at step %lld)\n"
+      "time         %s training, %.0f images/s on %s with %d threads\n"
+      "output       %s/{summary.json,metrics.csv,metrics.jsonl,checkpoints/}\n",
+      s["model"].get<std::string>().c_str(), s["dataset"].get<std::string>().c_str(),
+      (long long)s["train_samples"].get<int64_t>(), (long long)s["test_samples"].get<int64_t>(),
+      (long long)s["parameters"].get<int64_t>(), s["precision"].get<std::string>().c_str(),
+      (long long)s["steps"].get<int64_t>(), (long long)s["total_steps"].get<int64_t>(), s["epochs"].get<double>(),
+      s["interrupted"].get<bool>() ? " INTERRUPTED (resume with --resume)" : "",
+      100.0 * s["final_test_accuracy"].get<double>(), s["final_test_loss"].get<double>(),
+      100.0 * s["best_test_accuracy"].get<double>(), (long long)s["best_step"].get<int64_t>(),
+      ProgressLine::format_duration(s["train_seconds"].get<double>()).c_str(), s["images_per_second"].get<double>(),
+      s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
+}
+
+nlohmann::json Trainer::run() {
+  setup();
+  std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads -> %s\n",
+              config_.model.name.c_str(), config_.data.dataset.c_str(),
+              to_string(static_precision_of(config_.precision)).c_str(), (long long)total_steps_,
+              (long long)batches_per_epoch_, device_.str().c_str(), threads_, config_.output.dir.c_str());
+  bool interrupted = false;
+  while (state_.step < total_steps_) {
+    if (stop_requested()) {
+      interrupted = true;
+      break;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    train_step(loader_->next());
+    state_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const bool last = state_.step == total_steps_;
+    if (state_.step % eval_every_ == 0 || last) evaluate_and_log();
+    if (state_.step % checkpoint_every_ == 0 || last) save_last();
+  }
+  progress_->break_line();
+  if (interrupted) {
+    save_last();
+    std::printf("stopped by signal at step %lld; checkpoint written to %s\n", (long long)state_.step,
+                last_checkpoint_path(config_.output.dir).c_str());
+  }
+  nlohmann::json s = summary(interrupted);
+  write_file_atomically((fs::path(config_.output.dir) / "summary.json").string(), s.dump(2) + "\n");
+  print_summary(s);
+  return s;
+}
+
+}  // namespace
+
+std::string last_checkpoint_path(const std::string& output_dir) {
+  return (fs::path(output_dir) / "checkpoints" / "last.ckpt").string();
+}
+
+std::string best_checkpoint_path(const std::string& output_dir) {
+  return (fs::path(output_dir) / "checkpoints" / "best.ckpt").string();
+}
+
+nlohmann::json train_run(const RunConfig& config, const TrainOptions& options) {
+  Trainer trainer(config, options);
+  return trainer.run();
+}
+
+}  // namespace fractrain
