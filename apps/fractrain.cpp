@@ -48,11 +48,12 @@ void check_resume_compatible(const RunConfig& saved, const RunConfig& requested,
 }
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,
-              const std::string& resume_path, bool quiet) {
+              const std::string& resume_path, bool quiet, int64_t stop_at) {
   RunConfig config = config_path.empty() ? RunConfig{} : load_run_config(config_path);
   for (const auto& o : overrides) apply_override(config, o);
   TrainOptions options;
   options.quiet = quiet;
+  options.stop_at_step = stop_at;
   if (resume) {
     options.resume_from = resume_path.empty() ? last_checkpoint_path(config.output.dir) : resume_path;
     RunConfig saved = checkpoint_config(options.resume_from);
@@ -115,11 +116,15 @@ int main(int argc, char** argv) {
   std::string config_path, resume_path;
   std::vector<std::string> overrides;
   bool resume = false, quiet = false, help_config = false;
+  int64_t stop_at = 0;
   train->add_option("-c,--config", config_path, "TOML recipe (see configs/); defaults apply to keys it omits");
   train->add_option("-s,--set", overrides, "override a config key, e.g. --set train.epochs=3 (repeatable)");
   train->add_option("--resume", resume_path, "continue from a checkpoint (default: OUTPUT_DIR/checkpoints/last.ckpt)")
       ->expected(0, 1);
   train->add_flag("-q,--quiet", quiet, "no progress line");
+  train->add_option("--stop-at", stop_at,
+                    "checkpoint and exit after this many steps (time-sliced jobs; continue with --resume)")
+      ->check(CLI::NonNegativeNumber);
   train->add_flag("--help-config", help_config, "list every config key with its type, default and meaning");
 
   auto* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test split");
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
         print_config_keys();
         return 0;
       }
-      return run_train(config_path, overrides, resume, resume_path, quiet);
+      return run_train(config_path, overrides, resume, resume_path, quiet, stop_at);
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     return run_models();

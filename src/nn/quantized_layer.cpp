@@ -42,6 +42,7 @@ QuantRange QuantizedLayer::input_range(const at::Tensor& x) {
 
 at::Tensor QuantizedLayer::quantize_input(const at::Tensor& x, const LayerPrecision& precision) {
   if (precision.act_full()) return x;
+  RECORD_USER_SCOPE("fractrain::quantize_input");
   const QuantRange range = input_range(x.detach());
   QuantizeOptions options;
   options.snap_zero_point = settings_.snap_zero_point;
@@ -68,6 +69,7 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
   const at::Tensor& w = weight_tensor();
   at::Tensor w_q = w;
   if (precision.weight_bits() != 0) {
+    RECORD_USER_SCOPE("fractrain::quantize_weight");
     QuantizeOptions options;
     options.snap_zero_point = settings_.snap_zero_point;
     at::Tensor quantized;

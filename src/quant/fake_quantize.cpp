@@ -1,6 +1,7 @@
 #include "fractrain/quant/fake_quantize.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
@@ -15,6 +16,7 @@ bool use_fused_kernel(const at::Tensor& x) {
 // Quantizes x viewed as [rows, numel/rows] with per-row parameters, on the fused kernel or the reference.
 at::Tensor quantize_with_params(const at::Tensor& x, const std::vector<kernel::RowQuantParams>& params,
                                 const QuantizeOptions& options) {
+  RECORD_USER_SCOPE("fractrain::quantize_kernel");
   at::Tensor input = x.contiguous();
   at::Tensor out = at::empty_like(input, at::MemoryFormat::Contiguous);
   const int64_t rows = static_cast<int64_t>(params.size());

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "fractrain/util/did_you_mean.h"
+
 namespace fractrain::config {
 namespace {
 
@@ -176,15 +178,15 @@ std::vector<KeyDescriptor> build_table() {
   using R = RunConfig;
   return {
       field("model.name", &R::model, &ModelConfig::name, non_empty("name a model, e.g. resnet20"),
-            "model from the zoo (resnet20, resnet38, resnet74, mobilenetv2, ...)"),
+            "model from the zoo (resnet20, resnet38, ...; `fractrain models` lists them)"),
 
       field("data.dataset", &R::data, &DataConfig::dataset, non_empty("name a dataset, e.g. fashion-mnist"),
             "dataset name (fashion-mnist, mnist, cifar10, cifar100, ...)"),
       field("data.path", &R::data, &DataConfig::path, any(), "dataset directory; empty = the dataset's default"),
       field("data.train_subset", &R::data, &DataConfig::train_subset, int_at_least(0),
-            "use only the first N training samples; 0 = all"),
+            "train on a seeded random subset of N training samples; 0 = all"),
       field("data.test_subset", &R::data, &DataConfig::test_subset, int_at_least(0),
-            "use only the first N test samples; 0 = all"),
+            "evaluate on a seeded random subset of N test samples; 0 = all"),
       field("data.crop_padding", &R::data, &DataConfig::crop_padding, int_at_least(0),
             "random-crop padding in pixels for training augmentation; 0 = no crop"),
       field("data.horizontal_flip", &R::data, &DataConfig::horizontal_flip, any(),
@@ -243,28 +245,13 @@ std::string leaf_of(const std::string& key) {
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 
-size_t levenshtein(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // Typos ("batchsize") are near the full key; a key put in the wrong section ("optim.epochs") or without
 // one ("epochs") is near the leaf, so compare leaves too, at the cost of one edit for the section.
 std::string closest_key(const std::string& unknown) {
   std::string best;
   size_t best_distance = std::numeric_limits<size_t>::max();
   for (const auto& d : key_table()) {
-    const size_t distance = std::min(levenshtein(unknown, d.key), levenshtein(leaf_of(unknown), leaf_of(d.key)) + 1);
+    const size_t distance = std::min(edit_distance(unknown, d.key), edit_distance(leaf_of(unknown), leaf_of(d.key)) + 1);
     if (distance < best_distance) {
       best_distance = distance;
       best = d.key;

@@ -206,7 +206,7 @@ nlohmann::json Trainer::run() {
               (long long)batches_per_epoch_, device_.str().c_str(), threads_, config_.output.dir.c_str());
   bool interrupted = false;
   while (state_.step < total_steps_) {
-    if (stop_requested()) {
+    if (stop_requested() || (options_.stop_at_step > 0 && state_.step >= options_.stop_at_step)) {
       interrupted = true;
       break;
     }
@@ -220,7 +220,7 @@ nlohmann::json Trainer::run() {
   progress_->break_line();
   if (interrupted) {
     save_last();
-    std::printf("stopped by signal at step %lld; checkpoint written to %s\n", (long long)state_.step,
+    std::printf("stopped at step %lld; checkpoint written to %s\n", (long long)state_.step,
                 last_checkpoint_path(config_.output.dir).c_str());
   }
   nlohmann::json s = summary(interrupted);

@@ -11,6 +11,9 @@ namespace fractrain {
 struct TrainOptions {
   std::string resume_from;  // a checkpoint file to continue from ("" = fresh run)
   bool quiet = false;       // no progress line (tests)
+  // Stop after this many completed steps as if interrupted: checkpoint, summary, no final evaluation
+  // (time-sliced jobs; 0 = run to the end).
+  int64_t stop_at_step = 0;
 };
 
 // Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). Writes into
