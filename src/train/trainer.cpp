@@ -15,6 +15,7 @@
 #include "fractrain/train/run_components.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/gnuplot.h"
 #include "fractrain/util/stop_signal.h"
 
 namespace fractrain {
@@ -36,6 +37,7 @@ class Trainer {
   void train_step(const Batch& batch);
   void evaluate_and_log();
   void save_last();
+  void plot_curves() const;
   nlohmann::json summary(bool interrupted) const;
   void print_summary(const nlohmann::json& s) const;
 
@@ -153,6 +155,31 @@ void Trainer::save_last() {
   save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, state_);
 }
 
+// training_curves.png: train and test accuracy (left axis) and losses (right axis) against the step.
+void Trainer::plot_curves() const {
+  if (metrics_->records().empty()) return;
+  if (!gnuplot_available()) {
+    std::printf("note: gnuplot not found, no training_curves.png (apt-get install gnuplot-nox)\n");
+    return;
+  }
+  const std::string csv = metrics_->csv_path();
+  PlotSpec spec;
+  spec.title = config_.model.name + " on " + config_.data.dataset + ", " +
+               to_string(static_precision_of(config_.precision));
+  spec.x_label = "step";
+  spec.y_label = "accuracy";
+  spec.y2_label = "loss";
+  spec.series = {{"train accuracy", csv, "step", "train_accuracy", false},
+                 {"test accuracy", csv, "step", "test_accuracy", false},
+                 {"train loss", csv, "step", "train_loss", true},
+                 {"test loss", csv, "step", "test_loss", true}};
+  try {
+    plot_lines(spec, (fs::path(config_.output.dir) / "training_curves.png").string());
+  } catch (const Error& e) {
+    std::printf("note: no training curves plot: %s\n", e.what());  // the CSV has the same data
+  }
+}
+
 nlohmann::json Trainer::summary(bool interrupted) const {
   int64_t parameters = 0;
   for (const auto& p : model_->parameters()) parameters += p.numel();
@@ -186,7 +213,7 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       "steps        %lld of %lld (%.2f epochs)%s\n"
       "test         accuracy %.2f%%  loss %.4f   (best %.2f%% at step %lld)\n"
       "time         %s training, %.0f images/s on %s with %d threads\n"
-      "output       %s/{summary.json,metrics.csv,metrics.jsonl,checkpoints/}\n",
+      "output       %s/{summary.json,metrics.csv,metrics.jsonl,training_curves.png,checkpoints/}\n",
       s["model"].get<std::string>().c_str(), s["dataset"].get<std::string>().c_str(),
       (long long)s["train_samples"].get<int64_t>(), (long long)s["test_samples"].get<int64_t>(),
       (long long)s["parameters"].get<int64_t>(), s["precision"].get<std::string>().c_str(),
@@ -223,6 +250,7 @@ nlohmann::json Trainer::run() {
     std::printf("stopped at step %lld; checkpoint written to %s\n", (long long)state_.step,
                 last_checkpoint_path(config_.output.dir).c_str());
   }
+  plot_curves();
   nlohmann::json s = summary(interrupted);
   write_file_atomically((fs::path(config_.output.dir) / "summary.json").string(), s.dump(2) + "\n");
   print_summary(s);
