@@ -6,7 +6,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <functional>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -15,9 +14,12 @@
 #include "fractrain/data/batch_loader.h"
 #include "fractrain/quant/philox.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
+
+using namespace test_support;
 
 // n images of 3x5x4 whose first pixel encodes the sample index, so batches can be traced back to samples.
 std::shared_ptr<const ImageDataset> indexed_dataset(int64_t n) {
@@ -44,16 +46,6 @@ void expect_same_batch(const Batch& a, const Batch& b) {
   EXPECT_EQ(a.batch_in_epoch, b.batch_in_epoch);
   EXPECT_EQ(labels_of(a), labels_of(b));
   EXPECT_TRUE(at::equal(a.images, b.images)) << "epoch " << a.epoch << " batch " << a.batch_in_epoch;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fractrain::Error";
-  return "";
 }
 
 const AugmentConfig kCifarAug{2, true};

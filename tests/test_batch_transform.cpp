@@ -6,16 +6,18 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "fractrain/data/batch_transform.h"
 #include "fractrain/quant/philox.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
+
+using namespace test_support;
 
 // n random images of c x h x w drawn from Philox (so the test data is the same everywhere).
 ImageDataset random_dataset(int64_t n, int64_t c, int64_t h, int64_t w, uint64_t seed) {
@@ -39,16 +41,6 @@ std::vector<int64_t> random_indices(int64_t count, int64_t n, uint64_t seed) {
   std::vector<int64_t> out;
   for (int64_t i = 0; i < count; ++i) out.push_back(static_cast<int64_t>(rng.below(i, n)));
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fractrain::Error";
-  return "";
 }
 
 TEST(BatchTransform, FusedEqualsReferenceExactly) {

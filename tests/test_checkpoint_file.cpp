@@ -10,8 +10,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,36 +17,13 @@
 
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected fractrain::Error";
-  return "";
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
+using namespace test_support;
 
 void put_le(std::string& out, uint64_t v, int n) {
   for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -68,15 +43,7 @@ std::string container(uint32_t version, const std::string& meta, const std::stri
 
 class CheckpointFile : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) / ("fractrain_ckpt_" + std::to_string(::getpid()) + "_" +
-                                           testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return dir_.file(name); }
 
   static CheckpointMeta sample_meta() {
     CheckpointMeta meta;
@@ -104,7 +71,7 @@ class CheckpointFile : public testing::Test {
     return error_of([&] { load_checkpoint(p, "resnet20", [](torch::serialize::InputArchive&) {}); });
   }
 
-  fs::path dir_;
+  TempDir dir_{"fractrain_ckpt"};
 };
 
 TEST_F(CheckpointFile, RoundTripsMetaAndTensors) {
@@ -130,7 +97,7 @@ TEST_F(CheckpointFile, RoundTripsMetaAndTensors) {
   EXPECT_EQ(only_meta.step, 1234);
   EXPECT_EQ(only_meta.extra, sample_meta().extra);
 
-  EXPECT_EQ(read_bytes(p).rfind("FRACTRAIN-CHECKPOINT\n", 0), 0u);
+  EXPECT_EQ(read_file(p).rfind("FRACTRAIN-CHECKPOINT\n", 0), 0u);
   EXPECT_FALSE(fs::exists(p + ".tmp." + std::to_string(::getpid())));
 }
 
@@ -163,12 +130,12 @@ TEST_F(CheckpointFile, SaveReplacesAnExistingCheckpoint) {
 TEST_F(CheckpointFile, TruncatedFilesAreRefusedAtEveryCut) {
   const std::string good = path("good.ckpt");
   save_sample(good);
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = read_file(good);
   const size_t n = bytes.size();
   const std::vector<size_t> cuts = {0, 1, 10, 21, 23, 25, 30, 33, 40, n / 2, n - 50, n - 5, n - 4, n - 3, n - 1};
   for (const size_t cut : cuts) {
     const std::string p = path("cut.ckpt");
-    write_bytes(p, bytes.substr(0, cut));
+    write_file(p, bytes.substr(0, cut));
     const std::string message = load_error(p);
     EXPECT_CONTAINS(message, "truncated");
     EXPECT_CONTAINS(message, p);
@@ -179,14 +146,14 @@ TEST_F(CheckpointFile, TruncatedFilesAreRefusedAtEveryCut) {
 TEST_F(CheckpointFile, TrailingBytesAreRefused) {
   const std::string p = path("a.ckpt");
   save_sample(p);
-  write_bytes(p, read_bytes(p) + "x");
+  write_file(p, read_file(p) + "x");
   EXPECT_CONTAINS(load_error(p), "corrupt");
 }
 
 TEST_F(CheckpointFile, EverySingleBitFlipIsRefused) {
   const std::string good = path("good.ckpt");
   save_sample(good);
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = read_file(good);
   const size_t n = bytes.size();
   const size_t meta_start = 21 + 4 + 8;
   // Magic, version, meta length, meta text, payload length, payload start/middle/end, checksum.
@@ -197,7 +164,7 @@ TEST_F(CheckpointFile, EverySingleBitFlipIsRefused) {
       std::string flipped = bytes;
       flipped[pos] = static_cast<char>(flipped[pos] ^ (1 << bit));
       const std::string p = path("flip.ckpt");
-      write_bytes(p, flipped);
+      write_file(p, flipped);
       const std::string message = load_error(p);
       EXPECT_FALSE(message.empty()) << "byte " << pos << " bit " << bit;
       EXPECT_CONTAINS(message, p);
@@ -206,7 +173,7 @@ TEST_F(CheckpointFile, EverySingleBitFlipIsRefused) {
   // A flip in the payload reaches the checksum, and says so.
   std::string flipped = bytes;
   flipped[n / 2] = static_cast<char>(flipped[n / 2] ^ 1);
-  write_bytes(path("flip.ckpt"), flipped);
+  write_file(path("flip.ckpt"), flipped);
   EXPECT_CONTAINS(load_error(path("flip.ckpt")), "corrupt: checksum mismatch");
 }
 
@@ -229,7 +196,7 @@ TEST_F(CheckpointFile, WrongMagicIsRefused) {
   archive.save_to(bare);  // a plain torch archive, not wrapped
   EXPECT_CONTAINS(load_error(bare), "'" + bare + "' is not a fractrain checkpoint");
   const std::string text = path("notes.txt");
-  write_bytes(text, "hello, this is a text file that is long enough\n");
+  write_file(text, "hello, this is a text file that is long enough\n");
   EXPECT_CONTAINS(error_of([&] { read_checkpoint_meta(text); }), "is not a fractrain checkpoint");
 }
 
@@ -240,23 +207,23 @@ TEST_F(CheckpointFile, MissingFileIsNamed) {
   EXPECT_CONTAINS(message, "No such file");
 }
 
-TEST_F(CheckpointFile, DirectoryIsNotReadAsACheckpoint) { EXPECT_CONTAINS(load_error(dir_.string()), dir_.string()); }
+TEST_F(CheckpointFile, DirectoryIsNotReadAsACheckpoint) { EXPECT_CONTAINS(load_error(dir_.str()), dir_.str()); }
 
 TEST_F(CheckpointFile, NewerFormatVersionIsRefusedByName) {
   const std::string p = path("v2.ckpt");
-  write_bytes(p, container(2, R"({"model_name":"resnet20","step":0,"epoch":0})", "payload"));
+  write_file(p, container(2, R"({"model_name":"resnet20","step":0,"epoch":0})", "payload"));
   EXPECT_CONTAINS(load_error(p), "was written by format version 2, this build reads 1");
 }
 
 TEST_F(CheckpointFile, IntactContainerWithUnreadablePayloadOrMetaIsRefused) {
   const std::string p = path("junk.ckpt");
-  write_bytes(p, container(1, R"({"model_name":"resnet20","step":7,"epoch":1})", "not a zip archive"));
+  write_file(p, container(1, R"({"model_name":"resnet20","step":7,"epoch":1})", "not a zip archive"));
   EXPECT_EQ(read_checkpoint_meta(p).step, 7);
   EXPECT_CONTAINS(load_error(p), "torch cannot read its payload");
 
-  write_bytes(p, container(1, R"({"model_name":"resnet20"})", "x"));
+  write_file(p, container(1, R"({"model_name":"resnet20"})", "x"));
   EXPECT_CONTAINS(error_of([&] { read_checkpoint_meta(p); }), "unreadable metadata");
-  write_bytes(p, container(1, "{not json", "x"));
+  write_file(p, container(1, "{not json", "x"));
   EXPECT_CONTAINS(error_of([&] { read_checkpoint_meta(p); }), "unreadable metadata");
 }
 
@@ -276,7 +243,7 @@ TEST_F(CheckpointFile, PayloadThatDoesNotFitTheModelIsNamed) {
 TEST_F(CheckpointFile, WriteIntoUnwritablePlaceThrowsAndKeepsThePreviousFile) {
   // Tests run as root, so chmod cannot make a directory unwritable; a parent that is a regular file can.
   const std::string not_a_dir = path("plain_file");
-  write_bytes(not_a_dir, "x");
+  write_file(not_a_dir, "x");
   const std::string p = not_a_dir + "/a.ckpt";
   const std::string message = error_of([&] { save_sample(p); });
   EXPECT_CONTAINS(message, p);
@@ -292,7 +259,7 @@ TEST_F(CheckpointFile, WriteIntoUnwritablePlaceThrowsAndKeepsThePreviousFile) {
   EXPECT_CONTAINS(error_of([] { write_file_atomically("/proc/fractrain_test.ckpt", "abc"); }),
                   "/proc/fractrain_test.ckpt");
 
-  for (const auto& entry : fs::directory_iterator(dir_)) {
+  for (const auto& entry : fs::directory_iterator(dir_.str())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
   }
 }
@@ -300,7 +267,7 @@ TEST_F(CheckpointFile, WriteIntoUnwritablePlaceThrowsAndKeepsThePreviousFile) {
 TEST_F(CheckpointFile, FailedWriteMidFileKeepsThePreviousCheckpointLoadable) {
   const std::string p = path("a.ckpt");
   save_sample(p, 1, 10);
-  const std::string before = read_bytes(p);
+  const std::string before = read_file(p);
 
   // A file-size limit makes write(2) fail part-way (EFBIG), even for root: the closest stand-in for a disk
   // filling up during a save.
@@ -316,7 +283,7 @@ TEST_F(CheckpointFile, FailedWriteMidFileKeepsThePreviousCheckpointLoadable) {
 
   EXPECT_CONTAINS(message, p);
   EXPECT_CONTAINS(message, "File too large");
-  EXPECT_EQ(read_bytes(p), before);
+  EXPECT_EQ(read_file(p), before);
   torch::Tensor weights;
   const auto meta =
       load_checkpoint(p, "resnet20", [&](torch::serialize::InputArchive& a) { a.read("weights", weights); });
@@ -336,13 +303,13 @@ TEST(AtomicFile, ShortWriteToAFullDeviceThrows) {
 }
 
 TEST(AtomicFile, WritesExactBytesAndReplaces) {
-  const std::string p = testing::TempDir() + "/fractrain_atomic_" + std::to_string(::getpid());
+  const TempDir dir("fractrain_atomic");
+  const std::string p = dir.file("file");
   std::string bytes("a\0b\n", 4);
   write_file_atomically(p, bytes);
-  EXPECT_EQ(read_bytes(p), bytes);
+  EXPECT_EQ(read_file(p), bytes);
   write_file_atomically(p, "");
-  EXPECT_EQ(read_bytes(p), "");
-  std::remove(p.c_str());
+  EXPECT_EQ(read_file(p), "");
 }
 
 }  // namespace

@@ -1,47 +1,23 @@
 // CIFAR-10/100 binary reading: exact parsing and concatenation of generated files, both folder layouts, and a
 // clear error naming the file for every kind of bad input.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <ATen/ATen.h>
 
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "fractrain/data/cifar_reader.h"
 #include "fractrain/data/datasets.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("fractrain_cifar_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
+using namespace test_support;
 
 // Pixel (global sample g, channel c, y, x) = (g * 31 + c * 7 + y * 3 + x) mod 256.
 uint8_t pixel(int64_t g, int64_t c, int64_t y, int64_t x) {
@@ -79,16 +55,6 @@ void expect_records(const at::Tensor& images, const at::Tensor& labels, int64_t 
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fractrain::Error";
-  return "";
-}
-
 // CIFAR-10 folder with batches of 3, 2, 4, 1, 5 records (15 train samples) and a 6-record test batch.
 void write_cifar10(const std::string& folder) {
   const int64_t sizes[5] = {3, 2, 4, 1, 5};
@@ -102,7 +68,7 @@ void write_cifar10(const std::string& folder) {
 }
 
 TEST(CifarReader, ReadsCifar10RecordsExactly) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   write_file(dir.file("a.bin"), cifar_records(0, 4, CifarVariant::Cifar10));
   write_file(dir.file("b.bin"), cifar_records(4, 3, CifarVariant::Cifar10));
   const CifarRecords r = read_cifar_files({dir.file("a.bin"), dir.file("b.bin")}, CifarVariant::Cifar10);
@@ -110,7 +76,7 @@ TEST(CifarReader, ReadsCifar10RecordsExactly) {
 }
 
 TEST(CifarReader, ReadsCifar100FineLabels) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   write_file(dir.file("train.bin"), cifar_records(0, 9, CifarVariant::Cifar100));
   const CifarRecords r = read_cifar_files({dir.file("train.bin")}, CifarVariant::Cifar100);
   expect_records(r.images, r.labels, 0, 9, 100);
@@ -118,7 +84,7 @@ TEST(CifarReader, ReadsCifar100FineLabels) {
 }
 
 TEST(CifarReader, LoadsCifar10FromFolderOrParent) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   write_cifar10(dir.file("cifar-10-batches-bin"));
   for (const std::string& folder : {dir.str(), dir.file("cifar-10-batches-bin")}) {
     const ImageDataset train = load_image_dataset("cifar10", folder, Split::Train);
@@ -133,7 +99,7 @@ TEST(CifarReader, LoadsCifar10FromFolderOrParent) {
 }
 
 TEST(CifarReader, LoadsCifar100FromFolderOrParent) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   write_file(dir.file("cifar-100-binary/train.bin"), cifar_records(0, 5, CifarVariant::Cifar100));
   write_file(dir.file("cifar-100-binary/test.bin"), cifar_records(50, 2, CifarVariant::Cifar100));
   for (const std::string& folder : {dir.str(), dir.file("cifar-100-binary")}) {
@@ -148,7 +114,7 @@ TEST(CifarReader, LoadsCifar100FromFolderOrParent) {
 }
 
 TEST(CifarReader, SizeNotAMultipleOfTheRecordNamesFile) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   std::vector<uint8_t> bytes = cifar_records(0, 3, CifarVariant::Cifar10);
   bytes.resize(bytes.size() - 100);
   write_file(dir.file("cut.bin"), bytes);
@@ -163,13 +129,13 @@ TEST(CifarReader, SizeNotAMultipleOfTheRecordNamesFile) {
   EXPECT_NE(msg2.find("ten.bin"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("3074"), std::string::npos) << msg2;
 
-  write_file(dir.file("empty.bin"), {});
+  write_file(dir.file("empty.bin"), std::string());
   const std::string msg3 = error_of([&] { read_cifar_files({dir.file("empty.bin")}, CifarVariant::Cifar10); });
   EXPECT_NE(msg3.find("empty.bin: the file is empty"), std::string::npos) << msg3;
 }
 
 TEST(CifarReader, LabelOutOfRangeNamesFileAndRecord) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   std::vector<uint8_t> bytes = cifar_records(0, 4, CifarVariant::Cifar10);
   bytes[2 * 3073] = 10;
   write_file(dir.file("bad.bin"), bytes);
@@ -186,7 +152,7 @@ TEST(CifarReader, LabelOutOfRangeNamesFileAndRecord) {
 }
 
 TEST(CifarReader, MissingFilesNameExpectedPathsAndDownload) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   const std::string msg = error_of([&] { load_image_dataset("cifar10", dir.str(), Split::Train); });
   EXPECT_NE(msg.find("data_batch_1.bin"), std::string::npos) << msg;
   EXPECT_NE(msg.find("data_batch_5.bin"), std::string::npos) << msg;
@@ -207,7 +173,7 @@ TEST(CifarReader, MissingFilesNameExpectedPathsAndDownload) {
 }
 
 TEST(CifarReader, CorruptFileInDatasetNamesFileAndDownload) {
-  TempDir dir;
+  TempDir dir("fractrain_cifar");
   write_cifar10(dir.str());
   std::vector<uint8_t> bytes = cifar_records(0, 2, CifarVariant::Cifar10);
   bytes.push_back(1);

@@ -9,7 +9,7 @@
 
 #include "test_support.h"
 
-using fractrain::test_support::fresh_temp_dir;
+using fractrain::test_support::TempDir;
 using fractrain::test_support::run_cli;
 using fractrain::test_support::run_shell;
 
@@ -39,7 +39,8 @@ TEST(Cli, RejectsBadConfigValuesWithClearMessages) {
   expect_error("train --set precision.fw=33", "precision.fw = 33");
   expect_error("train --set precision.bw=-1", "precision.bw");
   expect_error("train --config /nonexistent/recipe.toml", "/nonexistent/recipe.toml");
-  const std::string dir = fresh_temp_dir("cli_bad_toml");
+  TempDir temp("fractrain_cli_bad_toml");
+  const std::string dir = temp.str();
   std::ofstream(dir + "/r.toml") << "[train]\nepochs = 2\nbatch_sise = 3\n";
   expect_error("train --config " + dir + "/r.toml", "did you mean 'train.batch_size'");
   std::ofstream(dir + "/s.toml") << "[train]\nepochs = \"two\"\n";
@@ -47,14 +48,16 @@ TEST(Cli, RejectsBadConfigValuesWithClearMessages) {
 }
 
 TEST(Cli, RejectsUnknownModelsAndMissingData) {
-  const std::string dir = fresh_temp_dir("cli_bad_names");
+  TempDir temp("fractrain_cli_bad_names");
+  const std::string dir = temp.str();
   expect_error("train --set model.name=resnet21 --set output.dir=" + dir, "unknown model 'resnet21'");
   expect_error("train --set data.dataset=cifar11 --set output.dir=" + dir, "cifar11");
   expect_error("train --set data.path=/nonexistent/fmnist --set output.dir=" + dir, "/nonexistent/fmnist");
 }
 
 TEST(Cli, RejectsCorruptDataFiles) {
-  const std::string dir = fresh_temp_dir("cli_corrupt_idx");
+  TempDir temp("fractrain_cli_corrupt_idx");
+  const std::string dir = temp.str();
   // A gzipped IDX image file whose header promises more images than it holds.
   gzFile f = gzopen((dir + "/train-images-idx3-ubyte.gz").c_str(), "wb");
   const unsigned char header[16] = {0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 28, 0, 0, 0, 28};
@@ -67,7 +70,8 @@ TEST(Cli, RejectsCorruptDataFiles) {
 
 TEST(Cli, TrainsEvaluatesAndRejectsDamagedCheckpoints) {
   if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const std::string dir = fresh_temp_dir("cli_train_eval");
+  TempDir temp("fractrain_cli_train_eval");
+  const std::string dir = temp.str();
   auto r = run_cli("train -q " + kTiny + "--set train.iterations=4 --set precision.fw=8 --set precision.bw=8 " +
                    "--set output.dir=" + dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -94,7 +98,8 @@ TEST(Cli, TrainsEvaluatesAndRejectsDamagedCheckpoints) {
 
 TEST(Cli, SigtermWritesAFinalCheckpointAndTheRunResumes) {
   if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const std::string dir = fresh_temp_dir("cli_sigterm");
+  TempDir temp("fractrain_cli_sigterm");
+  const std::string dir = temp.str();
   // A run far too long to finish; SIGTERM after a few seconds must stop it at a step boundary with a checkpoint.
   auto r = run_shell("timeout --preserve-status -s TERM 6 " + std::string(FRACTRAIN_CLI_PATH) + " train " + kTiny +
                      "--set train.iterations=100000 --set train.log_every=1 --set output.dir=" + dir);

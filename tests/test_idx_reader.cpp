@@ -1,14 +1,12 @@
 // IDX (MNIST / Fashion-MNIST) reading: exact parsing of generated raw and gzipped files, a clear error naming
 // the file for every kind of corruption, and the real Fashion-MNIST when the Debian package is installed.
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <ATen/ATen.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,30 +14,15 @@
 #include "fractrain/data/datasets.h"
 #include "fractrain/data/idx_reader.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace test_support;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("fractrain_idx_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
+// Writes `bytes` to `path`, gzip-compressed or raw.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes, bool gzip) {
   if (gzip) {
     gzFile f = gzopen(path.c_str(), "wb");
@@ -49,8 +32,7 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes, boo
     }
     ASSERT_EQ(gzclose(f), Z_OK);
   } else {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    write_file(path, bytes);
   }
 }
 
@@ -81,17 +63,6 @@ std::vector<uint8_t> idx_labels(const std::vector<uint8_t>& labels) {
   return v;
 }
 
-// Runs f, expects a fractrain::Error, and returns its message.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fractrain::Error";
-  return "";
-}
-
 void expect_images_exact(const at::Tensor& images, int64_t n, int64_t rows, int64_t cols) {
   ASSERT_EQ(images.scalar_type(), at::kByte);
   ASSERT_EQ(images.sizes(), (std::vector<int64_t>{n, 1, rows, cols}));
@@ -103,19 +74,19 @@ void expect_images_exact(const at::Tensor& images, int64_t n, int64_t rows, int6
 }
 
 TEST(IdxReader, ParsesRawImagesExactly) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   write_bytes(dir.file("img"), idx_images(5, 4, 3), false);
   expect_images_exact(read_idx_images(dir.file("img")), 5, 4, 3);
 }
 
 TEST(IdxReader, ParsesGzippedImagesExactly) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   write_bytes(dir.file("img.gz"), idx_images(40, 9, 11), true);
   expect_images_exact(read_idx_images(dir.file("img.gz")), 40, 9, 11);
 }
 
 TEST(IdxReader, ParsesLabelsRawAndGzipped) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   const std::vector<uint8_t> values = {3, 0, 9, 255, 1};
   write_bytes(dir.file("lab"), idx_labels(values), false);
   write_bytes(dir.file("lab.gz"), idx_labels(values), true);
@@ -128,7 +99,7 @@ TEST(IdxReader, ParsesLabelsRawAndGzipped) {
 }
 
 TEST(IdxReader, WrongMagicNamesFileAndHintsAtSwap) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   write_bytes(dir.file("labels-as-images"), idx_labels({1, 2}), false);
   const std::string msg = error_of([&] { read_idx_images(dir.file("labels-as-images")); });
   EXPECT_NE(msg.find(dir.file("labels-as-images")), std::string::npos) << msg;
@@ -145,7 +116,7 @@ TEST(IdxReader, WrongMagicNamesFileAndHintsAtSwap) {
 }
 
 TEST(IdxReader, TruncatedRawAndGzippedFilesNameTheSizes) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   std::vector<uint8_t> bytes = idx_images(10, 28, 28);
   bytes.resize(1000);
   write_bytes(dir.file("short"), bytes, false);
@@ -160,7 +131,7 @@ TEST(IdxReader, TruncatedRawAndGzippedFilesNameTheSizes) {
 }
 
 TEST(IdxReader, TruncatedGzipStreamIsReported) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   write_bytes(dir.file("full.gz"), idx_images(50, 28, 28), true);
   const auto size = fs::file_size(dir.file("full.gz"));
   fs::copy_file(dir.file("full.gz"), dir.file("cut.gz"));
@@ -171,7 +142,7 @@ TEST(IdxReader, TruncatedGzipStreamIsReported) {
 }
 
 TEST(IdxReader, TrailingBytesAreRejected) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   std::vector<uint8_t> images = idx_images(3, 4, 4);
   images.push_back(0);
   images.push_back(0);
@@ -189,7 +160,7 @@ TEST(IdxReader, TrailingBytesAreRejected) {
 }
 
 TEST(IdxReader, ZeroAndAbsurdDimensionsAreRejected) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   std::vector<uint8_t> zero;
   push_be32(zero, 2051);
   push_be32(zero, 0);
@@ -213,7 +184,7 @@ TEST(IdxReader, ZeroAndAbsurdDimensionsAreRejected) {
 }
 
 TEST(IdxReader, MissingFileNamesThePath) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   const std::string msg = error_of([&] { read_idx_images(dir.file("nope.gz")); });
   EXPECT_NE(msg.find(dir.file("nope.gz")), std::string::npos) << msg;
   EXPECT_NE(msg.find("not found"), std::string::npos) << msg;
@@ -233,7 +204,7 @@ void write_mnist_folder(const TempDir& dir, bool gzip, int bad_label = -1, int e
 
 TEST(IdxReader, LoadsMnistFolderRawAndGzipped) {
   for (const bool gzip : {false, true}) {
-    TempDir dir;
+    TempDir dir("fractrain_idx");
     write_mnist_folder(dir, gzip);
     const ImageDataset train = load_image_dataset("mnist", dir.str(), Split::Train);
     EXPECT_EQ(train.name, "mnist");
@@ -258,14 +229,14 @@ TEST(IdxReader, LoadsMnistFolderRawAndGzipped) {
 
 TEST(IdxReader, DatasetChecksLabelCountAndRange) {
   {
-    TempDir dir;
+    TempDir dir("fractrain_idx");
     write_mnist_folder(dir, true, /*bad_label=*/10);
     const std::string msg = error_of([&] { load_image_dataset("mnist", dir.str(), Split::Train); });
     EXPECT_NE(msg.find("train-labels-idx1-ubyte.gz"), std::string::npos) << msg;
     EXPECT_NE(msg.find("label 10 (sample 4)"), std::string::npos) << msg;
   }
   {
-    TempDir dir;
+    TempDir dir("fractrain_idx");
     write_mnist_folder(dir, false, -1, /*extra_labels=*/1);
     const std::string msg = error_of([&] { load_image_dataset("mnist", dir.str(), Split::Train); });
     EXPECT_NE(msg.find("train-labels-idx1-ubyte"), std::string::npos) << msg;
@@ -275,7 +246,7 @@ TEST(IdxReader, DatasetChecksLabelCountAndRange) {
 }
 
 TEST(IdxReader, CorruptFileInDatasetGetsInstallHint) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   write_mnist_folder(dir, true);
   std::vector<uint8_t> bytes = idx_images(12, 6, 5);
   bytes.resize(100);
@@ -286,7 +257,7 @@ TEST(IdxReader, CorruptFileInDatasetGetsInstallHint) {
 }
 
 TEST(IdxReader, MissingDatasetNamesExpectedPathsAndFix) {
-  TempDir dir;
+  TempDir dir("fractrain_idx");
   const std::string msg = error_of([&] { load_image_dataset("fashion-mnist", dir.str(), Split::Test); });
   EXPECT_NE(msg.find(dir.file("t10k-images-idx3-ubyte.gz")), std::string::npos) << msg;
   EXPECT_NE(msg.find(dir.file("t10k-images-idx3-ubyte") + ";"), std::string::npos) << msg;

@@ -53,7 +53,8 @@ TEST(Recipes, EveryShippedConfigParsesAndValidates) {
 }
 
 TEST(MetricsLog, ResumeDropsRecordsAfterTheCheckpointStep) {
-  const std::string dir = test_support::fresh_temp_dir("metrics");
+  test_support::TempDir temp("fractrain_metrics");
+  const std::string dir = temp.str();
   {
     MetricsLog log(dir, {"step", "loss"});
     for (int s = 1; s <= 4; ++s) log.append({{"step", s * 10}, {"loss", 1.0 / s}});

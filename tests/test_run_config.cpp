@@ -3,31 +3,18 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <fstream>
 #include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 namespace fractrain {
 namespace {
 
-// The message of the Error `fn` throws; fails the test when it throws nothing.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected fractrain::Error";
-  return "";
-}
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+using namespace test_support;
 
 TEST(RunConfig, DefaultsMatchTheSpecification) {
   const RunConfig c;
@@ -148,13 +135,11 @@ TEST(RunConfig, DottedKeysAtTopLevelWorkLikeSections) {
 }
 
 TEST(RunConfig, LoadReadsAFileAndNamesAMissingOne) {
-  const std::string path = testing::TempDir() + "/fractrain_run_config_load.toml";
-  {
-    std::ofstream out(path);
-    out << "[train]\nepochs = 3\n";
-  }
+  const TempDir dir("fractrain_run_config");
+  const std::string path = dir.file("load.toml");
+  write_file(path, "[train]\nepochs = 3\n");
   EXPECT_EQ(load_run_config(path).train.epochs, 3);
-  std::remove(path.c_str());
+  std::filesystem::remove(path);
   const std::string message = error_of([&] { load_run_config(path); });
   EXPECT_CONTAINS(message, path);
   EXPECT_CONTAINS(message, "No such file");

@@ -1,22 +1,93 @@
 #pragma once
-// Helpers shared by the end-to-end tests: a fresh temporary directory, the real Fashion-MNIST location,
-// and running the CLI binary.
+// Helpers shared by the tests: temporary directories, writing and reading whole files, catching a
+// fractrain::Error's message, the real Fashion-MNIST location, and running the CLI binary.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <system_error>
+#include <vector>
+
+#include "fractrain/util/error.h"
+
+// Expects `part` to occur in `text` (both convertible to std::string); prints `text` when it does not.
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 namespace fractrain::test_support {
 
-inline std::string fresh_temp_dir(const std::string& name) {
-  namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() / ("fractrain_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+// A fresh directory for the running test, named `prefix`_<test name>_<pid> under the system temp directory,
+// removed with everything in it when the object goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string test_name = info ? info->name() : "no_test";
+    for (char& ch : test_name) {
+      if (ch == '/') ch = '_';  // parameterised test names contain '/'
+    }
+    path_ = std::filesystem::temp_directory_path() /
+            (prefix + "_" + test_name + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  // The path of `name` (which may contain '/') inside the directory.
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `bytes` to `path`, replacing it, and creates the parent directories it needs.
+inline void write_file(const std::string& path, const std::string& bytes) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ignored;  // a parent that cannot be made shows up as a failed write below
+    std::filesystem::create_directories(parent, ignored);
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_TRUE(out.good()) << "could not write " << path;
 }
+
+inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
+  write_file(path, std::string(bytes.begin(), bytes.end()));
+}
+
+// The whole content of `path` ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// The message of the fractrain::Error `fn` throws; fails the test (and returns "") when it throws none.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a fractrain::Error";
+  return "";
+}
+
 
 inline const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 

@@ -44,7 +44,8 @@ std::vector<nlohmann::json> read_metrics(const std::string& dir) {
 
 void expect_learns(int fw, int bw) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const std::string dir = test_support::fresh_temp_dir("learn_fw" + std::to_string(fw));
+  test_support::TempDir temp("fractrain_learn_fw" + std::to_string(fw));
+  const std::string dir = temp.str();
   TrainOptions options;
   options.quiet = true;
   nlohmann::json summary = train_run(small_run(dir, fw, bw), options);
@@ -95,8 +96,10 @@ TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
   };
   TrainOptions quiet;
   quiet.quiet = true;
-  const std::string whole = test_support::fresh_temp_dir("resume_whole");
-  const std::string split = test_support::fresh_temp_dir("resume_split");
+  test_support::TempDir whole_dir("fractrain_resume_whole");
+  const std::string whole = whole_dir.str();
+  test_support::TempDir split_dir("fractrain_resume_split");
+  const std::string split = split_dir.str();
   train_run(config_for(whole, 10), quiet);
   TrainOptions interrupted = quiet;
   interrupted.stop_at_step = 7;  // stops mid-epoch, between evaluations, as a signal would
@@ -120,7 +123,8 @@ TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
 
 TEST(TrainEndToEnd, CheckpointOfAnotherModelIsRefused) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const std::string dir = test_support::fresh_temp_dir("other_model");
+  test_support::TempDir temp("fractrain_other_model");
+  const std::string dir = temp.str();
   RunConfig c;
   c.model.name = "resnet8";
   c.data.train_subset = 64;
