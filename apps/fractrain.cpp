@@ -1,15 +1,18 @@
-// The fractrain command line: train, eval, models.
+// The fractrain command line: train, eval, cost, models.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <cstdio>
 #include <iostream>
 
+#include "fractrain/cost/cost_report.h"
+#include "fractrain/cost/static_cost.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
+#include "fractrain/util/allocator_tuning.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/stop_signal.h"
 
@@ -95,6 +98,67 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
   return 0;
 }
 
+struct CostCommand {
+  std::string model, input = "3x32x32", precision = "fw8bw8", hardware;
+  int64_t classes = 10, batch = 128, iterations = 1;
+  bool quantize_first_layer = true, quantize_classifier = false;
+};
+
+// "3x32x32" -> channels, height, width.
+ModelInputSpec parse_input_shape(const std::string& text, int64_t classes) {
+  ModelInputSpec spec;
+  spec.num_classes = classes;
+  char x1 = 0, x2 = 0, rest = 0;
+  long long c = 0, h = 0, w = 0;
+  if (std::sscanf(text.c_str(), "%lld%c%lld%c%lld%c", &c, &x1, &h, &x2, &w, &rest) != 5 || x1 != 'x' || x2 != 'x' ||
+      c <= 0 || h <= 0 || w <= 0)
+    throw Error("--input '" + text + "' is not CxHxW with positive sizes, e.g. 3x32x32 or 1x28x28");
+  spec.channels = c;
+  spec.height = h;
+  spec.width = w;
+  return spec;
+}
+
+// The cost of static training without training: a per-layer table of one step and the totals of the run,
+// next to FP32 and FW-8/BW-8.
+int run_cost(const CostCommand& c) {
+  const ModelInputSpec input = parse_input_shape(c.input, c.classes);
+  auto model = create_model(c.model, input);
+  const ModelProfile profile = profile_model(*model, input);
+  const HardwareModel hardware = load_hardware_model(c.hardware.empty() ? default_hardware_model_path() : c.hardware);
+  QuantizationPolicy policy;
+  policy.quantize_first_layer = c.quantize_first_layer;
+  policy.quantize_classifier = c.quantize_classifier;
+  const Precision asked = parse_precision(c.precision);
+  std::vector<std::pair<std::string, Precision>> precisions = {{to_string(asked), asked}};
+  for (const Precision& reference : {Precision::full(), Precision::fw_bw(8, 8)})
+    if (reference != asked) precisions.emplace_back(to_string(reference), reference);
+
+  std::vector<std::pair<std::string, CostPeriod>> steps;
+  std::vector<CostColumn> step_totals, run_totals;
+  for (const auto& [name, precision] : precisions) {
+    steps.emplace_back(name, static_step_cost(profile, make_static_plan(*model, precision, policy), c.batch, hardware));
+    step_totals.push_back({name, summarize(steps.back().second, profile)});
+    run_totals.push_back({name, step_totals.back().totals.scaled(static_cast<double>(c.iterations))});
+  }
+  std::printf("%s at %s, %lld classes, %s (stem %s, classifier %s), batch %lld x %s iterations = %s samples\n"
+              "hardware: %s (%s)\nforward MACs per sample: %s (blocks: %s)\n\nper layer, one step:\n%s\n",
+              c.model.c_str(), c.input.c_str(), (long long)c.classes, to_string(asked).c_str(),
+              c.quantize_first_layer ? "quantized" : "fp32", c.quantize_classifier ? "quantized" : "fp32",
+              (long long)c.batch, format_count(c.iterations).c_str(), format_count(c.batch * c.iterations).c_str(),
+              hardware.name.c_str(), hardware.source.c_str(), format_count(profile.forward_macs()).c_str(),
+              format_count(profile.forward_macs(LayerRole::Block)).c_str(),
+              format_layer_table(profile, make_static_plan(*model, asked, policy), steps).c_str());
+  std::printf("totals, one step:\n%s\n", format_cost_comparison(step_totals).c_str());
+  if (c.iterations > 1)
+    std::printf("totals, %s iterations:\n%s\n", format_count(c.iterations).c_str(),
+                format_cost_comparison(run_totals).c_str());
+  std::printf("The stem's error backward (gradient of the input images) is not executed: it costs no energy or "
+              "time and is not in eb;\ncp and paper MACs count it, as the paper does. Blocks only: every layer but "
+              "the stem and the classifier. See docs/cost.md.\n");
+  return 0;
+}
+
 int run_models() {
   for (const auto& m : list_models()) std::printf("%-10s %s\n", m.name.c_str(), m.description.c_str());
   return 0;
@@ -109,6 +173,7 @@ void print_config_keys() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tune_allocator_for_training();
   CLI::App app{"fractrain: FracTrain low-precision training (FP32, static FW-n/BW-m) with LibTorch"};
   app.require_subcommand(1);
 
@@ -136,6 +201,20 @@ int main(int argc, char** argv) {
   eval->add_option("--precision", precision, "evaluate at another precision (fp32, fw8bw8, ...)");
   eval->add_flag("--json", json, "print the result as JSON");
 
+  auto* cost = app.add_subcommand("cost", "cost of static training (bit-weighted MACs, energy, latency) without training");
+  CostCommand cost_command;
+  cost->add_option("model", cost_command.model, "model name (see `fractrain models`)")->required();
+  cost->add_option("--input", cost_command.input, "input shape CxHxW (default 3x32x32)");
+  cost->add_option("--classes", cost_command.classes, "number of classes (default 10)")->check(CLI::Range(2, 1 << 20));
+  cost->add_option("--precision", cost_command.precision, "fp32 or fwNbwM (default fw8bw8)");
+  cost->add_option("--iterations", cost_command.iterations, "training iterations (default 1)")
+      ->check(CLI::PositiveNumber);
+  cost->add_option("--batch", cost_command.batch, "samples per iteration (default 128)")->check(CLI::PositiveNumber);
+  cost->add_option("--hardware", cost_command.hardware, "accelerator model TOML (default configs/hardware/bitfusion.toml)");
+  cost->add_flag("--quantize-first-layer,!--fp32-first-layer", cost_command.quantize_first_layer,
+                 "quantize the stem conv (default) or keep it FP32");
+  cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");
+
   app.add_subcommand("models", "list the models");
 
   try {
@@ -149,6 +228,7 @@ int main(int argc, char** argv) {
       return run_train(config_path, overrides, resume, resume_path, quiet, stop_at);
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
+    if (*cost) return run_cost(cost_command);
     return run_models();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -2,7 +2,9 @@
 // side by side (alternating rounds) so that machine noise affects both alike. Reports the median ratio.
 //
 //   bench_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 7] [--steps 3]
-//                   [--threads N] [--fw 8 --bw 8] [--profile trace.json]
+//                   [--threads N] [--fw 8 --bw 8] [--profile trace.json [--profile-steps 1]]
+//                   [--only fp32|quantized]  (one kind only, e.g. under perf record)
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "fractrain/models/model_registry.h"
+#include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
 
 using namespace fractrain;
@@ -24,7 +27,9 @@ struct Args {
   std::string model = "resnet20";
   int64_t batch = 128, size = 32, channels = 3;
   int rounds = 7, steps = 3, threads = 0, fw = 8, bw = 8;
-  std::string profile;  // write a chrome trace of one quantized step here
+  std::string profile;  // write a chrome trace of FP32 and quantized steps here
+  int profile_steps = 1;  // alternating FP32/quantized pairs in the trace
+  std::string only;       // "fp32" or "quantized": time just that kind (for perf record); "" = both, side by side
 };
 
 Args parse(int argc, char** argv) {
@@ -42,25 +47,46 @@ Args parse(int argc, char** argv) {
     else if (k == "--fw") a.fw = std::stoi(v);
     else if (k == "--bw") a.bw = std::stoi(v);
     else if (k == "--profile") a.profile = v;
+    else if (k == "--profile-steps") a.profile_steps = std::stoi(v);
+    else if (k == "--only") a.only = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
     }
   }
+  if (!a.only.empty() && a.only != "fp32" && a.only != "quantized") {
+    std::fprintf(stderr, "--only: expected fp32 or quantized, got '%s'\n", a.only.c_str());
+    std::exit(2);
+  }
   return a;
 }
 
-// Seconds per step over `steps` full training steps (forward, loss, backward, SGD update).
-double time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
-                  const at::Tensor& y, int steps) {
+long minor_page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+struct StepTime {
+  double seconds = 0;  // per step
+  double faults = 0;   // minor page faults per step: fresh memory from the OS, a hidden cost of allocation
+};
+
+// Time and page faults per step over `steps` full training steps (forward, loss, backward, SGD update). `label`
+// names each step in profiler traces, so that a trace with several steps can be split by step.
+StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
+                    const at::Tensor& y, int steps, const char* label) {
+  const long faults = minor_page_faults();
   const auto start = std::chrono::steady_clock::now();
   for (int s = 0; s < steps; ++s) {
+    RECORD_USER_SCOPE(label);
     sgd.zero_grad();
     at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
     loss.backward();
     sgd.step();
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {seconds / steps, static_cast<double>(minor_page_faults() - faults) / steps};
 }
 
 double median(std::vector<double> v) {
@@ -71,6 +97,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tune_allocator_for_training();  // as the fractrain CLI does
   const Args a = parse(argc, argv);
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(threads);
@@ -84,25 +111,35 @@ int main(int argc, char** argv) {
 
   const PrecisionPlan fp32 = make_static_plan(*model, Precision::full(), {});
   PrecisionPlan quantized = make_static_plan(*model, Precision::fw_bw(a.fw, a.bw), {});
-  time_steps(*model, sgd, fp32, x, y, 2);  // warm-up: oneDNN primitive creation, allocator
-  time_steps(*model, sgd, quantized, x, y, 2);
+  time_steps(*model, sgd, fp32, x, y, 2, "fp32_step");  // warm-up: oneDNN primitive creation, allocator
+  time_steps(*model, sgd, quantized, x, y, 2, "quantized_step");
 
   if (!a.profile.empty()) {
     torch::autograd::profiler::RecordProfile guard(a.profile);
-    time_steps(*model, sgd, fp32, x, y, 1);
-    time_steps(*model, sgd, quantized, x, y, 1);
+    for (int p = 0; p < a.profile_steps; ++p) {
+      time_steps(*model, sgd, fp32, x, y, 1, "fp32_step");
+      time_steps(*model, sgd, quantized, x, y, 1, "quantized_step");
+    }
+    return 0;
+  }
+  if (!a.only.empty()) {
+    const bool q = a.only == "quantized";
+    const StepTime t = time_steps(*model, sgd, q ? quantized : fp32, x, y, a.rounds * a.steps,
+                                  q ? "quantized_step" : "fp32_step");
+    std::printf("%s only: %.1f ms/step, %.0f page faults/step\n", q ? "quantized" : "fp32", t.seconds * 1e3,
+                t.faults);
     return 0;
   }
   std::vector<double> t_fp32, t_quant, ratios;
   for (int r = 0; r < a.rounds; ++r) {
     quantized.noise_step = static_cast<uint64_t>(r);
-    const double f = time_steps(*model, sgd, fp32, x, y, a.steps);
-    const double q = time_steps(*model, sgd, quantized, x, y, a.steps);
-    t_fp32.push_back(f);
-    t_quant.push_back(q);
-    ratios.push_back(q / f);
-    std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f\n", r, f * 1e3, a.fw, a.bw, q * 1e3,
-                q / f);
+    const StepTime f = time_steps(*model, sgd, fp32, x, y, a.steps, "fp32_step");
+    const StepTime q = time_steps(*model, sgd, quantized, x, y, a.steps, "quantized_step");
+    t_fp32.push_back(f.seconds);
+    t_quant.push_back(q.seconds);
+    ratios.push_back(q.seconds / f.seconds);
+    std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f (page faults/step %.0f, %.0f)\n", r,
+                f.seconds * 1e3, a.fw, a.bw, q.seconds * 1e3, q.seconds / f.seconds, f.faults, q.faults);
   }
   std::printf("\n%s batch %lld input %lldx%lldx%lld threads %d\n", a.model.c_str(), (long long)a.batch,
               (long long)a.channels, (long long)a.size, (long long)a.size, threads);

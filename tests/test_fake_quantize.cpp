@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/util/error.h"
 
 using namespace fractrain;
 
@@ -212,4 +213,83 @@ TEST(Philox, KernelNoiseEqualsScalarStreamAtEveryOffset) {
     at::Tensor q = fake_quantize(x, 1, QuantRange{-0.5f, 0.5f}, o);
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(q[i].item<float>() > 0, stream.uniform(i) - 0.5f > 0) << i;
   }
+}
+
+namespace {
+
+QuantizeOptions stochastic_options(uint64_t key, uint64_t stream) {
+  QuantizeOptions o;
+  o.rounding = Rounding::Stochastic;
+  o.noise = PhiloxStream{key, stream};
+  return o;
+}
+
+}  // namespace
+
+TEST(FakeQuantizeOut, IntoBufferInPlaceAndStridedEqualReference) {
+  torch::manual_seed(6);
+  for (const auto& shape : odd_shapes()) {
+    for (Rounding rounding : {Rounding::Nearest, Rounding::Stochastic}) {
+      at::Tensor x = torch::randn(shape) * 2 - 0.3;
+      QuantizeOptions o = stochastic_options(8, 9);
+      o.rounding = rounding;
+      for (int bits : {1, 4, 8}) {
+        const QuantRange r = tensor_range(x);
+        const at::Tensor ref = reference::fake_quantize(x, bits, r, o);
+        at::Tensor buffer = torch::full(shape, 7.0f);
+        EXPECT_TRUE(torch::equal(fake_quantize_out(x, bits, r, o, buffer), ref)) << "bits " << bits;
+        EXPECT_TRUE(torch::equal(buffer, ref));
+        at::Tensor in_place = x.clone();
+        fake_quantize_out(in_place, bits, r, o, in_place);
+        EXPECT_TRUE(torch::equal(in_place, ref)) << "in place, bits " << bits;
+        // A non-contiguous destination (the kernel writes contiguous memory) and a non-contiguous source.
+        at::Tensor strided = torch::zeros({x.numel(), 2}).select(1, 1).view(shape);
+        if (x.numel() > 1) ASSERT_FALSE(strided.is_contiguous());
+        fake_quantize_out(x, bits, r, o, strided);
+        EXPECT_TRUE(torch::equal(strided, ref)) << "strided out, bits " << bits;
+        at::Tensor x_strided = torch::zeros({x.numel(), 2}).select(1, 0).view(shape).copy_(x);
+        at::Tensor from_strided = torch::empty(shape);
+        EXPECT_TRUE(torch::equal(fake_quantize_out(x_strided, bits, r, o, from_strided), ref));
+      }
+    }
+  }
+}
+
+TEST(FakeQuantizeOut, RowsIntoBufferAndInPlaceEqualReference) {
+  torch::manual_seed(7);
+  at::Tensor x = torch::randn({6, 3, 5, 7});
+  const std::vector<int> bits{2, 0, 4, 8, 3, 0};
+  const QuantRange r = tensor_range(x);
+  for (Rounding rounding : {Rounding::Nearest, Rounding::Stochastic}) {
+    QuantizeOptions o = stochastic_options(2, 3);
+    o.rounding = rounding;
+    const at::Tensor ref = reference::fake_quantize_rows(x, bits, r, o);
+    at::Tensor buffer = torch::empty_like(x);
+    EXPECT_TRUE(torch::equal(fake_quantize_rows_out(x, bits, r, o, buffer), ref));
+    at::Tensor in_place = x.clone();
+    fake_quantize_rows_out(in_place, bits, r, o, in_place);
+    EXPECT_TRUE(torch::equal(in_place, ref));
+  }
+}
+
+TEST(FakeQuantizeOut, OtherDtypesGoThroughTheReference) {
+  at::Tensor x = torch::randn({4, 9}, torch::kDouble);
+  const QuantRange r = tensor_range(x);
+  at::Tensor out = torch::empty_like(x);
+  EXPECT_TRUE(torch::equal(fake_quantize_out(x, 5, r, {}, out), reference::fake_quantize(x, 5, r)));
+}
+
+TEST(FakeQuantizeOut, RejectsMismatchedOrPartiallyOverlappingOut) {
+  at::Tensor x = torch::randn({4, 8});
+  const QuantRange r = tensor_range(x);
+  at::Tensor wrong_shape = torch::empty({8, 4});
+  EXPECT_THROW(fake_quantize_out(x, 8, r, {}, wrong_shape), fractrain::Error);
+  at::Tensor wrong_dtype = torch::empty({4, 8}, torch::kDouble);
+  EXPECT_THROW(fake_quantize_out(x, 8, r, {}, wrong_dtype), fractrain::Error);
+  at::Tensor undefined;
+  EXPECT_THROW(fake_quantize_out(x, 8, r, {}, undefined), fractrain::Error);
+  at::Tensor storage = torch::randn({40});
+  at::Tensor a = storage.slice(0, 0, 32).view({4, 8}), b = storage.slice(0, 8, 40).view({4, 8});
+  EXPECT_ANY_THROW(fake_quantize_out(a, 8, tensor_range(a), {}, b));
+  EXPECT_THROW(fake_quantize_rows_out(x, {8, 8, 8}, r, {}, x), fractrain::Error);
 }

@@ -5,6 +5,7 @@
 
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
+#include "fractrain/quant/straight_through.h"
 #include "fractrain/util/error.h"
 
 using namespace fractrain;
@@ -171,4 +172,277 @@ TEST(QLinear, GradientsUseQuantizedOperands) {
   EXPECT_TRUE(torch::allclose(x.grad(), gq.matmul(wq), 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(fc.weight().grad(), gq.t().matmul(xq), 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(fc.bias().grad(), gq.sum(0), 1e-5, 1e-6));
+}
+
+namespace {
+
+// Records what reaches a hook without keeping a reference to the gradient (which would change how the
+// autograd engine shares it).
+struct SeenGradient {
+  const void* data = nullptr;
+  at::Tensor value;
+  std::function<void(const at::Tensor&)> hook() {
+    return [this](const at::Tensor& g) {
+      data = g.data_ptr();
+      value = g.clone();
+    };
+  }
+};
+
+at::Tensor reference_gradient(const at::Tensor& g, const GradientQuantization& spec) {
+  QuantizeOptions o;
+  o.rounding = Rounding::Stochastic;
+  o.noise = spec.noise;
+  return spec.row_bits.empty() ? reference::fake_quantize(g, spec.bits, tensor_range(g), o)
+                               : reference::fake_quantize_rows(g, spec.row_bits, tensor_range(g), o);
+}
+
+}  // namespace
+
+TEST(FakeQuantizeInBackward, QuantizesAnExclusiveGradientInPlace) {
+  torch::manual_seed(10);
+  for (const std::vector<int>& row_bits : {std::vector<int>{}, std::vector<int>{8, 0, 4}}) {
+    at::Tensor a = torch::randn({3, 5, 7}, torch::requires_grad());
+    at::Tensor b = a * 1.0;
+    GradientQuantization spec;
+    spec.bits = 6;
+    spec.row_bits = row_bits;
+    spec.noise = PhiloxStream{5, 6};
+    at::Tensor c = quantize_gradient_in_backward(b, spec);
+    SeenGradient arriving, leaving;
+    c.register_hook(arriving.hook());
+    b.register_hook(leaving.hook());
+    (c * 3).backward(torch::randn({3, 5, 7}));  // MulBackward makes a gradient only the engine holds
+    EXPECT_EQ(arriving.data, leaving.data) << "expected in place";
+    EXPECT_TRUE(torch::equal(leaving.value, reference_gradient(arriving.value, spec)));
+    EXPECT_TRUE(torch::equal(a.grad(), leaving.value));
+  }
+}
+
+TEST(FakeQuantizeInBackward, LeavesASharedGradientUntouched) {
+  // c + v hands the same gradient tensor to both branches: quantizing it in place would corrupt v's gradient.
+  // The engine runs the later-created node first, so try both creation orders.
+  torch::manual_seed(11);
+  for (bool quantizer_first : {true, false}) {
+    at::Tensor a = torch::randn({4, 9}, torch::requires_grad());
+    at::Tensor u = torch::randn({4, 9}, torch::requires_grad());
+    GradientQuantization spec;
+    spec.bits = 4;
+    spec.noise = PhiloxStream{1, 2};
+    at::Tensor v, c;
+    if (quantizer_first) {
+      c = quantize_gradient_in_backward(a * 1.0, spec);
+      v = u * 1.0;
+    } else {
+      v = u * 1.0;
+      c = quantize_gradient_in_backward(a * 1.0, spec);
+    }
+    const at::Tensor g = torch::randn({4, 9});
+    ((c + v) * 2).backward(g);
+    EXPECT_TRUE(torch::equal(u.grad(), g * 2)) << "quantizer created first: " << quantizer_first;
+    EXPECT_TRUE(torch::equal(a.grad(), reference_gradient(g * 2, spec)));
+  }
+}
+
+TEST(FakeQuantizeInBackward, LeavesTheCallersGradientUntouched) {
+  at::Tensor a = torch::randn({2, 8}, torch::requires_grad());
+  GradientQuantization spec;
+  spec.bits = 3;
+  spec.noise = PhiloxStream{7, 8};
+  const at::Tensor g = torch::randn({2, 8});
+  const at::Tensor g_before = g.clone();
+  quantize_gradient_in_backward(a * 1.0, spec).backward(g);
+  EXPECT_TRUE(torch::equal(g, g_before));
+  EXPECT_TRUE(torch::equal(a.grad(), reference_gradient(g, spec)));
+}
+
+TEST(FakeQuantizeInBackward, IdentityWithoutGradient) {
+  at::Tensor a = torch::randn({3});
+  GradientQuantization spec;
+  spec.bits = 8;
+  EXPECT_TRUE(quantize_gradient_in_backward(a, spec).is_same(a));
+  at::Tensor w = torch::randn({3}, torch::requires_grad());
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(quantize_gradient_in_backward(w, spec).is_same(w));
+  EXPECT_TRUE(straight_through(w, a).is_same(a));
+}
+
+namespace {
+
+// The reference for a whole quantized layer execution: plain autograd over the float op applied to quantized
+// leaves, fed the quantized output gradient.
+struct QuantizedOperands {
+  at::Tensor x, w, b;
+};
+
+QuantizedOperands quantized_leaves(const at::Tensor& xq, const at::Tensor& wq, const at::Tensor& b) {
+  return {xq.detach().clone().requires_grad_(), wq.detach().clone().requires_grad_(),
+          b.defined() ? b.detach().clone().requires_grad_() : at::Tensor()};
+}
+
+}  // namespace
+
+TEST(QConv2d, GradientsEqualAutogradOverQuantizedOperandsBitForBit) {
+  // Bias, groups and stride: the layer's backward must make exactly the call autograd makes for conv2d.
+  torch::manual_seed(13);
+  QConv2dOptions o;
+  o.in_channels = 4;
+  o.out_channels = 6;
+  o.stride = 2;
+  o.padding = 1;
+  o.groups = 2;
+  o.bias = true;
+  auto conv = std::make_shared<QConv2d>(o);
+  conv->set_layer_index(3);
+  QuantizerSettings settings;
+  settings.noise_seed = 77;
+  conv->set_quantizer_settings(settings);
+  conv->train();
+  torch::nn::init::normal_(conv->bias());
+  at::Tensor x = torch::randn({3, 4, 9, 7}, torch::requires_grad());
+  at::Tensor y = conv->forward(x, LayerPrecision::uniform(Precision::fw_bw(6, 8)), 4);
+  const at::Tensor g = torch::randn(y.sizes());
+  y.backward(g);
+
+  auto ref = quantized_leaves(fake_quantize(x.detach(), 6, tensor_range(x.detach())),
+                              fake_quantize_per_channel(conv->weight().detach(), 6), conv->bias());
+  at::Tensor y_ref = torch::conv2d(ref.x, ref.w, ref.b, 2, 1, 1, 2);
+  y_ref.backward(expected_gradient(g, 8, 3, 4));
+  EXPECT_TRUE(torch::equal(y, y_ref));
+  EXPECT_TRUE(torch::equal(x.grad(), ref.x.grad()));
+  EXPECT_TRUE(torch::equal(conv->weight().grad(), ref.w.grad()));
+  EXPECT_TRUE(torch::equal(conv->bias().grad(), ref.b.grad()));
+}
+
+TEST(QConv2d, PerSampleWidthsInTheBackwardPass) {
+  torch::manual_seed(14);
+  auto conv = make_conv(2, 3, 3);
+  conv->train();
+  at::Tensor x = torch::randn({3, 2, 5, 5}, torch::requires_grad());
+  const auto lp = LayerPrecision::per_sample(8, {2, 0, 6}, {6, 0, 12});
+  at::Tensor y = conv->forward(x, lp, 9);
+  const at::Tensor g = torch::randn(y.sizes());
+  y.backward(g);
+
+  QuantizeOptions stochastic;
+  stochastic.rounding = Rounding::Stochastic;
+  stochastic.noise = PhiloxStream{77, mix_stream(3, 9)};
+  const at::Tensor gq = fake_quantize_rows(g, {6, 0, 12}, tensor_range(g), stochastic);
+  auto ref = quantized_leaves(fake_quantize_rows(x.detach(), {2, 0, 6}, tensor_range(x.detach())),
+                              fake_quantize_per_channel(conv->weight().detach(), 8), {});
+  torch::conv2d(ref.x, ref.w, {}, 1, 1).backward(gq);
+  EXPECT_TRUE(torch::equal(x.grad(), ref.x.grad()));
+  EXPECT_TRUE(torch::equal(conv->weight().grad(), ref.w.grad()));
+}
+
+TEST(QConv2d, QuantizesOnlyWhatThePrecisionSays) {
+  // Activations only (weights and gradients FP32), then weights only.
+  torch::manual_seed(15);
+  auto conv = make_conv(2, 2, 3);
+  conv->train();
+  for (const Precision& p : {Precision{5, 0, 0, false}, Precision{0, 5, 0, false}}) {
+    conv->weight().mutable_grad().reset();
+    at::Tensor x = torch::randn({2, 2, 6, 6}, torch::requires_grad());
+    at::Tensor y = conv->forward(x, LayerPrecision::uniform(p), 0);
+    const at::Tensor g = torch::randn(y.sizes());
+    y.backward(g);
+    const at::Tensor xq = p.act ? fake_quantize(x.detach(), p.act, tensor_range(x.detach())) : x.detach();
+    const at::Tensor wq = p.weight ? fake_quantize_per_channel(conv->weight().detach(), p.weight)
+                                   : conv->weight().detach();
+    auto ref = quantized_leaves(xq, wq, {});
+    torch::conv2d(ref.x, ref.w, {}, 1, 1).backward(g);
+    EXPECT_TRUE(torch::equal(x.grad(), ref.x.grad())) << to_string(p);
+    EXPECT_TRUE(torch::equal(conv->weight().grad(), ref.w.grad())) << to_string(p);
+  }
+}
+
+TEST(QConv2d, FrozenWeightOrConstantInputGetNoGradient) {
+  torch::manual_seed(16);
+  auto conv = make_conv(2, 2, 3);
+  conv->train();
+  const auto p = LayerPrecision::uniform(Precision::fw_bw(8, 8));
+  at::Tensor constant_input = torch::randn({1, 2, 4, 4});
+  conv->forward(constant_input, p, 0).sum().backward();
+  EXPECT_TRUE(conv->weight().grad().defined());
+  conv->weight().mutable_grad().reset();
+  conv->weight().set_requires_grad(false);
+  at::Tensor x = torch::randn({1, 2, 4, 4}, torch::requires_grad());
+  conv->forward(x, p, 0).sum().backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_FALSE(conv->weight().grad().defined());
+}
+
+TEST(QConv2d, InputModifiedInPlaceBeforeBackwardIsAnError) {
+  // The backward pass requantizes the saved input, so it must notice if the input changed (as autograd does
+  // for a float convolution) rather than differentiate at the wrong point.
+  auto conv = make_conv(2, 2, 3);
+  conv->train();
+  at::Tensor a = torch::randn({1, 2, 4, 4}, torch::requires_grad());
+  at::Tensor x = a * 1.0;
+  at::Tensor y = conv->forward(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
+  x.add_(1.0);
+  EXPECT_ANY_THROW(y.sum().backward());
+}
+
+TEST(QConv2d, DoubleBackwardIsRefusedClearly) {
+  auto conv = make_conv(2, 2, 3);
+  conv->train();
+  at::Tensor x = torch::randn({1, 2, 4, 4}, torch::requires_grad());
+  at::Tensor y = conv->forward(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
+  EXPECT_ANY_THROW(torch::autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true));
+}
+
+TEST(QLinear, TokenInputsAndBiasMatchAutogradOverQuantizedOperands) {
+  torch::manual_seed(17);
+  QLinear fc(5, 4);
+  fc.set_layer_index(2);
+  fc.train();
+  at::Tensor x = torch::randn({2, 3, 5}, torch::requires_grad());
+  at::Tensor y = fc.forward(x, LayerPrecision::uniform(Precision::fw_bw(8, 6)), 1);
+  const at::Tensor g = torch::randn(y.sizes());
+  y.backward(g);
+  QuantizeOptions stochastic;
+  stochastic.rounding = Rounding::Stochastic;
+  stochastic.noise = PhiloxStream{0, mix_stream(2, 1)};
+  auto ref = quantized_leaves(fake_quantize(x.detach(), 8, tensor_range(x.detach())),
+                              fake_quantize_per_channel(fc.weight().detach(), 8), fc.bias());
+  torch::linear(ref.x, ref.w, ref.b).backward(fake_quantize(g, 6, tensor_range(g), stochastic));
+  EXPECT_TRUE(torch::allclose(x.grad(), ref.x.grad(), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(fc.weight().grad(), ref.w.grad(), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(fc.bias().grad(), ref.b.grad(), 1e-5, 1e-6));
+}
+
+TEST(QConv2d, TwoLayersEqualTheStraightThroughCompositionBitForBit) {
+  // The layer's single backward node (requantized input in shared scratch memory, in-place gradient
+  // quantization) against the same two-layer network built from the quantizer's autograd pieces, which keep
+  // every quantized operand.
+  torch::manual_seed(18);
+  auto conv1 = make_conv(2, 3, 3);
+  auto conv2 = make_conv(3, 5, 3);
+  conv2->set_layer_index(4);
+  conv1->train();
+  conv2->train();
+  const auto p = LayerPrecision::uniform(Precision::fw_bw(6, 8));
+  at::Tensor x = torch::randn({4, 2, 7, 7}, torch::requires_grad());
+  at::Tensor out = conv2->forward(torch::relu(conv1->forward(x, p, 5)), p, 5);
+  const at::Tensor g = torch::randn(out.sizes());
+  out.backward(g);
+
+  auto layer = [](const at::Tensor& in, const at::Tensor& w, uint64_t index) {
+    const at::Tensor xq = straight_through(in, fake_quantize(in.detach(), 6, tensor_range(in.detach())));
+    const at::Tensor wq = straight_through(w, fake_quantize_per_channel(w.detach(), 6));
+    GradientQuantization spec;
+    spec.bits = 8;
+    spec.noise = PhiloxStream{77, mix_stream(index, 5)};
+    return quantize_gradient_in_backward(torch::conv2d(xq, wq, {}, 1, 1), spec);
+  };
+  at::Tensor x_ref = x.detach().clone().requires_grad_();
+  at::Tensor w1 = conv1->weight().detach().clone().requires_grad_();
+  at::Tensor w2 = conv2->weight().detach().clone().requires_grad_();
+  at::Tensor out_ref = layer(torch::relu(layer(x_ref, w1, 3)), w2, 4);
+  out_ref.backward(g);
+  EXPECT_TRUE(torch::equal(out, out_ref));
+  EXPECT_TRUE(torch::equal(x.grad(), x_ref.grad()));
+  EXPECT_TRUE(torch::equal(conv1->weight().grad(), w1.grad()));
+  EXPECT_TRUE(torch::equal(conv2->weight().grad(), w2.grad()));
 }

@@ -37,6 +37,22 @@ at::Tensor QConv2d::compute(const at::Tensor& x, const at::Tensor& w) {
   return torch::conv2d(x, w, bias_, options_.stride, options_.padding, 1, options_.groups);
 }
 
+LayerGradients QConv2d::gradients() const {
+  const QConv2dOptions o = options_;
+  const bool has_bias = bias_.defined();
+  // The call autograd makes for torch::conv2d (ConvolutionBackward0), so the gradients are those of the float
+  // convolution of the same operands, bit for bit.
+  return [o, has_bias](const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, std::array<bool, 3> needed) {
+    const std::array<int64_t, 1> bias_sizes{o.out_channels};
+    const auto bias = has_bias ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef();
+    auto [dx, dw, db] =
+        at::convolution_backward(g, x, w, bias, {o.stride, o.stride}, {o.padding, o.padding}, /*dilation=*/{1, 1},
+                                 /*transposed=*/false, /*output_padding=*/{0, 0}, o.groups,
+                                 {needed[0], needed[1], needed[2] && has_bias});
+    return std::array<at::Tensor, 3>{dx, dw, db};
+  };
+}
+
 int64_t QConv2d::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {
   return conv2d_macs(options_.in_channels, options_.out_channels, options_.kernel_size, options_.kernel_size,
                      y.size(2), y.size(3), options_.groups);

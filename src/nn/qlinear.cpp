@@ -26,6 +26,20 @@ at::Tensor QLinear::compute(const at::Tensor& x, const at::Tensor& w) {
   return torch::linear(x, w, bias_);
 }
 
+LayerGradients QLinear::gradients() const {
+  const bool has_bias = bias_.defined();
+  // As autograd differentiates linear = addmm(bias, x, w^T): dx = g w, dw = (x^T g)^T, dbias = sum of g over
+  // samples (and tokens).
+  return [has_bias](const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, std::array<bool, 3> needed) {
+    const at::Tensor g2 = g.reshape({-1, g.size(-1)});
+    std::array<at::Tensor, 3> grads;
+    if (needed[0]) grads[0] = g.matmul(w);
+    if (needed[1]) grads[1] = x.reshape({-1, x.size(-1)}).t().mm(g2).t();
+    if (needed[2] && has_bias) grads[2] = g2.sum(0);
+    return grads;
+  };
+}
+
 int64_t QLinear::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {
   const int64_t tokens = x.dim() == 2 ? 1 : x.numel() / (x.size(0) * in_features_);
   return linear_macs(in_features_, out_features_, tokens);

@@ -2,10 +2,28 @@
 
 #include <torch/torch.h>
 
-#include "fractrain/quant/straight_through.h"
 #include "fractrain/util/error.h"
+#include "quantized_layer_backward.h"
 
 namespace fractrain {
+namespace {
+
+// The running statistics are one-element buffers. On the CPU they are read and written through their data
+// pointers: as 0-dim tensor ops and item() calls they would cost more than the rest of the bookkeeping.
+bool direct_access(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
+
+float read_scalar(const at::Tensor& t) { return direct_access(t) ? *t.data_ptr<float>() : t.item<float>(); }
+
+void write_scalar(at::Tensor& t, float value) {
+  if (direct_access(t)) {
+    *t.data_ptr<float>() = value;
+  } else {
+    torch::NoGradGuard no_grad;
+    t.fill_(value);
+  }
+}
+
+}  // namespace
 
 QuantizedLayer::QuantizedLayer() {
   running_lo_ = register_buffer("act_running_lo", torch::zeros({1}));
@@ -13,47 +31,86 @@ QuantizedLayer::QuantizedLayer() {
   statistics_seen_ = register_buffer("act_statistics_seen", torch::zeros({1}));
 }
 
-bool QuantizedLayer::has_activation_statistics() const { return statistics_seen_.item<float>() > 0; }
+bool QuantizedLayer::has_activation_statistics() const { return read_scalar(statistics_seen_) > 0; }
 
 QuantRange QuantizedLayer::running_activation_range() const {
-  const float lo = running_lo_.item<float>();
-  return {lo, lo + running_span_.item<float>()};
+  const float lo = read_scalar(running_lo_);
+  return {lo, lo + read_scalar(running_span_)};
+}
+
+void QuantizedLayer::update_running_range(QuantRange batch) {
+  const float span = batch.hi - batch.lo;
+  if (!has_activation_statistics()) {
+    // The first batch initialises the statistics, so early evaluations do not use a [0, 0] range.
+    write_scalar(running_lo_, batch.lo);
+    write_scalar(running_span_, span);
+    write_scalar(statistics_seen_, 1.0f);
+    return;
+  }
+  const float m = settings_.activation_momentum;
+  write_scalar(running_lo_, read_scalar(running_lo_) * m + batch.lo * (1.0f - m));
+  write_scalar(running_span_, read_scalar(running_span_) * m + span * (1.0f - m));
 }
 
 QuantRange QuantizedLayer::input_range(const at::Tensor& x) {
   if (!is_training() && has_activation_statistics()) return running_activation_range();
   const QuantRange batch = tensor_range(x);
-  if (is_training()) {
-    torch::NoGradGuard no_grad;
-    const float m = settings_.activation_momentum;
-    const float span = batch.hi - batch.lo;
-    if (!has_activation_statistics()) {
-      // The first batch initialises the statistics, so early evaluations do not use a [0, 0] range.
-      running_lo_.fill_(batch.lo);
-      running_span_.fill_(span);
-      statistics_seen_.fill_(1.0f);
-    } else {
-      running_lo_.mul_(m).add_(batch.lo * (1.0f - m));
-      running_span_.mul_(m).add_(span * (1.0f - m));
-    }
-  }
+  if (is_training()) update_running_range(batch);
   return batch;
 }
 
-at::Tensor QuantizedLayer::quantize_input(const at::Tensor& x, const LayerPrecision& precision) {
-  if (precision.act_full()) return x;
-  RECORD_USER_SCOPE("fractrain::quantize_input");
-  const QuantRange range = input_range(x.detach());
+InputQuantization QuantizedLayer::input_quantization(const at::Tensor& x, const LayerPrecision& precision) {
+  InputQuantization q;
+  if (precision.act_full()) return q;
+  q.bits = precision.act_bits();
+  if (precision.is_per_sample()) q.row_bits = precision.sample_act_bits();
+  q.range = input_range(x);
+  q.snap_zero_point = settings_.snap_zero_point;
+  return q;
+}
+
+at::Tensor QuantizedLayer::quantize_weight(int bits) const {
+  const at::Tensor w = weight_tensor().detach();
+  if (bits == 0) return w;
+  RECORD_USER_SCOPE("fractrain::quantize_weight");
   QuantizeOptions options;
   options.snap_zero_point = settings_.snap_zero_point;
-  at::Tensor quantized;
+  return fake_quantize_per_channel(w, bits, options);
+}
+
+std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const LayerPrecision& precision,
+                                                                          uint64_t noise_step) const {
+  if (precision.grad_full() || !is_training()) return std::nullopt;
+  GradientQuantization spec;
+  spec.bits = precision.grad_bits();
+  if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
+  spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
+  spec.snap_zero_point = settings_.snap_zero_point;
+  return spec;
+}
+
+at::Tensor QuantizedLayer::forward_quantized(const at::Tensor& x, const LayerPrecision& precision,
+                                             uint64_t noise_step) {
+  QuantizedLayerGraph graph;
+  at::Tensor y;
   {
     torch::NoGradGuard no_grad;
-    quantized = precision.is_per_sample()
-                    ? fake_quantize_rows(x.detach(), precision.sample_act_bits(), range, options)
-                    : fake_quantize(x.detach(), precision.act_bits(), range, options);
-  }
-  return straight_through(x, quantized);
+    graph.input = input_quantization(x, precision);
+    graph.quantized_weight = quantize_weight(precision.weight_bits());
+    const at::Tensor x_q = graph.input.apply_transient(x);
+    y = compute(x_q, graph.quantized_weight);
+    // Q(x) is scratch memory, overwritten by the next layer: the result must not be a view of it.
+    if (!x_q.is_same(x) && y.is_alias_of(x_q))
+      throw Error("layer " + layer_name_ + ": compute() returned a view of its input");
+  }  // The backward pass requantizes x (see quantized_layer_backward.h).
+  const at::Tensor& w = weight_tensor();
+  const at::Tensor& b = bias_tensor();
+  const bool needs_graph = at::GradMode::is_enabled() &&
+                           (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+  if (!needs_graph) return y;
+  graph.gradient = gradient_quantization(precision, noise_step);
+  graph.gradients = gradients();
+  return attach_quantized_layer_backward(std::move(y), x, w, b, std::move(graph));
 }
 
 at::Tensor QuantizedLayer::forward(const at::Tensor& x, const PrecisionPlan& plan) {
@@ -64,32 +121,10 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
   if (precision.is_per_sample() && precision.samples() != x.size(0))
     throw Error("layer " + layer_name_ + ": per-sample precision has " + std::to_string(precision.samples()) +
                 " entries but the batch has " + std::to_string(x.size(0)) + " samples");
-  const at::Tensor x_q = quantize_input(x, precision);
-
-  const at::Tensor& w = weight_tensor();
-  at::Tensor w_q = w;
-  if (precision.weight_bits() != 0) {
-    RECORD_USER_SCOPE("fractrain::quantize_weight");
-    QuantizeOptions options;
-    options.snap_zero_point = settings_.snap_zero_point;
-    at::Tensor quantized;
-    {
-      torch::NoGradGuard no_grad;
-      quantized = fake_quantize_per_channel(w.detach(), precision.weight_bits(), options);
-    }
-    w_q = straight_through(w, quantized);
-  }
-
-  at::Tensor y = compute(x_q, w_q);
-
-  if (!precision.grad_full() && is_training()) {
-    GradientQuantization spec;
-    spec.bits = precision.grad_bits();
-    if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
-    spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
-    spec.snap_zero_point = settings_.snap_zero_point;
-    y = quantize_gradient_in_backward(y, spec);
-  }
+  // Nothing quantized: the plain float op under autograd, exactly as an unquantized layer.
+  const bool quantized =
+      !precision.act_full() || precision.weight_bits() != 0 || (!precision.grad_full() && is_training());
+  at::Tensor y = quantized ? forward_quantized(x, precision, noise_step) : compute(x, weight_tensor());
 
   if (cost_observer_)
     cost_observer_->on_layer(

@@ -2,7 +2,8 @@
 // fused into an FMA: the kernel must round exactly like the tensor-op reference.
 #include "fractrain/quant/quantize_kernel.h"
 
-#include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
+#include <ATen/ops/from_blob.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -15,7 +16,7 @@ namespace fractrain::kernel {
 namespace {
 
 constexpr int64_t kSpan = 1024;       // elements per inner call (noise buffer on the stack), a multiple of 64
-constexpr int64_t kGrain = 1 << 15;   // elements per parallel task
+constexpr int64_t kGrain = 1 << 15;   // fewest elements worth a parallel chunk
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FRACTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -55,43 +56,60 @@ void philox_tile_uniform_portable(const PhiloxStream& stream, uint64_t tile, flo
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// 32x32 -> 64-bit products of 16 lanes, split into high and low words (AVX-512 has no 32-bit mulhi).
-__attribute__((target("avx512f"))) inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
-  const __m512i even = _mm512_mul_epu32(a, m);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+// GCC 12 takes the undefined placeholder vectors inside the AVX-512 intrinsics for uninitialised variables
+// (GCC bug 105593); the warnings are false.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+// Philox state of 8 blocks side by side, each 32-bit word in the low half of a 64-bit lane. That layout suits
+// AVX-512, which has no 32-bit multiply-high: _mm512_mul_epu32 reads the low halves and returns the full 64-bit
+// product, i.e. the new low word in place and the high word one shift away. The high halves of the state fill
+// with junk that never reaches a low half (only lane-wise XORs, and multiplies that ignore them).
+struct PhiloxLanes {
+  __m512i c0, c1, c2, c3;
+};
+
+__attribute__((target("avx512f"))) inline void philox_round(PhiloxLanes& s, __m512i key0, __m512i key1) {
+  const __m512i m0 = _mm512_set1_epi64(kPhiloxMul0), m1 = _mm512_set1_epi64(kPhiloxMul1);
+  const __m512i p0 = _mm512_mul_epu32(s.c0, m0);  // hi0:lo0
+  const __m512i p1 = _mm512_mul_epu32(s.c2, m1);  // hi1:lo1
+  constexpr int kXor3 = 0x96;                       // ternary logic truth table of a ^ b ^ c
+  s.c0 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), s.c1, key0, kXor3);
+  s.c1 = p1;
+  s.c2 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), s.c3, key1, kXor3);
+  s.c3 = p0;
+}
+
+// The low words of a's 8 lanes followed by those of b's.
+__attribute__((target("avx512f"))) inline __m512i low_words(__m512i a, __m512i b) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  return _mm512_permutex2var_epi32(a, even, b);
 }
 
 __attribute__((target("avx512f"))) void philox_tile_uniform_avx512(const PhiloxStream& stream, uint64_t tile,
                                                                    float* out) {
-  alignas(64) uint32_t lo_counter[16], hi_counter[16];
-  for (int b = 0; b < 16; ++b) {
-    const uint64_t block = tile * 16 + static_cast<uint64_t>(b);
-    lo_counter[b] = static_cast<uint32_t>(block);
-    hi_counter[b] = static_cast<uint32_t>(block >> 32);
-  }
-  __m512i c0 = _mm512_load_si512(lo_counter);
-  __m512i c1 = _mm512_load_si512(hi_counter);
-  __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream.stream)));
-  __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream.stream >> 32)));
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxMul0));
-  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxMul1));
+  // Blocks tile * 16 + b, b < 16: the low counter word cannot wrap (tile * 16 is a multiple of 16).
+  const uint64_t first = tile * 16;
+  const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i counter_lo = _mm512_set1_epi64(static_cast<uint32_t>(first));
+  const __m512i counter_hi = _mm512_set1_epi64(static_cast<uint32_t>(first >> 32));
+  const __m512i stream_lo = _mm512_set1_epi64(static_cast<uint32_t>(stream.stream));
+  const __m512i stream_hi = _mm512_set1_epi64(static_cast<uint32_t>(stream.stream >> 32));
+  PhiloxLanes a{_mm512_add_epi64(counter_lo, lanes), counter_hi, stream_lo, stream_hi};
+  PhiloxLanes b{_mm512_add_epi64(counter_lo, _mm512_add_epi64(lanes, _mm512_set1_epi64(8))), counter_hi, stream_lo,
+                stream_hi};
   uint32_t k0 = static_cast<uint32_t>(stream.key), k1 = static_cast<uint32_t>(stream.key >> 32);
   for (int round = 0; round < 10; ++round) {
-    __m512i hi0, lo0, hi1, lo1;
-    mulhilo16(c0, m0, hi0, lo0);
-    mulhilo16(c2, m1, hi1, lo1);
-    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-    c1 = lo1;
-    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-    c3 = lo0;
+    const __m512i key0 = _mm512_set1_epi64(k0), key1 = _mm512_set1_epi64(k1);
+    philox_round(a, key0, key1);
+    philox_round(b, key0, key1);
     k0 += kPhiloxWeyl0;
     k1 += kPhiloxWeyl1;
   }
   const __m512 scale = _mm512_set1_ps(1.0f / 16777216.0f);
   const __m512 half = _mm512_set1_ps(0.5f);
-  const __m512i words[4] = {c0, c1, c2, c3};
+  const __m512i words[4] = {low_words(a.c0, b.c0), low_words(a.c1, b.c1), low_words(a.c2, b.c2),
+                            low_words(a.c3, b.c3)};
   for (int w = 0; w < 4; ++w) {
     const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(words[w], 8)), scale);
     _mm512_storeu_ps(out + 16 * w, _mm512_sub_ps(u, half));
@@ -106,6 +124,7 @@ bool have_avx512() {
   }();
   return available;
 }
+#pragma GCC diagnostic pop
 #endif
 
 void philox_tile_uniform(const PhiloxStream& stream, uint64_t tile, float* out) {
@@ -133,6 +152,26 @@ void fill_noise(const PhiloxStream& stream, int64_t begin, int64_t n, float* out
   }
 }
 
+// Calls body(begin, end) on consecutive chunks of [0, n) in parallel, on ATen's intra-op threads. Not
+// at::parallel_for: in an OpenMP build of LibTorch (Debian's) that is a header template whose `#pragma omp
+// parallel` only takes effect in files compiled with -fopenmp, and otherwise runs everything on the calling
+// thread without a word. TensorIterator::for_each is compiled inside LibTorch, so it splits the work with
+// LibTorch's own threading whatever the flags of this file. The n floats at `index_space` (the kernel's output
+// buffer) only give the iterator its extent: a chunk's offset in them is its first index.
+template <typename Body>
+void parallel_chunks(float* index_space, int64_t n, const Body& body) {
+  at::Tensor extent = at::from_blob(index_space, {n}, at::TensorOptions().dtype(at::kFloat));
+  at::TensorIterator iter = at::TensorIterator::borrowing_nullary_op(extent);
+  iter.for_each(
+      [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+        for (int64_t j = 0; j < size1; ++j) {
+          const int64_t begin = reinterpret_cast<float*>(data[0] + j * strides[1]) - index_space;
+          body(begin, begin + size0);
+        }
+      },
+      kGrain);
+}
+
 }  // namespace
 
 RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point) {
@@ -147,7 +186,8 @@ RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point) {
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
                    const PhiloxStream* noise) {
   const int64_t total = rows * row_len;
-  at::parallel_for(0, total, kGrain, [&](int64_t begin, int64_t end) {
+  if (total == 0) return;
+  parallel_chunks(y, total, [&](int64_t begin, int64_t end) {
     float noise_buffer[kSpan];
     int64_t i = begin;
     while (i < end) {

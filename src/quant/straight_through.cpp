@@ -1,61 +1,90 @@
 #include "fractrain/quant/straight_through.h"
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
 
 namespace fractrain {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::tensor_list;
+using torch::autograd::Node;
+using torch::autograd::variable_list;
 
-struct StraightThroughFunction : public torch::autograd::Function<StraightThroughFunction> {
-  static at::Tensor forward(AutogradContext*, const at::Tensor& /*x*/, const at::Tensor& quantized) {
-    return quantized;
-  }
-  static tensor_list backward(AutogradContext*, tensor_list grad) { return {grad[0], at::Tensor()}; }
+// Both backward nodes are plain autograd Nodes rather than torch::autograd::Function: they keep no saved
+// state, need no context, and, for the gradient quantizer, receive the incoming gradient by value. Function
+// copies the gradients before calling backward, which would hide whether the engine handed over the only
+// reference (what makes quantizing the gradient in place safe).
+
+// Backward of straight_through: the gradient passes unchanged to x (straight-through estimator).
+class StraightThroughBackward : public Node {
+ public:
+  variable_list apply(variable_list&& grads) override { return std::move(grads); }
+  std::string name() const override { return "fractrain::StraightThroughBackward"; }
 };
 
-struct GradientQuantizeFunction : public torch::autograd::Function<GradientQuantizeFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& y, const GradientQuantization* spec) {
-    // Copy what backward needs: the spec object lives only for the forward call.
-    ctx->saved_data["bits"] = static_cast<int64_t>(spec->bits);
-    ctx->saved_data["row_bits"] = std::vector<int64_t>(spec->row_bits.begin(), spec->row_bits.end());
-    ctx->saved_data["key"] = static_cast<int64_t>(spec->noise.key);
-    ctx->saved_data["stream"] = static_cast<int64_t>(spec->noise.stream);
-    ctx->saved_data["snap"] = spec->snap_zero_point;
-    return y;
+// True when nothing but `g` can observe its memory: no other handle to the tensor (the engine moved its only
+// reference to us; a gradient shared with another consumer, e.g. both inputs of an add, or held by a hook or
+// by the caller of backward(), has more), no other tensor on its storage (views), and no graph built on it
+// (create_graph). Overwriting such a gradient is invisible to everyone else.
+bool exclusively_owned(const at::Tensor& g) {
+  return g.use_count() == 1 && g.storage().use_count() == 1 && !g.requires_grad() &&
+         !at::GradMode::is_enabled();
+}
+
+// Backward of quantize_gradient_in_backward.
+class GradientQuantizeBackward : public Node {
+ public:
+  explicit GradientQuantizeBackward(GradientQuantization spec) : spec_(std::move(spec)) {}
+
+  variable_list apply(variable_list&& grads) override {
+    at::Tensor g = std::move(grads[0]);
+    grads.clear();  // so that `g` holds the engine's only reference
+    if (!g.defined()) return {at::Tensor()};
+    return {quantize_gradient(std::move(g), spec_)};
   }
 
-  static tensor_list backward(AutogradContext* ctx, tensor_list grad) {
-    QuantizeOptions options;
-    options.rounding = Rounding::Stochastic;
-    options.noise.key = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
-    options.noise.stream = static_cast<uint64_t>(ctx->saved_data["stream"].toInt());
-    options.snap_zero_point = ctx->saved_data["snap"].toBool();
-    const at::Tensor& g = grad[0];
-    const QuantRange range = tensor_range(g);
-    auto row_bits_list = ctx->saved_data["row_bits"].toIntVector();
-    at::Tensor quantized;
-    if (row_bits_list.empty()) {
-      quantized = fake_quantize(g, static_cast<int>(ctx->saved_data["bits"].toInt()), range, options);
-    } else {
-      std::vector<int> row_bits(row_bits_list.begin(), row_bits_list.end());
-      quantized = fake_quantize_rows(g, row_bits, range, options);
-    }
-    return {quantized, at::Tensor()};
-  }
+  std::string name() const override { return "fractrain::GradientQuantizeBackward"; }
+
+ private:
+  const GradientQuantization spec_;
 };
+
+// Makes `out` the differentiable result of `node` applied to `input` (the node's single input and output).
+at::Tensor connect(at::Tensor out, const at::Tensor& input, std::shared_ptr<Node> node) {
+  node->set_next_edges(torch::autograd::collect_next_edges(input));
+  torch::autograd::create_gradient_edge(out, std::move(node));
+  return out;
+}
+
+bool records_graph(const at::Tensor& x) { return x.requires_grad() && at::GradMode::is_enabled(); }
 
 }  // namespace
 
+at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec) {
+  QuantizeOptions options;
+  options.rounding = Rounding::Stochastic;
+  options.noise = spec.noise;
+  options.snap_zero_point = spec.snap_zero_point;
+  const QuantRange range = tensor_range(g);
+  at::Tensor out = exclusively_owned(g) && g.is_contiguous() ? g : at::empty(g.sizes(), g.options());
+  if (spec.row_bits.empty())
+    fake_quantize_out(g, spec.bits, range, options, out);
+  else
+    fake_quantize_rows_out(g, spec.row_bits, range, options, out);
+  return out;
+}
+
 at::Tensor straight_through(const at::Tensor& x, const at::Tensor& quantized) {
-  if (!x.requires_grad()) return quantized;
-  return StraightThroughFunction::apply(x, quantized);
+  if (!records_graph(x)) return quantized;
+  // The history goes on a fresh alias, never on the caller's tensor object (which may be x itself, or a
+  // buffer the caller keeps).
+  return connect(quantized.detach(), x,
+                 std::shared_ptr<Node>(new StraightThroughBackward(), torch::autograd::deleteNode));
 }
 
 at::Tensor quantize_gradient_in_backward(const at::Tensor& y, const GradientQuantization& spec) {
-  if (!y.requires_grad()) return y;
-  return GradientQuantizeFunction::apply(y, &spec);
+  if (!records_graph(y)) return y;
+  return connect(y.detach(), y,
+                 std::shared_ptr<Node>(new GradientQuantizeBackward(spec), torch::autograd::deleteNode));
 }
 
 }  // namespace fractrain

@@ -233,6 +233,9 @@ std::vector<KeyDescriptor> build_table() {
       field("schedule.warmup_iterations", &R::schedule, &ScheduleConfig::warmup_iterations, int_at_least(0),
             "linear learning-rate warm-up over the first N iterations"),
 
+      field("cost.hardware", &R::cost, &CostConfig::hardware, any(),
+            "accelerator model for energy and latency (TOML); empty = configs/hardware/bitfusion.toml"),
+
       field("output.dir", &R::output, &OutputConfig::dir, non_empty("name a directory, e.g. runs/default"),
             "directory for metrics, checkpoints and reports"),
   };

@@ -17,7 +17,8 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"train_seconds", s.train_seconds},
           {"window_loss_sum", s.window_loss_sum},
           {"window_correct", s.window_correct},
-          {"window_samples", s.window_samples}};
+          {"window_samples", s.window_samples},
+          {"cost", s.cost}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -31,6 +32,7 @@ TrainerState state_from_json(const nlohmann::json& j) {
   s.window_loss_sum = j.at("window_loss_sum").get<double>();
   s.window_correct = j.at("window_correct").get<int64_t>();
   s.window_samples = j.at("window_samples").get<int64_t>();
+  if (j.contains("cost")) s.cost = j.at("cost");
   return s;
 }
 

@@ -1,17 +1,14 @@
 #include "fractrain/train/run_config.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "config_schema.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/toml_file.h"
 
 namespace fractrain {
 namespace {
@@ -125,31 +122,15 @@ void apply_table(RunConfig& config, const std::string& prefix, const toml::table
   }
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw Error("cannot read config file '" + path + "': " + std::strerror(errno) +
-                "; check the path (recipes live in configs/)");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 RunConfig load_run_config(const std::string& toml_path) {
-  return parse_run_config(read_text_file(toml_path), toml_path);
+  return parse_run_config(read_text_file(toml_path, "config file", "check the path (recipes live in configs/)"),
+                          toml_path);
 }
 
 RunConfig parse_run_config(const std::string& toml_text, const std::string& source_name) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    const auto& begin = e.source().begin;
-    throw Error(fmt::format("{}:{}:{}: TOML syntax error: {}", source_name, begin.line, begin.column, e.description()));
-  }
+  const toml::table root = parse_toml(toml_text, source_name);
   RunConfig config;
   for (const auto& [section_key, section_node] : root) {
     const std::string section(section_key.str());

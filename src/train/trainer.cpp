@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "fractrain/cost/cost_report.h"
 #include "fractrain/data/batch_loader.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/lr_schedule.h"
@@ -26,6 +27,19 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kMetricColumns = {"step",      "epoch",      "lr",        "train_loss", "train_accuracy",
                                                  "test_loss", "test_accuracy", "images_per_second", "train_seconds",
                                                  "precision"};
+// Every run is compared with FP32 and FW-8/BW-8 runs of the same samples (same layer policy).
+struct CostReference {
+  std::string name;
+  Precision precision;
+};
+const std::vector<CostReference> kCostReferences = {{"fp32", Precision::full()}, {"fw8bw8", Precision::fw_bw(8, 8)}};
+
+std::vector<std::string> metric_columns() {
+  std::vector<std::string> references, columns = kMetricColumns;
+  for (const auto& r : kCostReferences) references.push_back(r.name);
+  for (const auto& c : cost_metric_columns(references)) columns.push_back(c);
+  return columns;
+}
 
 class Trainer {
  public:
@@ -34,6 +48,8 @@ class Trainer {
 
  private:
   void setup();
+  void setup_cost_meter();
+  TrainerState checkpoint_state() const;
   void train_step(const Batch& batch);
   void evaluate_and_log();
   void save_last();
@@ -51,6 +67,7 @@ class Trainer {
   std::unique_ptr<BatchLoader> loader_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
+  std::unique_ptr<CostMeter> cost_meter_;
   PrecisionPlan plan_;
   TrainerState state_;
   int64_t total_steps_ = 0, eval_every_ = 0, checkpoint_every_ = 0, batches_per_epoch_ = 0;
@@ -87,10 +104,34 @@ void Trainer::setup() {
     std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
   }
   start_step_ = state_.step;
+  setup_cost_meter();
   loader_->seek(state_.next_epoch, state_.next_batch);
-  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, kMetricColumns,
+  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(),
                                           options_.resume_from.empty() ? -1 : state_.step);
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
+}
+
+// The meter sees every layer the model executes; a resumed run continues the checkpoint's totals.
+void Trainer::setup_cost_meter() {
+  const QuantizationPolicy policy = quantization_policy_of(config_.precision);
+  const std::string hardware =
+      config_.cost.hardware.empty() ? default_hardware_model_path() : config_.cost.hardware;
+  cost_meter_ = std::make_unique<CostMeter>(profile_model(*model_, input_spec_of(*data_.train)),
+                                            load_hardware_model(hardware));
+  for (const auto& r : kCostReferences) cost_meter_->add_reference(r.name, make_static_plan(*model_, r.precision, policy));
+  if (!state_.cost.is_null()) {
+    cost_meter_->restore(state_.cost, options_.resume_from);
+  } else if (state_.step > 0) {
+    std::printf("note: %s has no cost totals; cost is counted from step %lld on\n", options_.resume_from.c_str(),
+                (long long)state_.step);
+  }
+  model_->set_cost_observer(cost_meter_.get());
+}
+
+TrainerState Trainer::checkpoint_state() const {
+  TrainerState s = state_;
+  s.cost = cost_meter_->state();
+  return s;
 }
 
 void Trainer::train_step(const Batch& batch) {
@@ -116,6 +157,8 @@ void Trainer::train_step(const Batch& batch) {
   state_.next_epoch = loader_->next_epoch();
   state_.next_batch = loader_->next_batch_in_epoch();
   const int64_t n = labels.size(0);
+  cost_meter_->end_step(n);
+  if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
   const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
   state_.window_loss_sum += loss_value * n;
   state_.window_correct += correct;
@@ -137,6 +180,7 @@ void Trainer::evaluate_and_log() {
                            {"images_per_second", progress_->images_per_second()},
                            {"train_seconds", state_.train_seconds},
                            {"precision", to_string(static_precision_of(config_.precision))}};
+  record.update(cost_metrics_record(*cost_meter_));
   metrics_->append(record);
   state_.window_loss_sum = 0.0;
   state_.window_correct = state_.window_samples = 0;
@@ -144,15 +188,16 @@ void Trainer::evaluate_and_log() {
   std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
               (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy, record["train_loss"].get<double>(),
               100.0 * record["train_accuracy"].get<double>());
+  std::printf("%s\n", format_cost_line(*cost_meter_).c_str());
   if (last_eval_.accuracy > state_.best_accuracy) {
     state_.best_accuracy = last_eval_.accuracy;
     state_.best_step = state_.step;
-    save_run_checkpoint(best_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, state_);
+    save_run_checkpoint(best_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, checkpoint_state());
   }
 }
 
 void Trainer::save_last() {
-  save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, state_);
+  save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, checkpoint_state());
 }
 
 // training_curves.png: train and test accuracy (left axis) and losses (right axis) against the step.
@@ -202,6 +247,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"device", device_.str()},
           {"threads", threads_},
           {"output_dir", config_.output.dir},
+          {"cost", cost_summary_json(*cost_meter_)},
           {"config", to_json(config_)}};
 }
 
@@ -223,6 +269,8 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       100.0 * s["best_test_accuracy"].get<double>(), (long long)s["best_step"].get<int64_t>(),
       ProgressLine::format_duration(s["train_seconds"].get<double>()).c_str(), s["images_per_second"].get<double>(),
       s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
+  std::printf("cost         bit-weighted MACs, energy and latency on %s (docs/cost.md)\n%s",
+              cost_meter_->hardware().name.c_str(), format_cost_comparison(run_comparison(*cost_meter_)).c_str());
 }
 
 nlohmann::json Trainer::run() {

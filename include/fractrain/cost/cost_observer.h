@@ -8,7 +8,18 @@
 
 namespace fractrain {
 
-enum class LayerKind { Conv, DepthwiseConv, Linear };
+// Attention: a matmul between two activations (QK^T or AV of a Transformer); its "weight" operand is K or V.
+enum class LayerKind { Conv, DepthwiseConv, Linear, Attention };
+
+inline const char* to_string(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Conv: return "conv";
+    case LayerKind::DepthwiseConv: return "dwconv";
+    case LayerKind::Linear: return "linear";
+    case LayerKind::Attention: return "attention";
+  }
+  return "?";
+}
 
 struct LayerExecution {
   const std::string& layer;         // full module path, e.g. "stage2.0.conv1"

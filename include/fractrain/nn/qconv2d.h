@@ -16,12 +16,14 @@ class QConv2d : public QuantizedLayer {
 
   LayerKind kind() const override;
   const at::Tensor& weight_tensor() const override { return weight_; }
+  const at::Tensor& bias_tensor() const override { return bias_; }
   const QConv2dOptions& options() const { return options_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }
 
  protected:
   at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;
+  LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
 
  private:

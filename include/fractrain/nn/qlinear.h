@@ -11,6 +11,7 @@ class QLinear : public QuantizedLayer {
 
   LayerKind kind() const override { return LayerKind::Linear; }
   const at::Tensor& weight_tensor() const override { return weight_; }
+  const at::Tensor& bias_tensor() const override { return bias_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }
   int64_t in_features() const { return in_features_; }
@@ -18,6 +19,7 @@ class QLinear : public QuantizedLayer {
 
  protected:
   at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;
+  LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
 
  private:

@@ -1,15 +1,23 @@
 #pragma once
 // Common machinery of QConv2d and QLinear: activation range statistics, the three quantization points
-// (input activations, weights, output gradient), and reporting to the cost observer.
+// (input activations, weights, output gradient), and reporting to the cost observer. A quantized execution
+// computes the float op on quantized operands without autograd and attaches one backward node that quantizes
+// the output gradient and differentiates the op on the (re)quantized operands; see
+// src/nn/quantized_layer_backward.h for why the quantized input is recomputed rather than kept.
 #include <torch/nn/module.h>
 
+#include <optional>
 #include <string>
 
 #include "fractrain/cost/cost_observer.h"
+#include "fractrain/nn/layer_gradients.h"
 #include "fractrain/precision/layer_precision.h"
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/straight_through.h"
 
 namespace fractrain {
+
+struct InputQuantization;  // internal: how an input is quantized, forward and (again) backward
 
 struct QuantizerSettings {
   // Running activation range for eval mode: new = momentum * old + (1 - momentum) * batch.
@@ -42,17 +50,27 @@ class QuantizedLayer : public torch::nn::Module {
 
   virtual LayerKind kind() const = 0;
   virtual const at::Tensor& weight_tensor() const = 0;
+  // Undefined when the layer has no bias.
+  virtual const at::Tensor& bias_tensor() const = 0;
 
  protected:
   QuantizedLayer();
-  // The float op (conv or matmul) on already quantized operands.
+  // The float op (conv or matmul, plus bias) on already quantized operands.
   virtual at::Tensor compute(const at::Tensor& x, const at::Tensor& w) = 0;
+  // The gradients of compute() for the backward pass. A function object holding copies of the settings it
+  // needs (stride, ...), so that the backward pass does not depend on the layer object still existing.
+  virtual LayerGradients gradients() const = 0;
   // Forward MACs per sample given the input and output shapes.
   virtual int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const = 0;
 
  private:
-  at::Tensor quantize_input(const at::Tensor& x, const LayerPrecision& precision);
+  at::Tensor forward_quantized(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step);
+  InputQuantization input_quantization(const at::Tensor& x, const LayerPrecision& precision);
+  at::Tensor quantize_weight(int bits) const;
+  std::optional<GradientQuantization> gradient_quantization(const LayerPrecision& precision,
+                                                            uint64_t noise_step) const;
   QuantRange input_range(const at::Tensor& x);
+  void update_running_range(QuantRange batch);
 
   std::string layer_name_;
   int64_t layer_index_ = 0;

@@ -40,6 +40,14 @@ at::Tensor fake_quantize(const at::Tensor& x, int bits, QuantRange range, const 
 at::Tensor fake_quantize_rows(const at::Tensor& x, const std::vector<int>& row_bits, QuantRange range,
                               const QuantizeOptions& options = {});
 
+// The same two, writing the result into `out` (same shape and dtype as x) and returning it. `out` may be x
+// itself (quantize in place) or a reused buffer, which spares the allocation and the page faults of fresh
+// memory; it must not partially overlap x. Results are identical to the allocating versions.
+at::Tensor& fake_quantize_out(const at::Tensor& x, int bits, QuantRange range, const QuantizeOptions& options,
+                              at::Tensor& out);
+at::Tensor& fake_quantize_rows_out(const at::Tensor& x, const std::vector<int>& row_bits, QuantRange range,
+                                   const QuantizeOptions& options, at::Tensor& out);
+
 // One range per row (dimension 0: per output channel of a weight), computed from the tensor itself.
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
 

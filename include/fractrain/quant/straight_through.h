@@ -10,7 +10,8 @@
 
 namespace fractrain {
 
-// Forward: returns `quantized` (computed by the caller from x, without autograd). Backward: d/dx = identity.
+// Forward: returns (an alias of) `quantized`, computed by the caller from x without autograd. Backward: d/dx =
+// identity.
 at::Tensor straight_through(const at::Tensor& x, const at::Tensor& quantized);
 
 // How the gradient at a layer output is quantized: per tensor range (min/max of the whole gradient),
@@ -22,7 +23,13 @@ struct GradientQuantization {
   bool snap_zero_point = false;
 };
 
-// Forward: identity. Backward: the incoming gradient is fake-quantized as `spec` says.
+// Fake-quantizes a gradient as `spec` says. In place when `g` is the only handle to its memory (no other
+// reference to the tensor, no view of its storage, no graph on it): pass the gradient in with std::move from
+// a backward function that owns it. Otherwise into a new tensor, leaving g untouched.
+at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec);
+
+// Forward: identity (an alias of y). Backward: the incoming gradient is fake-quantized as `spec` says, in place
+// when the autograd engine hands over the only reference to it (otherwise into a new tensor).
 at::Tensor quantize_gradient_in_backward(const at::Tensor& y, const GradientQuantization& spec);
 
 }  // namespace fractrain

@@ -3,6 +3,7 @@
 // running statistics), optimizer state (momentum buffers), the resolved config, and the trainer's position.
 // Data order, augmentation and stochastic rounding are pure functions of (seed, epoch/step), so the position
 // is all the "RNG state" there is.
+#include <nlohmann/json.hpp>
 #include <torch/optim/sgd.h>
 
 #include <string>
@@ -21,6 +22,8 @@ struct TrainerState {
   // Training statistics accumulated since the last evaluation.
   double window_loss_sum = 0.0;
   int64_t window_correct = 0, window_samples = 0;
+  // The cost meter's totals (CostMeter::state()), so that a resumed run's cost continues where it stopped.
+  nlohmann::json cost;
 };
 
 void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,

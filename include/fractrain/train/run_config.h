@@ -60,6 +60,10 @@ struct ScheduleConfig {
   int64_t warmup_iterations = 0;
 };
 
+struct CostConfig {
+  std::string hardware;  // accelerator model TOML; empty = configs/hardware/bitfusion.toml
+};
+
 struct OutputConfig {
   std::string dir = "runs/default";
 };
@@ -71,6 +75,7 @@ struct RunConfig {
   TrainConfig train;
   OptimConfig optim;
   ScheduleConfig schedule;
+  CostConfig cost;
   OutputConfig output;
 };
 

@@ -1,0 +1,98 @@
+#include "quantized_layer_backward.h"
+
+#include <ATen/ATen.h>
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+using torch::autograd::Node;
+using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
+
+// Memory for Q(x) on CPU. At most one quantized input per thread is alive at a time (from quantization to the
+// end of the layer's float op, forward or backward), so all layers share one buffer, grown to the largest
+// input, rather than allocate and free an input-sized tensor twice per layer and step: the heap then sees the
+// same allocations as in an unquantized step, instead of extra ones that it answers, depending on its layout,
+// with fresh pages (page faults cost more than quantizing). Other devices have caching allocators.
+at::Tensor transient_buffer_like(const at::Tensor& x) {
+  if (!x.device().is_cpu()) return at::empty(x.sizes(), x.options());
+  thread_local at::Tensor buffer;
+  if (!buffer.defined() || buffer.numel() < x.numel() || buffer.scalar_type() != x.scalar_type())
+    buffer = at::empty({x.numel()}, x.options());
+  return buffer.slice(0, 0, x.numel()).view(x.sizes());
+}
+
+class QuantizedLayerBackward : public Node {
+ public:
+  QuantizedLayerBackward(const at::Tensor& x, QuantizedLayerGraph graph)
+      : x_(x, /*is_output=*/false),
+        weight_(graph.quantized_weight, /*is_output=*/false),
+        input_(std::move(graph.input)),
+        gradient_(std::move(graph.gradient)),
+        gradients_(std::move(graph.gradients)) {}
+
+  // Next edges: x, w, bias (in that order). Input: the gradient of y.
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    at::Tensor g = std::move(grads[0]);
+    grads.clear();  // `g` now holds the engine's only reference, if nobody else shares the gradient
+    if (!g.defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    if (at::GradMode::is_enabled())
+      throw Error("quantized layers do not support double backward (backward with create_graph)");
+    if (gradient_) g = quantize_gradient(std::move(g), *gradient_);
+    const std::array<bool, 3> needed{task_should_compute_output(0), task_should_compute_output(1),
+                                     task_should_compute_output(2)};
+    const at::Tensor x_q = input_.apply_transient(x_.unpack());
+    std::array<at::Tensor, 3> result = gradients_(g, x_q, weight_.unpack(), needed);
+    return {std::move(result[0]), std::move(result[1]), std::move(result[2])};
+  }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    x_.reset_data();
+    weight_.reset_data();
+  }
+
+  std::string name() const override { return "fractrain::QuantizedLayerBackward"; }
+
+ private:
+  SavedVariable x_, weight_;
+  const InputQuantization input_;
+  const std::optional<GradientQuantization> gradient_;
+  const LayerGradients gradients_;
+};
+
+}  // namespace
+
+bool InputQuantization::active() const {
+  if (row_bits.empty()) return bits != 0;
+  return std::any_of(row_bits.begin(), row_bits.end(), [](int b) { return b != 0; });
+}
+
+at::Tensor InputQuantization::apply_transient(const at::Tensor& x) const {
+  if (!active()) return x;
+  RECORD_USER_SCOPE("fractrain::quantize_input");
+  QuantizeOptions options;
+  options.snap_zero_point = snap_zero_point;
+  at::Tensor out = transient_buffer_like(x);
+  return row_bits.empty() ? fake_quantize_out(x, bits, range, options, out)
+                          : fake_quantize_rows_out(x, row_bits, range, options, out);
+}
+
+at::Tensor attach_quantized_layer_backward(at::Tensor y, const at::Tensor& x, const at::Tensor& w,
+                                           const at::Tensor& bias, QuantizedLayerGraph graph) {
+  auto node = std::shared_ptr<Node>(new QuantizedLayerBackward(x, std::move(graph)), torch::autograd::deleteNode);
+  node->set_next_edges(torch::autograd::collect_next_edges(x, w, bias));
+  torch::autograd::create_gradient_edge(y, std::move(node));
+  return y;
+}
+
+}  // namespace fractrain

@@ -1,0 +1,48 @@
+#pragma once
+// The autograd side of a quantized layer (internal to QuantizedLayer): one backward node per layer execution
+// that quantizes the output gradient, requantizes the input and computes the layer's gradients on the
+// quantized operands, passing them straight through to the float input, weight and bias (DESIGN.md 4.1).
+//
+// Why one node that requantizes rather than autograd over conv(Q(x), Q(w)): the latter keeps Q(x), a second
+// copy of every layer input, alive from forward to backward. That grows the step's peak memory by the size of
+// all layer inputs, and the heap growth comes back as page faults on fresh memory every step, which cost more
+// than quantizing does. x itself is kept anyway (by the layer that produced it, and by this node, as a float
+// convolution would), and requantizing it with the forward range is cheap and bit-identical (nearest rounding).
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <vector>
+
+#include "fractrain/nn/layer_gradients.h"
+#include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/straight_through.h"
+
+namespace fractrain {
+
+// How a layer input is quantized: one width (`bits`) or one per sample (`row_bits`), over `range`, nearest
+// rounding. Applied in the forward pass and again, identically, in the backward pass.
+struct InputQuantization {
+  int bits = 0;
+  std::vector<int> row_bits;
+  QuantRange range;
+  bool snap_zero_point = false;
+
+  bool active() const;
+  // Q(x), or x itself when inactive. On CPU the result lives in per-thread scratch memory that the next call
+  // on the thread overwrites: use it for one float op and drop it, never keep it (or a view of it).
+  at::Tensor apply_transient(const at::Tensor& x) const;
+};
+
+struct QuantizedLayerGraph {
+  InputQuantization input;
+  at::Tensor quantized_weight;  // Q(w), or w itself when weights are not quantized
+  std::optional<GradientQuantization> gradient;
+  LayerGradients gradients;
+};
+
+// Makes y (computed without autograd from the quantized operands) differentiable with respect to x, w and
+// bias (bias may be undefined) through one backward node as described above.
+at::Tensor attach_quantized_layer_backward(at::Tensor y, const at::Tensor& x, const at::Tensor& w,
+                                           const at::Tensor& bias, QuantizedLayerGraph graph);
+
+}  // namespace fractrain
