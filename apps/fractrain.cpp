@@ -9,6 +9,7 @@
 #include "fractrain/cost/static_cost.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/train/evaluate.h"
+#include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
@@ -83,8 +84,13 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
   auto model = build_model(config, input_spec_of(*data.test), device);
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(config.optim.lr).momentum(config.optim.momentum));
   const TrainerState state = load_run_checkpoint(checkpoint, *model, optimizer);
-  Precision p = precision.empty() ? static_precision_of(config.precision) : parse_precision(precision);
-  PrecisionPlan plan = make_static_plan(*model, p, quantization_policy_of(config.precision));
+  // By default the checkpoint's own precision: for a PFQ run, that of the stage it was in (the schedule's
+  // switch steps do not matter here, only the restored stage).
+  auto controller = make_precision_controller(config.precision, *model, 1, 1);
+  if (!state.precision.is_null()) controller->restore(state.precision);
+  const Precision p = precision.empty() ? controller->precision() : parse_precision(precision);
+  const PrecisionPlan plan = precision.empty() ? controller->current_plan()
+                                               : make_static_plan(*model, p, quantization_policy_of(config.precision));
   EvalResult r = evaluate(*model, plan, *data.test, config.train.batch_size, device);
   nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name}, {"step", state.step},
                         {"precision", to_string(p)},  {"test_samples", r.samples}, {"test_accuracy", r.accuracy},

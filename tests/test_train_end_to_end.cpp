@@ -10,9 +10,12 @@
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
 #include "fractrain/util/error.h"
+#include "run_test_support.h"
 #include "test_support.h"
 
 using namespace fractrain;
+using test_support::final_weights;
+using test_support::read_metrics;
 
 namespace {
 
@@ -34,14 +37,6 @@ RunConfig small_run(const std::string& dir, int fw, int bw) {
   return c;
 }
 
-std::vector<nlohmann::json> read_metrics(const std::string& dir) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
 void expect_learns(int fw, int bw) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_learn_fw" + std::to_string(fw));
@@ -58,16 +53,6 @@ void expect_learns(int fw, int bw) {
   EXPECT_LT(rows[1]["train_loss"].get<double>(), rows[0]["train_loss"].get<double>());
   EXPECT_LT(rows[1]["train_loss"].get<double>(), 0.8 * std::log(10.0));
   EXPECT_EQ(summary["precision"].get<std::string>(), fw ? "fw8bw8" : "fp32");
-}
-
-std::map<std::string, at::Tensor> final_weights(const std::string& dir, const RunConfig& config) {
-  auto model = build_model(config, ModelInputSpec{1, 28, 28, 10}, c10::kCPU);
-  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
-  load_run_checkpoint(last_checkpoint_path(dir), *model, sgd);
-  std::map<std::string, at::Tensor> out;
-  for (const auto& p : model->named_parameters()) out[p.key()] = p.value().clone();
-  for (const auto& b : model->named_buffers()) out[b.key()] = b.value().clone();
-  return out;
 }
 
 }  // namespace
@@ -109,8 +94,8 @@ TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
   nlohmann::json summary = train_run(config_for(split, 10), resume);
   EXPECT_EQ(summary["steps"].get<int64_t>(), 10);
 
-  const auto a = final_weights(whole, config_for(whole, 10));
-  const auto b = final_weights(split, config_for(split, 10));
+  const auto a = final_weights(config_for(whole, 10));
+  const auto b = final_weights(config_for(split, 10));
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
   // The metrics files match too (the resumed run rewrote nothing twice).

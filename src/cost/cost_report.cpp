@@ -143,6 +143,10 @@ nlohmann::json cost_summary_json(const CostMeter& meter) {
           {"layers", layers}};
 }
 
+nlohmann::json cost_since_json(const CostMeter& meter, const CostPeriod& since) {
+  return to_json(difference(summarize(meter.ledger().run, meter.profile()), summarize(since, meter.profile())));
+}
+
 std::string format_layer_table(const ModelProfile& profile, const PrecisionPlan& plan,
                                const std::vector<std::pair<std::string, CostPeriod>>& steps) {
   size_t name_width = 5;

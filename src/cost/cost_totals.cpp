@@ -77,6 +77,19 @@ CostTotals summarize(const CostPeriod& period, const ModelProfile& profile) {
   return t;
 }
 
+CostTotals difference(const CostTotals& later, const CostTotals& earlier) {
+  constexpr double PassCost::*kPassFields[] = {&PassCost::macs,       &PassCost::bit_macs, &PassCost::bitbrick_ops,
+                                               &PassCost::bits_moved, &PassCost::energy_j, &PassCost::latency_s};
+  constexpr double CostTotals::*kTotalFields[] = {&CostTotals::paper_bit_macs, &CostTotals::paper_bit_macs_blocks,
+                                                  &CostTotals::forward_macs, &CostTotals::forward_macs_blocks};
+  CostTotals t = later;
+  t.samples -= earlier.samples;
+  for (size_t i = 0; i < t.passes.size(); ++i)
+    for (auto field : kPassFields) t.passes[i].*field -= earlier.passes[i].*field;
+  for (auto field : kTotalFields) t.*field -= earlier.*field;
+  return t;
+}
+
 nlohmann::json to_json(const PassCost& c) {
   return {{"macs", c.macs},         {"bit_macs", c.bit_macs}, {"bitbrick_ops", c.bitbrick_ops},
           {"bits_moved", c.bits_moved}, {"energy_j", c.energy_j}, {"latency_s", c.latency_s}};

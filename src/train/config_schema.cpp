@@ -159,15 +159,27 @@ Check device() {
   };
 }
 
-Check epoch_milestones() {
-  return [](const Value& v) -> std::string {
+// `noun` and `example` finish the messages: "milestones are epochs", "[80, 120]".
+Check increasing_positive_list(const char* noun, const char* example) {
+  return [noun, example](const Value& v) -> std::string {
     const auto& list = std::get<std::vector<int64_t>>(v);
     for (size_t i = 0; i < list.size(); ++i) {
-      if (list[i] < 1) return "is out of range: milestones are epochs >= 1";
+      if (list[i] < 1) return fmt::format("is out of range: {} >= 1", noun);
       if (i > 0 && list[i] <= list[i - 1]) {
-        return "is not strictly increasing: list the epochs in order without repeats, e.g. [80, 120]";
+        return fmt::format("is not strictly increasing: list them in order without repeats, e.g. {}", example);
       }
     }
+    return "";
+  };
+}
+
+// One width per PFQ stage; a schedule needs at least two stages to progress through.
+Check stage_bits() {
+  return [](const Value& v) -> std::string {
+    const auto& list = std::get<std::vector<int64_t>>(v);
+    if (list.size() < 2) return "is too short: a precision schedule needs at least 2 stages, e.g. [3, 4, 6, 8]";
+    for (int64_t b : list)
+      if (b < 0 || b > 32) return "is out of range: bits must be 0 (full precision) or 1..32";
     return "";
   };
 }
@@ -192,10 +204,29 @@ std::vector<KeyDescriptor> build_table() {
       field("data.horizontal_flip", &R::data, &DataConfig::horizontal_flip, any(),
             "random horizontal flips for training augmentation"),
 
+      field("precision.mode", &R::precision, &PrecisionConfig::mode,
+            one_of({"static", "pfq-manual", "pfq-auto"}, "precision mode"),
+            "static (fw/bw for the whole run), pfq-manual (stages at fixed points) or pfq-auto (loss indicator)"),
       field("precision.fw", &R::precision, &PrecisionConfig::fw, bits(),
-            "forward bits for weights and activations; 0 = full precision"),
+            "static mode: forward bits for weights and activations; 0 = full precision (must be 0 in pfq modes)"),
       field("precision.bw", &R::precision, &PrecisionConfig::bw, bits(),
-            "backward bits for gradients; 0 = full precision"),
+            "static mode: backward bits for gradients; 0 = full precision (must be 0 in pfq modes)"),
+      field("precision.pfq_fw", &R::precision, &PrecisionConfig::pfq_fw, stage_bits(),
+            "pfq modes: forward bits of each stage, e.g. [3, 4, 6, 8]"),
+      field("precision.pfq_bw", &R::precision, &PrecisionConfig::pfq_bw, stage_bits(),
+            "pfq modes: backward bits of each stage, as many as pfq_fw, e.g. [6, 6, 8, 8]"),
+      field("precision.pfq_switch_epochs", &R::precision, &PrecisionConfig::pfq_switch_epochs,
+            increasing_positive_list("switch points are epochs", "[40, 80, 120]"),
+            "pfq-manual: epochs at which the next stage starts (stages - 1 of them); [] with no iterations = equal parts"),
+      field("precision.pfq_switch_iterations", &R::precision, &PrecisionConfig::pfq_switch_iterations,
+            increasing_positive_list("switch points are iterations", "[500, 1000, 1500]"),
+            "pfq-manual: iterations at which the next stage starts (instead of pfq_switch_epochs)"),
+      field("precision.pfq_window_iterations", &R::precision, &PrecisionConfig::pfq_window_iterations,
+            int_at_least(0), "pfq-auto: the loss indicator's window in iterations; 0 = one epoch"),
+      field("precision.pfq_eps", &R::precision, &PrecisionConfig::pfq_eps, float_positive(),
+            "pfq-auto: turning-point threshold on the relative loss differences"),
+      field("precision.pfq_alpha", &R::precision, &PrecisionConfig::pfq_alpha, float_in_zero_one_closed_right(),
+            "pfq-auto: eps *= alpha after the 1st and 2nd turning points, in (0, 1]"),
       field("precision.quantize_first_layer", &R::precision, &PrecisionConfig::quantize_first_layer, any(),
             "quantize the first conv layer too"),
       field("precision.quantize_classifier", &R::precision, &PrecisionConfig::quantize_classifier, any(),
@@ -226,7 +257,8 @@ std::vector<KeyDescriptor> build_table() {
 
       field("schedule.type", &R::schedule, &ScheduleConfig::type,
             one_of({"constant", "multistep", "cosine"}, "schedule"), "learning-rate schedule"),
-      field("schedule.milestones", &R::schedule, &ScheduleConfig::milestones, epoch_milestones(),
+      field("schedule.milestones", &R::schedule, &ScheduleConfig::milestones,
+            increasing_positive_list("milestones are epochs", "[80, 120]"),
             "epochs at which multistep multiplies the lr by gamma, e.g. [80, 120]"),
       field("schedule.gamma", &R::schedule, &ScheduleConfig::gamma, float_in_zero_one_closed_right(),
             "multistep factor, in (0, 1]"),

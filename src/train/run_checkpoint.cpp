@@ -18,6 +18,10 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"window_loss_sum", s.window_loss_sum},
           {"window_correct", s.window_correct},
           {"window_samples", s.window_samples},
+          {"indicator_loss_sum", s.indicator_loss_sum},
+          {"indicator_samples", s.indicator_samples},
+          {"precision", s.precision},
+          {"stage_costs", s.stage_costs},
           {"cost", s.cost}};
 }
 
@@ -33,6 +37,11 @@ TrainerState state_from_json(const nlohmann::json& j) {
   s.window_correct = j.at("window_correct").get<int64_t>();
   s.window_samples = j.at("window_samples").get<int64_t>();
   if (j.contains("cost")) s.cost = j.at("cost");
+  // Checkpoints from before PFQ have none of these: a static run, which needs none.
+  if (j.contains("indicator_loss_sum")) s.indicator_loss_sum = j.at("indicator_loss_sum").get<double>();
+  if (j.contains("indicator_samples")) s.indicator_samples = j.at("indicator_samples").get<int64_t>();
+  if (j.contains("precision")) s.precision = j.at("precision");
+  if (j.contains("stage_costs")) s.stage_costs = j.at("stage_costs");
   return s;
 }
 

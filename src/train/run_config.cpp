@@ -146,6 +146,11 @@ RunConfig parse_run_config(const std::string& toml_text, const std::string& sour
     apply_table(config, section, *table, source_name);
   }
   validate(config);
+  try {
+    validate_precision_schedule(config.precision);
+  } catch (const Error& e) {
+    throw Error(source_name + ": " + e.what());
+  }
   return config;
 }
 

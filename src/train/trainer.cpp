@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -11,9 +13,11 @@
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/metrics_log.h"
+#include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/progress.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
+#include "fractrain/train/stage_costs.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -26,7 +30,7 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kMetricColumns = {"step",      "epoch",      "lr",        "train_loss", "train_accuracy",
                                                  "test_loss", "test_accuracy", "images_per_second", "train_seconds",
-                                                 "precision"};
+                                                 "precision", "stage"};
 // Every run is compared with FP32 and FW-8/BW-8 runs of the same samples (same layer policy).
 struct CostReference {
   std::string name;
@@ -50,7 +54,10 @@ class Trainer {
   void setup();
   void setup_cost_meter();
   TrainerState checkpoint_state() const;
+  void setup_precision();
   void train_step(const Batch& batch);
+  void end_indicator_window(double epoch);
+  void record_turning_points();
   void evaluate_and_log();
   void save_last();
   void plot_curves() const;
@@ -68,7 +75,10 @@ class Trainer {
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
-  PrecisionPlan plan_;
+  std::unique_ptr<PrecisionController> controller_;
+  std::unique_ptr<StageCosts> stage_costs_;
+  size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
+  int64_t indicator_window_ = 0;
   TrainerState state_;
   int64_t total_steps_ = 0, eval_every_ = 0, checkpoint_every_ = 0, batches_per_epoch_ = 0;
   int64_t start_step_ = 0;
@@ -77,11 +87,11 @@ class Trainer {
 };
 
 void Trainer::setup() {
+  validate_precision_schedule(config_.precision);  // before the slow part
   device_ = resolve_device(config_.train.device);
   threads_ = configure_threads(config_.train.threads);
   data_ = load_run_data(config_.data, config_.train.seed);
   model_ = build_model(config_, input_spec_of(*data_.train), device_);
-  plan_ = make_static_plan(*model_, static_precision_of(config_.precision), quantization_policy_of(config_.precision));
   optimizer_ = std::make_unique<torch::optim::SGD>(
       model_->parameters(), torch::optim::SGDOptions(config_.optim.lr)
                                 .momentum(config_.optim.momentum)
@@ -105,6 +115,7 @@ void Trainer::setup() {
   }
   start_step_ = state_.step;
   setup_cost_meter();
+  setup_precision();
   loader_->seek(state_.next_epoch, state_.next_batch);
   metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(),
                                           options_.resume_from.empty() ? -1 : state_.step);
@@ -128,10 +139,60 @@ void Trainer::setup_cost_meter() {
   model_->set_cost_observer(cost_meter_.get());
 }
 
+// The controller and the per-stage cost continue from the checkpoint, so a resumed PFQ run takes the same
+// turning points as an uninterrupted one.
+void Trainer::setup_precision() {
+  controller_ = make_precision_controller(config_.precision, *model_, batches_per_epoch_, total_steps_);
+  indicator_window_ = indicator_window_steps(config_.precision, batches_per_epoch_);
+  if (config_.precision.mode == "pfq-manual") {
+    const auto switches = manual_switch_steps(config_.precision, batches_per_epoch_, total_steps_);
+    if (switches.back() >= total_steps_)
+      std::printf("note: the precision schedule's last stage starts at step %lld but the run has %lld steps; "
+                  "later stages will not run\n", (long long)switches.back(), (long long)total_steps_);
+  }
+  stage_costs_ = std::make_unique<StageCosts>(*cost_meter_);
+  try {
+    if (!state_.precision.is_null()) controller_->restore(state_.precision);
+  } catch (const std::exception& e) {
+    throw Error(options_.resume_from + ": cannot continue the precision schedule: " + e.what());
+  }
+  if (!state_.stage_costs.is_null()) stage_costs_->restore(state_.stage_costs, *cost_meter_, options_.resume_from);
+  recorded_turning_points_ = controller_->turning_points().size();
+}
+
 TrainerState Trainer::checkpoint_state() const {
   TrainerState s = state_;
   s.cost = cost_meter_->state();
+  s.precision = controller_->state();
+  s.stage_costs = stage_costs_->state(*cost_meter_);
   return s;
+}
+
+// Prints the controller's new turning points and closes the cost of the stage each one ends.
+void Trainer::record_turning_points() {
+  const auto& points = controller_->turning_points();
+  for (; recorded_turning_points_ < points.size(); ++recorded_turning_points_) {
+    const TurningPoint& t = points[recorded_turning_points_];
+    stage_costs_->close_stage(*cost_meter_, t.stage - 1, controller_->stage_precision(t.stage - 1), t.step);
+    std::string test;
+    if (!t.differences.empty()) {
+      test = ": loss differences d =";
+      for (double d : t.differences) test += fmt::format(" {:.4g}", d);
+      test += fmt::format(" all <= eps {:.4g}", t.eps);
+    }
+    progress_->break_line();
+    std::printf("turning point at epoch %.2f (step %lld)%s; stage %d -> %d, precision now %s\n", t.epoch,
+                (long long)t.step, test.c_str(), t.stage - 1, t.stage, to_string(t.precision).c_str());
+  }
+}
+
+// The indicator sees the sample-weighted mean training loss of each window (one epoch or N iterations).
+void Trainer::end_indicator_window(double epoch) {
+  const double mean = state_.indicator_loss_sum / std::max<int64_t>(1, state_.indicator_samples);
+  state_.indicator_loss_sum = 0.0;
+  state_.indicator_samples = 0;
+  controller_->observe_window_loss(mean, state_.step, epoch);
+  record_turning_points();
 }
 
 void Trainer::train_step(const Batch& batch) {
@@ -140,14 +201,15 @@ void Trainer::train_step(const Batch& batch) {
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_);
   at::Tensor images = batch.images.to(device_), labels = batch.labels.to(device_);
-  plan_.noise_step = static_cast<uint64_t>(state_.step);
+  const PrecisionPlan& plan = controller_->plan_for_step(state_.step);
+  record_turning_points();  // a manual schedule switches here
   model_->train();
-  at::Tensor logits = model_->forward(images, plan_);
+  at::Tensor logits = model_->forward(images, plan);
   at::Tensor loss = torch::cross_entropy_loss(logits, labels);
   const double loss_value = loss.item<double>();
   if (!std::isfinite(loss_value))
     throw Error("training loss became " + std::to_string(loss_value) + " at step " + std::to_string(state_.step + 1) +
-                " (precision " + to_string(static_precision_of(config_.precision)) +
+                " (precision " + to_string(controller_->precision()) +
                 "); lower optim.lr, add schedule.warmup_iterations, or raise the precision");
   optimizer_->zero_grad();
   loss.backward();
@@ -163,12 +225,15 @@ void Trainer::train_step(const Batch& batch) {
   state_.window_loss_sum += loss_value * n;
   state_.window_correct += correct;
   state_.window_samples += n;
+  state_.indicator_loss_sum += loss_value * n;
+  state_.indicator_samples += n;
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
+  if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
   progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / n, lr_, n);
 }
 
 void Trainer::evaluate_and_log() {
-  last_eval_ = evaluate(*model_, plan_, *data_.test, config_.train.batch_size, device_);
+  last_eval_ = evaluate(*model_, controller_->current_plan(), *data_.test, config_.train.batch_size, device_);
   const double samples = std::max<int64_t>(1, state_.window_samples);
   nlohmann::json record = {{"step", state_.step},
                            {"epoch", static_cast<double>(state_.step) / batches_per_epoch_},
@@ -179,7 +244,8 @@ void Trainer::evaluate_and_log() {
                            {"test_accuracy", last_eval_.accuracy},
                            {"images_per_second", progress_->images_per_second()},
                            {"train_seconds", state_.train_seconds},
-                           {"precision", to_string(static_precision_of(config_.precision))}};
+                           {"precision", to_string(controller_->precision())},
+                           {"stage", controller_->stage()}};
   record.update(cost_metrics_record(*cost_meter_));
   metrics_->append(record);
   state_.window_loss_sum = 0.0;
@@ -209,8 +275,7 @@ void Trainer::plot_curves() const {
   }
   const std::string csv = metrics_->csv_path();
   PlotSpec spec;
-  spec.title = config_.model.name + " on " + config_.data.dataset + ", " +
-               to_string(static_precision_of(config_.precision));
+  spec.title = config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe();
   spec.x_label = "step";
   spec.y_label = "accuracy";
   spec.y2_label = "loss";
@@ -228,12 +293,16 @@ void Trainer::plot_curves() const {
 nlohmann::json Trainer::summary(bool interrupted) const {
   int64_t parameters = 0;
   for (const auto& p : model_->parameters()) parameters += p.numel();
+  nlohmann::json turning_points = nlohmann::json::array();
+  for (const auto& t : controller_->turning_points()) turning_points.push_back(to_json(t));
   return {{"model", config_.model.name},
           {"dataset", config_.data.dataset},
           {"train_samples", data_.train->size()},
           {"test_samples", data_.test->size()},
           {"parameters", parameters},
-          {"precision", to_string(static_precision_of(config_.precision))},
+          {"precision", controller_->describe()},
+          {"turning_points", turning_points},
+          {"stages", stage_costs_->summary(*cost_meter_, controller_->stage(), controller_->precision(), state_.step)},
           {"steps", state_.step},
           {"total_steps", total_steps_},
           {"epochs", static_cast<double>(state_.step) / batches_per_epoch_},
@@ -271,13 +340,21 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
   std::printf("cost         bit-weighted MACs, energy and latency on %s (docs/cost.md)\n%s",
               cost_meter_->hardware().name.c_str(), format_cost_comparison(run_comparison(*cost_meter_)).c_str());
+  if (s["stages"].size() < 2) return;
+  std::printf("stages       %s: cost spent in each stage\n", s["precision"].get<std::string>().c_str());
+  for (const auto& stage : s["stages"]) {
+    const int64_t first = stage["first_step"].get<int64_t>(), steps = stage["steps"].get<int64_t>();
+    std::printf("  stage %d  %-9s steps %lld..%lld  cp %.2f%%  bit-MACs %.3e\n", stage["stage"].get<int>(),
+                stage["precision"].get<std::string>().c_str(), (long long)first, (long long)(first + steps),
+                stage["cost"]["cp_percent"].get<double>(), stage["cost"]["bit_macs"].get<double>());
+  }
 }
 
 nlohmann::json Trainer::run() {
   setup();
   std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads -> %s\n",
               config_.model.name.c_str(), config_.data.dataset.c_str(),
-              to_string(static_precision_of(config_.precision)).c_str(), (long long)total_steps_,
+              controller_->describe().c_str(), (long long)total_steps_,
               (long long)batches_per_epoch_, device_.str().c_str(), threads_, config_.output.dir.c_str());
   bool interrupted = false;
   while (state_.step < total_steps_) {

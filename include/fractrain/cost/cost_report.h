@@ -37,6 +37,9 @@ nlohmann::json cost_metrics_record(const CostMeter& meter);
 // The "cost" object of summary.json: hardware, conventions, run and reference totals, per-layer run cost.
 nlohmann::json cost_summary_json(const CostMeter& meter);
 
+// The run's cost since `since` (an earlier copy of meter.ledger().run), as to_json(CostTotals): a PFQ stage's.
+nlohmann::json cost_since_json(const CostMeter& meter, const CostPeriod& since);
+
 // `fractrain cost`: a row per layer of one step (operand shapes, MACs, widths, bit-MACs per pass, energy,
 // latency) for the first period, and the energy of the others (references) per layer.
 std::string format_layer_table(const ModelProfile& profile, const PrecisionPlan& plan,

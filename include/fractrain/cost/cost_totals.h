@@ -42,6 +42,9 @@ struct CostTotals {
 
 CostTotals summarize(const CostPeriod& period, const ModelProfile& profile);
 
+// What was spent between two snapshots of running totals (`earlier` a prefix of `later`), e.g. one PFQ stage.
+CostTotals difference(const CostTotals& later, const CostTotals& earlier);
+
 nlohmann::json to_json(const PassCost& cost);
 // Totals with per-pass breakdowns, cp, paper MACs, energy and latency.
 nlohmann::json to_json(const CostTotals& totals);

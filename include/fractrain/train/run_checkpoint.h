@@ -22,6 +22,13 @@ struct TrainerState {
   // Training statistics accumulated since the last evaluation.
   double window_loss_sum = 0.0;
   int64_t window_correct = 0, window_samples = 0;
+  // Training loss accumulated since the end of the last precision-indicator window (auto PFQ); kept apart
+  // from the evaluation window because the two windows may differ.
+  double indicator_loss_sum = 0.0;
+  int64_t indicator_samples = 0;
+  // The precision controller's state (PrecisionController::state()) and the per-stage cost (StageCosts::state()).
+  nlohmann::json precision;
+  nlohmann::json stage_costs;
   // The cost meter's totals (CostMeter::state()), so that a resumed run's cost continues where it stopped.
   nlohmann::json cost;
 };

@@ -26,8 +26,17 @@ struct DataConfig {
 };
 
 struct PrecisionConfig {
-  int fw = 0;  // forward bits (weights and activations); 0 = full precision
-  int bw = 0;  // backward bits (gradients); 0 = full precision
+  std::string mode = "static";  // static | pfq-manual | pfq-auto
+  int fw = 0;  // forward bits (weights and activations); 0 = full precision; static mode only
+  int bw = 0;  // backward bits (gradients); 0 = full precision; static mode only
+  // PFQ stages (DESIGN.md 4.4): stage i runs FW pfq_fw[i] / BW pfq_bw[i].
+  std::vector<int64_t> pfq_fw = {3, 4, 6, 8};
+  std::vector<int64_t> pfq_bw = {6, 6, 8, 8};
+  std::vector<int64_t> pfq_switch_epochs;      // pfq-manual; both empty = equal fractions of the run
+  std::vector<int64_t> pfq_switch_iterations;  // pfq-manual
+  int64_t pfq_window_iterations = 0;           // pfq-auto indicator window; 0 = one epoch
+  double pfq_eps = 0.05;
+  double pfq_alpha = 0.3;
   bool quantize_first_layer = true;
   bool quantize_classifier = false;
   double activation_momentum = 0.9;  // EMA momentum of activation ranges, in [0, 1)
@@ -102,6 +111,12 @@ nlohmann::json to_json(const RunConfig& config);
 
 // Throws fractrain::Error naming the first key whose value is out of range.
 void validate(const RunConfig& config);
+
+// Throws fractrain::Error naming the keys when precision keys that must agree do not (pfq_fw and pfq_bw of
+// equal length, switch points one per turning point, fw/bw left 0 in pfq modes). Not part of validate(): a
+// schedule is often changed by several --set overrides in a row, and only the last one need agree. Run by
+// parse_run_config and by the trainer before it builds anything.
+void validate_precision_schedule(const PrecisionConfig& precision);
 
 struct ConfigKeyInfo {
   std::string key;            // "train.batch_size"

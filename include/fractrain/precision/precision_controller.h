@@ -1,0 +1,54 @@
+#pragma once
+// The one place that decides precisions: the trainer asks a controller for the plan of every step and tells it
+// the mean training loss at the end of every indicator window. Static training, PFQ (and later DFQ and
+// FracTrain) differ only in the controller (DESIGN.md 3).
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fractrain/precision/layer_precision.h"
+
+namespace fractrain {
+
+// A stage change. `differences` and `eps` are the loss-plateau test that fired (empty / 0 for a manual switch).
+struct TurningPoint {
+  int stage = 0;       // the stage entered
+  int64_t step = 0;    // steps completed when it was entered
+  double epoch = 0.0;  // the same, in epochs
+  std::vector<double> differences;
+  double eps = 0.0;
+  Precision precision;  // the precision of the stage entered
+};
+
+nlohmann::json to_json(const TurningPoint& t);
+TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception when damaged
+
+class PrecisionController {
+ public:
+  virtual ~PrecisionController() = default;
+
+  // The plan that step `step` (0-based: steps completed so far) runs; it may enter a new stage.
+  virtual const PrecisionPlan& plan_for_step(int64_t step) = 0;
+  // The plan of the stage in progress (evaluation).
+  virtual const PrecisionPlan& current_plan() const = 0;
+  // The mean training loss of the window that ended after `step` completed steps.
+  virtual void observe_window_loss(double mean_loss, int64_t step, double epoch) = 0;
+
+  virtual int stage() const = 0;
+  virtual int stage_count() const = 0;
+  virtual Precision precision() const = 0;  // of the stage in progress
+  virtual Precision stage_precision(int stage) const = 0;
+  // Names the schedule: "fw8bw8", "pfq-auto fw3,4,6,8/bw6,6,8,8".
+  virtual std::string describe() const = 0;
+  // Every stage change so far, in order.
+  virtual const std::vector<TurningPoint>& turning_points() const = 0;
+
+  // Everything needed for a resumed run to continue identically, and restoring it (nlohmann::json::exception
+  // or fractrain::Error when it does not fit this controller).
+  virtual nlohmann::json state() const = 0;
+  virtual void restore(const nlohmann::json& state) = 0;
+};
+
+}  // namespace fractrain

@@ -1,0 +1,26 @@
+#pragma once
+// Turning the precision section of a RunConfig into the run's PrecisionController (static or PFQ).
+#include <memory>
+#include <vector>
+
+#include "fractrain/models/quantized_model.h"
+#include "fractrain/precision/precision_controller.h"
+#include "fractrain/train/run_config.h"
+
+namespace fractrain {
+
+// The steps after which each manual stage after the first starts: the given epochs or iterations, or equal
+// parts of `total_steps` when neither is given.
+std::vector<int64_t> manual_switch_steps(const PrecisionConfig& precision, int64_t steps_per_epoch,
+                                         int64_t total_steps);
+
+// The auto-PFQ indicator's window in steps (pfq_window_iterations, or one epoch).
+int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch);
+
+// Validates the schedule (validate_precision_schedule) and builds the controller of precision.mode, every stage's
+// plan following the run's layer policy (quantize_first_layer / quantize_classifier).
+std::unique_ptr<PrecisionController> make_precision_controller(const PrecisionConfig& precision,
+                                                               const QuantizedModel& model, int64_t steps_per_epoch,
+                                                               int64_t total_steps);
+
+}  // namespace fractrain

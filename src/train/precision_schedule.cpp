@@ -1,0 +1,54 @@
+#include "fractrain/train/precision_schedule.h"
+
+#include "fractrain/precision/progressive_controller.h"
+#include "fractrain/precision/static_controller.h"
+#include "fractrain/train/run_components.h"
+
+namespace fractrain {
+
+std::vector<int64_t> manual_switch_steps(const PrecisionConfig& precision, int64_t steps_per_epoch,
+                                         int64_t total_steps) {
+  std::vector<int64_t> steps;
+  if (!precision.pfq_switch_iterations.empty()) return precision.pfq_switch_iterations;
+  for (int64_t epoch : precision.pfq_switch_epochs) steps.push_back(epoch * steps_per_epoch);
+  if (!steps.empty()) return steps;
+  const auto stages = static_cast<int64_t>(precision.pfq_fw.size());
+  // Equal parts; on a run shorter than the schedule a part may be empty, which the next one's +1 prevents
+  // from making the steps equal (ProgressiveController wants them strictly increasing).
+  for (int64_t i = 1; i < stages; ++i) {
+    int64_t s = total_steps * i / stages;
+    if (!steps.empty() && s <= steps.back()) s = steps.back() + 1;
+    steps.push_back(s);
+  }
+  return steps;
+}
+
+int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch) {
+  return precision.pfq_window_iterations > 0 ? precision.pfq_window_iterations : steps_per_epoch;
+}
+
+std::unique_ptr<PrecisionController> make_precision_controller(const PrecisionConfig& precision,
+                                                               const QuantizedModel& model, int64_t steps_per_epoch,
+                                                               int64_t total_steps) {
+  validate_precision_schedule(precision);
+  const QuantizationPolicy policy = quantization_policy_of(precision);
+  if (precision.mode == "static") {
+    const Precision p = static_precision_of(precision);
+    return std::make_unique<StaticController>(p, make_static_plan(model, p, policy));
+  }
+  std::vector<Precision> stages;
+  std::vector<PrecisionPlan> plans;
+  for (size_t i = 0; i < precision.pfq_fw.size(); ++i) {
+    stages.push_back(Precision::fw_bw(static_cast<int>(precision.pfq_fw[i]), static_cast<int>(precision.pfq_bw[i])));
+    plans.push_back(make_static_plan(model, stages.back(), policy));
+  }
+  if (precision.mode == "pfq-manual")
+    return ProgressiveController::manual(std::move(stages), std::move(plans),
+                                         manual_switch_steps(precision, steps_per_epoch, total_steps), steps_per_epoch);
+  PlateauSettings settings;
+  settings.eps = precision.pfq_eps;
+  settings.alpha = precision.pfq_alpha;
+  return ProgressiveController::automatic(std::move(stages), std::move(plans), settings);
+}
+
+}  // namespace fractrain

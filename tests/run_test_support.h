@@ -1,0 +1,37 @@
+#pragma once
+// Helpers for tests that run training: the metrics a run wrote, and the weights its last checkpoint holds.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fractrain/train/run_checkpoint.h"
+#include "fractrain/train/run_components.h"
+#include "fractrain/train/trainer.h"
+
+namespace fractrain::test_support {
+
+// The records of `dir`/metrics.jsonl, in order.
+inline std::vector<nlohmann::json> read_metrics(const std::string& dir) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+// Every parameter and buffer of the last checkpoint of a Fashion-MNIST run made with `config`, by name.
+inline std::map<std::string, at::Tensor> final_weights(const RunConfig& config) {
+  auto model = build_model(config, ModelInputSpec{1, 28, 28, 10}, c10::kCPU);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  load_run_checkpoint(last_checkpoint_path(config.output.dir), *model, sgd);
+  std::map<std::string, at::Tensor> out;
+  for (const auto& p : model->named_parameters()) out[p.key()] = p.value().clone();
+  for (const auto& b : model->named_buffers()) out[b.key()] = b.value().clone();
+  return out;
+}
+
+}  // namespace fractrain::test_support
