@@ -86,20 +86,22 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
   const TrainerState state = load_run_checkpoint(checkpoint, *model, optimizer);
   // By default the checkpoint's own precision: for a PFQ run, that of the stage it was in (the schedule's
   // switch steps do not matter here, only the restored stage).
-  auto controller = make_precision_controller(config.precision, *model, 1, 1);
+  auto controller = make_precision_controller(config, *model, 1, 1);
   if (!state.precision.is_null()) controller->restore(state.precision);
-  const Precision p = precision.empty() ? controller->precision() : parse_precision(precision);
+  // A fixed --precision on a DFQ model runs every block at it, without the gates.
+  const std::string label = precision.empty() ? controller->label() : to_string(parse_precision(precision));
   const PrecisionPlan plan = precision.empty() ? controller->current_plan()
-                                               : make_static_plan(*model, p, quantization_policy_of(config.precision));
+                                               : make_static_plan(*model, parse_precision(precision),
+                                                                  quantization_policy_of(config.precision));
   EvalResult r = evaluate(*model, plan, *data.test, config.train.batch_size, device);
   nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name}, {"step", state.step},
-                        {"precision", to_string(p)},  {"test_samples", r.samples}, {"test_accuracy", r.accuracy},
+                        {"precision", label},  {"test_samples", r.samples}, {"test_accuracy", r.accuracy},
                         {"test_loss", r.loss}};
   if (json)
     std::cout << out.dump(2) << "\n";
   else
     std::printf("%s (step %lld) at %s on %lld %s test samples: accuracy %.2f%%, loss %.4f\n", checkpoint.c_str(),
-                (long long)state.step, to_string(p).c_str(), (long long)r.samples, config.data.dataset.c_str(),
+                (long long)state.step, label.c_str(), (long long)r.samples, config.data.dataset.c_str(),
                 100.0 * r.accuracy, r.loss);
   return 0;
 }

@@ -100,19 +100,25 @@ TEST(PfqSchedule, ControllerStateRestoresAndRefusesAnotherSchedule) {
   EXPECT_CONTAINS(error_of([&] { c->restore(a->state()); }), "pfq-auto fw3,4,6,8/bw6,6,8,8");
 }
 
+RunConfig with_precision(const PrecisionConfig& p) {
+  RunConfig c;
+  c.precision = p;
+  return c;
+}
+
 TEST(PfqSchedule, FactoryBuildsTheControllerOfTheMode) {
   auto model = create_model("resnet8", ModelInputSpec{1, 28, 28, 10});
   PrecisionConfig p;
   p.fw = 8;
   p.bw = 8;
-  EXPECT_EQ(make_precision_controller(p, *model, 10, 100)->describe(), "fw8bw8");
-  auto manual = make_precision_controller(pfq("pfq-manual"), *model, 10, 100);
+  EXPECT_EQ(make_precision_controller(with_precision(p), *model, 10, 100)->describe(), "fw8bw8");
+  auto manual = make_precision_controller(with_precision(pfq("pfq-manual")), *model, 10, 100);
   EXPECT_EQ(manual->describe(), "pfq-manual fw3,4,6,8/bw6,6,8,8");
   EXPECT_EQ(manual->stage_count(), 4);
   // The layer policy holds in every stage: the classifier stays FP32.
   EXPECT_EQ(manual->plan_for_step(99).for_layer(model->classifier_name()).weight_bits(), 0);
   EXPECT_EQ(manual->plan_for_step(99).for_layer(model->first_layer_name()).weight_bits(), 8);
-  EXPECT_EQ(make_precision_controller(pfq("pfq-auto"), *model, 10, 100)->describe(), "pfq-auto fw3,4,6,8/bw6,6,8,8");
+  EXPECT_EQ(make_precision_controller(with_precision(pfq("pfq-auto")), *model, 10, 100)->describe(), "pfq-auto fw3,4,6,8/bw6,6,8,8");
 }
 
 TEST(PfqSchedule, ConfigKeysAreReadAndValidated) {

@@ -76,6 +76,12 @@ void CostMeter::end_step(int64_t samples) {
   }
 }
 
+CostTotals CostMeter::step_in_progress(int64_t samples) const {
+  CostPeriod step = step_;
+  step.samples = samples;
+  return summarize(step, profile_);
+}
+
 void CostMeter::end_epoch() {
   ledger_.end_epoch();
   for (auto& r : references_) r.ledger.end_epoch();

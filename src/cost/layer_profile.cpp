@@ -118,8 +118,9 @@ ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input) {
     const auto parameters = model.parameters();
     const auto options = torch::TensorOptions().device(parameters.empty() ? c10::Device(c10::kCPU)
                                                                           : parameters.front().device());
-    model.forward(torch::zeros({1, input.channels, input.height, input.width}, options),
-                  PrecisionPlan::uniform(Precision::full()));
+    PrecisionPlan every_layer = PrecisionPlan::uniform(Precision::full());
+    every_layer.gating = false;  // a gated model runs every block, so every layer is profiled
+    model.forward(torch::zeros({1, input.channels, input.height, input.width}, options), every_layer);
   }
   std::vector<LayerProfile> layers;
   for (const auto& executed : recorder.layers) {

@@ -3,7 +3,7 @@
 #include <functional>
 #include <regex>
 
-#include "fractrain/models/resnet_cifar.h"
+#include "fractrain/models/gated_resnet_cifar.h"
 #include "fractrain/util/did_you_mean.h"
 #include "fractrain/util/error.h"
 
@@ -32,6 +32,17 @@ std::shared_ptr<QuantizedModel> create_model(const std::string& name, const Mode
   for (const auto& info : list_models()) names.push_back(info.name);
   throw Error("unknown model '" + name + "'" + did_you_mean(name, names) +
               "; `fractrain models` lists the models (CIFAR ResNets take any depth 6n+2)");
+}
+
+std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
+                                                   const OptionSet& options, GateExecution execution) {
+  create_model(name, input);  // the same name check and message
+  static const std::regex resnet("resnet(\\d+)");
+  std::smatch m;
+  if (std::regex_match(name, m, resnet))
+    return std::make_shared<GatedResNetCifar>(std::stoi(m[1]), input, options, execution);
+  throw Error("model '" + name + "' has no gated form for DFQ/FracTrain yet; gated models: the CIFAR ResNets "
+              "(resnet20, resnet38, ...)");
 }
 
 }  // namespace fractrain

@@ -17,6 +17,8 @@ std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t s
   return std::make_shared<QConv2d>(o);
 }
 
+at::Tensor hooked(const BasicBlock::InputHook& hook, const at::Tensor& x) { return hook ? hook(x) : x; }
+
 }  // namespace
 
 BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride) {
@@ -37,6 +39,31 @@ at::Tensor BasicBlock::forward(const at::Tensor& x, const PrecisionPlan& plan) {
   return torch::relu(out + shortcut);
 }
 
+at::Tensor BasicBlock::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                const InputHook& input_hook) {
+  at::Tensor out = torch::relu(bn1_->forward(conv1_->forward(hooked(input_hook, x), precision, noise_step)));
+  return bn2_->forward(conv2_->forward(hooked(input_hook, out), precision, noise_step));
+}
+
+at::Tensor BasicBlock::shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                const InputHook& input_hook) {
+  if (!shortcut_conv_) return x;
+  return shortcut_bn_->forward(shortcut_conv_->forward(hooked(input_hook, x), precision, noise_step));
+}
+
+std::vector<std::shared_ptr<QuantizedLayer>> BasicBlock::layers() const {
+  std::vector<std::shared_ptr<QuantizedLayer>> out = {conv1_, conv2_};
+  if (shortcut_conv_) out.push_back(shortcut_conv_);
+  return out;
+}
+
+int64_t BasicBlock::macs_per_sample(int64_t height, int64_t width) const {
+  const int64_t h = conv1_->output_size(height), w = conv1_->output_size(width);
+  int64_t macs = conv1_->macs_for_input(height, width) + conv2_->macs_for_input(h, w);
+  if (shortcut_conv_) macs += shortcut_conv_->macs_for_input(height, width);
+  return macs;
+}
+
 ResNetCifar::ResNetCifar(int depth, const ModelInputSpec& input)
     : QuantizedModel("resnet" + std::to_string(depth)), depth_(depth) {
   if (depth < 8 || (depth - 2) % 6 != 0)
@@ -51,27 +78,32 @@ ResNetCifar::ResNetCifar(int depth, const ModelInputSpec& input)
   const int64_t widths[3] = {16, 32, 64};
   int64_t in_channels = 16;
   for (int s = 0; s < 3; ++s) {
-    auto list = register_module("stage" + std::to_string(s + 1), torch::nn::ModuleList());
-    std::vector<std::shared_ptr<BasicBlock>> blocks;
+    const std::string stage = "stage" + std::to_string(s + 1);
+    auto list = register_module(stage, torch::nn::ModuleList());
     for (int b = 0; b < blocks_per_stage; ++b) {
       const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
       auto block = std::make_shared<BasicBlock>(in_channels, widths[s], stride);
       list->push_back(block);
-      blocks.push_back(block);
+      blocks_.push_back({stage + "." + std::to_string(b), block, in_channels});
       in_channels = widths[s];
     }
-    stages_.push_back(std::move(blocks));
   }
   fc_ = register_module("fc", std::make_shared<QLinear>(64, input.num_classes));
   finalize_layers("stem", "fc");
 }
 
+at::Tensor ResNetCifar::stem_forward(const at::Tensor& images, const PrecisionPlan& plan) {
+  return torch::relu(stem_bn_->forward(stem_->forward(images, plan)));
+}
+
+at::Tensor ResNetCifar::head_forward(const at::Tensor& features, const PrecisionPlan& plan) {
+  return fc_->forward(torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1), plan);
+}
+
 at::Tensor ResNetCifar::forward(const at::Tensor& images, const PrecisionPlan& plan) {
-  at::Tensor x = torch::relu(stem_bn_->forward(stem_->forward(images, plan)));
-  for (auto& stage : stages_)
-    for (auto& block : stage) x = block->forward(x, plan);
-  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-  return fc_->forward(x, plan);
+  at::Tensor x = stem_forward(images, plan);
+  for (auto& b : blocks_) x = b.block->forward(x, plan);
+  return head_forward(x, plan);
 }
 
 }  // namespace fractrain

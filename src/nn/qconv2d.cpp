@@ -59,3 +59,16 @@ int64_t QConv2d::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const
 }
 
 }  // namespace fractrain
+
+namespace fractrain {
+
+int64_t QConv2d::output_size(int64_t input_size) const {
+  return (input_size + 2 * options_.padding - options_.kernel_size) / options_.stride + 1;
+}
+
+int64_t QConv2d::macs_for_input(int64_t height, int64_t width) const {
+  return conv2d_macs(options_.in_channels, options_.out_channels, options_.kernel_size, options_.kernel_size,
+                     output_size(height), output_size(width), options_.groups);
+}
+
+}  // namespace fractrain

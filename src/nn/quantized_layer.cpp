@@ -126,10 +126,15 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
       !precision.act_full() || precision.weight_bits() != 0 || (!precision.grad_full() && is_training());
   at::Tensor y = quantized ? forward_quantized(x, precision, noise_step) : compute(x, weight_tensor());
 
+  last_macs_per_sample_ = macs_per_sample(x, y);
+  if (cost_reporting_) report_cost(x.size(0), precision);
+  return y;
+}
+
+void QuantizedLayer::report_cost(int64_t batch, const LayerPrecision& precision) {
   if (cost_observer_)
     cost_observer_->on_layer(
-        LayerExecution{layer_name_, kind(), macs_per_sample(x, y), x.size(0), precision, is_training()});
-  return y;
+        LayerExecution{layer_name_, kind(), last_macs_per_sample_, batch, precision, is_training()});
 }
 
 }  // namespace fractrain

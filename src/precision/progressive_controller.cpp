@@ -54,7 +54,8 @@ void ProgressiveController::observe_window_loss(double mean_loss, int64_t step, 
 
 void ProgressiveController::enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps) {
   ++stage_;
-  turning_points_.push_back(TurningPoint{stage_, step, epoch, std::move(differences), eps, stages_[stage_]});
+  turning_points_.push_back(
+      TurningPoint{stage_, step, epoch, std::move(differences), eps, stages_[stage_], stage_label(stage_)});
 }
 
 std::string ProgressiveController::describe() const {

@@ -8,7 +8,7 @@ nlohmann::json to_json(const TurningPoint& t) {
           {"epoch", t.epoch},
           {"differences", t.differences},
           {"eps", t.eps},
-          {"precision", to_string(t.precision)},
+          {"precision", t.label.empty() ? to_string(t.precision) : t.label},
           {"act_bits", t.precision.act},
           {"weight_bits", t.precision.weight},
           {"grad_bits", t.precision.grad}};
@@ -23,6 +23,7 @@ TurningPoint turning_point_from_json(const nlohmann::json& j) {
   t.eps = j.at("eps").get<double>();
   t.precision = Precision{j.at("act_bits").get<int>(), j.at("weight_bits").get<int>(), j.at("grad_bits").get<int>(),
                           false};
+  t.label = j.at("precision").get<std::string>();
   return t;
 }
 

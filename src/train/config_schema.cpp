@@ -205,8 +205,9 @@ std::vector<KeyDescriptor> build_table() {
             "random horizontal flips for training augmentation"),
 
       field("precision.mode", &R::precision, &PrecisionConfig::mode,
-            one_of({"static", "pfq-manual", "pfq-auto"}, "precision mode"),
-            "static (fw/bw for the whole run), pfq-manual (stages at fixed points) or pfq-auto (loss indicator)"),
+            one_of({"static", "pfq-manual", "pfq-auto", "dfq", "fractrain"}, "precision mode"),
+            "static (fw/bw for the whole run), pfq-manual (stages at fixed points), pfq-auto (loss indicator), dfq "
+            "(per-sample gates, [dfq]) or fractrain (dfq with targets raised by the loss indicator)"),
       field("precision.fw", &R::precision, &PrecisionConfig::fw, bits(),
             "static mode: forward bits for weights and activations; 0 = full precision (must be 0 in pfq modes)"),
       field("precision.bw", &R::precision, &PrecisionConfig::bw, bits(),
@@ -235,6 +236,24 @@ std::vector<KeyDescriptor> build_table() {
             "EMA momentum of the activation ranges, in [0, 1)"),
       field("precision.snap_zero_point", &R::precision, &PrecisionConfig::snap_zero_point, any(),
             "round the quantization zero point to an integer so that 0 is exact"),
+
+      field("dfq.options", &R::dfq, &DfqConfig::options, non_empty("name a preset, e.g. cifar-release"),
+            "gate options: cifar-release, cifar-paper, mobilenet-paper, imagenet-release, or act/grad list "
+            "\"skip,3/6,4/8\""),
+      field("dfq.weight_bits", &R::dfq, &DfqConfig::weight_bits, bits(),
+            "weight width of every gated layer; 0 = the preset's (4 for the CIFAR sets)"),
+      field("dfq.execution", &R::dfq, &DfqConfig::execution, one_of({"mixed", "candidates"}, "DFQ execution"),
+            "mixed (one pass, per-sample precision) or candidates (every option on the batch, as released code)"),
+      field("dfq.target_cp", &R::dfq, &DfqConfig::target_cp, float_positive(),
+            "target cp in percent of FP32 (fractrain: the overall target, stages centred on it)"),
+      field("dfq.cp_scope", &R::dfq, &DfqConfig::cp_scope, one_of({"blocks", "network"}, "cp scope"),
+            "which cp the target steers: blocks (the gated blocks, the paper's) or network (every layer)"),
+      field("dfq.beta", &R::dfq, &DfqConfig::beta, float_non_negative(), "weight of the cost term in the loss"),
+      field("dfq.dead_band", &R::dfq, &DfqConfig::dead_band, float_non_negative(),
+            "cost term off while |batch cp - target| < dead_band (percentage points)"),
+      field("dfq.stages", &R::dfq, &DfqConfig::stages, int_at_least(1), "fractrain: number of target stages"),
+      field("dfq.cp_step", &R::dfq, &DfqConfig::cp_step, float_non_negative(),
+            "fractrain: target increase per stage, percentage points"),
 
       field("train.epochs", &R::train, &TrainConfig::epochs, int_at_least(0), "number of training epochs"),
       field("train.iterations", &R::train, &TrainConfig::iterations, int_at_least(0),

@@ -16,8 +16,8 @@ std::string csv_cell(const nlohmann::json& v) {
 
 }  // namespace
 
-MetricsLog::MetricsLog(std::string dir, std::vector<std::string> columns, int64_t keep_up_to_step)
-    : dir_(std::move(dir)), columns_(std::move(columns)) {
+MetricsLog::MetricsLog(std::string dir, std::vector<std::string> columns, int64_t keep_up_to_step, std::string name)
+    : dir_(std::move(dir)), name_(std::move(name)), columns_(std::move(columns)) {
   std::vector<nlohmann::json> kept;
   if (keep_up_to_step >= 0)
     for (const auto& r : records())

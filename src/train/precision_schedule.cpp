@@ -1,8 +1,11 @@
 #include "fractrain/train/precision_schedule.h"
 
+#include "fractrain/models/gated_network.h"
+#include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/precision/progressive_controller.h"
 #include "fractrain/precision/static_controller.h"
 #include "fractrain/train/run_components.h"
+#include "fractrain/util/error.h"
 
 namespace fractrain {
 
@@ -27,10 +30,43 @@ int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_p
   return precision.pfq_window_iterations > 0 ? precision.pfq_window_iterations : steps_per_epoch;
 }
 
-std::unique_ptr<PrecisionController> make_precision_controller(const PrecisionConfig& precision,
-                                                               const QuantizedModel& model, int64_t steps_per_epoch,
-                                                               int64_t total_steps) {
+namespace {
+
+// DFQ and FracTrain: the stem runs FP32 (DESIGN.md 4.2), the classifier as the policy says, the gates the rest.
+std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& config, const QuantizedModel& model) {
+  const auto* gated = dynamic_cast<const GatedNetwork*>(&model);
+  if (!gated) throw Error("precision.mode = " + config.precision.mode + " needs the gated form of " + config.model.name);
+  const DfqConfig& dfq = config.dfq;
+  QuantizationPolicy policy = quantization_policy_of(config.precision);
+  policy.quantize_first_layer = false;
+  PrecisionPlan plan = make_static_plan(model, Precision::full(), policy);
+  if (config.precision.quantize_classifier)
+    plan.set_layer(model.classifier_name(),
+                   LayerPrecision::uniform(Precision::fw_bw(gated->option_set().weight_bits(), 8)));
+  CostSteering steering;
+  steering.beta = dfq.beta;
+  steering.dead_band = dfq.dead_band;
+  steering.blocks_only = dfq.cp_scope == "blocks";
+  OptionSet options = gated->option_set();
+  if (config.precision.mode == "dfq")
+    return DynamicController::dfq(std::move(options), std::move(plan), dfq.target_cp, steering,
+                                  gated->gated_blocks());
+  PlateauSettings settings;
+  settings.eps = config.precision.pfq_eps;
+  settings.alpha = config.precision.pfq_alpha;
+  return DynamicController::fractrain(std::move(options), std::move(plan),
+                                      fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages)),
+                                      steering, settings, gated->gated_blocks());
+}
+
+}  // namespace
+
+std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
+                                                               int64_t steps_per_epoch, int64_t total_steps) {
+  const PrecisionConfig& precision = config.precision;
   validate_precision_schedule(precision);
+  validate_dfq(precision, config.dfq);
+  if (is_dynamic_mode(precision.mode)) return make_dynamic_controller(config, model);
   const QuantizationPolicy policy = quantization_policy_of(precision);
   if (precision.mode == "static") {
     const Precision p = static_precision_of(precision);

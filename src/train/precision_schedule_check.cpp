@@ -1,13 +1,15 @@
 // The cross-key rules of the precision section (each key's own range is checked by the key table).
 #include <fmt/format.h>
 
+#include "fractrain/precision/dynamic_controller.h"
+#include "fractrain/precision/option_set.h"
 #include "fractrain/train/run_config.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
 
 void validate_precision_schedule(const PrecisionConfig& p) {
-  if (p.mode == "static") return;
+  if (p.mode == "static" || is_dynamic_mode(p.mode)) return;
   // Refused rather than ignored: a recipe asking for fw8bw8 and PFQ at once is ambiguous.
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
@@ -28,6 +30,29 @@ void validate_precision_schedule(const PrecisionConfig& p) {
     throw Error(fmt::format("precision.{} has {} switch points but a schedule of {} stages needs {}",
                             by_epochs ? "pfq_switch_epochs" : "pfq_switch_iterations", switches.size(),
                             p.pfq_fw.size(), p.pfq_fw.size() - 1));
+}
+
+void validate_dfq(const PrecisionConfig& p, const DfqConfig& dfq) {
+  if (!is_dynamic_mode(p.mode)) return;
+  if (p.fw != 0 || p.bw != 0)
+    throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
+                            "gates choose among dfq.options); set both to 0",
+                            p.fw, p.bw, p.mode));
+  const OptionSet options = OptionSet::parse(dfq.options, dfq.weight_bits);
+  double lowest = 100, highest = 0;
+  for (size_t k = 0; k < options.size(); ++k) {
+    lowest = std::min(lowest, 100 * options.relative_cost(k));
+    highest = std::max(highest, 100 * options.relative_cost(k));
+  }
+  const std::vector<double> targets = p.mode == "fractrain"
+                                          ? fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages))
+                                          : std::vector<double>{dfq.target_cp};
+  // The reachable range is that of the gated blocks; the network's cp adds the FP32 stem, so only warn there.
+  for (double t : targets)
+    if (dfq.cp_scope == "blocks" && (t < lowest || t > highest))
+      throw Error(fmt::format("dfq.target_cp: a target of {:.3g}% is outside what the options {} can reach "
+                              "({:.3g}% .. {:.3g}% of FP32 in the gated blocks); choose a target in that range",
+                              t, options.describe(), lowest, highest));
 }
 
 }  // namespace fractrain

@@ -7,24 +7,24 @@ namespace fractrain {
 
 StageCosts::StageCosts(const CostMeter& meter) : start_(meter.ledger().run) {}
 
-nlohmann::json StageCosts::record(const CostMeter& meter, int stage, const Precision& precision, int64_t step) const {
+nlohmann::json StageCosts::record(const CostMeter& meter, int stage, const std::string& label, int64_t step) const {
   return {{"stage", stage},
-          {"precision", to_string(precision)},
+          {"precision", label},
           {"first_step", start_step_},
           {"steps", step - start_step_},
           {"cost", cost_since_json(meter, start_)}};
 }
 
-void StageCosts::close_stage(const CostMeter& meter, int stage, const Precision& precision, int64_t step) {
-  closed_.push_back(record(meter, stage, precision, step));
+void StageCosts::close_stage(const CostMeter& meter, int stage, const std::string& label, int64_t step) {
+  closed_.push_back(record(meter, stage, label, step));
   start_ = meter.ledger().run;
   start_step_ = step;
 }
 
-nlohmann::json StageCosts::summary(const CostMeter& meter, int stage, const Precision& precision,
+nlohmann::json StageCosts::summary(const CostMeter& meter, int stage, const std::string& label,
                                    int64_t step) const {
   nlohmann::json all = closed_;
-  all.push_back(record(meter, stage, precision, step));
+  all.push_back(record(meter, stage, label, step));
   return all;
 }
 

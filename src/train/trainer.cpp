@@ -10,7 +10,9 @@
 
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/data/batch_loader.h"
+#include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/train/evaluate.h"
+#include "fractrain/train/gating_cost.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/metrics_log.h"
 #include "fractrain/train/precision_schedule.h"
@@ -38,8 +40,13 @@ struct CostReference {
 };
 const std::vector<CostReference> kCostReferences = {{"fp32", Precision::full()}, {"fw8bw8", Precision::fw_bw(8, 8)}};
 
-std::vector<std::string> metric_columns() {
+// DFQ runs add the cp of the evaluation window (whole network and gated blocks) and the target.
+const std::vector<std::string> kGateMetricColumns = {"window_cp", "window_cp_blocks", "target_cp"};
+const std::vector<std::string> kCpTraceColumns = {"step", "epoch", "cp", "cp_blocks", "target_cp", "stage"};
+
+std::vector<std::string> metric_columns(bool gated) {
   std::vector<std::string> references, columns = kMetricColumns;
+  if (gated) columns.insert(columns.end(), kGateMetricColumns.begin(), kGateMetricColumns.end());
   for (const auto& r : kCostReferences) references.push_back(r.name);
   for (const auto& c : cost_metric_columns(references)) columns.push_back(c);
   return columns;
@@ -56,6 +63,9 @@ class Trainer {
   TrainerState checkpoint_state() const;
   void setup_precision();
   void train_step(const Batch& batch);
+  at::Tensor add_cost_term(const at::Tensor& loss, int64_t samples);
+  void trace_cp();
+  void log_gates(nlohmann::json& record);
   void end_indicator_window(double epoch);
   void record_turning_points();
   void evaluate_and_log();
@@ -76,6 +86,10 @@ class Trainer {
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
   std::unique_ptr<PrecisionController> controller_;
+  DynamicController* dynamic_ = nullptr;  // DFQ / FracTrain runs: the controller, and the model's gates
+  const GatedNetwork* gated_ = nullptr;
+  std::unique_ptr<MetricsLog> cp_trace_;
+  int64_t trace_every_ = 20;
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
   int64_t indicator_window_ = 0;
@@ -88,6 +102,7 @@ class Trainer {
 
 void Trainer::setup() {
   validate_precision_schedule(config_.precision);  // before the slow part
+  validate_dfq(config_.precision, config_.dfq);
   device_ = resolve_device(config_.train.device);
   threads_ = configure_threads(config_.train.threads);
   data_ = load_run_data(config_.data, config_.train.seed);
@@ -117,8 +132,12 @@ void Trainer::setup() {
   setup_cost_meter();
   setup_precision();
   loader_->seek(state_.next_epoch, state_.next_batch);
-  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(),
-                                          options_.resume_from.empty() ? -1 : state_.step);
+  const int64_t keep_up_to = options_.resume_from.empty() ? -1 : state_.step;
+  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(dynamic_ != nullptr), keep_up_to);
+  if (dynamic_) {
+    cp_trace_ = std::make_unique<MetricsLog>(config_.output.dir, kCpTraceColumns, keep_up_to, "cp_trace");
+    trace_every_ = config_.train.log_every > 0 ? config_.train.log_every : 20;
+  }
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
 }
 
@@ -142,7 +161,7 @@ void Trainer::setup_cost_meter() {
 // The controller and the per-stage cost continue from the checkpoint, so a resumed PFQ run takes the same
 // turning points as an uninterrupted one.
 void Trainer::setup_precision() {
-  controller_ = make_precision_controller(config_.precision, *model_, batches_per_epoch_, total_steps_);
+  controller_ = make_precision_controller(config_, *model_, batches_per_epoch_, total_steps_);
   indicator_window_ = indicator_window_steps(config_.precision, batches_per_epoch_);
   if (config_.precision.mode == "pfq-manual") {
     const auto switches = manual_switch_steps(config_.precision, batches_per_epoch_, total_steps_);
@@ -158,6 +177,46 @@ void Trainer::setup_precision() {
   }
   if (!state_.stage_costs.is_null()) stage_costs_->restore(state_.stage_costs, *cost_meter_, options_.resume_from);
   recorded_turning_points_ = controller_->turning_points().size();
+  dynamic_ = dynamic_cast<DynamicController*>(controller_.get());
+  gated_ = dynamic_cast<const GatedNetwork*>(model_.get());
+}
+
+// DFQ: the cost term of the loss, signed by where this batch's cp (as the cost meter counted the decisions the
+// forward pass executed) lies against the target; the decisions join the selection statistics.
+at::Tensor Trainer::add_cost_term(const at::Tensor& loss, int64_t samples) {
+  const CostTotals step = cost_meter_->step_in_progress(samples);
+  const CostSteering& steering = dynamic_->steering();
+  const double sign = dynamic_->cost_sign(steering.blocks_only ? step.cp_blocks() : step.cp());
+  std::vector<std::vector<int64_t>> decisions;
+  for (const auto& g : gated_->last_gating()) decisions.push_back(g.decisions);
+  dynamic_->record_batch(decisions, step.cp(), step.cp_blocks());
+  if (sign == 0.0 || steering.beta == 0.0) return loss;
+  return loss + (sign * steering.beta) * gating_cost(gated_->last_gating(), dynamic_->options());
+}
+
+// cp_trace.csv: the cp of the batches since the last trace point, for the cp-versus-iteration curve.
+void Trainer::trace_cp() {
+  const GateWindow w = dynamic_->take_trace_window();
+  cp_trace_->append({{"step", state_.step},
+                     {"epoch", static_cast<double>(state_.step) / batches_per_epoch_},
+                     {"cp", w.cp()},
+                     {"cp_blocks", w.cp_blocks()},
+                     {"target_cp", dynamic_->target_cp()},
+                     {"stage", dynamic_->stage()}});
+}
+
+// The evaluation window's cp and how often each block chose each option.
+void Trainer::log_gates(nlohmann::json& record) {
+  const GateWindow w = dynamic_->take_eval_window();
+  record["window_cp"] = w.cp();
+  record["window_cp_blocks"] = w.cp_blocks();
+  record["target_cp"] = dynamic_->target_cp();
+  record["gate_selection"] = w.selection_json();
+  std::vector<std::string> labels;
+  for (size_t k = 0; k < dynamic_->options().size(); ++k) labels.push_back(dynamic_->options().label(k));
+  record["gate_options"] = labels;
+  std::printf("gates: cp %.3f%% (blocks %.3f%%) since the last evaluation, target %.3f%% (%s)\n", w.cp(),
+              w.cp_blocks(), dynamic_->target_cp(), dynamic_->steering().blocks_only ? "blocks" : "network");
 }
 
 TrainerState Trainer::checkpoint_state() const {
@@ -173,7 +232,7 @@ void Trainer::record_turning_points() {
   const auto& points = controller_->turning_points();
   for (; recorded_turning_points_ < points.size(); ++recorded_turning_points_) {
     const TurningPoint& t = points[recorded_turning_points_];
-    stage_costs_->close_stage(*cost_meter_, t.stage - 1, controller_->stage_precision(t.stage - 1), t.step);
+    stage_costs_->close_stage(*cost_meter_, t.stage - 1, controller_->stage_label(t.stage - 1), t.step);
     std::string test;
     if (!t.differences.empty()) {
       test = ": loss differences d =";
@@ -182,7 +241,7 @@ void Trainer::record_turning_points() {
     }
     progress_->break_line();
     std::printf("turning point at epoch %.2f (step %lld)%s; stage %d -> %d, precision now %s\n", t.epoch,
-                (long long)t.step, test.c_str(), t.stage - 1, t.stage, to_string(t.precision).c_str());
+                (long long)t.step, test.c_str(), t.stage - 1, t.stage, t.label.c_str());
   }
 }
 
@@ -207,18 +266,18 @@ void Trainer::train_step(const Batch& batch) {
   at::Tensor logits = model_->forward(images, plan);
   at::Tensor loss = torch::cross_entropy_loss(logits, labels);
   const double loss_value = loss.item<double>();
+  const int64_t n = labels.size(0);
   if (!std::isfinite(loss_value))
     throw Error("training loss became " + std::to_string(loss_value) + " at step " + std::to_string(state_.step + 1) +
-                " (precision " + to_string(controller_->precision()) +
+                " (precision " + controller_->label() +
                 "); lower optim.lr, add schedule.warmup_iterations, or raise the precision");
   optimizer_->zero_grad();
-  loss.backward();
+  (dynamic_ ? add_cost_term(loss, n) : loss).backward();
   optimizer_->step();
 
   ++state_.step;
   state_.next_epoch = loader_->next_epoch();
   state_.next_batch = loader_->next_batch_in_epoch();
-  const int64_t n = labels.size(0);
   cost_meter_->end_step(n);
   if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
   const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
@@ -229,6 +288,7 @@ void Trainer::train_step(const Batch& batch) {
   state_.indicator_samples += n;
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
   if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
+  if (dynamic_ && state_.step % trace_every_ == 0) trace_cp();
   progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / n, lr_, n);
 }
 
@@ -244,13 +304,14 @@ void Trainer::evaluate_and_log() {
                            {"test_accuracy", last_eval_.accuracy},
                            {"images_per_second", progress_->images_per_second()},
                            {"train_seconds", state_.train_seconds},
-                           {"precision", to_string(controller_->precision())},
+                           {"precision", controller_->label()},
                            {"stage", controller_->stage()}};
   record.update(cost_metrics_record(*cost_meter_));
+  progress_->break_line();
+  if (dynamic_) log_gates(record);
   metrics_->append(record);
   state_.window_loss_sum = 0.0;
   state_.window_correct = state_.window_samples = 0;
-  progress_->break_line();
   std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
               (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy, record["train_loss"].get<double>(),
               100.0 * record["train_accuracy"].get<double>());
@@ -302,7 +363,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"parameters", parameters},
           {"precision", controller_->describe()},
           {"turning_points", turning_points},
-          {"stages", stage_costs_->summary(*cost_meter_, controller_->stage(), controller_->precision(), state_.step)},
+          {"stages", stage_costs_->summary(*cost_meter_, controller_->stage(), controller_->label(), state_.step)},
           {"steps", state_.step},
           {"total_steps", total_steps_},
           {"epochs", static_cast<double>(state_.step) / batches_per_epoch_},

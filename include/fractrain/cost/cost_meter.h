@@ -34,6 +34,9 @@ class CostMeter : public CostObserver {
   // the same samples.
   void end_step(int64_t samples);
   void end_epoch();
+  // The step in progress so far (its executions are counted when the forward pass runs them), as if closed
+  // with `samples` samples: DFQ reads the batch's cp from it before the backward pass.
+  CostTotals step_in_progress(int64_t samples) const;
 
   const ModelProfile& profile() const { return profile_; }
   const HardwareModel& hardware() const { return hardware_; }

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "fractrain/models/gated_network.h"
 #include "fractrain/models/quantized_model.h"
 
 namespace fractrain {
@@ -17,5 +18,10 @@ std::vector<ModelInfo> list_models();
 
 // Throws fractrain::Error naming the unknown model and the known ones (with a did-you-mean).
 std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input);
+
+// The DFQ-gated form of a model (a gate per block choosing among `options`); the result also implements
+// GatedNetwork. Throws fractrain::Error for unknown models and for models without a gated form.
+std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
+                                                   const OptionSet& options, GateExecution execution);
 
 }  // namespace fractrain

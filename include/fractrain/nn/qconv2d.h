@@ -20,6 +20,9 @@ class QConv2d : public QuantizedLayer {
   const QConv2dOptions& options() const { return options_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }
+  // Forward MACs of one sample whose input is height x width (padding and stride applied).
+  int64_t macs_for_input(int64_t height, int64_t width) const;
+  int64_t output_size(int64_t input_size) const;
 
  protected:
   at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;

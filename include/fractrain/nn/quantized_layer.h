@@ -41,6 +41,11 @@ class QuantizedLayer : public torch::nn::Module {
   void set_layer_index(int64_t index) { layer_index_ = index; }
 
   void set_cost_observer(CostObserver* observer) { cost_observer_ = observer; }
+  // While false, executions are not reported to the cost observer; whoever turns it off reports the cost
+  // with report_cost (DFQ `candidates` execution runs every option but charges only the chosen one).
+  void set_cost_reporting(bool on) { cost_reporting_ = on; }
+  // Reports an execution of `batch` samples at `precision` with the MACs per sample of the last forward pass.
+  void report_cost(int64_t batch, const LayerPrecision& precision);
   void set_quantizer_settings(const QuantizerSettings& settings) { settings_ = settings; }
   const QuantizerSettings& quantizer_settings() const { return settings_; }
 
@@ -75,6 +80,8 @@ class QuantizedLayer : public torch::nn::Module {
   std::string layer_name_;
   int64_t layer_index_ = 0;
   CostObserver* cost_observer_ = nullptr;
+  bool cost_reporting_ = true;
+  int64_t last_macs_per_sample_ = 0;
   QuantizerSettings settings_;
   // Buffers (saved in checkpoints): running lo and range, and whether any batch has been seen.
   at::Tensor running_lo_, running_span_, statistics_seen_;

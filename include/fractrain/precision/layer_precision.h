@@ -55,6 +55,9 @@ class PrecisionPlan {
 
   // Selects the stochastic-rounding noise of this pass: the same (seed, noise_step) gives the same bits.
   uint64_t noise_step = 0;
+  // In a DFQ-gated model: true, the gates choose the precision of every gated block; false, every layer runs
+  // at this plan's precision and no gate runs (cost profiling, evaluation at a fixed precision).
+  bool gating = true;
 
  private:
   LayerPrecision default_;

@@ -20,6 +20,7 @@ struct TurningPoint {
   std::vector<double> differences;
   double eps = 0.0;
   Precision precision;  // the precision of the stage entered
+  std::string label;    // the stage entered as the controller names it ("fw4bw6", "cp 2.00%")
 };
 
 nlohmann::json to_json(const TurningPoint& t);
@@ -40,6 +41,9 @@ class PrecisionController {
   virtual int stage_count() const = 0;
   virtual Precision precision() const = 0;  // of the stage in progress
   virtual Precision stage_precision(int stage) const = 0;
+  // How a stage is named in logs, metrics and summaries: its precision ("fw4bw6"), or for DFQ its target cp.
+  virtual std::string stage_label(int stage) const { return to_string(stage_precision(stage)); }
+  std::string label() const { return stage_label(stage()); }
   // Names the schedule: "fw8bw8", "pfq-auto fw3,4,6,8/bw6,6,8,8".
   virtual std::string describe() const = 0;
   // Every stage change so far, in order.

@@ -1,5 +1,5 @@
 #pragma once
-// Turning the precision section of a RunConfig into the run's PrecisionController (static or PFQ).
+// Turning the precision section of a RunConfig into the run's PrecisionController (static, PFQ, DFQ, FracTrain).
 #include <memory>
 #include <vector>
 
@@ -19,8 +19,8 @@ int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_p
 
 // Validates the schedule (validate_precision_schedule) and builds the controller of precision.mode, every stage's
 // plan following the run's layer policy (quantize_first_layer / quantize_classifier).
-std::unique_ptr<PrecisionController> make_precision_controller(const PrecisionConfig& precision,
-                                                               const QuantizedModel& model, int64_t steps_per_epoch,
-                                                               int64_t total_steps);
+// In dfq/fractrain modes the model must be the gated form (build_model makes it).
+std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
+                                                               int64_t steps_per_epoch, int64_t total_steps);
 
 }  // namespace fractrain

@@ -26,7 +26,7 @@ struct DataConfig {
 };
 
 struct PrecisionConfig {
-  std::string mode = "static";  // static | pfq-manual | pfq-auto
+  std::string mode = "static";  // static | pfq-manual | pfq-auto | dfq | fractrain
   int fw = 0;  // forward bits (weights and activations); 0 = full precision; static mode only
   int bw = 0;  // backward bits (gradients); 0 = full precision; static mode only
   // PFQ stages (DESIGN.md 4.4): stage i runs FW pfq_fw[i] / BW pfq_bw[i].
@@ -41,6 +41,20 @@ struct PrecisionConfig {
   bool quantize_classifier = false;
   double activation_momentum = 0.9;  // EMA momentum of activation ranges, in [0, 1)
   bool snap_zero_point = false;
+};
+
+// DFQ and FracTrain (DESIGN.md 4.5, 4.6); used when precision.mode is dfq or fractrain. FracTrain's indicator
+// takes precision.pfq_window_iterations, pfq_eps and pfq_alpha.
+struct DfqConfig {
+  std::string options = "cifar-release";  // preset or a list such as "skip,3/6,4/8"
+  int weight_bits = 0;                    // 0 = the preset's
+  std::string execution = "mixed";        // mixed | candidates
+  double target_cp = 3.0;                 // percent of FP32; FracTrain: the overall target
+  std::string cp_scope = "blocks";        // blocks (the paper's cp of the gated blocks) | network
+  double beta = 1e-3;
+  double dead_band = 0.0;                 // percentage points
+  int64_t stages = 4;                     // FracTrain
+  double cp_step = 0.5;                   // FracTrain: cp_i = cp_0 + i * cp_step
 };
 
 struct TrainConfig {
@@ -81,6 +95,7 @@ struct RunConfig {
   ModelConfig model;
   DataConfig data;
   PrecisionConfig precision;
+  DfqConfig dfq;
   TrainConfig train;
   OptimConfig optim;
   ScheduleConfig schedule;
@@ -117,6 +132,9 @@ void validate(const RunConfig& config);
 // schedule is often changed by several --set overrides in a row, and only the last one need agree. Run by
 // parse_run_config and by the trainer before it builds anything.
 void validate_precision_schedule(const PrecisionConfig& precision);
+// The same for the dfq section in dfq/fractrain modes (option set and execution mode readable, targets sane).
+void validate_dfq(const PrecisionConfig& precision, const DfqConfig& dfq);
+inline bool is_dynamic_mode(const std::string& mode) { return mode == "dfq" || mode == "fractrain"; }
 
 struct ConfigKeyInfo {
   std::string key;            // "train.batch_size"

@@ -14,16 +14,16 @@ class StageCosts {
   explicit StageCosts(const CostMeter& meter);
 
   // Closes the stage in progress at a turning point (the meter holds the totals up to it).
-  void close_stage(const CostMeter& meter, int stage, const Precision& precision, int64_t step);
+  void close_stage(const CostMeter& meter, int stage, const std::string& label, int64_t step);
   // The closed stages, then the one in progress up to now: stage, precision, first/last step, cost.
-  nlohmann::json summary(const CostMeter& meter, int stage, const Precision& precision, int64_t step) const;
+  nlohmann::json summary(const CostMeter& meter, int stage, const std::string& label, int64_t step) const;
 
   nlohmann::json state(const CostMeter& meter) const;
   // Throws fractrain::Error naming `where` when the state does not fit the meter's model.
   void restore(const nlohmann::json& state, const CostMeter& meter, const std::string& where);
 
  private:
-  nlohmann::json record(const CostMeter& meter, int stage, const Precision& precision, int64_t step) const;
+  nlohmann::json record(const CostMeter& meter, int stage, const std::string& label, int64_t step) const;
 
   CostPeriod start_;  // the run's totals when the stage in progress started
   int64_t start_step_ = 0;

@@ -1,0 +1,77 @@
+#pragma once
+// DFQ and FracTrain (DESIGN.md 4.5, 4.6). The gates inside the model pick each block's precision per sample;
+// this controller holds what steers them: the target cp, the sign of the cost term of the loss, and (FracTrain)
+// the stages of targets cp_i = cp_0 + i * step advanced by the loss-plateau indicator of auto PFQ. It also
+// keeps the gates' selection statistics.
+#include <memory>
+
+#include "fractrain/precision/gate_statistics.h"
+#include "fractrain/precision/option_set.h"
+#include "fractrain/precision/plateau_indicator.h"
+#include "fractrain/precision/precision_controller.h"
+
+namespace fractrain {
+
+struct CostSteering {
+  double beta = 1e-3;      // weight of the cost term
+  double dead_band = 0.0;  // percentage points either side of the target where the cost term is off
+  bool blocks_only = true; // steer the cp of the gated blocks (the paper's) rather than of the whole network
+};
+
+// FracTrain's targets: cp_0 = total - step (M - 1) / 2, cp_i = cp_0 + i step (DESIGN.md 4.6).
+std::vector<double> fractrain_targets(double total_cp, double step, int stages);
+
+class DynamicController : public PrecisionController {
+ public:
+  // `plan`: what the layers outside the gated blocks run (stem, classifier); the gates decide the rest.
+  static std::unique_ptr<DynamicController> dfq(OptionSet options, PrecisionPlan plan, double target_cp,
+                                                CostSteering steering, std::vector<std::string> blocks);
+  static std::unique_ptr<DynamicController> fractrain(OptionSet options, PrecisionPlan plan,
+                                                      std::vector<double> targets, CostSteering steering,
+                                                      PlateauSettings settings, std::vector<std::string> blocks);
+
+  const PrecisionPlan& plan_for_step(int64_t step) override;
+  const PrecisionPlan& current_plan() const override { return plan_; }
+  void observe_window_loss(double mean_loss, int64_t step, double epoch) override;
+  int stage() const override { return stage_; }
+  int stage_count() const override { return static_cast<int>(targets_.size()); }
+  // Weights at the run's width; activations and gradients vary per block and sample (0 here).
+  Precision precision() const override { return Precision{0, options_.weight_bits(), 0, false}; }
+  Precision stage_precision(int stage) const override { return precision(); }
+  std::string stage_label(int stage) const override;
+  std::string describe() const override;
+  const std::vector<TurningPoint>& turning_points() const override { return turning_points_; }
+  nlohmann::json state() const override;
+  void restore(const nlohmann::json& state) override;
+
+  const OptionSet& options() const { return options_; }
+  const CostSteering& steering() const { return steering_; }
+  double target_cp() const { return targets_[stage_]; }
+  const std::vector<double>& targets() const { return targets_; }
+  // The sign of the cost term for a batch of this cp: -1 below the target (spend more), +1 at or above it,
+  // 0 inside the dead band.
+  double cost_sign(double batch_cp) const;
+
+  // The gates' decisions of one training batch ([block][sample]) and its cp (whole network, blocks only).
+  void record_batch(const std::vector<std::vector<int64_t>>& decisions, double cp, double cp_blocks);
+  // Since the last evaluation (selection frequencies, cp) and since the last trace point (cp).
+  GateWindow take_eval_window() { return eval_window_.take_window(); }
+  GateWindow take_trace_window() { return trace_window_.take_window(); }
+  const GateWindow& eval_window() const { return eval_window_.window(); }
+
+ private:
+  DynamicController(OptionSet options, PrecisionPlan plan, std::vector<double> targets, CostSteering steering,
+                    std::vector<std::string> blocks);
+
+  OptionSet options_;
+  PrecisionPlan plan_;
+  std::vector<double> targets_;
+  CostSteering steering_;
+  bool progressive_ = false;  // FracTrain
+  PlateauIndicator indicator_;
+  int stage_ = 0;
+  std::vector<TurningPoint> turning_points_;
+  GateStatistics eval_window_, trace_window_;
+};
+
+}  // namespace fractrain

@@ -1,0 +1,122 @@
+#include "fractrain/models/gated_block.h"
+
+#include <torch/torch.h>
+
+#include "fractrain/nn/option_gradient.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+// The samples that run the block (those not skipping) and the precision each runs at.
+struct KeptSamples {
+  std::vector<int64_t> index;
+  std::vector<int> act, grad;
+};
+
+KeptSamples kept_samples(const GateDecision& decision, const OptionSet& options, bool has_projection) {
+  KeptSamples kept;
+  for (size_t n = 0; n < decision.decisions.size(); ++n) {
+    const Precision& p = options.at(static_cast<size_t>(decision.decisions[n]));
+    if (p.skip) {
+      if (has_projection) throw Error("DFQ: a block with a projection shortcut cannot be skipped");
+      continue;
+    }
+    kept.index.push_back(static_cast<int64_t>(n));
+    kept.act.push_back(p.act);
+    kept.grad.push_back(p.grad);
+  }
+  return kept;
+}
+
+at::Tensor sample_scale(const at::Tensor& per_sample, const at::Tensor& like) {
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[0] = like.size(0);
+  return per_sample.view(shape);
+}
+
+// Turns cost reporting of the block's layers off for the lifetime of the guard.
+class CostReportingPause {
+ public:
+  explicit CostReportingPause(std::vector<std::shared_ptr<QuantizedLayer>> layers) : layers_(std::move(layers)) {
+    for (auto& l : layers_) l->set_cost_reporting(false);
+  }
+  ~CostReportingPause() {
+    for (auto& l : layers_) l->set_cost_reporting(true);
+  }
+  CostReportingPause(const CostReportingPause&) = delete;
+  CostReportingPause& operator=(const CostReportingPause&) = delete;
+
+ private:
+  std::vector<std::shared_ptr<QuantizedLayer>> layers_;
+};
+
+}  // namespace
+
+at::Tensor run_gated_block_mixed(BasicBlock& block, const at::Tensor& x, const GateDecision& decision,
+                                 const GatedBlockRun& run) {
+  const OptionSet& options = run.options;
+  const int64_t n = x.size(0);
+  const int skip = options.skip_index();
+  const KeptSamples kept = kept_samples(decision, options, block.has_projection());
+  if (kept.index.empty()) return x;  // every sample skips: the output is the identity shortcut
+  const bool all = static_cast<int64_t>(kept.index.size()) == n;
+  at::Tensor index;
+  if (!all) index = torch::tensor(kept.index, torch::kLong).to(x.device());
+  const at::Tensor xs = all ? x : x.index_select(0, index);
+  const LayerPrecision precision = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
+
+  BasicBlock::InputHook hook;
+  if (decision.mask.requires_grad()) {
+    std::vector<int64_t> columns;
+    std::vector<int> column_bits;
+    for (size_t k = 0; k < options.size(); ++k) {
+      if (options.at(k).skip) continue;
+      columns.push_back(static_cast<int64_t>(k));
+      column_bits.push_back(options.at(k).act);
+    }
+    at::Tensor mask = decision.mask.index_select(1, torch::tensor(columns, torch::kLong).to(x.device()));
+    if (!all) mask = mask.index_select(0, index);
+    const bool snap = run.snap_zero_point;
+    hook = [mask, column_bits, snap](const at::Tensor& t) { return attach_option_gradient(t, mask, column_bits, snap); };
+  }
+  at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);
+  if (skip < 0) return torch::relu(branch + block.shortcut(xs, precision, run.noise_step, hook));
+
+  // With a skip option the block has an identity shortcut (projection blocks never skip). The residual branch
+  // is scaled by 1 - mask[n, skip] (value 1 for samples that run, 0 for those that skip): its gradient tells
+  // the gate what skipping would change for the samples that ran.
+  if (!all) branch = torch::zeros(x.sizes(), branch.options()).index_copy(0, index, branch);
+  const at::Tensor keep = 1.0 - decision.mask.select(1, skip);
+  return torch::relu(x + sample_scale(keep, branch) * branch);
+}
+
+at::Tensor run_gated_block_candidates(BasicBlock& block, const at::Tensor& x, const GateDecision& decision,
+                                      const GatedBlockRun& run) {
+  const OptionSet& options = run.options;
+  const KeptSamples kept = kept_samples(decision, options, block.has_projection());
+  at::Tensor out;
+  {
+    CostReportingPause pause(block.layers());
+    for (size_t k = 0; k < options.size(); ++k) {
+      const Precision& p = options.at(k);
+      if (p.skip && block.has_projection()) continue;  // never chosen there (probability 0)
+      at::Tensor y;
+      if (p.skip) {
+        y = x;
+      } else {
+        const LayerPrecision precision = LayerPrecision::uniform(p);
+        y = torch::relu(block.residual(x, precision, run.noise_step) + block.shortcut(x, precision, run.noise_step));
+      }
+      at::Tensor term = sample_scale(decision.mask.select(1, static_cast<int64_t>(k)), y) * y;
+      out = out.defined() ? out + term : term;
+    }
+  }
+  if (!kept.index.empty()) {
+    const LayerPrecision chosen = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
+    for (auto& layer : block.layers()) layer->report_cost(static_cast<int64_t>(kept.index.size()), chosen);
+  }
+  return out;
+}
+
+}  // namespace fractrain

@@ -1,0 +1,132 @@
+#include "fractrain/nn/option_gradient.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FRACTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FRACTRAIN_CLONES
+#endif
+
+// sum_i g[i] * Q(x[i]) for one span; the same arithmetic as the quantizer's nearest rounding.
+FRACTRAIN_CLONES
+float quantized_dot(const float* x, const float* g, int64_t n, float lo, float s, float levels) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float t = (x[i] - lo) / s;
+    t = std::min(std::max(t, 0.0f), levels);
+    acc += g[i] * (std::nearbyint(t) * s + lo);
+  }
+  return acc;
+}
+
+FRACTRAIN_CLONES
+float plain_dot(const float* x, const float* g, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) acc += g[i] * x[i];
+  return acc;
+}
+
+void check_shapes(const at::Tensor& x, const at::Tensor& g, size_t options) {
+  if (x.dim() < 1 || !g.sizes().equals(x.sizes()))
+    throw Error("option gradient: the gradient and the input differ in shape");
+  if (options == 0) throw Error("option gradient: no options");
+}
+
+class OptionGradient : public torch::autograd::Function<OptionGradient> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& mask,
+                            const std::vector<int64_t>& act_bits, bool snap_zero_point) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["act_bits"] = act_bits;
+    ctx->saved_data["snap"] = snap_zero_point;
+    return x.view_as(x);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    const auto bits64 = ctx->saved_data["act_bits"].toIntVector();
+    const std::vector<int> bits(bits64.begin(), bits64.end());
+    const bool snap = ctx->saved_data["snap"].toBool();
+    at::Tensor g = grads[0];
+    at::Tensor mask_grad;
+    if (g.defined()) mask_grad = option_inner_products(x, g, bits, tensor_range(x), snap);
+    return {g, mask_grad, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, std::vector<int> act_bits,
+                                  bool snap_zero_point) {
+  if (mask.dim() != 2 || mask.size(0) != x.size(0) || mask.size(1) != static_cast<int64_t>(act_bits.size()))
+    throw Error("option gradient: mask must be [samples, options] = [" + std::to_string(x.size(0)) + ", " +
+                std::to_string(act_bits.size()) + "]");
+  const std::vector<int64_t> bits(act_bits.begin(), act_bits.end());
+  return OptionGradient::apply(x, mask, bits, snap_zero_point);
+}
+
+at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in, const std::vector<int>& act_bits,
+                                 QuantRange range, bool snap_zero_point) {
+  check_shapes(x_in, g_in, act_bits.size());
+  if (!x_in.device().is_cpu() || x_in.scalar_type() != at::kFloat || g_in.scalar_type() != at::kFloat)
+    return reference::option_inner_products(x_in, g_in, act_bits, range, snap_zero_point);
+  const at::Tensor x = x_in.contiguous(), g = g_in.contiguous();
+  const int64_t rows = x.size(0), row_len = rows > 0 ? x.numel() / rows : 0;
+  const auto options = static_cast<int64_t>(act_bits.size());
+  std::vector<kernel::RowQuantParams> params;
+  for (int bits : act_bits) params.push_back(kernel::row_params(bits, range.lo, range.hi, snap_zero_point));
+  at::Tensor out = at::empty({rows, options}, x.options());
+  const float* xp = x.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  // One row per task: each sum is computed by one thread in a fixed order, whatever the thread count.
+  constexpr int64_t kSpan = 4096;  // partial sums in float over a span, spans summed in double
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = xp + r * row_len;
+      const float* gr = gp + r * row_len;
+      for (int64_t k = 0; k < options; ++k) {
+        const kernel::RowQuantParams& p = params[k];
+        double sum = 0.0;
+        for (int64_t i = 0; i < row_len; i += kSpan) {
+          const int64_t n = std::min(kSpan, row_len - i);
+          sum += p.levels == 0.0f ? plain_dot(xr + i, gr + i, n)
+                                  : quantized_dot(xr + i, gr + i, n, p.lo, p.scale, p.levels);
+        }
+        op[r * options + k] = static_cast<float>(sum);
+      }
+    }
+  });
+  return out;
+}
+
+namespace reference {
+at::Tensor option_inner_products(const at::Tensor& x, const at::Tensor& g, const std::vector<int>& act_bits,
+                                 QuantRange range, bool snap_zero_point) {
+  QuantizeOptions options;
+  options.snap_zero_point = snap_zero_point;
+  std::vector<at::Tensor> columns;
+  for (int bits : act_bits) {
+    const at::Tensor q = bits == 0 ? x : reference::fake_quantize(x, bits, range, options);
+    columns.push_back((g.to(at::kDouble) * q.to(at::kDouble)).flatten(1).sum(1));
+  }
+  return at::stack(columns, 1).to(x.scalar_type());
+}
+}  // namespace reference
+
+}  // namespace fractrain

@@ -1,0 +1,28 @@
+#include "fractrain/train/gating_cost.h"
+
+#include <torch/torch.h>
+
+#include "fractrain/cost/bit_product.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+at::Tensor gating_cost(const std::vector<BlockGating>& gating, const OptionSet& options) {
+  if (gating.empty()) throw Error("DFQ cost term: the model ran no gate");
+  double mean_macs = 0;
+  for (const auto& g : gating) mean_macs += static_cast<double>(g.macs_per_sample);
+  mean_macs /= static_cast<double>(gating.size());
+  std::vector<float> option_cost;
+  for (size_t k = 0; k < options.size(); ++k)
+    option_cost.push_back(static_cast<float>(options.relative_cost(k) * kPassCount));  // fw + eb + gc over 32^2
+  const at::Tensor per_option = torch::tensor(option_cost, gating.front().mask.options().requires_grad(false));
+  at::Tensor total;
+  for (const auto& g : gating) {
+    const double scale = static_cast<double>(g.macs_per_sample) / mean_macs;
+    at::Tensor block = (g.mask * per_option).sum() * scale;
+    total = total.defined() ? total + block : block;
+  }
+  return total;
+}
+
+}  // namespace fractrain
