@@ -81,9 +81,11 @@ at::Tensor run_gated_block_mixed(BasicBlock& block, const at::Tensor& x, const G
     hook = [mask, column_bits, snap](const at::Tensor& t) { return attach_option_gradient(t, mask, column_bits, snap); };
   }
   at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);
-  if (skip < 0) return torch::relu(branch + block.shortcut(xs, precision, run.noise_step, hook));
+  // Projection blocks never skip (their shortcut is a conv of its own; the gate gives skip probability 0).
+  if (skip < 0 || block.has_projection())
+    return torch::relu(branch + block.shortcut(xs, precision, run.noise_step, hook));
 
-  // With a skip option the block has an identity shortcut (projection blocks never skip). The residual branch
+  // A block that may be skipped has an identity shortcut. The residual branch
   // is scaled by 1 - mask[n, skip] (value 1 for samples that run, 0 for those that skip): its gradient tells
   // the gate what skipping would change for the samples that ran.
   if (!all) branch = torch::zeros(x.sizes(), branch.options()).index_copy(0, index, branch);

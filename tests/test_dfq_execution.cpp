@@ -1,0 +1,171 @@
+// Gated execution of a BasicBlock and of the gated ResNet: in `mixed` mode a sample's output and input
+// gradient are those of running it alone at its chosen precision (same quantization ranges: eval mode, where
+// ranges are the running ones); a skipped sample outputs its shortcut and costs no block MACs; `candidates`
+// charges the chosen options only; the meter's cp of a step is the hand count of the decisions.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fractrain/cost/cost_meter.h"
+#include "fractrain/cost/hardware_model.h"
+#include "fractrain/models/gated_block.h"
+#include "fractrain/models/gated_resnet_cifar.h"
+#include "fractrain/train/gating_cost.h"
+
+using namespace fractrain;
+
+namespace {
+
+struct Call {
+  std::string layer;
+  int64_t batch;
+  std::vector<Precision> samples;
+};
+
+struct Recorder : CostObserver {
+  std::vector<Call> calls;
+  void on_layer(const LayerExecution& e) override {
+    Call c{e.layer, e.batch, {}};
+    for (int64_t i = 0; i < (e.precision.is_per_sample() ? e.batch : 1); ++i) c.samples.push_back(e.precision.for_sample(i));
+    calls.push_back(c);
+  }
+};
+
+// A decision with fixed choices (the mask one-hot, differentiable through `probabilities`).
+GateDecision fixed_decision(const std::vector<int64_t>& choices, int64_t options) {
+  at::Tensor p = torch::full({static_cast<int64_t>(choices.size()), options}, 0.01);
+  for (size_t n = 0; n < choices.size(); ++n) p[static_cast<int64_t>(n)][choices[n]] = 1.0;
+  p = (p / p.sum(1, true)).requires_grad_();
+  return straight_through_decision(p);
+}
+
+std::shared_ptr<BasicBlock> trained_block(int64_t in, int64_t out, int64_t stride) {
+  torch::manual_seed(11);
+  auto block = std::make_shared<BasicBlock>(in, out, stride);
+  int i = 0;
+  for (auto& l : block->layers()) l->set_layer_name("l" + std::to_string(i++));
+  // A few training passes give the layers running activation ranges and BN running statistics.
+  block->train();
+  torch::NoGradGuard no_grad;
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor x = torch::rand({8, in, 6, 6});
+    block->residual(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), step);
+    block->shortcut(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), step);
+  }
+  return block;
+}
+
+}  // namespace
+
+namespace {
+
+void expect_each_sample_runs_as_alone(const std::shared_ptr<BasicBlock>& block, int64_t in, int64_t out,
+                                      const std::vector<int64_t>& choices) {
+  const OptionSet options = OptionSet::parse("cifar-paper", 0);  // skip, 2/6, 3/6, 4/6, 4/12, 6/8, 6/12
+  block->eval();
+  const GateDecision decision = fixed_decision(choices, 7);
+  const at::Tensor x = torch::rand({6, in, 6, 6}).requires_grad_();
+  const int64_t size = block->has_projection() ? 3 : 6;
+  const at::Tensor upstream = torch::randn({6, out, size, size});
+  const at::Tensor y = run_gated_block_mixed(*block, x, decision, GatedBlockRun{options, 0, false});
+  (upstream * y).sum().backward();
+
+  for (int64_t n = 0; n < 6; ++n) {
+    const at::Tensor xn = x.detach().narrow(0, n, 1).clone().requires_grad_();
+    const Precision& p = options.at(static_cast<size_t>(choices[n]));
+    at::Tensor alone;
+    if (p.skip) {
+      alone = xn * 1.0;  // the identity shortcut
+    } else {
+      const auto lp = LayerPrecision::uniform(p);
+      alone = torch::relu(block->residual(xn, lp, 0) + block->shortcut(xn, lp, 0));
+    }
+    (upstream.narrow(0, n, 1) * alone).sum().backward();
+    EXPECT_TRUE(torch::allclose(y.narrow(0, n, 1), alone, 1e-5, 1e-5)) << "sample " << n;
+    EXPECT_TRUE(torch::allclose(x.grad().narrow(0, n, 1), xn.grad(), 1e-5, 1e-5)) << "sample " << n;
+    if (p.skip) EXPECT_TRUE(torch::equal(y.narrow(0, n, 1), x.detach().narrow(0, n, 1)));
+  }
+  // The gate learns from the task loss through every option column.
+  ASSERT_TRUE(decision.probabilities.grad().defined());
+  EXPECT_GT(decision.probabilities.grad().abs().sum().item<double>(), 0.0);
+}
+
+}  // namespace
+
+TEST(DfqMixedExecution, EachSampleEqualsRunningItAloneAtItsChoice) {
+  expect_each_sample_runs_as_alone(trained_block(4, 4, 1), 4, 4, {1, 0, 5, 3, 0, 6});
+  // A block with a projection shortcut (never skipped) in a set that has skip.
+  expect_each_sample_runs_as_alone(trained_block(4, 8, 2), 4, 8, {1, 2, 5, 3, 4, 6});
+}
+
+TEST(DfqMixedExecution, SkippedSamplesCostNoBlockMacs) {
+  const OptionSet options = OptionSet::parse("cifar-paper", 0);
+  auto block = trained_block(4, 4, 1);
+  Recorder recorder;
+  for (auto& l : block->layers()) l->set_cost_observer(&recorder);
+  block->train();
+  const at::Tensor x = torch::rand({4, 4, 6, 6});
+  run_gated_block_mixed(*block, x, fixed_decision({0, 3, 0, 5}, 7), GatedBlockRun{options, 0, false});
+  ASSERT_EQ(recorder.calls.size(), 2u);  // conv1 and conv2, once each
+  for (const auto& c : recorder.calls) {
+    EXPECT_EQ(c.batch, 2);  // only the two samples that run
+    EXPECT_EQ(c.samples[0], options.at(3));
+    EXPECT_EQ(c.samples[1], options.at(5));
+  }
+  recorder.calls.clear();
+  const at::Tensor y = run_gated_block_mixed(*block, x, fixed_decision({0, 0, 0, 0}, 7), GatedBlockRun{options, 0, false});
+  EXPECT_TRUE(recorder.calls.empty());
+  EXPECT_TRUE(torch::equal(y, x));
+}
+
+TEST(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
+  const OptionSet options = OptionSet::parse("cifar-paper", 0);
+  auto block = trained_block(4, 4, 1);
+  Recorder recorder;
+  for (auto& l : block->layers()) l->set_cost_observer(&recorder);
+  block->train();
+  const at::Tensor x = torch::rand({4, 4, 6, 6});
+  const GateDecision decision = fixed_decision({0, 3, 0, 5}, 7);
+  const at::Tensor y = run_gated_block_candidates(*block, x, decision, GatedBlockRun{options, 0, false});
+  ASSERT_EQ(recorder.calls.size(), 2u);
+  for (const auto& c : recorder.calls) {
+    EXPECT_EQ(c.batch, 2);
+    EXPECT_EQ(c.samples[0], options.at(3));
+    EXPECT_EQ(c.samples[1], options.at(5));
+  }
+  EXPECT_TRUE(torch::allclose(y.narrow(0, 0, 1), x.narrow(0, 0, 1)));  // skipped: the shortcut
+  // The gate's probabilities get a gradient from the task loss through the mixture of outputs.
+  y.sum().backward();
+  EXPECT_GT(decision.probabilities.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(DfqGatedResNet, OneDecisionPerBlockAndSampleAndTheMeterCountsThem) {
+  torch::manual_seed(1);
+  const ModelInputSpec input{1, 12, 12, 10};
+  GatedResNetCifar model(8, input, OptionSet::parse("cifar-release", 0), GateExecution::Mixed);
+  CostMeter meter(profile_model(model, input), load_hardware_model(default_hardware_model_path()));
+  model.set_cost_observer(&meter);
+  model.train();
+  const PrecisionPlan plan = PrecisionPlan::uniform(Precision::full());  // gating on; stem and fc FP32
+  const at::Tensor logits = model.forward(torch::rand({5, 1, 12, 12}), plan);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{5, 10}));
+  const auto& gating = model.last_gating();
+  ASSERT_EQ(gating.size(), 3u);  // resnet8: one block per stage
+  EXPECT_EQ(model.gated_blocks(), (std::vector<std::string>{"stage1.0", "stage2.0", "stage3.0"}));
+  // Hand count of the blocks' cp from the decisions: MACs x (aw + gw + ag) over 3 x 32^2 x FP32 MACs.
+  double bit_macs = 0, fp32 = 0;
+  for (const auto& g : gating) {
+    ASSERT_EQ(g.decisions.size(), 5u);
+    EXPECT_EQ(g.mask.sizes(), (std::vector<int64_t>{5, 5}));
+    for (int64_t k : g.decisions) bit_macs += g.macs_per_sample * model.option_set().relative_cost(k);
+    fp32 += 5.0 * g.macs_per_sample;
+  }
+  const double cp_blocks = 100.0 * bit_macs / fp32;
+  EXPECT_NEAR(meter.step_in_progress(5).cp_blocks(), cp_blocks, 1e-9 * cp_blocks);
+  EXPECT_EQ(meter.profile().forward_macs(LayerRole::Block), gating[0].macs_per_sample + gating[1].macs_per_sample +
+                                                                 gating[2].macs_per_sample);
+  // The cost term: mask-weighted option costs, each block scaled by its MACs over the mean block MACs.
+  double expected = 0, mean = fp32 / 5.0 / 3.0;
+  for (const auto& g : gating)
+    for (int64_t k : g.decisions) expected += 3.0 * model.option_set().relative_cost(k) * g.macs_per_sample / mean;
+  EXPECT_NEAR(gating_cost(gating, model.option_set()).item<double>(), expected, 1e-4 * expected);
+}

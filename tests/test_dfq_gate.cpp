@@ -1,0 +1,115 @@
+// The DFQ gate: its decision is one-hot, its gradient is that of the straight-through surrogate (checked
+// against finite differences), and the option gradient at a quantized layer's input is the gradient of the
+// straight-through mixture of the K quantized inputs.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fractrain/nn/decision_gate.h"
+#include "fractrain/nn/option_gradient.h"
+
+using namespace fractrain;
+
+TEST(DfqGate, DecisionIsOneHotArgmaxWithTheProbabilitiesGradient) {
+  torch::manual_seed(3);
+  DecisionGate gate({16, 32}, 5);
+  const at::Tensor x = torch::randn({6, 16, 8, 8});
+  gate.reset();
+  const GateDecision d = gate.decide(0, x, std::vector<bool>(5, true));
+  ASSERT_EQ(d.decisions.size(), 6u);
+  EXPECT_TRUE(torch::allclose(d.probabilities.sum(1), torch::ones({6})));
+  const at::Tensor argmax = d.probabilities.argmax(1);
+  for (int64_t n = 0; n < 6; ++n) {
+    EXPECT_EQ(d.decisions[n], argmax[n].item<int64_t>());
+    for (int64_t k = 0; k < 5; ++k)
+      EXPECT_NEAR(d.mask[n][k].item<float>(), k == d.decisions[n] ? 1.0f : 0.0f, 1e-6f);
+  }
+  EXPECT_TRUE(d.mask.requires_grad());
+  // A disallowed option gets probability 0 and is never chosen.
+  gate.reset();
+  std::vector<bool> allowed(5, true);
+  allowed[argmax[0].item<int64_t>()] = false;
+  const GateDecision limited = gate.decide(0, x, allowed);
+  EXPECT_EQ(limited.probabilities[0][argmax[0].item<int64_t>()].item<float>(), 0.0f);
+  EXPECT_NE(limited.decisions[0], argmax[0].item<int64_t>());
+}
+
+TEST(DfqGate, GradientMatchesFiniteDifferencesOfTheSurrogate) {
+  torch::manual_seed(5);
+  DecisionGate gate({8, 8}, 4);
+  gate.to(torch::kDouble);
+  const at::Tensor x0 = torch::randn({3, 8, 4, 4}, torch::kDouble), x1 = torch::randn({3, 8, 4, 4}, torch::kDouble);
+  const at::Tensor weights = torch::randn({2, 3, 4}, torch::kDouble);
+  const std::vector<bool> all(4, true);
+  // Loss through the masks of two blocks (the LSTM carries block 0's state into block 1). Its gradient is that
+  // of the surrogate sum(W * p), which is smooth: compare with central differences of the surrogate.
+  auto run = [&](bool surrogate) {
+    gate.reset();
+    const GateDecision a = gate.decide(0, x0, all), b = gate.decide(1, x1, all);
+    const at::Tensor& ma = surrogate ? a.probabilities : a.mask;
+    const at::Tensor& mb = surrogate ? b.probabilities : b.mask;
+    return (weights[0] * ma).sum() + (weights[1] * mb).sum();
+  };
+  gate.zero_grad();
+  run(false).backward();
+  int checked = 0;
+  for (auto& p : gate.named_parameters()) {
+    at::Tensor flat = p.value().view({-1});
+    const at::Tensor grad = p.value().grad().view({-1});
+    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 3)) {
+      torch::NoGradGuard no_grad;
+      const double h = 1e-6, saved = flat[i].item<double>();
+      flat[i] = saved + h;
+      const double up = run(true).item<double>();
+      flat[i] = saved - h;
+      const double down = run(true).item<double>();
+      flat[i] = saved;
+      EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * h), 1e-6) << p.key() << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST(DfqOptionGradient, FusedInnerProductsMatchTheReference) {
+  torch::manual_seed(7);
+  const at::Tensor x = torch::randn({5, 3, 7, 9}), g = torch::randn({5, 3, 7, 9});
+  const std::vector<int> bits = {3, 4, 6, 0, 12};
+  const QuantRange range = tensor_range(x);
+  for (bool snap : {false, true}) {
+    const at::Tensor fused = option_inner_products(x, g, bits, range, snap);
+    const at::Tensor ref = reference::option_inner_products(x, g, bits, range, snap);
+    ASSERT_EQ(fused.sizes(), (std::vector<int64_t>{5, 5}));
+    EXPECT_TRUE(torch::allclose(fused, ref, 1e-4, 1e-3)) << fused - ref;
+  }
+}
+
+TEST(DfqOptionGradient, IsTheGradientOfTheStraightThroughMixture) {
+  torch::manual_seed(9);
+  const at::Tensor x = torch::randn({4, 2, 5, 5}, torch::requires_grad());
+  const at::Tensor upstream = torch::randn({4, 2, 5, 5});
+  const std::vector<int> bits = {3, 4, 8};
+  const at::Tensor probabilities = torch::softmax(torch::randn({4, 3}), 1).requires_grad_();
+  const at::Tensor onehot = torch::zeros({4, 3}).scatter_(1, probabilities.argmax(1, true), 1.0);
+
+  // fractrain's identity node: forward x, backward <g, Q_k(x)> into the mask.
+  const at::Tensor mask = onehot - probabilities.detach() + probabilities;
+  const at::Tensor y = attach_option_gradient(x, mask, bits, false);
+  EXPECT_TRUE(torch::equal(y, x));
+  (upstream * y).sum().backward();
+  const at::Tensor node_p = probabilities.grad().clone(), node_x = x.grad().clone();
+
+  // The mixture written out: sum_k mask_k Q_k(x), straight-through in x.
+  probabilities.grad().zero_();
+  x.grad().zero_();
+  const at::Tensor mask2 = onehot - probabilities.detach() + probabilities;
+  at::Tensor mixture = torch::zeros_like(x);
+  for (size_t k = 0; k < bits.size(); ++k) {
+    const at::Tensor q = reference::fake_quantize(x.detach(), bits[k], tensor_range(x.detach()));
+    mixture = mixture + mask2.select(1, static_cast<int64_t>(k)).view({4, 1, 1, 1}) * (x - x.detach() + q);
+  }
+  (upstream * mixture).sum().backward();
+  EXPECT_TRUE(torch::allclose(node_p, probabilities.grad(), 1e-4, 1e-4));
+  // d mixture / d x = sum_k mask_k = 1 (up to rounding of onehot - p + p): the gradient passes straight through.
+  EXPECT_TRUE(torch::allclose(node_x, x.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(node_x, upstream));
+}
