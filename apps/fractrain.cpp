@@ -8,6 +8,7 @@
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/cost/static_cost.h"
 #include "fractrain/models/model_registry.h"
+#include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/run_checkpoint.h"
@@ -182,7 +183,7 @@ void print_config_keys() {
 
 int main(int argc, char** argv) {
   tune_allocator_for_training();
-  CLI::App app{"fractrain: FracTrain low-precision training (FP32, static FW-n/BW-m) with LibTorch"};
+  CLI::App app{"fractrain: FracTrain low-precision training (FP32, static FW-n/BW-m, PFQ, DFQ, FracTrain) with LibTorch"};
   app.require_subcommand(1);
 
   auto* train = app.add_subcommand("train", "train a model from a TOML recipe");
@@ -223,6 +224,15 @@ int main(int argc, char** argv) {
                  "quantize the stem conv (default) or keep it FP32");
   cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");
 
+  auto* report = app.add_subcommand("report", "draw a run's plots (training curves; DFQ bit allocation and cp trace)");
+  std::string report_dir;
+  RunReportOptions report_options;
+  report->add_option("run_dir", report_dir, "the run's output directory (output.dir)")->required();
+  report->add_option("--epochs", report_options.epochs,
+                     "epochs whose gate choices the heatmap shows (default: first, middle, last evaluation)")
+      ->delimiter(',');
+  report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report)");
+
   app.add_subcommand("models", "list the models");
 
   try {
@@ -237,6 +247,10 @@ int main(int argc, char** argv) {
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) return run_cost(cost_command);
+    if (*report) {
+      for (const auto& path : write_run_report(report_dir, report_options)) std::printf("wrote %s\n", path.c_str());
+      return 0;
+    }
     return run_models();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -18,8 +18,10 @@
 #include "fractrain/models/model_registry.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
+#include "bench_support.h"
 
 using namespace fractrain;
+using namespace fractrain::bench;
 
 namespace {
 
@@ -61,37 +63,17 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-long minor_page_faults() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_minflt;
-}
-
-struct StepTime {
-  double seconds = 0;  // per step
-  double faults = 0;   // minor page faults per step: fresh memory from the OS, a hidden cost of allocation
-};
-
 // Time and page faults per step over `steps` full training steps (forward, loss, backward, SGD update). `label`
 // names each step in profiler traces, so that a trace with several steps can be split by step.
 StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
                     const at::Tensor& y, int steps, const char* label) {
-  const long faults = minor_page_faults();
-  const auto start = std::chrono::steady_clock::now();
-  for (int s = 0; s < steps; ++s) {
+  return time_per_step(steps, [&] {
     RECORD_USER_SCOPE(label);
     sgd.zero_grad();
     at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
     loss.backward();
     sgd.step();
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {seconds / steps, static_cast<double>(minor_page_faults() - faults) / steps};
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  });
 }
 
 }  // namespace

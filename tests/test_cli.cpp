@@ -118,3 +118,34 @@ TEST(Cli, SigtermWritesAFinalCheckpointAndTheRunResumes) {
   std::ifstream final_file(dir + "/summary.json");
   EXPECT_EQ(nlohmann::json::parse(final_file)["steps"].get<int64_t>(), stopped_at + 2);
 }
+
+TEST(Cli, DfqTrainsEvaluatesWithAndWithoutGatesAndReports) {
+  if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  TempDir temp("fractrain_cli_dfq");
+  const std::string dir = temp.str();
+  auto r = run_cli("train -q " + kTiny + "--set train.iterations=4 --set train.eval_every=2 --set train.log_every=2 " +
+                   "--set precision.mode=dfq " +
+                   "--set dfq.options=cifar-paper --set dfq.target_cp=2 --set output.dir=" + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gates: cp"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/cp_trace.csv"));
+
+  auto gated = run_cli("eval --json " + dir + "/checkpoints/last.ckpt");
+  ASSERT_EQ(gated.exit_code, 0) << gated.output;
+  EXPECT_EQ(nlohmann::json::parse(gated.output.substr(gated.output.find('{')))["precision"], "cp 2.00%");
+  auto fixed = run_cli("eval --json --precision fw8bw8 " + dir + "/checkpoints/last.ckpt");
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.output;
+  EXPECT_EQ(nlohmann::json::parse(fixed.output.substr(fixed.output.find('{')))["precision"], "fw8bw8");
+
+  auto report = run_cli("report " + dir + " --epochs 0");
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  for (const char* file : {"bit_allocation.png", "bit_allocation.svg", "cp_trace.png", "training_curves.svg"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/" + file)) << file;
+  expect_error("report " + dir + " --epochs 99", "no evaluation at or after epoch 99");
+  expect_error("report " + dir + "/nowhere", "not a directory");
+  // A target the options cannot reach, and an unknown option set, are refused before training.
+  expect_error("train " + kTiny + "--set precision.mode=dfq --set dfq.target_cp=7 --set output.dir=" + dir,
+               "outside what the options");
+  expect_error("train " + kTiny + "--set precision.mode=dfq --set dfq.options=cifar-relase --set output.dir=" + dir,
+               "did you mean 'cifar-release'");
+}

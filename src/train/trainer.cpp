@@ -11,6 +11,7 @@
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/data/batch_loader.h"
 #include "fractrain/precision/dynamic_controller.h"
+#include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/gating_cost.h"
 #include "fractrain/train/lr_schedule.h"
@@ -334,18 +335,10 @@ void Trainer::plot_curves() const {
     std::printf("note: gnuplot not found, no training_curves.png (apt-get install gnuplot-nox)\n");
     return;
   }
-  const std::string csv = metrics_->csv_path();
-  PlotSpec spec;
-  spec.title = config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe();
-  spec.x_label = "step";
-  spec.y_label = "accuracy";
-  spec.y2_label = "loss";
-  spec.series = {{"train accuracy", csv, "step", "train_accuracy", false},
-                 {"test accuracy", csv, "step", "test_accuracy", false},
-                 {"train loss", csv, "step", "train_loss", true},
-                 {"test loss", csv, "step", "test_loss", true}};
   try {
-    plot_lines(spec, (fs::path(config_.output.dir) / "training_curves.png").string());
+    plot_training_curves(metrics_->csv_path(),
+                         config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe(),
+                         (fs::path(config_.output.dir) / "training_curves.png").string());
   } catch (const Error& e) {
     std::printf("note: no training curves plot: %s\n", e.what());  // the CSV has the same data
   }

@@ -25,36 +25,26 @@ int column_index(const std::string& path, const std::string& column) {
   throw Error("cannot plot " + path + ": no column '" + column + "' in its header");
 }
 
-std::string quoted(const std::string& s) {
+}  // namespace
+
+std::string gnuplot_quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
   return out + "\"";
 }
 
-}  // namespace
-
-bool gnuplot_available() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
-
-void plot_lines(const PlotSpec& spec, const std::string& output_path) {
+std::string gnuplot_terminal(const std::string& output_path, int width, int height) {
   const bool svg = std::filesystem::path(output_path).extension() == ".svg";
-  std::ostringstream script;
-  script << "set terminal " << (svg ? "svg size 900,520 dynamic" : "pngcairo size 900,520") << " noenhanced\n"
-         << "set output " << quoted(output_path) << "\n"
-         << "set datafile separator ','\nset key outside bottom center horizontal\nset grid\n"
-         << "set title " << quoted(spec.title) << "\nset xlabel " << quoted(spec.x_label) << "\n"
-         << "set ylabel " << quoted(spec.y_label) << "\n";
-  if (!spec.y2_label.empty()) script << "set y2label " << quoted(spec.y2_label) << "\nset y2tics\nset ytics nomirror\n";
-  script << "plot ";
-  for (size_t i = 0; i < spec.series.size(); ++i) {
-    const PlotSeries& s = spec.series[i];
-    script << (i ? ", " : "") << quoted(s.csv_path) << " using " << column_index(s.csv_path, s.x_column) << ":"
-           << column_index(s.csv_path, s.y_column) << " every ::1 with linespoints title " << quoted(s.title)
-           << (s.right_axis ? " axes x1y2" : "");
-  }
-  script << "\n";
+  return "set terminal " +
+         (svg ? "svg size " + std::to_string(width) + "," + std::to_string(height) + " dynamic"
+              : "pngcairo size " + std::to_string(width) + "," + std::to_string(height)) +
+         " noenhanced\nset output " + gnuplot_quoted(output_path) + "\n";
+}
+
+void run_gnuplot(const std::string& script, const std::string& output_path) {
   const std::string script_path = output_path + ".gp";
-  std::ofstream(script_path) << script.str();
-  const std::string command = "gnuplot " + quoted(script_path) + " 2>&1";
+  std::ofstream(script_path) << script;
+  const std::string command = "gnuplot " + gnuplot_quoted(script_path) + " 2>&1";
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) throw Error("cannot run gnuplot: install it with `apt-get install gnuplot-nox`");
@@ -64,6 +54,56 @@ void plot_lines(const PlotSpec& spec, const std::string& output_path) {
   const int status = pclose(pipe);
   std::filesystem::remove(script_path);
   if (status != 0) throw Error("gnuplot failed drawing " + output_path + ": " + output);
+}
+
+bool gnuplot_available() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
+
+void plot_lines(const PlotSpec& spec, const std::string& output_path) {
+  std::ostringstream script;
+  script << gnuplot_terminal(output_path, 900, 520) << "set datafile separator ','\nset key outside bottom center horizontal\nset grid\n"
+         << "set title " << gnuplot_quoted(spec.title) << "\nset xlabel " << gnuplot_quoted(spec.x_label) << "\n"
+         << "set ylabel " << gnuplot_quoted(spec.y_label) << "\n";
+  if (!spec.y2_label.empty()) script << "set y2label " << gnuplot_quoted(spec.y2_label) << "\nset y2tics\nset ytics nomirror\n";
+  script << "plot ";
+  for (size_t i = 0; i < spec.series.size(); ++i) {
+    const PlotSeries& s = spec.series[i];
+    script << (i ? ", " : "") << gnuplot_quoted(s.csv_path) << " using " << column_index(s.csv_path, s.x_column) << ":"
+           << column_index(s.csv_path, s.y_column) << " every ::1 with linespoints title " << gnuplot_quoted(s.title)
+           << (s.right_axis ? " axes x1y2" : "");
+  }
+  script << "\n";
+  run_gnuplot(script.str(), output_path);
+}
+
+void plot_heatmaps(const std::string& title, const std::vector<Heatmap>& maps, const std::string& output_path) {
+  if (maps.empty()) throw Error("no heatmap to draw into " + output_path);
+  const size_t rows = maps.front().rows.size(), columns = maps.front().columns.size();
+  std::ostringstream script;
+  script << gnuplot_terminal(output_path, static_cast<int>(260 + 300 * maps.size()), static_cast<int>(160 + 38 * rows));
+  for (size_t m = 0; m < maps.size(); ++m) {
+    script << "$map" << m << " << EOD\n";
+    for (const auto& row : maps[m].values) {
+      for (size_t c = 0; c < row.size(); ++c) script << (c ? " " : "") << row[c];
+      script << "\n";
+    }
+    script << "EOD\n";
+  }
+  script << "set multiplot layout 1," << maps.size() << " title " << gnuplot_quoted(title) << "\n"
+         << "set cbrange [0:1]\nset palette defined (0 'white', 1 '#08306b')\nunset colorbox\n"
+         << "set xrange [-0.5:" << columns - 0.5 << "]\nset yrange [" << rows - 0.5 << ":-0.5]\n"
+         << "set xtics rotate by -45 (";
+  for (size_t c = 0; c < columns; ++c)
+    script << (c ? ", " : "") << gnuplot_quoted(maps.front().columns[c]) << " " << c;
+  script << ")\nset ytics (";
+  for (size_t r = 0; r < rows; ++r) script << (r ? ", " : "") << gnuplot_quoted(maps.front().rows[r]) << " " << r;
+  script << ")\n";
+  for (size_t m = 0; m < maps.size(); ++m) {
+    script << "set title " << gnuplot_quoted(maps[m].title) << "\n"
+           << "plot $map" << m << " matrix with image notitle, $map" << m
+           << " matrix using 1:2:($3 >= 0.005 ? sprintf('%.2f', $3) : '') with labels font ',8' notitle\n";
+  }
+  script << "unset multiplot\n";
+  run_gnuplot(script.str(), output_path);
 }
 
 }  // namespace fractrain

@@ -23,4 +23,19 @@ bool gnuplot_available();
 // (the message includes gnuplot's own output) or a column is missing from a CSV file.
 void plot_lines(const PlotSpec& spec, const std::string& output_path);
 
+// A blocks x options grid of fractions in [0, 1] (DFQ's bit allocation), drawn as one panel of a heatmap row.
+struct Heatmap {
+  std::string title;
+  std::vector<std::string> rows, columns;
+  std::vector<std::vector<double>> values;  // [row][column]
+};
+// The maps side by side (same rows and columns), numbers printed in the cells.
+void plot_heatmaps(const std::string& title, const std::vector<Heatmap>& maps, const std::string& output_path);
+
+// The pieces, for other charts: a terminal for .png/.svg, a quoted string, and running a script (throws
+// fractrain::Error with gnuplot's output when it fails).
+std::string gnuplot_terminal(const std::string& output_path, int width, int height);
+std::string gnuplot_quoted(const std::string& s);
+void run_gnuplot(const std::string& script, const std::string& output_path);
+
 }  // namespace fractrain

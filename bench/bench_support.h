@@ -1,0 +1,37 @@
+#pragma once
+// Shared by the step-time benchmarks: medians and per-step timing with page-fault counts.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+namespace fractrain::bench {
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+inline long minor_page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+struct StepTime {
+  double seconds = 0;  // per step
+  double faults = 0;   // minor page faults per step: fresh memory from the OS, a hidden cost of allocation
+};
+
+// Runs `step` `steps` times and returns the time and page faults per step.
+template <class Step>
+StepTime time_per_step(int steps, Step&& step) {
+  const long faults = minor_page_faults();
+  const auto start = std::chrono::steady_clock::now();
+  for (int s = 0; s < steps; ++s) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {seconds / steps, static_cast<double>(minor_page_faults() - faults) / steps};
+}
+
+}  // namespace fractrain::bench

@@ -1,0 +1,131 @@
+// DFQ training step time (issue target: mixed <= 1.35 x FP32): a step of the gated ResNet in `mixed` and in
+// `candidates` execution (gates, per-sample quantization, cost meter, cost term: everything a DFQ training
+// step does) against an FP32 step of the plain ResNet, measured side by side in alternating rounds.
+//
+//   bench_dfq_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 5] [--steps 3]
+//                       [--threads N] [--options cifar-release] [--target 3.0] [--skip-candidates 1]
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "bench_support.h"
+#include "fractrain/cost/cost_meter.h"
+#include "fractrain/models/model_registry.h"
+#include "fractrain/precision/static_plan.h"
+#include "fractrain/train/gating_cost.h"
+#include "fractrain/util/allocator_tuning.h"
+
+using namespace fractrain;
+using namespace fractrain::bench;
+
+namespace {
+
+struct Args {
+  std::string model = "resnet20", options = "cifar-release";
+  int64_t batch = 128, size = 32, channels = 3;
+  int rounds = 5, steps = 3, threads = 0;
+  double target = 3.0;
+  bool skip_candidates = false;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--model") a.model = v;
+    else if (k == "--batch") a.batch = std::stoll(v);
+    else if (k == "--size") a.size = std::stoll(v);
+    else if (k == "--channels") a.channels = std::stoll(v);
+    else if (k == "--rounds") a.rounds = std::stoi(v);
+    else if (k == "--steps") a.steps = std::stoi(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--options") a.options = v;
+    else if (k == "--target") a.target = std::stod(v);
+    else if (k == "--skip-candidates") a.skip_candidates = v != "0";
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+// One model with its optimizer and the work of one training step.
+struct Trainee {
+  std::shared_ptr<QuantizedModel> model;
+  std::unique_ptr<torch::optim::SGD> sgd;
+  std::unique_ptr<CostMeter> meter;  // gated models only
+  PrecisionPlan plan;
+  double target = 0;
+
+  void step(const at::Tensor& x, const at::Tensor& y) {
+    sgd->zero_grad();
+    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), y);
+    if (meter) {  // as the trainer does: the cost term signed by the batch's cp against the target
+      const auto* gated = dynamic_cast<const GatedNetwork*>(model.get());
+      const double sign = meter->step_in_progress(x.size(0)).cp_blocks() < target ? -1.0 : 1.0;
+      loss = loss + sign * 1e-3 * gating_cost(gated->last_gating(), gated->option_set());
+    }
+    loss.backward();
+    sgd->step();
+    if (meter) meter->end_step(x.size(0));
+  }
+};
+
+Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string& execution) {
+  torch::manual_seed(0);
+  Trainee t;
+  t.target = a.target;
+  if (execution.empty()) {
+    t.model = create_model(a.model, in);
+    t.plan = make_static_plan(*t.model, Precision::full(), {});
+  } else {
+    t.model = create_gated_model(a.model, in, OptionSet::parse(a.options, 0), parse_gate_execution(execution));
+    t.meter = std::make_unique<CostMeter>(profile_model(*t.model, in),
+                                          load_hardware_model(default_hardware_model_path()));
+    t.model->set_cost_observer(t.meter.get());
+    t.plan = PrecisionPlan::uniform(Precision::full());  // gates decide the blocks; stem and classifier FP32
+  }
+  t.model->train();
+  t.sgd = std::make_unique<torch::optim::SGD>(t.model->parameters(),
+                                              torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tune_allocator_for_training();
+  const Args a = parse(argc, argv);
+  const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+  const ModelInputSpec in{a.channels, a.size, a.size, 10};
+  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size});
+  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
+
+  std::vector<std::pair<std::string, Trainee>> kinds;
+  kinds.emplace_back("fp32", make_trainee(a, in, ""));
+  kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed"));
+  if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates"));
+  for (auto& [name, t] : kinds) time_per_step(2, [&] { t.step(x, y); });  // warm-up
+
+  std::vector<std::vector<double>> times(kinds.size()), ratios(kinds.size());
+  for (int r = 0; r < a.rounds; ++r) {
+    std::printf("round %d:", r);
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      auto& t = kinds[k].second;
+      times[k].push_back(time_per_step(a.steps, [&] { t.step(x, y); }).seconds);
+      ratios[k].push_back(times[k].back() / times[0].back());
+      std::printf("  %s %.1f ms", kinds[k].first.c_str(), times[k].back() * 1e3);
+    }
+    std::printf("\n");
+  }
+  std::printf("\n%s batch %lld input %lldx%lldx%lld threads %d options %s\n", a.model.c_str(), (long long)a.batch,
+              (long long)a.channels, (long long)a.size, (long long)a.size, threads, a.options.c_str());
+  for (size_t k = 0; k < kinds.size(); ++k)
+    std::printf("median %-15s %.1f ms/step, ratio to fp32 %.3f%s\n", kinds[k].first.c_str(), median(times[k]) * 1e3,
+                median(ratios[k]), k == 1 ? " (target <= 1.35)" : "");
+  return 0;
+}
