@@ -23,6 +23,26 @@ inline std::vector<nlohmann::json> read_metrics(const std::string& dir) {
   return rows;
 }
 
+// A small Fashion-MNIST run: `model` on `train_samples` training and 64 test samples, constant lr 0.05.
+inline RunConfig small_run(const std::string& dir, const std::string& model, int64_t train_samples, int64_t batch) {
+  RunConfig c;
+  c.model.name = model;
+  c.data.train_subset = train_samples;
+  c.data.test_subset = 64;
+  c.train.batch_size = batch;
+  c.train.threads = 1;
+  c.schedule.type = "constant";
+  c.optim.lr = 0.05;
+  c.output.dir = dir;
+  return c;
+}
+
+inline TrainOptions quiet() {
+  TrainOptions o;
+  o.quiet = true;
+  return o;
+}
+
 // Every parameter and buffer of the last checkpoint of a Fashion-MNIST run made with `config`, by name.
 inline std::map<std::string, at::Tensor> final_weights(const RunConfig& config) {
   auto model = build_model(config, ModelInputSpec{1, 28, 28, 10}, c10::kCPU);

@@ -32,14 +32,7 @@ LastExecution run_layer(QuantizedLayer& layer, const at::Tensor& input) {
 }
 
 std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups) {
-  QConv2dOptions o;
-  o.in_channels = in;
-  o.out_channels = out;
-  o.kernel_size = kernel;
-  o.stride = stride;
-  o.padding = kernel / 2;
-  o.groups = groups;
-  return std::make_shared<QConv2d>(o);
+  return std::make_shared<QConv2d>(QConv2dOptions::same(in, out, kernel, stride, groups));
 }
 
 ModelProfile profile_of(const std::string& name, const ModelInputSpec& input) {

@@ -9,29 +9,18 @@
 
 using namespace fractrain;
 using test_support::final_weights;
+using test_support::quiet;
 using test_support::read_metrics;
 
 namespace {
 
 RunConfig dfq_run(const std::string& dir, const std::string& model, int64_t train_samples, int64_t batch) {
-  RunConfig c;
-  c.model.name = model;
-  c.data.train_subset = train_samples;
+  RunConfig c = test_support::small_run(dir, model, train_samples, batch);
   c.data.test_subset = 256;
   c.precision.mode = "dfq";
-  c.train.batch_size = batch;
   c.train.threads = 2;
   c.train.log_every = 4;
-  c.schedule.type = "constant";
-  c.optim.lr = 0.05;
-  c.output.dir = dir;
   return c;
-}
-
-TrainOptions quiet() {
-  TrainOptions o;
-  o.quiet = true;
-  return o;
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {

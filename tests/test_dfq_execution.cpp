@@ -97,6 +97,20 @@ TEST(DfqMixedExecution, EachSampleEqualsRunningItAloneAtItsChoice) {
   expect_each_sample_runs_as_alone(trained_block(4, 8, 2), 4, 8, {1, 2, 5, 3, 4, 6});
 }
 
+namespace {
+
+// Decisions {skip, 4/6, skip, 6/8}: the block's two convs are charged once each, for the two samples that run.
+void expect_charged_for_samples_1_and_3(const Recorder& recorder, const OptionSet& options) {
+  ASSERT_EQ(recorder.calls.size(), 2u);
+  for (const auto& c : recorder.calls) {
+    EXPECT_EQ(c.batch, 2);
+    EXPECT_EQ(c.samples[0], options.at(3));
+    EXPECT_EQ(c.samples[1], options.at(5));
+  }
+}
+
+}  // namespace
+
 TEST(DfqMixedExecution, SkippedSamplesCostNoBlockMacs) {
   const OptionSet options = OptionSet::parse("cifar-paper", 0);
   auto block = trained_block(4, 4, 1);
@@ -105,12 +119,7 @@ TEST(DfqMixedExecution, SkippedSamplesCostNoBlockMacs) {
   block->train();
   const at::Tensor x = torch::rand({4, 4, 6, 6});
   run_gated_block_mixed(*block, x, fixed_decision({0, 3, 0, 5}, 7), GatedBlockRun{options, 0, false});
-  ASSERT_EQ(recorder.calls.size(), 2u);  // conv1 and conv2, once each
-  for (const auto& c : recorder.calls) {
-    EXPECT_EQ(c.batch, 2);  // only the two samples that run
-    EXPECT_EQ(c.samples[0], options.at(3));
-    EXPECT_EQ(c.samples[1], options.at(5));
-  }
+  expect_charged_for_samples_1_and_3(recorder, options);
   recorder.calls.clear();
   const at::Tensor y = run_gated_block_mixed(*block, x, fixed_decision({0, 0, 0, 0}, 7), GatedBlockRun{options, 0, false});
   EXPECT_TRUE(recorder.calls.empty());
@@ -126,12 +135,7 @@ TEST(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
   const at::Tensor x = torch::rand({4, 4, 6, 6});
   const GateDecision decision = fixed_decision({0, 3, 0, 5}, 7);
   const at::Tensor y = run_gated_block_candidates(*block, x, decision, GatedBlockRun{options, 0, false});
-  ASSERT_EQ(recorder.calls.size(), 2u);
-  for (const auto& c : recorder.calls) {
-    EXPECT_EQ(c.batch, 2);
-    EXPECT_EQ(c.samples[0], options.at(3));
-    EXPECT_EQ(c.samples[1], options.at(5));
-  }
+  expect_charged_for_samples_1_and_3(recorder, options);
   EXPECT_TRUE(torch::allclose(y.narrow(0, 0, 1), x.narrow(0, 0, 1)));  // skipped: the shortcut
   // The gate's probabilities get a gradient from the task loss through the mixture of outputs.
   y.sum().backward();

@@ -10,31 +10,18 @@
 
 using namespace fractrain;
 using test_support::final_weights;
+using test_support::quiet;
 using test_support::read_metrics;
 
 namespace {
 
 // resnet8 on 200 samples, batches of 32: 6 steps per epoch.
 RunConfig tiny_pfq_run(const std::string& dir, const std::string& mode, int64_t iterations) {
-  RunConfig c;
-  c.model.name = "resnet8";
-  c.data.train_subset = 200;
-  c.data.test_subset = 64;
+  RunConfig c = test_support::small_run(dir, "resnet8", 200, 32);
   c.precision.mode = mode;
-  c.train.batch_size = 32;
   c.train.iterations = iterations;
   c.train.eval_every = 2;
-  c.train.threads = 1;
-  c.schedule.type = "constant";
-  c.optim.lr = 0.05;
-  c.output.dir = dir;
   return c;
-}
-
-TrainOptions quiet() {
-  TrainOptions o;
-  o.quiet = true;
-  return o;
 }
 
 }  // namespace

@@ -8,13 +8,7 @@ namespace fractrain {
 namespace {
 
 std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  QConv2dOptions o;
-  o.in_channels = in;
-  o.out_channels = out;
-  o.kernel_size = kernel;
-  o.stride = stride;
-  o.padding = kernel / 2;
-  return std::make_shared<QConv2d>(o);
+  return std::make_shared<QConv2d>(QConv2dOptions::same(in, out, kernel, stride));
 }
 
 at::Tensor hooked(const BasicBlock::InputHook& hook, const at::Tensor& x) { return hook ? hook(x) : x; }

@@ -90,32 +90,20 @@ void DynamicController::record_batch(const std::vector<std::vector<int64_t>>& de
 }
 
 nlohmann::json DynamicController::state() const {
-  nlohmann::json points = nlohmann::json::array();
-  for (const auto& t : turning_points_) points.push_back(to_json(t));
-  nlohmann::json s = {{"schedule", describe()},
-                      {"stage", stage_},
-                      {"turning_points", points},
-                      {"eval_window", eval_window_.state()},
-                      {"trace_window", trace_window_.state()}};
+  nlohmann::json s = schedule_state(describe(), stage_, turning_points_);
+  s["eval_window"] = eval_window_.state();
+  s["trace_window"] = trace_window_.state();
   if (progressive_) s["indicator"] = indicator_.state();
   return s;
 }
 
 void DynamicController::restore(const nlohmann::json& state) {
-  if (state.at("schedule").get<std::string>() != describe())
-    throw Error("the checkpoint's precision schedule is '" + state.at("schedule").get<std::string>() +
-                "', this run's is '" + describe() + "'");
-  const int stage = state.at("stage").get<int>();
-  if (stage < 0 || stage >= stage_count())
-    throw Error("the checkpoint's DFQ stage " + std::to_string(stage) + " is not in 0.." +
-                std::to_string(stage_count() - 1));
-  std::vector<TurningPoint> points;
-  for (const auto& t : state.at("turning_points")) points.push_back(turning_point_from_json(t));
+  ScheduleState s = restore_schedule_state(state, describe(), stage_count());
   if (progressive_) indicator_.restore(state.at("indicator"));
   eval_window_.restore(state.at("eval_window"));
   trace_window_.restore(state.at("trace_window"));
-  stage_ = stage;
-  turning_points_ = std::move(points);
+  stage_ = s.stage;
+  turning_points_ = std::move(s.turning_points);
 }
 
 }  // namespace fractrain

@@ -68,26 +68,16 @@ std::string ProgressiveController::describe() const {
 }
 
 nlohmann::json ProgressiveController::state() const {
-  nlohmann::json points = nlohmann::json::array();
-  for (const auto& t : turning_points_) points.push_back(to_json(t));
-  nlohmann::json s = {{"schedule", describe()}, {"stage", stage_}, {"turning_points", points}};
+  nlohmann::json s = schedule_state(describe(), stage_, turning_points_);
   if (automatic_) s["indicator"] = indicator_.state();
   return s;
 }
 
 void ProgressiveController::restore(const nlohmann::json& state) {
-  if (state.at("schedule").get<std::string>() != describe())
-    throw Error("the checkpoint's precision schedule is '" + state.at("schedule").get<std::string>() +
-                "', this run's is '" + describe() + "'");
-  const int stage = state.at("stage").get<int>();
-  if (stage < 0 || stage >= stage_count())
-    throw Error("the checkpoint's precision stage " + std::to_string(stage) + " is not in 0.." +
-                std::to_string(stage_count() - 1));
-  std::vector<TurningPoint> points;
-  for (const auto& t : state.at("turning_points")) points.push_back(turning_point_from_json(t));
+  ScheduleState s = restore_schedule_state(state, describe(), stage_count());
   if (automatic_) indicator_.restore(state.at("indicator"));
-  stage_ = stage;
-  turning_points_ = std::move(points);
+  stage_ = s.stage;
+  turning_points_ = std::move(s.turning_points);
 }
 
 }  // namespace fractrain

@@ -1,5 +1,7 @@
 #include "fractrain/precision/precision_controller.h"
 
+#include "fractrain/util/error.h"
+
 namespace fractrain {
 
 nlohmann::json to_json(const TurningPoint& t) {
@@ -25,6 +27,24 @@ TurningPoint turning_point_from_json(const nlohmann::json& j) {
                           false};
   t.label = j.at("precision").get<std::string>();
   return t;
+}
+
+nlohmann::json schedule_state(const std::string& schedule, int stage, const std::vector<TurningPoint>& points) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& t : points) list.push_back(to_json(t));
+  return {{"schedule", schedule}, {"stage", stage}, {"turning_points", list}};
+}
+
+ScheduleState restore_schedule_state(const nlohmann::json& state, const std::string& schedule, int stage_count) {
+  if (state.at("schedule").get<std::string>() != schedule)
+    throw Error("the checkpoint's precision schedule is '" + state.at("schedule").get<std::string>() +
+                "', this run's is '" + schedule + "'");
+  ScheduleState s{state.at("stage").get<int>(), {}};
+  if (s.stage < 0 || s.stage >= stage_count)
+    throw Error("the checkpoint's precision stage " + std::to_string(s.stage) + " is not in 0.." +
+                std::to_string(stage_count - 1));
+  for (const auto& t : state.at("turning_points")) s.turning_points.push_back(turning_point_from_json(t));
+  return s;
 }
 
 }  // namespace fractrain

@@ -8,6 +8,18 @@ namespace fractrain {
 struct QConv2dOptions {
   int64_t in_channels = 0, out_channels = 0, kernel_size = 3, stride = 1, padding = 0, groups = 1;
   bool bias = false;
+
+  // "Same" padding (kernel / 2), no bias: the convolutions of the model zoo.
+  static QConv2dOptions same(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1) {
+    QConv2dOptions o;
+    o.in_channels = in;
+    o.out_channels = out;
+    o.kernel_size = kernel;
+    o.stride = stride;
+    o.padding = kernel / 2;
+    o.groups = groups;
+    return o;
+  }
 };
 
 class QConv2d : public QuantizedLayer {
