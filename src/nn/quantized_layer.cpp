@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "fractrain/util/error.h"
 #include "quantized_layer_backward.h"
 
@@ -126,6 +128,15 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
       !precision.act_full() || precision.weight_bits() != 0 || (!precision.grad_full() && is_training());
   at::Tensor y = quantized ? forward_quantized(x, precision, noise_step) : compute(x, weight_tensor());
 
+  if (inject_nan_) {
+    at::Tensor fault = torch::zeros({y.numel()}, y.options());
+    fault[0] = std::numeric_limits<float>::quiet_NaN();
+    y = y + fault.view(y.sizes());
+  }
+  if (check_finite_output_ && !torch::isfinite(y).all().item<bool>())
+    throw Error("layer " + layer_name_ + " (" + to_string(kind()) + ") produced NaN/Inf at precision " +
+                to_string(precision.for_sample(0)) + (precision.is_per_sample() ? " (per sample)" : "") +
+                "; its input was " + (torch::isfinite(x).all().item<bool>() ? "finite" : "already non-finite"));
   last_macs_per_sample_ = macs_per_sample(x, y);
   if (cost_reporting_) report_cost(x.size(0), precision);
   return y;

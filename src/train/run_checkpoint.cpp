@@ -22,7 +22,9 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"indicator_samples", s.indicator_samples},
           {"precision", s.precision},
           {"stage_costs", s.stage_costs},
-          {"cost", s.cost}};
+          {"cost", s.cost},
+          {"skipped_steps", s.skipped_steps},
+          {"lr_scale", s.lr_scale}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -42,6 +44,8 @@ TrainerState state_from_json(const nlohmann::json& j) {
   if (j.contains("indicator_samples")) s.indicator_samples = j.at("indicator_samples").get<int64_t>();
   if (j.contains("precision")) s.precision = j.at("precision");
   if (j.contains("stage_costs")) s.stage_costs = j.at("stage_costs");
+  if (j.contains("skipped_steps")) s.skipped_steps = j.at("skipped_steps").get<int64_t>();
+  if (j.contains("lr_scale")) s.lr_scale = j.at("lr_scale").get<double>();
   return s;
 }
 

@@ -64,6 +64,10 @@ class Trainer {
   TrainerState checkpoint_state() const;
   void setup_precision();
   void train_step(const Batch& batch);
+  void nonfinite(const std::string& what);
+  std::string locate_nonfinite_output(const at::Tensor& images, const PrecisionPlan& plan);
+  std::string first_nonfinite_gradient() const;
+  void arm_fault_injection();
   at::Tensor add_cost_term(const at::Tensor& loss, int64_t samples);
   void trace_cp();
   void log_gates(nlohmann::json& record);
@@ -91,6 +95,9 @@ class Trainer {
   const GatedNetwork* gated_ = nullptr;
   std::unique_ptr<MetricsLog> cp_trace_;
   int64_t trace_every_ = 20;
+  // FRACTRAIN_FAULT_NAN=STEP:LAYER: that layer outputs a NaN during that step (fault-injection tests).
+  int64_t fault_step_ = -1;
+  std::shared_ptr<QuantizedLayer> fault_layer_;
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
   int64_t indicator_window_ = 0;
@@ -139,6 +146,7 @@ void Trainer::setup() {
     cp_trace_ = std::make_unique<MetricsLog>(config_.output.dir, kCpTraceColumns, keep_up_to, "cp_trace");
     trace_every_ = config_.train.log_every > 0 ? config_.train.log_every : 20;
   }
+  arm_fault_injection();
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
 }
 
@@ -255,32 +263,104 @@ void Trainer::end_indicator_window(double epoch) {
   record_turning_points();
 }
 
+// A NaN/Inf loss or gradient at the step in progress: stop with what went wrong where (the default), or skip the
+// step (no update) and lower the learning rate.
+void Trainer::nonfinite(const std::string& what) {
+  const std::string step = "step " + std::to_string(state_.step + 1) + " (precision " + controller_->label() + ")";
+  if (config_.train.on_nonfinite == "stop")
+    throw Error("at " + step + ", " + what +
+                ". Lower optim.lr, add schedule.warmup_iterations, raise the precision, or set "
+                "train.on_nonfinite=skip to skip such steps");
+  ++state_.skipped_steps;
+  state_.lr_scale *= config_.train.nonfinite_lr_factor;
+  progress_->break_line();
+  std::printf("warning: skipped %s: %s; learning rate now x%.4g (%lld steps skipped so far)\n", step.c_str(),
+              what.c_str(), state_.lr_scale, (long long)state_.skipped_steps);
+}
+
+// Runs the batch's forward pass again with every quantized layer checking its output, to name the first layer
+// whose output is not finite. The rerun is not training cost.
+std::string Trainer::locate_nonfinite_output(const at::Tensor& images, const PrecisionPlan& plan) {
+  const auto& layers = model_->quantized_layers();
+  for (const auto& l : layers) l->set_check_finite_output(true);
+  model_->set_cost_observer(nullptr);
+  std::string where = "every quantized layer's output was finite (the overflow came after them: BatchNorm or the loss)";
+  try {
+    torch::NoGradGuard no_grad;
+    model_->forward(images, plan);
+  } catch (const Error& e) {
+    where = e.what();
+  }
+  for (const auto& l : layers) l->set_check_finite_output(false);
+  model_->set_cost_observer(cost_meter_.get());
+  return where;
+}
+
+// The first parameter (by module path) whose gradient holds a NaN or Inf; empty when all are finite.
+std::string Trainer::first_nonfinite_gradient() const {
+  for (const auto& p : model_->named_parameters()) {
+    const at::Tensor& g = p.value().grad();
+    if (g.defined() && !torch::isfinite(g).all().item<bool>()) return p.key();
+  }
+  return "";
+}
+
+void Trainer::arm_fault_injection() {
+  const char* spec = std::getenv("FRACTRAIN_FAULT_NAN");
+  if (!spec || !*spec) return;
+  const std::string text = spec;
+  const size_t colon = text.find(':');
+  try {
+    fault_step_ = std::stoll(text.substr(0, colon));
+  } catch (const std::exception&) {
+    throw Error("FRACTRAIN_FAULT_NAN='" + text + "': write STEP:LAYER, e.g. 3:stage1.0.conv1");
+  }
+  const std::string layer = colon == std::string::npos ? "" : text.substr(colon + 1);
+  for (const auto& l : model_->quantized_layers())
+    if (l->layer_name() == layer) fault_layer_ = l;
+  if (!fault_layer_) throw Error("FRACTRAIN_FAULT_NAN: the model has no quantized layer '" + layer + "'");
+  std::printf("fault injection: layer %s outputs a NaN at step %lld\n", layer.c_str(), (long long)fault_step_);
+}
+
 void Trainer::train_step(const Batch& batch) {
-  lr_ = learning_rate(config_.schedule, config_.optim.lr,
-                      ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
+  lr_ = state_.lr_scale * learning_rate(config_.schedule, config_.optim.lr,
+                                        ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_);
   at::Tensor images = batch.images.to(device_), labels = batch.labels.to(device_);
   const PrecisionPlan& plan = controller_->plan_for_step(state_.step);
   record_turning_points();  // a manual schedule switches here
   model_->train();
+  const bool fault = state_.step + 1 == fault_step_;
+  if (fault) fault_layer_->set_inject_nan(true);
   at::Tensor logits = model_->forward(images, plan);
   at::Tensor loss = torch::cross_entropy_loss(logits, labels);
   const double loss_value = loss.item<double>();
   const int64_t n = labels.size(0);
-  if (!std::isfinite(loss_value))
-    throw Error("training loss became " + std::to_string(loss_value) + " at step " + std::to_string(state_.step + 1) +
-                " (precision " + controller_->label() +
-                "); lower optim.lr, add schedule.warmup_iterations, or raise the precision");
-  optimizer_->zero_grad();
-  (dynamic_ ? add_cost_term(loss, n) : loss).backward();
-  optimizer_->step();
+  bool finite = std::isfinite(loss_value);
+  if (!finite) {
+    const std::string where = locate_nonfinite_output(images, plan);
+    if (fault) fault_layer_->set_inject_nan(false);
+    nonfinite("the training loss became " + std::to_string(loss_value) + ": " + where);
+  } else {
+    if (fault) fault_layer_->set_inject_nan(false);
+    optimizer_->zero_grad();
+    (dynamic_ ? add_cost_term(loss, n) : loss).backward();
+    const std::string parameter = first_nonfinite_gradient();
+    finite = parameter.empty();
+    if (finite)
+      optimizer_->step();
+    else
+      nonfinite("the gradient of " + parameter + " holds NaN/Inf (the loss was finite, " +
+                std::to_string(loss_value) + ")");
+  }
 
   ++state_.step;
   state_.next_epoch = loader_->next_epoch();
   state_.next_batch = loader_->next_batch_in_epoch();
   cost_meter_->end_step(n);
   if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
+  if (!finite) return;  // a skipped step: nothing to learn from, nothing to average
   const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
   state_.window_loss_sum += loss_value * n;
   state_.window_correct += correct;
@@ -361,6 +441,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"total_steps", total_steps_},
           {"epochs", static_cast<double>(state_.step) / batches_per_epoch_},
           {"interrupted", interrupted},
+          {"skipped_steps", state_.skipped_steps},
           {"final_test_accuracy", last_eval_.accuracy},
           {"final_test_loss", last_eval_.loss},
           {"best_test_accuracy", state_.best_accuracy},

@@ -46,6 +46,12 @@ class QuantizedLayer : public torch::nn::Module {
   void set_cost_reporting(bool on) { cost_reporting_ = on; }
   // Reports an execution of `batch` samples at `precision` with the MACs per sample of the last forward pass.
   void report_cost(int64_t batch, const LayerPrecision& precision);
+
+  // Diagnosis of a non-finite loss: while on, forward() throws fractrain::Error naming this layer when its
+  // output holds a NaN or Inf.
+  void set_check_finite_output(bool on) { check_finite_output_ = on; }
+  // Fault injection (tests; FRACTRAIN_FAULT_NAN in the trainer): while on, the output's first element is NaN.
+  void set_inject_nan(bool on) { inject_nan_ = on; }
   void set_quantizer_settings(const QuantizerSettings& settings) { settings_ = settings; }
   const QuantizerSettings& quantizer_settings() const { return settings_; }
 
@@ -81,6 +87,7 @@ class QuantizedLayer : public torch::nn::Module {
   int64_t layer_index_ = 0;
   CostObserver* cost_observer_ = nullptr;
   bool cost_reporting_ = true;
+  bool check_finite_output_ = false, inject_nan_ = false;
   int64_t last_macs_per_sample_ = 0;
   QuantizerSettings settings_;
   // Buffers (saved in checkpoints): running lo and range, and whether any batch has been seen.

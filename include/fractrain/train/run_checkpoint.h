@@ -31,6 +31,10 @@ struct TrainerState {
   nlohmann::json stage_costs;
   // The cost meter's totals (CostMeter::state()), so that a resumed run's cost continues where it stopped.
   nlohmann::json cost;
+  // train.on_nonfinite = "skip": steps skipped for a NaN/Inf loss or gradient, and the learning-rate factor the
+  // skips have accumulated (train.nonfinite_lr_factor per skip).
+  int64_t skipped_steps = 0;
+  double lr_scale = 1.0;
 };
 
 void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,

@@ -1,0 +1,73 @@
+// Numerical guards: an injected NaN (FRACTRAIN_FAULT_NAN=STEP:LAYER) is caught at that step and the message
+// names the step and the layer; with train.on_nonfinite = skip the run skips the step, lowers the learning
+// rate and goes on.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "run_test_support.h"
+#include "test_support.h"
+
+using namespace fractrain;
+using test_support::error_of;
+using test_support::quiet;
+using test_support::read_metrics;
+
+namespace {
+
+// Sets an environment variable for the lifetime of the guard.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+RunConfig guarded_run(const std::string& dir) {
+  RunConfig c = test_support::small_run(dir, "resnet8", 128, 32);
+  c.train.iterations = 6;
+  c.train.eval_every = 6;
+  return c;
+}
+
+}  // namespace
+
+TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
+  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  test_support::TempDir temp("fractrain_nan_stop");
+  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:stage2.0.conv2");
+  const std::string message = error_of([&] { train_run(guarded_run(temp.str()), quiet()); });
+  EXPECT_CONTAINS(message, "at step 3 ");
+  EXPECT_CONTAINS(message, "layer stage2.0.conv2 (conv) produced NaN/Inf");
+  EXPECT_CONTAINS(message, "its input was finite");
+  EXPECT_CONTAINS(message, "train.on_nonfinite=skip");
+}
+
+TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
+  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  test_support::TempDir temp("fractrain_nan_skip");
+  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "2:stem");
+  RunConfig c = guarded_run(temp.str());
+  c.train.on_nonfinite = "skip";
+  c.train.nonfinite_lr_factor = 0.5;
+  const nlohmann::json s = train_run(c, quiet());
+  EXPECT_EQ(s["skipped_steps"], 1);
+  EXPECT_EQ(s["steps"], 6);
+  const auto rows = read_metrics(temp.str());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(rows[0]["lr"].get<double>(), 0.05 * 0.5);  // constant schedule, one skip
+  EXPECT_TRUE(std::isfinite(rows[0]["train_loss"].get<double>()));  // the skipped step is not averaged in
+}
+
+TEST(NumericalGuards, BadFaultSpecificationsAreRefused) {
+  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  test_support::TempDir temp("fractrain_nan_spec");
+  {
+    ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:nowhere");
+    EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), quiet()); }), "no quantized layer 'nowhere'");
+  }
+  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "x");
+  EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), quiet()); }), "STEP:LAYER");
+}
