@@ -105,3 +105,24 @@ TEST(FaultInjection, FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint) {
   for (const auto& entry : std::filesystem::directory_iterator(c.output.dir + "/checkpoints"))
     EXPECT_EQ(entry.path().filename(), "last.ckpt") << entry.path();
 }
+
+TEST(FaultInjection, KeepsTheLastNCheckpointsAndEachOneLoads) {
+  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  test_support::TempDir temp("fractrain_keep");
+  RunConfig c = test_support::small_run(temp.str(), "resnet8", 128, 32);
+  c.train.iterations = 6;
+  c.train.checkpoint_every = 1;
+  c.train.eval_every = 100;
+  c.train.keep_checkpoints = 3;
+  train_run(c, quiet());
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(temp.str() + "/checkpoints"))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"best.ckpt", "last.ckpt", "step-00000004.ckpt", "step-00000005.ckpt",
+                                             "step-00000006.ckpt"}));
+  auto model = build_model(c, ModelInputSpec{1, 28, 28, 10}, c10::kCPU);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+  EXPECT_EQ(load_run_checkpoint(temp.str() + "/checkpoints/step-00000004.ckpt", *model, sgd).step, 4);
+  EXPECT_EQ(load_run_checkpoint(temp.str() + "/checkpoints/last.ckpt", *model, sgd).step, 6);
+}

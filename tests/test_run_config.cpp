@@ -362,7 +362,7 @@ TEST(RunConfig, TomlSyntaxErrorNamesFileAndLine) {
 
 TEST(RunConfig, ConfigKeysListEveryKeyOnceWithDefaults) {
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 51u);
+  EXPECT_EQ(keys.size(), 52u);
   std::set<std::string> names;
   for (const auto& k : keys) {
     EXPECT_TRUE(names.insert(k.key).second) << k.key;

@@ -268,6 +268,8 @@ std::vector<KeyDescriptor> build_table() {
       field("train.device", &R::train, &TrainConfig::device, device(), "cpu, cuda or cuda:N"),
       field("train.checkpoint_every", &R::train, &TrainConfig::checkpoint_every, int_at_least(0),
             "write a checkpoint every N iterations; 0 = at each evaluation"),
+      field("train.keep_checkpoints", &R::train, &TrainConfig::keep_checkpoints, int_at_least(1),
+            "> 1: also keep the newest N checkpoints as checkpoints/step-N.ckpt (hard links); last/best always"),
       field("train.on_nonfinite", &R::train, &TrainConfig::on_nonfinite, one_of({"stop", "skip"}, "policy"),
             "a NaN/Inf loss or gradient: stop (naming the step and layer) or skip the step and lower the lr"),
       field("train.nonfinite_lr_factor", &R::train, &TrainConfig::nonfinite_lr_factor, float_in_zero_one_closed_right(),

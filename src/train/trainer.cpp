@@ -404,8 +404,25 @@ void Trainer::evaluate_and_log() {
   }
 }
 
+// last.ckpt is replaced atomically; with train.keep_checkpoints = N > 1 each one also gets a hard link
+// checkpoints/step-NNNNNNNN.ckpt (no second write: the next replacement of last.ckpt leaves the link holding this
+// one), and all but the newest N links are removed.
 void Trainer::save_last() {
-  save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, checkpoint_state());
+  const std::string last = last_checkpoint_path(config_.output.dir);
+  save_run_checkpoint(last, config_, *model_, *optimizer_, checkpoint_state());
+  if (config_.train.keep_checkpoints <= 1) return;
+  const fs::path dir = fs::path(config_.output.dir) / "checkpoints";
+  const fs::path kept = dir / fmt::format("step-{:08d}.ckpt", state_.step);
+  std::error_code error;
+  fs::remove(kept, error);
+  fs::create_hard_link(last, kept, error);
+  if (error) std::printf("note: cannot keep %s: %s\n", kept.c_str(), error.message().c_str());
+  std::vector<fs::path> steps;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().rfind("step-", 0) == 0) steps.push_back(entry.path());
+  std::sort(steps.begin(), steps.end());
+  const auto keep = static_cast<size_t>(config_.train.keep_checkpoints);
+  for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i], error);
 }
 
 // training_curves.png: train and test accuracy (left axis) and losses (right axis) against the step.

@@ -67,6 +67,7 @@ struct TrainConfig {
   int64_t threads = 0;           // 0 = all cores
   std::string device = "cpu";    // cpu | cuda | cuda:N
   int64_t checkpoint_every = 0;  // iterations; 0 = at each evaluation
+  int64_t keep_checkpoints = 1;  // > 1: the newest N also as checkpoints/step-NNNNNNNN.ckpt
   std::string on_nonfinite = "stop";  // NaN/Inf loss or gradient: stop (naming step and layer) | skip the step
   double nonfinite_lr_factor = 0.5;   // skip: the learning rate is multiplied by this at every skipped step
 };
