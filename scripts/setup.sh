@@ -14,6 +14,9 @@ PACKAGES=(
   gnuplot-nox             # plots
   dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
 )
+# Scripts that need more (scripts/fuzz.sh, scripts/sanitize.sh: clang and its sanitizer runtimes) name them here.
+read -r -a extra <<< "${FRACTRAIN_EXTRA_PACKAGES:-}"
+PACKAGES+=("${extra[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

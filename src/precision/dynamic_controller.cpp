@@ -61,9 +61,8 @@ void DynamicController::observe_window_loss(double mean_loss, int64_t step, doub
   const double eps = indicator_.eps();
   if (!indicator_.observe(mean_loss)) return;
   ++stage_;
-  TurningPoint t{stage_, step, epoch, indicator_.differences(), eps, precision()};
-  t.label = stage_label(stage_);
-  turning_points_.push_back(std::move(t));
+  turning_points_.push_back(
+      TurningPoint{stage_, step, epoch, indicator_.differences(), eps, precision(), stage_label(stage_)});
 }
 
 std::string DynamicController::stage_label(int stage) const {
