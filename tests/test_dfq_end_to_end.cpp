@@ -39,6 +39,9 @@ TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
   RunConfig c = dfq_run(temp.str(), "resnet14", 2048, 64);  // 32 steps per epoch
   c.train.epochs = 3;
   c.dfq.target_cp = 2.5;  // cifar-release spans 1.76% (all 3/6) .. 4.69% (all 6/12)
+  // The paper's beta (1e-3) holds the target on full epochs (docs/dfq.md) but lets cp drift up by ~0.1 per
+  // epoch of this 32-step slice, where the task loss pulls harder; 3e-3 keeps the test far from its bound.
+  c.dfq.beta = 3e-3;
   const nlohmann::json s = train_run(c, quiet());
   const auto rows = read_metrics(temp.str());
   ASSERT_EQ(rows.size(), 3u);
