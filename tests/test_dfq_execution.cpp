@@ -8,7 +8,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/models/gated_block.h"
-#include "fractrain/models/gated_resnet_cifar.h"
+#include "fractrain/models/gated_resnet.h"
 #include "fractrain/train/gating_cost.h"
 
 using namespace fractrain;
@@ -145,7 +145,7 @@ TEST(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
 TEST(DfqGatedResNet, OneDecisionPerBlockAndSampleAndTheMeterCountsThem) {
   torch::manual_seed(1);
   const ModelInputSpec input{1, 12, 12, 10};
-  GatedResNetCifar model(8, input, OptionSet::parse("cifar-release", 0), GateExecution::Mixed);
+  GatedResNet model(cifar_resnet_layout(8), input, OptionSet::parse("cifar-release", 0), GateExecution::Mixed);
   CostMeter meter(profile_model(model, input), load_hardware_model(default_hardware_model_path()));
   model.set_cost_observer(&meter);
   model.train();

@@ -1,13 +1,34 @@
 #include "fractrain/models/model_registry.h"
 
-#include <functional>
+#include <optional>
 #include <regex>
 
-#include "fractrain/models/gated_resnet_cifar.h"
+#include "fractrain/models/gated_resnet.h"
 #include "fractrain/util/did_you_mean.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
+namespace {
+
+// resnet18 and resnet34 are the ImageNet layouts; any other resnetN with N = 6n+2 the CIFAR layout.
+std::optional<ResNetLayout> resnet_layout(const std::string& name) {
+  static const std::regex resnet("resnet(\\d{1,4})");
+  std::smatch m;
+  if (!std::regex_match(name, m, resnet)) return std::nullopt;
+  const int depth = std::stoi(m[1]);
+  if (depth == 18 || depth == 34) return imagenet_resnet_layout(depth);
+  if (depth >= 8 && (depth - 2) % 6 == 0) return cifar_resnet_layout(depth);
+  return std::nullopt;
+}
+
+[[noreturn]] void unknown_model(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& info : list_models()) names.push_back(info.name);
+  throw Error("unknown model '" + name + "'" + did_you_mean(name, names) +
+              "; `fractrain models` lists the models (CIFAR ResNets take any depth 6n+2)");
+}
+
+}  // namespace
 
 std::vector<ModelInfo> list_models() {
   std::vector<ModelInfo> models;
@@ -17,32 +38,22 @@ std::vector<ModelInfo> list_models() {
                       "CIFAR ResNet-" + std::to_string(depth) + ": 3 stages x " + std::to_string(n) +
                           " BasicBlocks, 16/32/64 channels"});
   }
+  models.push_back({"resnet18", "ImageNet ResNet-18: 7x7 stem, max pool, 4 stages x 2 BasicBlocks, 64..512 channels"});
+  models.push_back({"resnet34", "ImageNet ResNet-34: 7x7 stem, max pool, stages of 3/4/6/3 BasicBlocks, 64..512 channels"});
   return models;
 }
 
 std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input) {
-  // Any 6n+2 depth is accepted ("resnet8", "resnet56"); the listed ones are the paper's.
-  static const std::regex resnet("resnet(\\d+)");
-  std::smatch m;
-  if (std::regex_match(name, m, resnet)) {
-    const int depth = std::stoi(m[1]);
-    if (depth >= 8 && (depth - 2) % 6 == 0) return std::make_shared<ResNetCifar>(depth, input);
-  }
-  std::vector<std::string> names;
-  for (const auto& info : list_models()) names.push_back(info.name);
-  throw Error("unknown model '" + name + "'" + did_you_mean(name, names) +
-              "; `fractrain models` lists the models (CIFAR ResNets take any depth 6n+2)");
+  const auto layout = resnet_layout(name);
+  if (!layout) unknown_model(name);
+  return std::make_shared<ResNet>(*layout, input);
 }
 
 std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
                                                    const OptionSet& options, GateExecution execution) {
-  create_model(name, input);  // the same name check and message
-  static const std::regex resnet("resnet(\\d+)");
-  std::smatch m;
-  if (std::regex_match(name, m, resnet))
-    return std::make_shared<GatedResNetCifar>(std::stoi(m[1]), input, options, execution);
-  throw Error("model '" + name + "' has no gated form for DFQ/FracTrain yet; gated models: the CIFAR ResNets "
-              "(resnet20, resnet38, ...)");
+  const auto layout = resnet_layout(name);
+  if (!layout) unknown_model(name);
+  return std::make_shared<GatedResNet>(*layout, input, options, execution);
 }
 
 }  // namespace fractrain

@@ -1,6 +1,6 @@
 #pragma once
 // Running one BasicBlock under DFQ gate decisions (DESIGN.md 4.5), in the two execution modes.
-#include "fractrain/models/resnet_cifar.h"
+#include "fractrain/models/resnet.h"
 #include "fractrain/nn/decision_gate.h"
 #include "fractrain/precision/option_set.h"
 

@@ -1,16 +1,16 @@
 #pragma once
-// The CIFAR ResNet with a DFQ gate per BasicBlock (DESIGN.md 4.5): the same network as ResNetCifar (same
-// parameters and names, plus the gate under "gate."), whose blocks run at the precision the gate picks for
-// each sample. The stem and classifier run at the plan's precision (FP32 in DFQ and FracTrain runs).
+// A ResNet (CIFAR or ImageNet layout) with a DFQ gate per BasicBlock (DESIGN.md 4.5): the same network as
+// ResNet (same parameters and names, plus the gate under "gate."), whose blocks run at the precision the gate
+// picks for each sample. The stem and classifier run at the plan's precision (FP32 in DFQ and FracTrain runs).
 #include "fractrain/models/gated_network.h"
-#include "fractrain/models/resnet_cifar.h"
+#include "fractrain/models/resnet.h"
 #include "fractrain/nn/decision_gate.h"
 
 namespace fractrain {
 
-class GatedResNetCifar : public ResNetCifar, public GatedNetwork {
+class GatedResNet : public ResNet, public GatedNetwork {
  public:
-  GatedResNetCifar(int depth, const ModelInputSpec& input, OptionSet options, GateExecution execution);
+  GatedResNet(const ResNetLayout& layout, const ModelInputSpec& input, OptionSet options, GateExecution execution);
   // With plan.gating false the gates do not run and every block runs at the plan's precision.
   at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) override;
 

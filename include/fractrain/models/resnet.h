@@ -1,8 +1,12 @@
 #pragma once
-// CIFAR-style ResNet of depth 6n+2 (He et al. 2016, section 4.2): a 3x3 stem conv with 16 channels, three
-// stages of n BasicBlocks with 16/32/64 channels (stride 2 at the start of stages 2 and 3), projection
-// shortcuts (1x1 conv + BN) where the shape changes, global average pooling and a linear classifier.
-// Works for any input channel count and image size.
+// Residual networks of BasicBlocks (He et al. 2016): a stem conv (+ BN, ReLU, optionally max pooling), stages of
+// BasicBlocks (the first block of a later stage strides by 2; a projection shortcut, 1x1 conv + BN, wherever
+// the shape changes), global average pooling and a linear classifier. Two layouts:
+//  - CIFAR (section 4.2 of the paper): depth 6n+2, a 3x3 stem with 16 channels, three stages of n blocks with
+//    16/32/64 channels (resnet20, resnet38, resnet74, ...);
+//  - ImageNet (section 3.3, Table 1): a 7x7 stride-2 stem with 64 channels and 3x3 stride-2 max pooling, four
+//    stages with 64/128/256/512 channels, [2, 2, 2, 2] blocks (resnet18) or [3, 4, 6, 3] (resnet34).
+// Any input channel count and image size works.
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 
@@ -40,11 +44,22 @@ class BasicBlock : public torch::nn::Module {
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
 };
 
-class ResNetCifar : public QuantizedModel {
+struct ResNetLayout {
+  std::string name;  // the model's name, e.g. "resnet20"
+  int64_t stem_kernel = 3, stem_stride = 1, stem_channels = 16;
+  bool stem_max_pool = false;  // 3x3, stride 2, padding 1 after the stem
+  std::vector<int64_t> widths, blocks;  // per stage
+};
+
+// Throws fractrain::Error unless depth = 6n+2 with n >= 1.
+ResNetLayout cifar_resnet_layout(int depth);
+// Throws fractrain::Error unless depth is 18 or 34.
+ResNetLayout imagenet_resnet_layout(int depth);
+
+class ResNet : public QuantizedModel {
  public:
-  ResNetCifar(int depth, const ModelInputSpec& input);
+  ResNet(const ResNetLayout& layout, const ModelInputSpec& input);
   at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) override;
-  int depth() const { return depth_; }
 
  protected:
   // The gated form shares the network and runs its blocks itself.
@@ -58,7 +73,7 @@ class ResNetCifar : public QuantizedModel {
   const std::vector<NamedBlock>& blocks() const { return blocks_; }
 
  private:
-  int depth_;
+  ResNetLayout layout_;
   std::shared_ptr<QConv2d> stem_;
   torch::nn::BatchNorm2d stem_bn_{nullptr};
   std::vector<NamedBlock> blocks_;

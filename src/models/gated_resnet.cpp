@@ -1,4 +1,4 @@
-#include "fractrain/models/gated_resnet_cifar.h"
+#include "fractrain/models/gated_resnet.h"
 
 #include <torch/torch.h>
 
@@ -18,22 +18,22 @@ const char* to_string(GateExecution execution) {
   return execution == GateExecution::Mixed ? "mixed" : "candidates";
 }
 
-GatedResNetCifar::GatedResNetCifar(int depth, const ModelInputSpec& input, OptionSet options,
-                                   GateExecution execution)
-    : ResNetCifar(depth, input), options_(std::move(options)), execution_(execution) {
+GatedResNet::GatedResNet(const ResNetLayout& layout, const ModelInputSpec& input, OptionSet options,
+                         GateExecution execution)
+    : ResNet(layout, input), options_(std::move(options)), execution_(execution) {
   std::vector<int64_t> channels;
   for (const auto& b : blocks()) channels.push_back(b.in_channels);
   gate_ = register_module("gate", std::make_shared<DecisionGate>(channels, static_cast<int64_t>(options_.size())));
 }
 
-std::vector<std::string> GatedResNetCifar::gated_blocks() const {
+std::vector<std::string> GatedResNet::gated_blocks() const {
   std::vector<std::string> names;
   for (const auto& b : blocks()) names.push_back(b.name);
   return names;
 }
 
-at::Tensor GatedResNetCifar::forward(const at::Tensor& images, const PrecisionPlan& plan) {
-  if (!plan.gating) return ResNetCifar::forward(images, plan);
+at::Tensor GatedResNet::forward(const at::Tensor& images, const PrecisionPlan& plan) {
+  if (!plan.gating) return ResNet::forward(images, plan);
   at::Tensor x = stem_forward(images, plan);
   gate_->reset();
   gating_.clear();

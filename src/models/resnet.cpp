@@ -1,4 +1,4 @@
-#include "fractrain/models/resnet_cifar.h"
+#include "fractrain/models/resnet.h"
 
 #include <torch/torch.h>
 
@@ -58,43 +58,68 @@ int64_t BasicBlock::macs_per_sample(int64_t height, int64_t width) const {
   return macs;
 }
 
-ResNetCifar::ResNetCifar(int depth, const ModelInputSpec& input)
-    : QuantizedModel("resnet" + std::to_string(depth)), depth_(depth) {
+ResNetLayout cifar_resnet_layout(int depth) {
   if (depth < 8 || (depth - 2) % 6 != 0)
     throw Error("CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 38, 74, 110, 164, ...), got " +
                 std::to_string(depth));
+  const int64_t n = (depth - 2) / 6;
+  ResNetLayout l;
+  l.name = "resnet" + std::to_string(depth);
+  l.widths = {16, 32, 64};
+  l.blocks = {n, n, n};
+  return l;
+}
+
+ResNetLayout imagenet_resnet_layout(int depth) {
+  ResNetLayout l;
+  l.name = "resnet" + std::to_string(depth);
+  l.stem_kernel = 7;
+  l.stem_stride = 2;
+  l.stem_channels = 64;
+  l.stem_max_pool = true;
+  l.widths = {64, 128, 256, 512};
+  if (depth == 18)
+    l.blocks = {2, 2, 2, 2};
+  else if (depth == 34)
+    l.blocks = {3, 4, 6, 3};
+  else
+    throw Error("ImageNet ResNet depth must be 18 or 34 (BasicBlocks), got " + std::to_string(depth));
+  return l;
+}
+
+ResNet::ResNet(const ResNetLayout& layout, const ModelInputSpec& input)
+    : QuantizedModel(layout.name), layout_(layout) {
   if (input.channels <= 0 || input.height <= 0 || input.width <= 0 || input.num_classes < 2)
-    throw Error("ResNet: invalid input spec (channels " + std::to_string(input.channels) + ", classes " +
+    throw Error(layout.name + ": invalid input spec (channels " + std::to_string(input.channels) + ", classes " +
                 std::to_string(input.num_classes) + ")");
-  const int blocks_per_stage = (depth - 2) / 6;
-  stem_ = register_module("stem", conv(input.channels, 16, 3, 1));
-  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(16));
-  const int64_t widths[3] = {16, 32, 64};
-  int64_t in_channels = 16;
-  for (int s = 0; s < 3; ++s) {
+  stem_ = register_module("stem", conv(input.channels, layout.stem_channels, layout.stem_kernel, layout.stem_stride));
+  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(layout.stem_channels));
+  int64_t in_channels = layout.stem_channels;
+  for (size_t s = 0; s < layout.widths.size(); ++s) {
     const std::string stage = "stage" + std::to_string(s + 1);
     auto list = register_module(stage, torch::nn::ModuleList());
-    for (int b = 0; b < blocks_per_stage; ++b) {
+    for (int64_t b = 0; b < layout.blocks[s]; ++b) {
       const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
-      auto block = std::make_shared<BasicBlock>(in_channels, widths[s], stride);
+      auto block = std::make_shared<BasicBlock>(in_channels, layout.widths[s], stride);
       list->push_back(block);
       blocks_.push_back({stage + "." + std::to_string(b), block, in_channels});
-      in_channels = widths[s];
+      in_channels = layout.widths[s];
     }
   }
-  fc_ = register_module("fc", std::make_shared<QLinear>(64, input.num_classes));
+  fc_ = register_module("fc", std::make_shared<QLinear>(in_channels, input.num_classes));
   finalize_layers("stem", "fc");
 }
 
-at::Tensor ResNetCifar::stem_forward(const at::Tensor& images, const PrecisionPlan& plan) {
-  return torch::relu(stem_bn_->forward(stem_->forward(images, plan)));
+at::Tensor ResNet::stem_forward(const at::Tensor& images, const PrecisionPlan& plan) {
+  at::Tensor x = torch::relu(stem_bn_->forward(stem_->forward(images, plan)));
+  return layout_.stem_max_pool ? torch::max_pool2d(x, 3, 2, 1) : x;
 }
 
-at::Tensor ResNetCifar::head_forward(const at::Tensor& features, const PrecisionPlan& plan) {
+at::Tensor ResNet::head_forward(const at::Tensor& features, const PrecisionPlan& plan) {
   return fc_->forward(torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1), plan);
 }
 
-at::Tensor ResNetCifar::forward(const at::Tensor& images, const PrecisionPlan& plan) {
+at::Tensor ResNet::forward(const at::Tensor& images, const PrecisionPlan& plan) {
   at::Tensor x = stem_forward(images, plan);
   for (auto& b : blocks_) x = b.block->forward(x, plan);
   return head_forward(x, plan);
