@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "fractrain/models/gated_resnet.h"
+#include "fractrain/models/mobilenet_v2.h"
 #include "fractrain/util/did_you_mean.h"
 #include "fractrain/util/error.h"
 
@@ -38,12 +39,14 @@ std::vector<ModelInfo> list_models() {
                       "CIFAR ResNet-" + std::to_string(depth) + ": 3 stages x " + std::to_string(n) +
                           " BasicBlocks, 16/32/64 channels"});
   }
+  models.push_back({"mobilenetv2", "MobileNetV2, CIFAR variant (stride 1 in the stem and stage 2); depthwise convs at FW-8/BW-16"});
   models.push_back({"resnet18", "ImageNet ResNet-18: 7x7 stem, max pool, 4 stages x 2 BasicBlocks, 64..512 channels"});
   models.push_back({"resnet34", "ImageNet ResNet-34: 7x7 stem, max pool, stages of 3/4/6/3 BasicBlocks, 64..512 channels"});
   return models;
 }
 
 std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input) {
+  if (name == "mobilenetv2") return std::make_shared<MobileNetV2>(input);
   const auto layout = resnet_layout(name);
   if (!layout) unknown_model(name);
   return std::make_shared<ResNet>(*layout, input);
@@ -52,7 +55,11 @@ std::shared_ptr<QuantizedModel> create_model(const std::string& name, const Mode
 std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
                                                    const OptionSet& options, GateExecution execution) {
   const auto layout = resnet_layout(name);
-  if (!layout) unknown_model(name);
+  if (!layout) {
+    create_model(name, input);  // unknown names get the same message as everywhere
+    throw Error("model '" + name + "' has no gated form for DFQ/FracTrain yet; gated models: the ResNets "
+                "(resnet20, resnet38, ..., resnet18, resnet34)");
+  }
   return std::make_shared<GatedResNet>(*layout, input, options, execution);
 }
 

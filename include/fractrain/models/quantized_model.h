@@ -27,6 +27,10 @@ class QuantizedModel : public torch::nn::Module {
   const std::string& first_layer_name() const { return first_layer_name_; }
   const std::string& classifier_name() const { return classifier_name_; }
 
+  // Layers a model runs at a fixed precision whatever the run's (MobileNetV2's depthwise convs at FW-8/BW-16):
+  // the model writes them into a static plan of `precision`. Default: none.
+  virtual void fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const {}
+
   void set_cost_observer(CostObserver* observer);
   void set_quantizer_settings(const QuantizerSettings& settings);
 

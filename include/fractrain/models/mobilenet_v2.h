@@ -1,0 +1,51 @@
+#pragma once
+// MobileNetV2 (Sandler et al. 2018), CIFAR variant (DESIGN.md 4.9): a 3x3 stem conv with 32 channels at stride 1
+// and the second stage (24 channels) at stride 1 instead of 2, so that 32x32 inputs keep enough resolution;
+// otherwise the paper's table of inverted-residual stages (t, c, n, s), a 1x1 conv to 1280 channels, global
+// average pooling and a linear classifier. ReLU6 activations, linear bottlenecks.
+//
+// Precision: the 1x1 convolutions (expansion, projection, the last conv) and the stem run at the plan's
+// precision; the depthwise 3x3 convolutions run at fixed FW-8/BW-16 whenever the run is quantized (the paper's
+// choice: depthwise layers are few MACs and sensitive to low precision) and FP32 in an FP32 run.
+#include <torch/nn/modules/batchnorm.h>
+
+#include "fractrain/models/quantized_model.h"
+#include "fractrain/nn/qconv2d.h"
+#include "fractrain/nn/qlinear.h"
+
+namespace fractrain {
+
+class InvertedResidual : public torch::nn::Module {
+ public:
+  InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t expansion);
+  at::Tensor forward(const at::Tensor& x, const PrecisionPlan& plan);
+  bool has_residual() const { return residual_; }
+
+ private:
+  bool residual_;
+  std::shared_ptr<QConv2d> expand_, depthwise_, project_;  // expand_ is null when the expansion is 1
+  torch::nn::BatchNorm2d expand_bn_{nullptr}, depthwise_bn_{nullptr}, project_bn_{nullptr};
+};
+
+class MobileNetV2 : public QuantizedModel {
+ public:
+  explicit MobileNetV2(const ModelInputSpec& input);
+  at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) override;
+  // Depthwise layers at FW-8/BW-16 unless `precision` is FP32.
+  void fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const override;
+
+  // The stages (expansion t, channels c, blocks n, stride s of the first block), CIFAR strides.
+  struct Stage {
+    int64_t t, c, n, s;
+  };
+  static const std::vector<Stage>& stages();
+  static constexpr int64_t kStemChannels = 32, kLastChannels = 1280;
+
+ private:
+  std::shared_ptr<QConv2d> stem_, last_;
+  torch::nn::BatchNorm2d stem_bn_{nullptr}, last_bn_{nullptr};
+  std::vector<std::shared_ptr<InvertedResidual>> blocks_;
+  std::shared_ptr<QLinear> fc_;
+};
+
+}  // namespace fractrain

@@ -1,0 +1,81 @@
+#include "fractrain/models/mobilenet_v2.h"
+
+#include <torch/torch.h>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1) {
+  return std::make_shared<QConv2d>(QConv2dOptions::same(in, out, kernel, stride, groups));
+}
+
+at::Tensor clamp_relu6(const at::Tensor& x) { return torch::hardtanh(x, 0.0, 6.0); }
+
+}  // namespace
+
+InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t expansion)
+    : residual_(stride == 1 && in_channels == out_channels) {
+  const int64_t hidden = in_channels * expansion;
+  if (expansion != 1) {
+    expand_ = register_module("expand", conv(in_channels, hidden, 1));
+    expand_bn_ = register_module("expand_bn", torch::nn::BatchNorm2d(hidden));
+  }
+  depthwise_ = register_module("depthwise", conv(hidden, hidden, 3, stride, hidden));
+  depthwise_bn_ = register_module("depthwise_bn", torch::nn::BatchNorm2d(hidden));
+  project_ = register_module("project", conv(hidden, out_channels, 1));
+  project_bn_ = register_module("project_bn", torch::nn::BatchNorm2d(out_channels));
+}
+
+at::Tensor InvertedResidual::forward(const at::Tensor& x, const PrecisionPlan& plan) {
+  at::Tensor h = expand_ ? clamp_relu6(expand_bn_->forward(expand_->forward(x, plan))) : x;
+  h = clamp_relu6(depthwise_bn_->forward(depthwise_->forward(h, plan)));
+  h = project_bn_->forward(project_->forward(h, plan));  // linear bottleneck: no activation
+  return residual_ ? x + h : h;
+}
+
+const std::vector<MobileNetV2::Stage>& MobileNetV2::stages() {
+  // Sandler et al. 2018, Table 2; the second stage strides 1 instead of 2 for CIFAR.
+  static const std::vector<Stage> s = {{1, 16, 1, 1},  {6, 24, 2, 1},  {6, 32, 3, 2},  {6, 64, 4, 2},
+                                       {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+  return s;
+}
+
+MobileNetV2::MobileNetV2(const ModelInputSpec& input) : QuantizedModel("mobilenetv2") {
+  if (input.channels <= 0 || input.height <= 0 || input.width <= 0 || input.num_classes < 2)
+    throw Error("MobileNetV2: invalid input spec (channels " + std::to_string(input.channels) + ", classes " +
+                std::to_string(input.num_classes) + ")");
+  stem_ = register_module("stem", conv(input.channels, kStemChannels, 3));
+  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(kStemChannels));
+  auto list = register_module("blocks", torch::nn::ModuleList());
+  int64_t in_channels = kStemChannels;
+  for (const Stage& stage : stages()) {
+    for (int64_t i = 0; i < stage.n; ++i) {
+      auto block = std::make_shared<InvertedResidual>(in_channels, stage.c, i == 0 ? stage.s : 1, stage.t);
+      list->push_back(block);
+      blocks_.push_back(block);
+      in_channels = stage.c;
+    }
+  }
+  last_ = register_module("last", conv(in_channels, kLastChannels, 1));
+  last_bn_ = register_module("last_bn", torch::nn::BatchNorm2d(kLastChannels));
+  fc_ = register_module("fc", std::make_shared<QLinear>(kLastChannels, input.num_classes));
+  finalize_layers("stem", "fc");
+}
+
+at::Tensor MobileNetV2::forward(const at::Tensor& images, const PrecisionPlan& plan) {
+  at::Tensor x = clamp_relu6(stem_bn_->forward(stem_->forward(images, plan)));
+  for (auto& block : blocks_) x = block->forward(x, plan);
+  x = clamp_relu6(last_bn_->forward(last_->forward(x, plan)));
+  return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1), plan);
+}
+
+void MobileNetV2::fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const {
+  if (precision.is_full()) return;
+  for (const auto& layer : quantized_layers())
+    if (layer->kind() == LayerKind::DepthwiseConv)
+      plan.set_layer(layer->layer_name(), LayerPrecision::uniform(Precision::fw_bw(8, 16)));
+}
+
+}  // namespace fractrain
