@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -109,16 +110,20 @@ FileBytes read_file_bytes(const std::string& path) {
     throw Error(path + ": cannot open: " + (errno ? std::strerror(errno) : "out of memory") +
                 "; check the file permissions");
   }
-  gzbuffer(file.get(), 1u << 20);
+  // Buffers sized to the file, up to 1 MiB (zlib's) and 4 MiB (our read chunks, doubling): a real dataset
+  // reads in large chunks, a small file (a test's, a fuzzer's) does not allocate and clear megabytes.
+  const auto disk_size = std::filesystem::file_size(path, ec);
+  const uintmax_t size_hint = ec ? uintmax_t{1} << 22 : disk_size;
+  gzbuffer(file.get(), static_cast<unsigned>(std::clamp<uintmax_t>(size_hint, 8192, 1u << 20)));
 
   FileBytes out;
-  const auto disk_size = std::filesystem::file_size(path, ec);
   if (!ec) out.bytes.reserve(static_cast<size_t>(disk_size));  // a lower bound when gzipped
-  constexpr unsigned kChunk = 1u << 22;
+  constexpr unsigned kMaxChunk = 1u << 22;
+  auto chunk = static_cast<unsigned>(std::clamp<uintmax_t>(size_hint, 4096, kMaxChunk));
   while (true) {
     const size_t old_size = out.bytes.size();
-    out.bytes.resize(old_size + kChunk);
-    const int got = gzread(file.get(), out.bytes.data() + old_size, kChunk);
+    out.bytes.resize(old_size + chunk);
+    const int got = gzread(file.get(), out.bytes.data() + old_size, chunk);
     if (got < 0) {
       int code = 0;
       const char* message = gzerror(file.get(), &code);
@@ -127,6 +132,7 @@ FileBytes read_file_bytes(const std::string& path) {
     }
     out.bytes.resize(old_size + static_cast<size_t>(got));
     if (got == 0) break;
+    chunk = std::min(2 * chunk, kMaxChunk);
   }
   // A gzip stream cut short reads as a clean end of file with a Z_BUF_ERROR flag; report it as such rather
   // than as a payload size mismatch, which would point at the wrong cause.
