@@ -8,6 +8,7 @@
 #include "fractrain/models/mobilenet_v2.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
+#include "model_test_support.h"
 
 using namespace fractrain;
 
@@ -44,23 +45,17 @@ Count hand_count(int64_t channels, int64_t size, int64_t classes) {
   return c;
 }
 
-int64_t parameters(QuantizedModel& model) {
-  int64_t n = 0;
-  for (const auto& p : model.parameters()) n += p.numel();
-  return n;
-}
-
 }  // namespace
 
 TEST(MobileNetV2, ParametersAndMacsMatchHandCounts) {
   const ModelInputSpec cifar{3, 32, 32, 10};
   auto model = create_model("mobilenetv2", cifar);
   const Count expected = hand_count(3, 32, 10);
-  EXPECT_EQ(parameters(*model), expected.parameters);
+  EXPECT_EQ(test_support::parameter_count(*model), expected.parameters);
   EXPECT_EQ(profile_model(*model, cifar).forward_macs(), expected.macs);
   // Strides do not change parameters: at 1000 classes this is torchvision's MobileNetV2 (3.5 M).
   auto imagenet_head = create_model("mobilenetv2", ModelInputSpec{3, 32, 32, 1000});
-  EXPECT_EQ(parameters(*imagenet_head), 3504872);
+  EXPECT_EQ(test_support::parameter_count(*imagenet_head), 3504872);
   // 17 blocks: 16 expansions, 17 depthwise, 17 projections, plus stem, last conv and classifier.
   EXPECT_EQ(model->quantized_layers().size(), 16u + 17 + 17 + 3);
 }
@@ -84,20 +79,6 @@ TEST(MobileNetV2, DepthwiseLayersRunAtFw8Bw16InQuantizedRuns) {
 }
 
 TEST(MobileNetV2, TrainsAtFw8Bw8WithFallingLoss) {
-  torch::manual_seed(0);
-  const ModelInputSpec input{3, 32, 32, 10};
-  auto model = create_model("mobilenetv2", input);
-  model->train();
-  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  const PrecisionPlan plan = make_static_plan(*model, Precision::fw_bw(8, 8), {});
-  const at::Tensor x = torch::randn({16, 3, 32, 32}), y = torch::randint(0, 10, {16}, torch::kLong);
-  std::vector<double> losses;
-  for (int step = 0; step < 10; ++step) {
-    sgd.zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), y);
-    loss.backward();
-    sgd.step();
-    losses.push_back(loss.item<double>());
-  }
+  const auto losses = test_support::fw8bw8_losses_on_one_batch("mobilenetv2", ModelInputSpec{3, 32, 32, 10}, 16, 10);
   EXPECT_LT(losses.back(), 0.5 * losses.front());
 }

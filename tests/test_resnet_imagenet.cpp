@@ -7,26 +7,17 @@
 #include "fractrain/cost/layer_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
+#include "model_test_support.h"
 
 using namespace fractrain;
-
-namespace {
-
-int64_t parameters(QuantizedModel& model) {
-  int64_t n = 0;
-  for (const auto& p : model.parameters()) n += p.numel();
-  return n;
-}
-
-}  // namespace
 
 TEST(ResNetImageNet, ParametersAndMacsMatchThePublishedFigures) {
   const ModelInputSpec imagenet{3, 224, 224, 1000};
   auto r18 = create_model("resnet18", imagenet);
   auto r34 = create_model("resnet34", imagenet);
   // torchvision's counts (convolutions without bias, BN affine, FC with bias).
-  EXPECT_EQ(parameters(*r18), 11689512);
-  EXPECT_EQ(parameters(*r34), 21797672);
+  EXPECT_EQ(test_support::parameter_count(*r18), 11689512);
+  EXPECT_EQ(test_support::parameter_count(*r34), 21797672);
   // Forward MACs: 1.8 G and 3.6 G (conv and FC layers; the paper's Table 1 gives 1.8 and 3.6 GFLOPs = MACs).
   const ModelProfile p18 = profile_model(*r18, imagenet), p34 = profile_model(*r34, imagenet);
   EXPECT_NEAR(static_cast<double>(p18.forward_macs()), 1.814e9, 0.002e9);
@@ -38,21 +29,7 @@ TEST(ResNetImageNet, ParametersAndMacsMatchThePublishedFigures) {
 }
 
 TEST(ResNetImageNet, TrainsAtFw8Bw8WithFallingLoss) {
-  torch::manual_seed(0);
-  const ModelInputSpec input{3, 64, 64, 10};
-  auto model = create_model("resnet18", input);
-  model->train();
-  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  const PrecisionPlan plan = make_static_plan(*model, Precision::fw_bw(8, 8), {});
-  const at::Tensor x = torch::randn({8, 3, 64, 64}), y = torch::randint(0, 10, {8}, torch::kLong);
-  std::vector<double> losses;
-  for (int step = 0; step < 8; ++step) {
-    sgd.zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), y);
-    loss.backward();
-    sgd.step();
-    losses.push_back(loss.item<double>());
-  }
+  const auto losses = test_support::fw8bw8_losses_on_one_batch("resnet18", ModelInputSpec{3, 64, 64, 10}, 8, 8);
   EXPECT_LT(losses.back(), 0.5 * losses.front());
 }
 
