@@ -10,8 +10,9 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(idx cifar config checkpoint)
 FRACTRAIN_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-14-dev" scripts/setup.sh
+configure_log=$(mktemp)
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DFRACTRAIN_FUZZ=ON -DFRACTRAIN_BUILD_TESTS=OFF -DFRACTRAIN_BUILD_BENCH=OFF > build-fuzz.configure.log.tmp && mv build-fuzz.configure.log.tmp build-fuzz/configure.log
+  -DFRACTRAIN_FUZZ=ON -DFRACTRAIN_BUILD_TESTS=OFF -DFRACTRAIN_BUILD_BENCH=OFF > "$configure_log" 2>&1 || { cat "$configure_log"; exit 1; }
 ninja -C build-fuzz -j2 $(printf 'fuzz_%s ' "${targets[@]}")
 # LibTorch is not instrumented and keeps global allocations alive at exit: leak reports would be its own.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:alloc_dealloc_mismatch=0}

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 FRACTRAIN_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-14-dev" scripts/setup.sh
+configure_log=$(mktemp)
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DFRACTRAIN_SANITIZE=ON -DFRACTRAIN_BUILD_BENCH=OFF > build-asan.configure.log.tmp && mv build-asan.configure.log.tmp build-asan/configure.log
+  -DFRACTRAIN_SANITIZE=ON -DFRACTRAIN_BUILD_BENCH=OFF > "$configure_log" 2>&1 || { cat "$configure_log"; exit 1; }
 ninja -C build-asan -j2
 # LibTorch keeps global allocations alive at exit and was built without ASan: its leak and new/delete-mismatch
 # reports are not ours. UBSan stops at the first report.
