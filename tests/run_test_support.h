@@ -14,10 +14,10 @@
 
 namespace fractrain::test_support {
 
-// The records of `dir`/metrics.jsonl, in order.
-inline std::vector<nlohmann::json> read_metrics(const std::string& dir) {
+// The records of `dir`/NAME.jsonl (metrics.jsonl, or e.g. DFQ's cp_trace.jsonl), in order.
+inline std::vector<nlohmann::json> read_metrics(const std::string& dir, const std::string& name = "metrics") {
   std::vector<nlohmann::json> rows;
-  std::ifstream in(dir + "/metrics.jsonl");
+  std::ifstream in(dir + "/" + name + ".jsonl");
   std::string line;
   while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
   return rows;

@@ -23,14 +23,6 @@ RunConfig dfq_run(const std::string& dir, const std::string& model, int64_t trai
   return c;
 }
 
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
 }  // namespace
 
 TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
@@ -62,7 +54,7 @@ TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
   EXPECT_GT(s["final_test_accuracy"].get<double>(), 0.5);
   EXPECT_LT(s["cost"]["run"]["cp_blocks_percent"].get<double>(), 4.0);
   // The cp trace has a point every log_every steps.
-  EXPECT_EQ(read_jsonl(temp.str() + "/cp_trace.jsonl").size(), 96u / 4u);
+  EXPECT_EQ(read_metrics(temp.str(), "cp_trace").size(), 96u / 4u);
 }
 
 TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
@@ -80,7 +72,7 @@ TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
   ASSERT_EQ(s["turning_points"].size(), 1u);
   EXPECT_EQ(s["turning_points"][0]["step"], 5);
   EXPECT_EQ(s["turning_points"][0]["precision"], "cp 2.75%");
-  const auto trace = read_jsonl(temp.str() + "/cp_trace.jsonl");
+  const auto trace = read_metrics(temp.str(), "cp_trace");
   EXPECT_DOUBLE_EQ(trace.front()["target_cp"].get<double>(), 2.25);
   EXPECT_DOUBLE_EQ(trace.back()["target_cp"].get<double>(), 2.75);
   EXPECT_EQ(s["stages"].size(), 2u);
@@ -129,7 +121,7 @@ TEST(DfqEndToEnd, ResumedRunEqualsTheUninterruptedOneBitwise) {
     EXPECT_EQ(a[i]["gate_selection"], b[i]["gate_selection"]) << "record " << i;
     EXPECT_EQ(a[i]["window_cp"], b[i]["window_cp"]) << "record " << i;
   }
-  EXPECT_EQ(read_jsonl(whole_dir.str() + "/cp_trace.jsonl"), read_jsonl(split_dir.str() + "/cp_trace.jsonl"));
+  EXPECT_EQ(read_metrics(whole_dir.str(), "cp_trace"), read_metrics(split_dir.str(), "cp_trace"));
   const auto wa = final_weights(config_for(whole_dir.str())), wb = final_weights(config_for(split_dir.str()));
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, tensor] : wa) EXPECT_TRUE(torch::equal(tensor, wb.at(name))) << name;

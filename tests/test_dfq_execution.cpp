@@ -111,13 +111,22 @@ void expect_charged_for_samples_1_and_3(const Recorder& recorder, const OptionSe
 
 }  // namespace
 
-TEST(DfqMixedExecution, SkippedSamplesCostNoBlockMacs) {
+// An identity block in training mode whose convs report to `recorder`, and a batch of 4 for it.
+struct RecordedBlock : ::testing::Test {
+  void SetUp() override {
+    for (auto& l : block->layers()) l->set_cost_observer(&recorder);
+    block->train();
+  }
   const OptionSet options = OptionSet::parse("cifar-paper", 0);
-  auto block = trained_block(4, 4, 1);
+  std::shared_ptr<BasicBlock> block = trained_block(4, 4, 1);
   Recorder recorder;
-  for (auto& l : block->layers()) l->set_cost_observer(&recorder);
-  block->train();
   const at::Tensor x = torch::rand({4, 4, 6, 6});
+};
+
+using DfqMixedExecutionCost = RecordedBlock;
+using DfqCandidatesExecution = RecordedBlock;
+
+TEST_F(DfqMixedExecutionCost, SkippedSamplesCostNoBlockMacs) {
   run_gated_block_mixed(*block, x, fixed_decision({0, 3, 0, 5}, 7), GatedBlockRun{options, 0, false});
   expect_charged_for_samples_1_and_3(recorder, options);
   recorder.calls.clear();
@@ -126,13 +135,7 @@ TEST(DfqMixedExecution, SkippedSamplesCostNoBlockMacs) {
   EXPECT_TRUE(torch::equal(y, x));
 }
 
-TEST(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
-  const OptionSet options = OptionSet::parse("cifar-paper", 0);
-  auto block = trained_block(4, 4, 1);
-  Recorder recorder;
-  for (auto& l : block->layers()) l->set_cost_observer(&recorder);
-  block->train();
-  const at::Tensor x = torch::rand({4, 4, 6, 6});
+TEST_F(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
   const GateDecision decision = fixed_decision({0, 3, 0, 5}, 7);
   const at::Tensor y = run_gated_block_candidates(*block, x, decision, GatedBlockRun{options, 0, false});
   expect_charged_for_samples_1_and_3(recorder, options);

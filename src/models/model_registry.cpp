@@ -1,5 +1,6 @@
 #include "fractrain/models/model_registry.h"
 
+#include <algorithm>
 #include <optional>
 #include <regex>
 
@@ -56,7 +57,9 @@ std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, cons
                                                    const OptionSet& options, GateExecution execution) {
   const auto layout = resnet_layout(name);
   if (!layout) {
-    create_model(name, input);  // unknown names get the same message as everywhere
+    const auto known = list_models();
+    if (std::none_of(known.begin(), known.end(), [&](const ModelInfo& m) { return m.name == name; }))
+      unknown_model(name);
     throw Error("model '" + name + "' has no gated form for DFQ/FracTrain yet; gated models: the ResNets "
                 "(resnet20, resnet38, ..., resnet18, resnet34)");
   }
