@@ -1,4 +1,4 @@
-// The fractrain command line: train, eval, cost, models.
+// The fractrain command line: train, eval, cost, report, sweep, models.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -9,8 +9,10 @@
 #include "fractrain/cost/static_cost.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/report/run_report.h"
+#include "fractrain/sweep/sweep_command.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/precision_schedule.h"
+#include "fractrain/train/resume_compatibility.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
@@ -21,36 +23,6 @@
 using namespace fractrain;
 
 namespace {
-
-// Keys a resumed run may change: they alter how long or where it runs, not what it computes.
-const std::vector<std::string> kResumeMayChange = {"train.epochs",    "train.iterations", "train.threads",
-                                                   "train.log_every", "train.device",     "output.dir"};
-
-void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    if (it->is_object())
-      flatten(*it, key, out);
-    else
-      out[key] = *it;
-  }
-}
-
-void check_resume_compatible(const RunConfig& saved, const RunConfig& requested, const std::string& checkpoint) {
-  std::map<std::string, nlohmann::json> a, b;
-  flatten(to_json(saved), "", a);
-  flatten(to_json(requested), "", b);
-  std::string differences;
-  for (const auto& [key, value] : a) {
-    if (std::find(kResumeMayChange.begin(), kResumeMayChange.end(), key) != kResumeMayChange.end()) continue;
-    if (b[key] != value) differences += "\n  " + key + ": checkpoint " + value.dump() + ", now " + b[key].dump();
-  }
-  if (!differences.empty())
-    throw Error("cannot resume from " + checkpoint + ": the run config differs from the checkpoint's in keys that "
-                "change what is computed:" + differences +
-                "\n(only train.epochs, train.iterations, train.threads, train.log_every, train.device and output.dir "
-                "may change on resume; omit --config to use the checkpoint's own config)");
-}
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,
               const std::string& resume_path, bool quiet, int64_t stop_at) {
@@ -233,6 +205,15 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report)");
 
+  auto* sweep = app.add_subcommand("sweep", "run a comparison (methods x settings x seeds) from a spec; resumable; "
+                                            "writes a results table (CSV, Markdown) and plots");
+  SweepCommand sweep_command;
+  sweep->add_option("spec", sweep_command.spec_path, "sweep spec TOML (see configs/sweeps/)")->required();
+  sweep->add_option("-s,--set", sweep_command.overrides, "override a config key in every run (repeatable)");
+  sweep->add_option("-j,--jobs", sweep_command.jobs, "runs at a time (default 1)")->check(CLI::Range(1, 256));
+  sweep->add_flag("--report-only", sweep_command.report_only, "write the table and plots from finished runs only");
+  sweep->add_flag("--list", sweep_command.list, "list the runs and their state; start nothing");
+
   app.add_subcommand("models", "list the models");
 
   try {
@@ -247,6 +228,7 @@ int main(int argc, char** argv) {
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) return run_cost(cost_command);
+    if (*sweep) return run_sweep_command(sweep_command);
     if (*report) {
       for (const auto& path : write_run_report(report_dir, report_options)) std::printf("wrote %s\n", path.c_str());
       return 0;

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "fractrain/data/dataset_split.h"
 #include "fractrain/data/datasets.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/util/error.h"
@@ -41,8 +42,11 @@ int configure_threads(int64_t requested) {
 
 RunData load_run_data(const DataConfig& data, uint64_t seed) {
   RunData out;
-  auto train = load_image_dataset(data.dataset, data.path, Split::Train);
-  auto test = load_image_dataset(data.dataset, data.path, Split::Test);
+  const DatasetSplit split = parse_dataset_split(data.split, data.split_seed);
+  const ImageDataset full_train = load_image_dataset(data.dataset, data.path, Split::Train);
+  out.classes = split_classes(split, full_train.num_classes);
+  auto train = apply_split(full_train, split, Split::Train);
+  auto test = apply_split(load_image_dataset(data.dataset, data.path, Split::Test), split, Split::Test);
   out.train = std::make_shared<const ImageDataset>(take_subset(train, data.train_subset, seed));
   out.test = std::make_shared<const ImageDataset>(take_subset(test, data.test_subset, seed + 1));
   return out;

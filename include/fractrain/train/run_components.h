@@ -19,8 +19,9 @@ int configure_threads(int64_t requested);
 
 struct RunData {
   std::shared_ptr<const ImageDataset> train, test;
+  std::vector<int64_t> classes;  // the dataset's class ids behind labels 0..n-1 (all but for a class split)
 };
-// Loads both splits and takes the configured seeded subsets.
+// Loads both splits, keeps the half data.split names (dataset_split.h), and takes the seeded subsets.
 RunData load_run_data(const DataConfig& data, uint64_t seed);
 
 ModelInputSpec input_spec_of(const ImageDataset& data);

@@ -1,0 +1,36 @@
+#include "fractrain/sweep/sweep_command.h"
+
+#include <cstdio>
+
+#include "fractrain/sweep/sweep_results.h"
+#include "fractrain/sweep/sweep_runner.h"
+#include "fractrain/sweep/sweep_spec.h"
+#include "fractrain/util/stop_signal.h"
+
+namespace fractrain {
+
+int run_sweep_command(const SweepCommand& command) {
+  const SweepSpec spec = load_sweep_spec(command.spec_path, command.overrides);
+  if (command.list) {
+    for (const auto& run : spec.runs)
+      std::printf("%-12s %s/%s/seed-%llu  %s\n", to_string(run_state(run)), run.setting.c_str(), run.method.c_str(),
+                  (unsigned long long)run.seed, run.config.output.dir.c_str());
+    return 0;
+  }
+  SweepOutcome outcome;
+  if (!command.report_only) {
+    install_stop_handlers();
+    SweepOptions options;
+    options.jobs = command.jobs;
+    outcome = run_sweep(spec, options);
+  }
+  const SweepReportFiles files = write_sweep_report(spec);
+  std::printf("\n%s\n", results_markdown(spec, aggregate_results(spec, collect_results(spec))).c_str());
+  for (const auto& path : files.written) std::printf("wrote %s\n", path.c_str());
+  for (const auto& failure : outcome.failures) std::printf("failed: %s\n", failure.c_str());
+  if (outcome.interrupted)
+    std::printf("interrupted: %d runs not started; rerun the same command to finish them\n", outcome.not_started);
+  return outcome.failed > 0 || outcome.interrupted ? 1 : 0;
+}
+
+}  // namespace fractrain
