@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "fractrain/quant/philox.h"
 #include "fractrain/util/error.h"

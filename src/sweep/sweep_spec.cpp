@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "fractrain/util/did_you_mean.h"
 #include "fractrain/util/error.h"
@@ -223,8 +224,14 @@ SweepSpec parse_sweep_spec(const std::string& toml_text, const std::string& sour
       }
     }
   }
-  // Pretraining runs first, so that with parallel jobs every dependency is done before its dependents start.
-  std::stable_partition(spec.runs.begin(), spec.runs.end(), [](const SweepRun& r) { return r.method == "pretrain"; });
+  // Pretraining runs first, so that with parallel jobs every dependency is done before its dependents start;
+  // then seed by seed, so that a sweep cut short has complete comparisons (every setting and method) for its
+  // first seeds rather than every seed of its first methods.
+  std::stable_sort(spec.runs.begin(), spec.runs.end(), [](const SweepRun& a, const SweepRun& b) {
+    const bool pa = a.method == "pretrain", pb = b.method == "pretrain";
+    if (pa != pb) return pa;
+    return a.seed < b.seed;
+  });
   for (size_t i = 0; i < spec.runs.size(); ++i) {
     auto& r = spec.runs[i];
     if (r.depends_on < 0) continue;

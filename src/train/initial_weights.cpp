@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "fractrain/train/checkpoint_file.h"
 #include "fractrain/train/trainer.h"
