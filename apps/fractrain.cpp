@@ -196,10 +196,11 @@ int main(int argc, char** argv) {
                  "quantize the stem conv (default) or keep it FP32");
   cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");
 
-  auto* report = app.add_subcommand("report", "draw a run's plots (training curves; DFQ bit allocation and cp trace)");
+  auto* report = app.add_subcommand(
+      "report", "draw a run's plots (training curves; DFQ bit allocation and cp trace), or a sweep's table and plots");
   std::string report_dir;
   RunReportOptions report_options;
-  report->add_option("run_dir", report_dir, "the run's output directory (output.dir)")->required();
+  report->add_option("run_dir", report_dir, "a run's output directory (output.dir) or a sweep's output directory")->required();
   report->add_option("--epochs", report_options.epochs,
                      "epochs whose gate choices the heatmap shows (default: first, middle, last evaluation)")
       ->delimiter(',');
@@ -230,7 +231,9 @@ int main(int argc, char** argv) {
     if (*cost) return run_cost(cost_command);
     if (*sweep) return run_sweep_command(sweep_command);
     if (*report) {
-      for (const auto& path : write_run_report(report_dir, report_options)) std::printf("wrote %s\n", path.c_str());
+      const auto written = is_sweep_output(report_dir) ? redraw_sweep_report(report_dir)
+                                                       : write_run_report(report_dir, report_options);
+      for (const auto& path : written) std::printf("wrote %s\n", path.c_str());
       return 0;
     }
     return run_models();

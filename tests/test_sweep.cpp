@@ -165,6 +165,10 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/accuracy_vs_cost_standard.png")));
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/curves_vs_cost_standard.svg")));
   }
+  std::filesystem::remove(dir.file("out/results.md"));
+  const auto redraw = test_support::run_cli("report " + dir.file("out"));
+  ASSERT_EQ(redraw.exit_code, 0) << redraw.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("out/results.md"))) << "`fractrain report` redraws a sweep's table";
   // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
   const auto third = test_support::run_cli("sweep " + spec_path + " --list");
   EXPECT_NE(third.output.find("finished     standard/pfq-manual/seed-1"), std::string::npos) << third.output;
