@@ -24,7 +24,8 @@ namespace {
 
 // Keys a resumed run may change: they alter how long or where it runs, not what it computes.
 const std::vector<std::string> kResumeMayChange = {"train.epochs",    "train.iterations", "train.threads",
-                                                   "train.log_every", "train.device",     "output.dir"};
+                                                   "train.log_every", "train.device",     "output.dir",
+                                                   "data.workers"};
 
 void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -48,8 +49,8 @@ void check_resume_compatible(const RunConfig& saved, const RunConfig& requested,
   if (!differences.empty())
     throw Error("cannot resume from " + checkpoint + ": the run config differs from the checkpoint's in keys that "
                 "change what is computed:" + differences +
-                "\n(only train.epochs, train.iterations, train.threads, train.log_every, train.device and output.dir "
-                "may change on resume; omit --config to use the checkpoint's own config)");
+                "\n(only train.epochs, train.iterations, train.threads, train.log_every, train.device, output.dir and "
+                "data.workers may change on resume; omit --config to use the checkpoint's own config)");
 }
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,

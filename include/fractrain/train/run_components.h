@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "fractrain/data/data_split.h"
 #include "fractrain/data/image_dataset.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/precision/static_plan.h"
@@ -18,12 +19,14 @@ c10::Device resolve_device(const std::string& name);
 int configure_threads(int64_t requested);
 
 struct RunData {
-  std::shared_ptr<const ImageDataset> train, test;
+  std::shared_ptr<const DataSplit> train, test;
 };
-// Loads both splits and takes the configured seeded subsets.
+// Loads both splits (in memory, or for data.dataset = image-folder the scanned file lists of
+// data.path/train_folder and data.path/val_folder) and takes the configured seeded subsets.
 RunData load_run_data(const DataConfig& data, uint64_t seed);
 
 ModelInputSpec input_spec_of(const ImageDataset& data);
+ModelInputSpec input_spec_of(const DataSplit& data);
 QuantizationPolicy quantization_policy_of(const PrecisionConfig& precision);
 QuantizerSettings quantizer_settings_of(const PrecisionConfig& precision, uint64_t seed);
 Precision static_precision_of(const PrecisionConfig& precision);
