@@ -23,10 +23,12 @@ struct TjCloser {
 using TjHandle = std::unique_ptr<void, TjCloser>;
 
 // One decompressor per thread: creating one allocates, and a handle must not be shared between threads.
-tjhandle thread_decompressor() {
-  thread_local TjHandle handle(tjInitDecompress());
+// After a failed call a handle is not reusable (libjpeg is left mid-header), so failures drop it.
+TjHandle& thread_decompressor() {
+  thread_local TjHandle handle;
+  if (!handle) handle.reset(tjInitDecompress());
   if (!handle) throw Error("libturbojpeg: cannot create a decompressor (out of memory?)");
-  return handle.get();
+  return handle;
 }
 
 bool is_jpeg(const std::vector<uint8_t>& b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
@@ -54,11 +56,15 @@ void cmyk_to_rgb(const std::vector<uint8_t>& cmyk, RgbImage& image) {
 }
 
 RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path) {
-  tjhandle tj = thread_decompressor();
+  TjHandle& handle = thread_decompressor();
+  tjhandle tj = handle.get();
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
   if (tjDecompressHeader3(tj, bytes.data(), static_cast<unsigned long>(bytes.size()), &width, &height, &subsampling,
-                          &colorspace) != 0)
-    throw Error(path + ": not a readable JPEG (" + tjGetErrorStr2(tj) + ")");
+                          &colorspace) != 0) {
+    const std::string message = tjGetErrorStr2(tj);
+    handle.reset();
+    throw Error(path + ": not a readable JPEG (" + message + ")");
+  }
   check_size(height, width, path);
   RgbImage image;
   image.height = height;
@@ -71,9 +77,10 @@ RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path)
   if (tjDecompress2(tj, bytes.data(), static_cast<unsigned long>(bytes.size()), out.data(), width, 0, height,
                     cmyk ? TJPF_CMYK : TJPF_RGB, 0) != 0) {
     const std::string message = tjGetErrorStr2(tj);
+    const bool whole = tjGetErrorCode(tj) == TJERR_WARNING && message.find("Premature end") == std::string::npos;
+    handle.reset();
     // A warning still yields a whole image, except when the data ended early (the rest is left grey).
-    if (tjGetErrorCode(tj) != TJERR_WARNING || message.find("Premature end") != std::string::npos)
-      throw Error(path + ": corrupt or truncated JPEG (" + message + ")");
+    if (!whole) throw Error(path + ": corrupt or truncated JPEG (" + message + ")");
   }
   if (cmyk) cmyk_to_rgb(cmyk_pixels, image);
   return image;
