@@ -201,3 +201,15 @@ TEST(ImageFolder, RunDataBuildsBothSplitsWithTheModelInputShape) {
   config.image_size = 31;
   EXPECT_CONTAINS(error_of([&] { load_run_data(config, 1); }), "data.resize_size = 30 is smaller than data.image_size");
 }
+
+TEST(ImageFolder, ASinglePassLoaderStopsAfterItsEpoch) {
+  TempDir dir("image_folder");
+  test_support::write_generated_folder(dir.str());
+  LoaderOptions eval;
+  eval.batch_size = 4;
+  eval.single_pass = true;
+  ImageFolderLoader loader(scan(dir.file("val")), small_settings(2), eval, nullptr);
+  EXPECT_EQ(loader.next().images.size(0), 4);
+  EXPECT_EQ(loader.next().images.size(0), 2);  // 6 validation images: the last batch is partial
+  EXPECT_CONTAINS(error_of([&] { loader.next(); }), "no batches after its one epoch");
+}

@@ -151,6 +151,7 @@ void ImageFolderLoader::schedule_ahead() {
     }
   }
   while (static_cast<int64_t>(scheduled_.size()) < settings_.prefetch_batches + 1) {
+    if (options_.single_pass && epoch > 0) break;  // evaluation: nothing to prepare past the one epoch
     auto p = make_pending(epoch, batch);
     for (int64_t slot = 0; slot < static_cast<int64_t>(p->indices.size()); ++slot) tasks_.emplace_back(p, slot);
     scheduled_.push_back(std::move(p));
@@ -186,6 +187,8 @@ void ImageFolderLoader::worker_loop() {
 }
 
 Batch ImageFolderLoader::next() {
+  if (options_.single_pass && cursor_epoch_ > 0)
+    throw Error("image folder loader: a single-pass (evaluation) loader has no batches after its one epoch");
   std::shared_ptr<Pending> ready;
   {
     std::unique_lock<std::mutex> lock(mutex_);

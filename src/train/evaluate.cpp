@@ -7,7 +7,8 @@ namespace fractrain {
 EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const DataSplit& data, int64_t batch_size,
                     c10::Device device) {
   LoaderOptions options;
-  options.batch_size = batch_size;  // no shuffle, no augmentation, every sample
+  options.batch_size = batch_size;  // no shuffle, no augmentation, every sample once
+  options.single_pass = true;
   const std::unique_ptr<BatchSource> loader = data.make_loader(options);
   const bool was_training = model.is_training();
   model.eval();

@@ -25,6 +25,9 @@ struct LoaderOptions {
   bool drop_last = false;
   bool augment = false;
   uint64_t seed = 0;
+  // Only epoch 0 will be read (evaluation): a loader need prepare nothing past its end, and a streaming one
+  // refuses to go further.
+  bool single_pass = false;
 };
 
 class BatchSource {
