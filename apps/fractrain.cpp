@@ -1,4 +1,4 @@
-// The fractrain command line: train, eval, cost, models.
+// The fractrain command line: train, eval, cost, report, sweep, models, make-image-folder.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -10,8 +10,10 @@
 #include "fractrain/data/image_folder_writer.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/report/run_report.h"
+#include "fractrain/sweep/sweep_command.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/precision_schedule.h"
+#include "fractrain/train/resume_compatibility.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
@@ -22,37 +24,6 @@
 using namespace fractrain;
 
 namespace {
-
-// Keys a resumed run may change: they alter how long or where it runs, not what it computes.
-const std::vector<std::string> kResumeMayChange = {"train.epochs",    "train.iterations", "train.threads",
-                                                   "train.log_every", "train.device",     "output.dir",
-                                                   "data.workers"};
-
-void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    if (it->is_object())
-      flatten(*it, key, out);
-    else
-      out[key] = *it;
-  }
-}
-
-void check_resume_compatible(const RunConfig& saved, const RunConfig& requested, const std::string& checkpoint) {
-  std::map<std::string, nlohmann::json> a, b;
-  flatten(to_json(saved), "", a);
-  flatten(to_json(requested), "", b);
-  std::string differences;
-  for (const auto& [key, value] : a) {
-    if (std::find(kResumeMayChange.begin(), kResumeMayChange.end(), key) != kResumeMayChange.end()) continue;
-    if (b[key] != value) differences += "\n  " + key + ": checkpoint " + value.dump() + ", now " + b[key].dump();
-  }
-  if (!differences.empty())
-    throw Error("cannot resume from " + checkpoint + ": the run config differs from the checkpoint's in keys that "
-                "change what is computed:" + differences +
-                "\n(only train.epochs, train.iterations, train.threads, train.log_every, train.device, output.dir and "
-                "data.workers may change on resume; omit --config to use the checkpoint's own config)");
-}
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,
               const std::string& resume_path, bool quiet, int64_t stop_at) {
@@ -226,14 +197,24 @@ int main(int argc, char** argv) {
                  "quantize the stem conv (default) or keep it FP32");
   cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");
 
-  auto* report = app.add_subcommand("report", "draw a run's plots (training curves; DFQ bit allocation and cp trace)");
+  auto* report = app.add_subcommand(
+      "report", "draw a run's plots (training curves; DFQ bit allocation and cp trace), or a sweep's table and plots");
   std::string report_dir;
   RunReportOptions report_options;
-  report->add_option("run_dir", report_dir, "the run's output directory (output.dir)")->required();
+  report->add_option("run_dir", report_dir, "a run's output directory (output.dir) or a sweep's output directory")->required();
   report->add_option("--epochs", report_options.epochs,
                      "epochs whose gate choices the heatmap shows (default: first, middle, last evaluation)")
       ->delimiter(',');
   report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report)");
+
+  auto* sweep = app.add_subcommand("sweep", "run a comparison (methods x settings x seeds) from a spec; resumable; "
+                                            "writes a results table (CSV, Markdown) and plots");
+  SweepCommand sweep_command;
+  sweep->add_option("spec", sweep_command.spec_path, "sweep spec TOML (see configs/sweeps/)")->required();
+  sweep->add_option("-s,--set", sweep_command.overrides, "override a config key in every run (repeatable)");
+  sweep->add_option("-j,--jobs", sweep_command.jobs, "runs at a time (default 1)")->check(CLI::Range(1, 256));
+  sweep->add_flag("--report-only", sweep_command.report_only, "write the table and plots from finished runs only");
+  sweep->add_flag("--list", sweep_command.list, "list the runs and their state; start nothing");
 
   app.add_subcommand("models", "list the models");
 
@@ -261,6 +242,7 @@ int main(int argc, char** argv) {
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) return run_cost(cost_command);
+    if (*sweep) return run_sweep_command(sweep_command);
     if (*make_folder) {
       const ImageFolderWriterResult r = write_image_folder(folder);
       std::printf("wrote %lld classes: %lld training and %lld validation JPEGs under %s\n", (long long)r.classes,
@@ -268,7 +250,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*report) {
-      for (const auto& path : write_run_report(report_dir, report_options)) std::printf("wrote %s\n", path.c_str());
+      const auto written = is_sweep_output(report_dir) ? redraw_sweep_report(report_dir)
+                                                       : write_run_report(report_dir, report_options);
+      for (const auto& path : written) std::printf("wrote %s\n", path.c_str());
       return 0;
     }
     return run_models();

@@ -139,7 +139,8 @@ TEST(Cli, DfqTrainsEvaluatesWithAndWithoutGatesAndReports) {
 
   auto report = run_cli("report " + dir + " --epochs 0");
   ASSERT_EQ(report.exit_code, 0) << report.output;
-  for (const char* file : {"bit_allocation.png", "bit_allocation.svg", "cp_trace.png", "training_curves.svg"})
+  for (const char* file :
+       {"bit_allocation.png", "bit_allocation.svg", "cp_trace.png", "training_curves.svg", "curves_vs_cost.png"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/" + file)) << file;
   expect_error("report " + dir + " --epochs 99", "no evaluation at or after epoch 99");
   expect_error("report " + dir + "/nowhere", "not a directory");

@@ -186,6 +186,7 @@ TEST(ImageFolder, RunDataBuildsBothSplitsWithTheModelInputShape) {
   config.resize_size = 36;
   config.workers = 2;
   const RunData data = load_run_data(config, 1);
+  EXPECT_EQ(data.classes, (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(data.train->size(), 12);
   EXPECT_EQ(data.test->size(), 6);
   const ModelInputSpec spec = input_spec_of(*data.train);
@@ -197,6 +198,9 @@ TEST(ImageFolder, RunDataBuildsBothSplitsWithTheModelInputShape) {
   config.val_folder = "validation";
   EXPECT_CONTAINS(error_of([&] { load_run_data(config, 1); }), dir.file("validation") + " does not exist");
   config.val_folder = "val";
+  config.split = "classes-a";
+  EXPECT_CONTAINS(error_of([&] { load_run_data(config, 1); }), "data.split = classes-a is not available for image-folder");
+  config.split = "all";
   config.resize_size = 30;
   config.image_size = 31;
   EXPECT_CONTAINS(error_of([&] { load_run_data(config, 1); }), "data.resize_size = 30 is smaller than data.image_size");

@@ -78,16 +78,18 @@ std::vector<std::string> both_formats(const fs::path& dir, const std::string& st
 
 }  // namespace
 
-void plot_training_curves(const std::string& metrics_csv, const std::string& title, const std::string& output_path) {
+void plot_training_curves(const std::string& metrics_csv, const std::string& title, const std::string& output_path,
+                          bool against_cost) {
+  const std::string x = against_cost ? "bit_macs" : "step";
   PlotSpec spec;
   spec.title = title;
-  spec.x_label = "step";
+  spec.x_label = against_cost ? "bit-MACs spent in training" : "step";
   spec.y_label = "accuracy";
   spec.y2_label = "loss";
-  spec.series = {{"train accuracy", metrics_csv, "step", "train_accuracy", false},
-                 {"test accuracy", metrics_csv, "step", "test_accuracy", false},
-                 {"train loss", metrics_csv, "step", "train_loss", true},
-                 {"test loss", metrics_csv, "step", "test_loss", true}};
+  spec.series = {{"train accuracy", metrics_csv, x, "train_accuracy", false},
+                 {"test accuracy", metrics_csv, x, "test_accuracy", false},
+                 {"train loss", metrics_csv, x, "train_loss", true},
+                 {"test loss", metrics_csv, x, "test_loss", true}};
   plot_lines(spec, output_path);
 }
 
@@ -101,9 +103,11 @@ std::vector<std::string> write_run_report(const std::string& run_dir, const RunR
   std::vector<std::string> written;
   const std::string title = fs::path(run_dir).lexically_normal().filename().string() + ": " +
                             records.back().value("precision", std::string());
-  for (const auto& path : both_formats(out, "training_curves")) {
-    plot_training_curves((fs::path(run_dir) / "metrics.csv").string(), title, path);
-    written.push_back(path);
+  for (bool against_cost : {false, true}) {
+    for (const auto& path : both_formats(out, against_cost ? "curves_vs_cost" : "training_curves")) {
+      plot_training_curves((fs::path(run_dir) / "metrics.csv").string(), title, path, against_cost);
+      written.push_back(path);
+    }
   }
 
   std::vector<nlohmann::json> gated;

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "fractrain/data/dataset_split.h"
 #include "fractrain/util/did_you_mean.h"
 
 namespace fractrain::config {
@@ -210,6 +211,11 @@ std::vector<KeyDescriptor> build_table() {
             "random-crop padding in pixels for training augmentation; 0 = no crop"),
       field("data.horizontal_flip", &R::data, &DataConfig::horizontal_flip, any(),
             "random horizontal flips for training augmentation"),
+      field("data.split", &R::data, &DataConfig::split, one_of(dataset_split_names(), "split"),
+            "all, or a half: classes-a/-b (adaptation: half the classes each, relabelled 0..n-1) or samples-a/-b "
+            "(fine-tuning: half of every class's training samples each; the whole test split)"),
+      field("data.split_seed", &R::data, &DataConfig::split_seed, any(),
+            "seed choosing the halves of data.split (pretraining and retraining runs must use the same)"),
       field("data.train_folder", &R::data, &DataConfig::train_folder, non_empty("name a folder, e.g. train"),
             "image-folder: the training split's folder under data.path"),
       field("data.val_folder", &R::data, &DataConfig::val_folder, non_empty("name a folder, e.g. val"),
@@ -295,6 +301,9 @@ std::vector<KeyDescriptor> build_table() {
             "a NaN/Inf loss or gradient: stop (naming the step and layer) or skip the step and lower the lr"),
       field("train.nonfinite_lr_factor", &R::train, &TrainConfig::nonfinite_lr_factor, float_in_zero_one_closed_right(),
             "on_nonfinite = skip: lr multiplier applied at every skipped step, in (0, 1]"),
+      field("train.init_from", &R::train, &TrainConfig::init_from, any(),
+            "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
+            "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),
 
       field("optim.lr", &R::optim, &OptimConfig::lr, float_positive(), "SGD learning rate"),
       field("optim.momentum", &R::optim, &OptimConfig::momentum, float_in_zero_one(), "SGD momentum, in [0, 1)"),

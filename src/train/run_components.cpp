@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "fractrain/data/dataset_split.h"
 #include "fractrain/data/datasets.h"
 #include "fractrain/data/image_folder_loader.h"
 #include "fractrain/models/model_registry.h"
@@ -49,6 +50,9 @@ RunData load_image_folder(const DataConfig& data, uint64_t seed) {
   if (data.path.empty())
     throw Error("data.dataset = image-folder needs data.path: the folder holding " + data.train_folder + "/ and " +
                 data.val_folder + "/, each with one sub-folder of images per class");
+  if (data.split != "all")
+    throw Error("data.split = " + data.split + " is not available for image-folder datasets (only for the in-memory "
+                "ones); make the two halves as two folders instead, or use data.split = all");
   ImageFolderSettings settings;
   settings.transform.crop_size = data.image_size;
   settings.transform.resize_size = data.resize_size;
@@ -67,6 +71,7 @@ RunData load_image_folder(const DataConfig& data, uint64_t seed) {
                   index->dir.c_str(), (long long)index->ignored_files, index->ignored_example.c_str());
   }
   RunData out;
+  for (int64_t c = 0; c < static_cast<int64_t>(train.classes.size()); ++c) out.classes.push_back(c);
   out.train = std::make_shared<const ImageFolderSplit>(
       "image-folder", std::make_shared<const ImageFolderIndex>(take_subset(train, data.train_subset, seed)), settings);
   out.test = std::make_shared<const ImageFolderSplit>(
@@ -79,8 +84,11 @@ RunData load_image_folder(const DataConfig& data, uint64_t seed) {
 RunData load_run_data(const DataConfig& data, uint64_t seed) {
   if (data.dataset == "image-folder") return load_image_folder(data, seed);
   RunData out;
-  auto train = load_image_dataset(data.dataset, data.path, Split::Train);
-  auto test = load_image_dataset(data.dataset, data.path, Split::Test);
+  const DatasetSplit split = parse_dataset_split(data.split, data.split_seed);
+  const ImageDataset full_train = load_image_dataset(data.dataset, data.path, Split::Train);
+  out.classes = split_classes(split, full_train.num_classes);
+  auto train = apply_split(full_train, split, Split::Train);
+  auto test = apply_split(load_image_dataset(data.dataset, data.path, Split::Test), split, Split::Test);
   AugmentConfig augment;
   augment.crop_padding = static_cast<int>(data.crop_padding);
   augment.horizontal_flip = data.horizontal_flip;

@@ -14,6 +14,7 @@
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/gating_cost.h"
+#include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/metrics_log.h"
 #include "fractrain/train/precision_schedule.h"
@@ -77,6 +78,7 @@ class Trainer {
   void save_last();
   void plot_curves() const;
   nlohmann::json summary(bool interrupted) const;
+  nlohmann::json split_summary() const;
   void print_summary(const nlohmann::json& s) const;
 
   RunConfig config_;
@@ -115,6 +117,11 @@ void Trainer::setup() {
   threads_ = configure_threads(config_.train.threads);
   data_ = load_run_data(config_.data, config_.train.seed);
   model_ = build_model(config_, input_spec_of(*data_.train), device_);
+  if (!config_.train.init_from.empty() && options_.resume_from.empty()) {
+    const InitialWeightsReport init = load_initial_weights(config_.train.init_from, *model_);
+    std::printf("initialised %zu tensors from %s%s\n", init.loaded.size(), init.checkpoint.c_str(),
+                init.kept.empty() ? "" : fmt::format(" ({} not in it keep their initialisation)", init.kept.size()).c_str());
+  }
   optimizer_ = std::make_unique<torch::optim::SGD>(
       model_->parameters(), torch::optim::SGDOptions(config_.optim.lr)
                                 .momentum(config_.optim.momentum)
@@ -441,6 +448,14 @@ void Trainer::plot_curves() const {
   }
 }
 
+// Which data this run saw (DESIGN.md 4.10 settings): recorded so a table of runs can say it.
+nlohmann::json Trainer::split_summary() const {
+  return {{"split", config_.data.split},
+          {"split_seed", config_.data.split_seed},
+          {"classes", data_.classes},
+          {"init_from", config_.train.init_from}};
+}
+
 nlohmann::json Trainer::summary(bool interrupted) const {
   int64_t parameters = 0;
   for (const auto& p : model_->parameters()) parameters += p.numel();
@@ -450,6 +465,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"dataset", config_.data.dataset},
           {"train_samples", data_.train->size()},
           {"test_samples", data_.test->size()},
+          {"split", split_summary()},
           {"parameters", parameters},
           {"precision", controller_->describe()},
           {"turning_points", turning_points},

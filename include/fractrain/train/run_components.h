@@ -20,9 +20,11 @@ int configure_threads(int64_t requested);
 
 struct RunData {
   std::shared_ptr<const DataSplit> train, test;
+  std::vector<int64_t> classes;  // the dataset's class ids behind labels 0..n-1 (all but for a class split)
 };
 // Loads both splits (in memory, or for data.dataset = image-folder the scanned file lists of
-// data.path/train_folder and data.path/val_folder) and takes the configured seeded subsets.
+// data.path/train_folder and data.path/val_folder), keeps the half data.split names (dataset_split.h; in-memory
+// datasets only), and takes the configured seeded subsets.
 RunData load_run_data(const DataConfig& data, uint64_t seed);
 
 ModelInputSpec input_spec_of(const ImageDataset& data);

@@ -23,6 +23,9 @@ struct DataConfig {
   int64_t test_subset = 0;   // 0: all test samples
   int64_t crop_padding = 2;  // random-crop padding in pixels (0: no crop); in-memory datasets
   bool horizontal_flip = true;
+  // Adaptation / fine-tuning settings (DESIGN.md 4.10): which half of the data this run sees.
+  std::string split = "all";  // all | classes-a | classes-b | samples-a | samples-b
+  uint64_t split_seed = 0;    // chooses the halves; pretraining and retraining runs must agree on it
   // image-folder datasets (docs/image_folder.md): path/train_folder/CLASS/*.jpg and path/val_folder/CLASS/*.jpg
   std::string train_folder = "train";
   std::string val_folder = "val";
@@ -78,6 +81,9 @@ struct TrainConfig {
   int64_t keep_checkpoints = 1;  // > 1: the newest N also as checkpoints/step-NNNNNNNN.ckpt
   std::string on_nonfinite = "stop";  // NaN/Inf loss or gradient: stop (naming step and layer) | skip the step
   double nonfinite_lr_factor = 0.5;   // skip: the learning rate is multiplied by this at every skipped step
+  // Start from the weights of another run (its checkpoint file, or its output dir for checkpoints/last.ckpt):
+  // pretraining for the adaptation and fine-tuning settings. Fresh optimizer, schedule and cost.
+  std::string init_from;
 };
 
 struct OptimConfig {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds fractrain against the CUDA LibTorch of the pip `torch` in python3, on a GPU machine where apt cannot
+# reach a mirror: the Debian -dev packages fractrain needs can travel as .deb files in $FRACTRAIN_DEBS (made
+# here with `apt-get download`, see docs/gpu.md); they are unpacked into /tmp/fractrain-deps and put on the
+# CMake and loader paths. Usage: scripts/gpu_build.sh [ninja targets...]   (default: fractrain_cli)
+# FRACTRAIN_CXX_FLAGS, when set, replaces the fmt choice below. Leaves build-cuda/; prints the library path to export as LD_LIBRARY_PATH for running the binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deps=/tmp/fractrain-deps
+prefix="$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')"
+if [[ -n "${FRACTRAIN_DEBS:-}" ]]; then
+  mkdir -p "$deps"
+  for f in "$FRACTRAIN_DEBS"/*.deb; do dpkg -x "$f" "$deps"; done
+  prefix="$prefix;$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake"
+  export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+fi
+python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.get_device_name(0))'
+# A pip torch ships fmt's headers (a newer major version than Debian's libfmt) on its include path, ahead of
+# Debian's: use them header-only so that no libfmt of another version is needed at link time.
+torch_include="$(python3 -c 'import torch.utils.cpp_extension as c;print(c.include_paths()[0])')"
+cxx_flags="${FRACTRAIN_CXX_FLAGS-}"
+if [[ -n "$cxx_flags" ]]; then :
+elif [[ -f "$torch_include/fmt/format-inl.h" ]]; then cxx_flags="-DFMT_HEADER_ONLY"
+elif [[ -n "${FRACTRAIN_DEBS:-}" ]]; then cxx_flags="-I$deps/usr/include"; fi
+cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_CXX_FLAGS="$cxx_flags" -DZLIB_ROOT="$deps/usr" -DFRACTRAIN_BUILD_BENCH=OFF \
+      -DFRACTRAIN_BUILD_TESTS="${FRACTRAIN_BUILD_TESTS:-ON}"
+cmake --build build-cuda -j "$(nproc)" -- -k 0 "${@:-fractrain_cli}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"

@@ -1,0 +1,58 @@
+#include "fractrain/sweep/sweep_command.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "fractrain/sweep/sweep_results.h"
+#include "fractrain/sweep/sweep_runner.h"
+#include "fractrain/sweep/sweep_spec.h"
+#include "fractrain/util/atomic_file.h"
+#include "fractrain/util/error.h"
+#include "fractrain/util/stop_signal.h"
+#include "fractrain/util/toml_file.h"
+
+namespace fractrain {
+
+std::string sweep_spec_copy_path(const std::string& output_dir) {
+  return (std::filesystem::path(output_dir) / "sweep_spec.toml").string();
+}
+
+bool is_sweep_output(const std::string& dir) { return std::filesystem::exists(sweep_spec_copy_path(dir)); }
+
+std::vector<std::string> redraw_sweep_report(const std::string& dir) {
+  const SweepSpec spec = load_sweep_spec(sweep_spec_copy_path(dir));
+  if (std::filesystem::weakly_canonical(spec.output) != std::filesystem::weakly_canonical(dir))
+    throw Error("report: " + sweep_spec_copy_path(dir) + " names output '" + spec.output +
+                "', which is not this directory: run `fractrain report` from the directory the sweep ran in");
+  return write_sweep_report(spec).written;
+}
+
+int run_sweep_command(const SweepCommand& command) {
+  const SweepSpec spec = load_sweep_spec(command.spec_path, command.overrides);
+  if (command.list) {
+    for (const auto& run : spec.runs)
+      std::printf("%-12s %s/%s/seed-%llu  %s\n", to_string(run_state(run)), run.setting.c_str(), run.method.c_str(),
+                  (unsigned long long)run.seed, run.config.output.dir.c_str());
+    return 0;
+  }
+  // A copy of the spec beside the results, so `fractrain report OUTPUT` can redraw them later.
+  std::filesystem::create_directories(spec.output);
+  write_file_atomically(sweep_spec_copy_path(spec.output),
+                        read_text_file(command.spec_path, "sweep spec", "check the path"));
+  SweepOutcome outcome;
+  if (!command.report_only) {
+    install_stop_handlers();
+    SweepOptions options;
+    options.jobs = command.jobs;
+    outcome = run_sweep(spec, options);
+  }
+  const SweepReportFiles files = write_sweep_report(spec);
+  std::printf("\n%s\n", results_markdown(spec, aggregate_results(spec, collect_results(spec))).c_str());
+  for (const auto& path : files.written) std::printf("wrote %s\n", path.c_str());
+  for (const auto& failure : outcome.failures) std::printf("failed: %s\n", failure.c_str());
+  if (outcome.interrupted)
+    std::printf("interrupted: %d runs not started; rerun the same command to finish them\n", outcome.not_started);
+  return outcome.failed > 0 || outcome.interrupted ? 1 : 0;
+}
+
+}  // namespace fractrain

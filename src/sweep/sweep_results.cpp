@@ -1,0 +1,240 @@
+#include "fractrain/sweep/sweep_results.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "fractrain/util/atomic_file.h"
+#include "fractrain/util/error.h"
+#include "fractrain/util/gnuplot.h"
+
+namespace fractrain {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+bool finished(const nlohmann::json& s) {
+  return !s.value("interrupted", true) && s.value("total_steps", int64_t{0}) > 0 &&
+         s.value("steps", int64_t{-1}) >= s.value("total_steps", int64_t{0});
+}
+
+double mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? kNaN : sum / static_cast<double>(v.size());
+}
+
+// Sample standard deviation (n - 1); 0 for a single seed.
+double sd(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double sum = 0;
+  for (double x : v) sum += (x - m) * (x - m);
+  return std::sqrt(sum / static_cast<double>(v.size() - 1));
+}
+
+double saving(double ours, double theirs) { return theirs > 0 ? 1.0 - ours / theirs : kNaN; }
+
+const MethodResult* find(const std::vector<MethodResult>& rows, const std::string& setting, const std::string& method) {
+  for (const auto& r : rows)
+    if (r.setting == setting && r.method == method) return &r;
+  return nullptr;
+}
+
+std::string csv_number(double x) { return std::isnan(x) ? "" : fmt::format("{:.6g}", x); }
+std::string percent(double fraction, int digits = 1) {
+  return std::isnan(fraction) ? "-" : fmt::format("{:.{}f}%", 100.0 * fraction, digits);
+}
+std::string signed_points(double fraction) {
+  return std::isnan(fraction) ? "-" : fmt::format("{:+.2f}", 100.0 * fraction);
+}
+
+std::string runs_csv(const std::vector<RunResult>& runs) {
+  std::string out =
+      "setting,method,seed,precision,final_test_accuracy,best_test_accuracy,cp_percent,bit_macs,energy_j,latency_s,"
+      "epochs,train_seconds\n";
+  for (const auto& r : runs)
+    out += fmt::format("{},{},{},\"{}\",{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seed, r.precision,
+                       csv_number(r.final_accuracy), csv_number(r.best_accuracy), csv_number(r.cp_percent),
+                       csv_number(r.bit_macs), csv_number(r.energy_j), csv_number(r.latency_s), csv_number(r.epochs),
+                       csv_number(r.train_seconds));
+  return out;
+}
+
+std::string results_csv(const std::vector<MethodResult>& rows) {
+  std::string out =
+      "setting,method,seeds,accuracy_mean,accuracy_sd,best_accuracy_mean,cp_percent,bit_macs,energy_j,latency_s,"
+      "bit_macs_saving_vs_baseline,energy_saving_vs_baseline,latency_saving_vs_baseline,accuracy_delta_vs_baseline,"
+      "bit_macs_saving_vs_reference,accuracy_delta_vs_reference\n";
+  for (const auto& r : rows)
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seeds,
+                       csv_number(r.accuracy_mean), csv_number(r.accuracy_sd), csv_number(r.best_accuracy_mean),
+                       csv_number(r.cp_percent), csv_number(r.bit_macs), csv_number(r.energy_j),
+                       csv_number(r.latency_s), csv_number(r.bit_macs_saving_vs_baseline),
+                       csv_number(r.energy_saving_vs_baseline), csv_number(r.latency_saving_vs_baseline),
+                       csv_number(r.accuracy_delta_vs_baseline), csv_number(r.bit_macs_saving_vs_reference),
+                       csv_number(r.accuracy_delta_vs_reference));
+  return out;
+}
+
+// accuracy_vs_cost: one point per method (mean over seeds, error bar = sd), cost as cp on a log axis since
+// FP32 (100%) and the low-precision methods (a few %) differ by orders of magnitude.
+void plot_accuracy_vs_cost(const std::vector<MethodResult>& rows, const std::string& setting, const fs::path& out,
+                           SweepReportFiles& files) {
+  const fs::path data = out / ("accuracy_vs_cost_" + setting + ".dat");
+  std::ofstream d(data);
+  for (const auto& r : rows)
+    if (r.setting == setting)
+      d << fmt::format("{} {} {} \"{}\"\n", r.cp_percent, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd, r.method);
+  d.close();
+  for (const char* ext : {".png", ".svg"}) {
+    const std::string path = (out / ("accuracy_vs_cost_" + setting + ext)).string();
+    std::string script = gnuplot_terminal(path, 900, 600);
+    script += "set title " + gnuplot_quoted("test accuracy vs training cost (" + setting + "; mean and sd over seeds)") + "\n";
+    script += "set xlabel \"training cost: cp, % of FP32 bit-MACs (log scale)\"\nset ylabel \"final test accuracy (%)\"\n";
+    script += "set logscale x\nset grid\nset key off\nset offsets graph 0.08, graph 0.15, graph 0.1, graph 0.1\n";
+    script += "plot " + gnuplot_quoted(data.string()) + " using 1:2:3 with yerrorbars pt 7 ps 1.2 lc rgb \"#1f77b4\", " +
+              "'' using 1:2:4 with labels offset 0,1.2 font \",10\"\n";
+    run_gnuplot(script, path);
+    files.written.push_back(path);
+  }
+}
+
+// curves_vs_cost: test accuracy against the cumulative bit-MACs spent, first seed of every method.
+void plot_curves_vs_cost(const SweepSpec& spec, const std::string& setting, const fs::path& out,
+                         SweepReportFiles& files) {
+  PlotSpec plot;
+  plot.title = "test accuracy vs bit-MACs spent (" + setting + ", seed " + std::to_string(spec.seeds.front()) + ")";
+  plot.x_label = "bit-MACs spent in training";
+  plot.y_label = "test accuracy";
+  for (const auto& run : spec.runs) {
+    if (run.setting != setting || run.method == "pretrain" || run.seed != spec.seeds.front()) continue;
+    const std::string csv = (fs::path(run.config.output.dir) / "metrics.csv").string();
+    if (fs::exists(csv)) plot.series.push_back({run.method, csv, "bit_macs", "test_accuracy", false});
+  }
+  if (plot.series.empty()) return;
+  for (const char* ext : {".png", ".svg"}) {
+    const std::string path = (out / ("curves_vs_cost_" + setting + ext)).string();
+    plot_lines(plot, path);
+    files.written.push_back(path);
+  }
+}
+
+}  // namespace
+
+std::vector<RunResult> collect_results(const SweepSpec& spec) {
+  std::vector<RunResult> results;
+  for (const auto& run : spec.runs) {
+    if (run.method == "pretrain") continue;
+    const fs::path path = fs::path(run.config.output.dir) / "summary.json";
+    if (!fs::exists(path)) continue;
+    std::ifstream in(path);
+    const auto s = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (s.is_discarded()) throw Error(path.string() + " is damaged (not JSON): delete the run's directory and rerun");
+    if (!finished(s)) continue;
+    try {
+      const auto& cost = s.at("cost").at("run");
+      results.push_back(RunResult{run.setting, run.method, s.at("precision").get<std::string>(), run.seed,
+                                  s.at("final_test_accuracy").get<double>(), s.at("best_test_accuracy").get<double>(),
+                                  cost.at("cp_percent").get<double>(), cost.at("bit_macs").get<double>(),
+                                  cost.at("energy_j").get<double>(), cost.at("latency_s").get<double>(),
+                                  s.at("train_seconds").get<double>(), s.at("epochs").get<double>()});
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path.string() + " lacks a field the results table needs (" + e.what() +
+                  "): it was written by an older fractrain; rerun that run");
+    }
+  }
+  return results;
+}
+
+std::vector<MethodResult> aggregate_results(const SweepSpec& spec, const std::vector<RunResult>& runs) {
+  std::vector<MethodResult> rows;
+  for (const auto& setting : spec.settings) {
+    for (const auto& method : spec.methods) {
+      std::vector<double> acc, best, cp, macs, energy, latency;
+      for (const auto& r : runs) {
+        if (r.setting != setting || r.method != method) continue;
+        acc.push_back(r.final_accuracy);
+        best.push_back(r.best_accuracy);
+        cp.push_back(r.cp_percent);
+        macs.push_back(r.bit_macs);
+        energy.push_back(r.energy_j);
+        latency.push_back(r.latency_s);
+      }
+      if (acc.empty()) continue;
+      MethodResult m;
+      m.setting = setting;
+      m.method = method;
+      m.seeds = static_cast<int>(acc.size());
+      m.accuracy_mean = mean(acc);
+      m.accuracy_sd = sd(acc);
+      m.best_accuracy_mean = mean(best);
+      m.cp_percent = mean(cp);
+      m.bit_macs = mean(macs);
+      m.energy_j = mean(energy);
+      m.latency_s = mean(latency);
+      rows.push_back(m);
+    }
+  }
+  for (auto& m : rows) {
+    const MethodResult* base = spec.baseline.empty() ? nullptr : find(rows, m.setting, spec.baseline);
+    const MethodResult* ref = spec.reference.empty() ? nullptr : find(rows, m.setting, spec.reference);
+    m.bit_macs_saving_vs_baseline = base ? saving(m.bit_macs, base->bit_macs) : kNaN;
+    m.energy_saving_vs_baseline = base ? saving(m.energy_j, base->energy_j) : kNaN;
+    m.latency_saving_vs_baseline = base ? saving(m.latency_s, base->latency_s) : kNaN;
+    m.accuracy_delta_vs_baseline = base ? m.accuracy_mean - base->accuracy_mean : kNaN;
+    m.bit_macs_saving_vs_reference = ref ? saving(m.bit_macs, ref->bit_macs) : kNaN;
+    m.accuracy_delta_vs_reference = ref ? m.accuracy_mean - ref->accuracy_mean : kNaN;
+  }
+  return rows;
+}
+
+std::string results_markdown(const SweepSpec& spec, const std::vector<MethodResult>& rows) {
+  const std::string base = spec.baseline.empty() ? "baseline" : spec.baseline;
+  const std::string ref = spec.reference.empty() ? "reference" : spec.reference;
+  std::string out = fmt::format(
+      "| setting | method | seeds | test accuracy (mean ± sd) | Δacc vs {0} (pp) | cp | bit-MACs | saving vs {0} | "
+      "energy (J) | saving | latency (s) | saving | saving vs {1} |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      base, ref);
+  for (const auto& r : rows)
+    out += fmt::format("| {} | {} | {} | {:.2f} ± {:.2f} % | {} | {:.2f}% | {:.3e} | {} | {:.1f} | {} | {:.1f} | {} | {} |\n",
+                       r.setting, r.method, r.seeds, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd,
+                       signed_points(r.accuracy_delta_vs_baseline), r.cp_percent, r.bit_macs,
+                       percent(r.bit_macs_saving_vs_baseline), r.energy_j, percent(r.energy_saving_vs_baseline),
+                       r.latency_s, percent(r.latency_saving_vs_baseline), percent(r.bit_macs_saving_vs_reference));
+  return out;
+}
+
+SweepReportFiles write_sweep_report(const SweepSpec& spec) {
+  const fs::path out(spec.output);
+  fs::create_directories(out);
+  const auto runs = collect_results(spec);
+  const auto rows = aggregate_results(spec, runs);
+  SweepReportFiles files;
+  auto write = [&](const std::string& name, const std::string& text) {
+    write_file_atomically((out / name).string(), text);
+    files.written.push_back((out / name).string());
+  };
+  write("runs.csv", runs_csv(runs));
+  write("results.csv", results_csv(rows));
+  write("results.md", "# Sweep results: " + spec.source + "\n\nFinal test accuracy; cost of the whole training "
+                      "run (bit-weighted MACs, cp = % of FP32 bit-MACs, energy and latency on the accelerator model). "
+                      "Savings: 1 - this / the named method's, same setting.\n\n" + results_markdown(spec, rows));
+  if (rows.empty() || !gnuplot_available()) return files;
+  for (const auto& setting : spec.settings) {
+    if (std::none_of(rows.begin(), rows.end(), [&](const MethodResult& r) { return r.setting == setting; })) continue;
+    plot_accuracy_vs_cost(rows, setting, out, files);
+    plot_curves_vs_cost(spec, setting, out, files);
+  }
+  return files;
+}
+
+}  // namespace fractrain

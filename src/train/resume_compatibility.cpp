@@ -1,0 +1,56 @@
+#include "fractrain/train/resume_compatibility.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object())
+      flatten(*it, key, out);
+    else
+      out[key] = *it;
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& keys_resume_may_change() {
+  static const std::vector<std::string> keys = {"train.epochs",    "train.iterations", "train.threads",
+                                                "train.log_every", "train.device",     "output.dir",
+                                                "data.workers"};  // decoding threads: batches do not depend on them
+  return keys;
+}
+
+std::vector<std::string> compute_differences(const RunConfig& before, const RunConfig& now) {
+  std::map<std::string, nlohmann::json> a, b;
+  flatten(to_json(before), "", a);
+  flatten(to_json(now), "", b);
+  const auto& may_change = keys_resume_may_change();
+  std::vector<std::string> differences;
+  for (const auto& [key, value] : a) {
+    if (std::find(may_change.begin(), may_change.end(), key) != may_change.end()) continue;
+    if (b[key] != value) differences.push_back("  " + key + ": before " + value.dump() + ", now " + b[key].dump());
+  }
+  return differences;
+}
+
+void check_resume_compatible(const RunConfig& saved, const RunConfig& requested, const std::string& checkpoint) {
+  const auto differences = compute_differences(saved, requested);
+  if (!differences.empty())
+    throw Error(fmt::format("cannot resume from {}: the run config differs from the checkpoint's (before) in keys "
+                            "that change what is computed:\n{}\n(only {} may change on resume; omit --config to use "
+                            "the checkpoint's own config)",
+                            checkpoint, fmt::join(differences, "\n"), fmt::join(keys_resume_may_change(), ", ")));
+}
+
+}  // namespace fractrain

@@ -1,0 +1,189 @@
+// `fractrain sweep`: spec parsing and expansion, the results table, and the resumable end-to-end run on a
+// slice of Fashion-MNIST (two methods, one seed), interrupted with SIGINT and finished by a second call.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "fractrain/sweep/sweep_results.h"
+#include "fractrain/sweep/sweep_runner.h"
+#include "fractrain/sweep/sweep_spec.h"
+#include "fractrain/util/stop_signal.h"
+#include "test_support.h"
+
+using namespace fractrain;
+using test_support::error_of;
+
+namespace {
+
+const std::string kConfigs = std::string(FRACTRAIN_SOURCE_DIR) + "/configs/";
+
+std::string spec_text(const std::string& output, const std::string& extra = "") {
+  return "[sweep]\noutput = \"" + output + "\"\nseeds = [1, 2]\nbaseline = \"fw8bw8\"\nreference = \"fp32\"\n" +
+         "set = [\"train.epochs=3\", \"train.threads=1\"]\n"
+         "[[method]]\nname = \"fp32\"\nconfig = \"" + kConfigs + "fashion_mnist_fp32.toml\"\n"
+         "[[method]]\nname = \"fw8bw8\"\nconfig = \"" + kConfigs + "fashion_mnist_fw8bw8.toml\"\n"
+         "set = [\"train.epochs=5\"]\n" + extra;
+}
+
+}  // namespace
+
+TEST(SweepSpec, ExpandsMethodsSettingsAndSeedsWithOverridesInOrder) {
+  const std::string text = spec_text("/tmp/out", "[[setting]]\nname = \"standard\"\n"
+                                                 "[[setting]]\nname = \"adaptation\"\npretrain = \"" + kConfigs +
+                                                 "fashion_mnist_fp32.toml\"\npretrain_set = [\"data.split=classes-a\"]\n"
+                                                 "set = [\"data.split=classes-b\", \"train.epochs=2\"]\n"
+                                                 "methods = [\"fw8bw8\"]\n");
+  const SweepSpec spec = parse_sweep_spec(text, "spec.toml", {"train.log_every=7"});
+  ASSERT_EQ(spec.runs.size(), 2u * 2 + 2 + 2);  // standard 2 methods x 2 seeds; adaptation pretrain + fw8bw8, x 2
+  // Pretraining runs come first so parallel jobs never start a run before the weights it starts from.
+  EXPECT_EQ(spec.runs[0].method, "pretrain");
+  EXPECT_EQ(spec.runs[1].method, "pretrain");
+  for (const auto& run : spec.runs) {
+    EXPECT_EQ(run.config.train.seed, run.seed);
+    EXPECT_EQ(run.config.train.log_every, 7) << "command-line overrides apply to every run";
+    EXPECT_EQ(run.config.output.dir,
+              "/tmp/out/" + run.setting + "/" + run.method + "/seed-" + std::to_string(run.seed));
+    if (run.setting == "standard") {
+      EXPECT_EQ(run.depends_on, -1);
+      EXPECT_EQ(run.config.data.split, "all");
+      // sweep.set (3 epochs), then the method's own set (5 for fw8bw8).
+      EXPECT_EQ(run.config.train.epochs, run.method == "fw8bw8" ? 5 : 3);
+    } else if (run.method == "pretrain") {
+      EXPECT_EQ(run.config.data.split, "classes-a");
+      EXPECT_EQ(run.config.train.init_from, "");
+    } else {
+      // The setting's set comes last: its epochs win over the method's.
+      EXPECT_EQ(run.config.train.epochs, 2);
+      EXPECT_EQ(run.config.data.split, "classes-b");
+      ASSERT_GE(run.depends_on, 0);
+      const SweepRun& pre = spec.runs[static_cast<size_t>(run.depends_on)];
+      EXPECT_EQ(pre.method, "pretrain");
+      EXPECT_EQ(pre.seed, run.seed);
+      EXPECT_EQ(run.config.train.init_from, pre.config.output.dir);
+    }
+  }
+}
+
+TEST(SweepSpec, MalformedSpecsAreRefusedNamingTheProblem) {
+  const std::string good = spec_text("/tmp/out");
+  EXPECT_NE(error_of([&] { parse_sweep_spec(good + "[[method]]\nname = \"fp32\"\nconfig = \"" + kConfigs +
+                                             "fashion_mnist_fp32.toml\"\n", "s.toml"); })
+                .find("listed twice"),
+            std::string::npos);
+  std::string typo = good;
+  typo.replace(typo.find("baseline"), 8, "baselin");
+  EXPECT_NE(error_of([&] { parse_sweep_spec(typo, "s.toml"); }).find("did you mean 'baseline'"), std::string::npos);
+  std::string unknown_base = good;
+  unknown_base.replace(unknown_base.find("\"fw8bw8\"\nreference"), 8, "\"fw4bw8\"");
+  EXPECT_NE(error_of([&] { parse_sweep_spec(unknown_base, "s.toml"); }).find("'fw4bw8'"), std::string::npos);
+  std::string bad_seeds = good;
+  bad_seeds.replace(bad_seeds.find("[1, 2]"), 6, "[]");
+  EXPECT_NE(error_of([&] { parse_sweep_spec(bad_seeds, "s.toml"); }).find("sweep.seeds"), std::string::npos);
+  const std::string bad_override = error_of([&] { parse_sweep_spec(good, "s.toml", {"train.epoch=3"}); });
+  EXPECT_NE(bad_override.find("train.epoch"), std::string::npos) << bad_override;
+  EXPECT_NE(bad_override.find("run standard/fp32/seed-1"), std::string::npos) << bad_override;
+  EXPECT_NE(error_of([&] { parse_sweep_spec(good + "[[setting]]\nname = \"a/b\"\n", "s.toml"); }).find("directory"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_sweep_spec("/nonexistent/spec.toml"); }).find("/nonexistent/spec.toml"),
+            std::string::npos);
+}
+
+TEST(SweepResults, AggregatesSeedsAndSavingsAgainstTheBaseline) {
+  const SweepSpec spec = parse_sweep_spec(spec_text("/tmp/out"), "s.toml");
+  std::vector<RunResult> runs = {
+      {"standard", "fp32", "fp32", 1, 0.90, 0.91, 100.0, 1000.0, 10.0, 20.0, 0, 3},
+      {"standard", "fp32", "fp32", 2, 0.92, 0.93, 100.0, 1000.0, 10.0, 20.0, 0, 3},
+      {"standard", "fw8bw8", "fw8bw8", 1, 0.89, 0.90, 6.25, 62.5, 2.0, 4.0, 0, 3},
+  };
+  const auto rows = aggregate_results(spec, runs);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].method, "fp32");
+  EXPECT_EQ(rows[0].seeds, 2);
+  EXPECT_NEAR(rows[0].accuracy_mean, 0.91, 1e-12);
+  EXPECT_NEAR(rows[0].accuracy_sd, std::sqrt(0.0002), 1e-12);  // sample sd of 0.90 and 0.92
+  EXPECT_NEAR(rows[0].bit_macs_saving_vs_baseline, 1.0 - 1000.0 / 62.5, 1e-12);
+  EXPECT_NEAR(rows[1].bit_macs_saving_vs_reference, 1.0 - 62.5 / 1000.0, 1e-12);
+  EXPECT_NEAR(rows[1].energy_saving_vs_baseline, 0.0, 1e-12);
+  EXPECT_NEAR(rows[1].accuracy_delta_vs_reference, 0.89 - 0.91, 1e-12);
+  const std::string md = results_markdown(spec, rows);
+  EXPECT_NE(md.find("| standard | fw8bw8 | 1 | 89.00 ± 0.00 % |"), std::string::npos) << md;
+  EXPECT_NE(md.find("93.8%"), std::string::npos) << md;  // fw8bw8 saves 93.75% of FP32's bit-MACs
+}
+
+// The CI-sized sweep: two methods x one seed on 256 samples. A SIGINT after the first run finishes stops the
+// sweep; the same command then finishes only what is missing, and the table and plots cover both runs.
+TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable) {
+  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  test_support::TempDir dir("fractrain_sweep");
+  const std::string spec_path = dir.file("spec.toml");
+  test_support::write_file(
+      spec_path,
+      "[sweep]\noutput = \"" + dir.file("out") + "\"\nseeds = [1]\nbaseline = \"fw8bw8\"\n"
+      "set = [\"model.name=resnet8\", \"data.train_subset=256\", \"data.test_subset=200\", \"train.epochs=3\", "
+      "\"train.batch_size=32\", \"train.threads=1\", \"train.log_every=4\"]\n"
+      "[[method]]\nname = \"fw8bw8\"\nconfig = \"" + kConfigs + "fashion_mnist_fw8bw8.toml\"\n"
+      "[[method]]\nname = \"pfq-manual\"\nconfig = \"" + kConfigs + "fashion_mnist_pfq_manual.toml\"\n");
+  const std::string first_summary = dir.file("out/standard/fw8bw8/seed-1/summary.json");
+  const std::string log = dir.file("sweep1.log");
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = std::string("exec ") + FRACTRAIN_CLI_PATH + " sweep " + spec_path + " > " + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!std::filesystem::exists(first_summary) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(std::filesystem::exists(first_summary)) << test_support::read_file(log);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string first = test_support::read_file(log);
+  ASSERT_TRUE(WIFEXITED(status)) << first;
+  // Either the second run was paused (exit 1, "interrupted") or it had already finished too (exit 0).
+  if (WEXITSTATUS(status) == 1) EXPECT_NE(first.find("interrupted"), std::string::npos) << first;
+
+  const auto second = test_support::run_cli("sweep " + spec_path);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("1 already finished"), std::string::npos)
+      << "the finished run must not run again:\n" << second.output;
+  EXPECT_EQ(second.output.find("start  standard/fw8bw8"), std::string::npos) << second.output;
+
+  const std::string table = test_support::read_file(dir.file("out/results.csv"));
+  EXPECT_NE(table.find("standard,fw8bw8,1,"), std::string::npos) << table;
+  EXPECT_NE(table.find("standard,pfq-manual,1,"), std::string::npos) << table;
+  EXPECT_NE(test_support::read_file(dir.file("out/results.md")).find("| standard | pfq-manual | 1 |"), std::string::npos);
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file("out/accuracy_vs_cost_standard.png")));
+    EXPECT_TRUE(std::filesystem::exists(dir.file("out/curves_vs_cost_standard.svg")));
+  }
+  std::filesystem::remove(dir.file("out/results.md"));
+  const auto redraw = test_support::run_cli("report " + dir.file("out"));
+  ASSERT_EQ(redraw.exit_code, 0) << redraw.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("out/results.md"))) << "`fractrain report` redraws a sweep's table";
+  // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
+  const auto third = test_support::run_cli("sweep " + spec_path + " --list");
+  EXPECT_NE(third.output.find("finished     standard/pfq-manual/seed-1"), std::string::npos) << third.output;
+  const auto changed = test_support::run_cli("sweep " + spec_path + " --set optim.lr=0.2");
+  EXPECT_NE(changed.exit_code, 0);
+  EXPECT_NE(changed.output.find("optim.lr"), std::string::npos) << changed.output;
+}
+
+// `timeout -s INT` and supervisors signal a process and then its whole group: the sweep (and the trainer) get
+// two SIGINTs at once, which must mean "stop cleanly", not "exit at once" (that lost a sweep's table).
+TEST(StopSignal, TwoSigintsAtTheSameMomentAskToStopWithoutKilling) {
+  install_stop_handlers();
+  std::raise(SIGINT);
+  std::raise(SIGINT);
+  EXPECT_TRUE(stop_requested());
+  clear_stop_request();
+  EXPECT_FALSE(stop_requested());
+}
