@@ -1,4 +1,4 @@
-// The fractrain command line: train, eval, cost, report, sweep, models.
+// The fractrain command line: train, eval, cost, report, sweep, models, make-image-folder.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -7,6 +7,7 @@
 
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/cost/static_cost.h"
+#include "fractrain/data/image_folder_writer.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/sweep/sweep_command.h"
@@ -217,6 +218,18 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("models", "list the models");
 
+  auto* make_folder = app.add_subcommand(
+      "make-image-folder", "write a small ImageNet-style JPEG folder (train/ and val/) from an in-memory dataset");
+  ImageFolderWriterOptions folder;
+  make_folder->add_option("out_dir", folder.out_dir, "output folder (gets train/CLASS/*.jpg and val/CLASS/*.jpg)")
+      ->required();
+  make_folder->add_option("--dataset", folder.dataset, "source dataset (default fashion-mnist)");
+  make_folder->add_option("--data-dir", folder.data_dir, "source dataset folder (default: its usual place)");
+  make_folder->add_option("--train-per-class", folder.train_per_class, "training images per class (default 200)");
+  make_folder->add_option("--val-per-class", folder.val_per_class, "validation images per class (default 50)");
+  make_folder->add_option("--size", folder.size, "approximate image side in pixels (default 96)");
+  make_folder->add_option("--quality", folder.quality, "JPEG quality 1..100 (default 90)");
+
   try {
     app.parse(argc, argv);
     resume = train->count("--resume") > 0;
@@ -230,6 +243,12 @@ int main(int argc, char** argv) {
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) return run_cost(cost_command);
     if (*sweep) return run_sweep_command(sweep_command);
+    if (*make_folder) {
+      const ImageFolderWriterResult r = write_image_folder(folder);
+      std::printf("wrote %lld classes: %lld training and %lld validation JPEGs under %s\n", (long long)r.classes,
+                  (long long)r.train_files, (long long)r.val_files, folder.out_dir.c_str());
+      return 0;
+    }
     if (*report) {
       const auto written = is_sweep_output(report_dir) ? redraw_sweep_report(report_dir)
                                                        : write_run_report(report_dir, report_options);

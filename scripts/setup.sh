@@ -11,6 +11,8 @@ PACKAGES=(
   libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev              # gzip IDX files
+  libturbojpeg0-dev       # JPEG decoding for image folders (ImageNet)
+  libpng-dev              # PNG decoding for image folders (ImageNet holds a few PNGs)
   gnuplot-nox             # plots
   dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
 )

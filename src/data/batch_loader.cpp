@@ -12,11 +12,6 @@
 
 namespace fractrain {
 
-namespace {
-// Keeps the shuffle stream apart from the augmentation streams and any other user of the run seed.
-constexpr uint64_t kShufflePurpose = 0x53687566666c6521ull;  // "Shuffle!"
-}  // namespace
-
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> data, int64_t batch_size, bool shuffle, bool drop_last,
                          AugmentConfig aug, bool augment, uint64_t seed)
     : data_(std::move(data)),
@@ -59,16 +54,7 @@ int64_t BatchLoader::batches_per_epoch() const {
 }
 
 std::vector<int64_t> BatchLoader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order(static_cast<size_t>(data_->size()));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  if (!shuffle_) return order;
-  // Fisher-Yates from the back; draw i decides which of the first i+1 slots lands in slot i.
-  const PhiloxStream rng{seed_, mix_stream(static_cast<uint64_t>(epoch), kShufflePurpose)};
-  for (size_t i = order.size() - 1; i > 0; --i) {
-    const size_t j = static_cast<size_t>(rng.below(i, i + 1));
-    std::swap(order[i], order[j]);
-  }
-  return order;
+  return epoch_sample_order(data_->size(), shuffle_, seed_, epoch);
 }
 
 std::shared_ptr<const std::vector<int64_t>> BatchLoader::cached_order(int64_t epoch) const {

@@ -61,7 +61,8 @@ const DatasetSpec& find_spec(const std::string& name) {
   for (const auto& spec : dataset_specs()) {
     if (name == spec.name) return spec;
   }
-  throw Error("unknown image dataset '" + name + "'; valid names: " + valid_names());
+  throw Error("unknown image dataset '" + name + "'; valid names: " + valid_names() +
+              ", or image-folder for an ImageNet-style folder of JPEGs (set data.path)");
 }
 
 bool is_file(const fs::path& path) {

@@ -14,10 +14,7 @@ namespace {
 constexpr uint64_t kSubsetStream = 0x5375627365744964ull;  // "SubsetId"
 }  // namespace
 
-ImageDataset take_subset(const ImageDataset& data, int64_t n, uint64_t seed) {
-  const int64_t total = data.size();
-  if (n <= 0 || n >= total) return data;
-
+std::vector<int64_t> random_subset_indices(int64_t total, int64_t n, uint64_t seed) {
   // Partial Fisher-Yates: the first n slots end up holding a uniform random n-subset.
   std::vector<int64_t> order(static_cast<size_t>(total));
   std::iota(order.begin(), order.end(), int64_t{0});
@@ -29,7 +26,13 @@ ImageDataset take_subset(const ImageDataset& data, int64_t n, uint64_t seed) {
   }
   order.resize(static_cast<size_t>(n));
   std::sort(order.begin(), order.end());
+  return order;
+}
 
+ImageDataset take_subset(const ImageDataset& data, int64_t n, uint64_t seed) {
+  const int64_t total = data.size();
+  if (n <= 0 || n >= total) return data;
+  std::vector<int64_t> order = random_subset_indices(total, n, seed);
   const at::Tensor index = at::from_blob(order.data(), {n}, at::kLong);
   ImageDataset subset = data;
   subset.images = data.images.index_select(0, index).contiguous();

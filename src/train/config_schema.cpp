@@ -101,6 +101,13 @@ Check int_at_least(int64_t lo) {
 }
 
 // Written as !(inside) so that NaN, which compares false with everything, is refused too.
+Check int_in(int64_t lo, int64_t hi) {
+  return [lo, hi](const Value& v) -> std::string {
+    const int64_t x = std::get<int64_t>(v);
+    return x >= lo && x <= hi ? "" : fmt::format("is out of range: must be in {}..{}", lo, hi);
+  };
+}
+
 Check float_positive() {
   return [](const Value& v) -> std::string {
     return std::get<double>(v) > 0 && std::isfinite(std::get<double>(v)) ? "" : "is out of range: must be > 0";
@@ -194,7 +201,7 @@ std::vector<KeyDescriptor> build_table() {
             "model from the zoo (resnet20, resnet38, ...; `fractrain models` lists them)"),
 
       field("data.dataset", &R::data, &DataConfig::dataset, non_empty("name a dataset, e.g. fashion-mnist"),
-            "dataset name (fashion-mnist, mnist, cifar10, cifar100, ...)"),
+            "dataset name (fashion-mnist, mnist, cifar10, cifar100, or image-folder with data.path)"),
       field("data.path", &R::data, &DataConfig::path, any(), "dataset directory; empty = the dataset's default"),
       field("data.train_subset", &R::data, &DataConfig::train_subset, int_at_least(0),
             "train on a seeded random subset of N training samples; 0 = all"),
@@ -209,6 +216,20 @@ std::vector<KeyDescriptor> build_table() {
             "(fine-tuning: half of every class's training samples each; the whole test split)"),
       field("data.split_seed", &R::data, &DataConfig::split_seed, any(),
             "seed choosing the halves of data.split (pretraining and retraining runs must use the same)"),
+      field("data.train_folder", &R::data, &DataConfig::train_folder, non_empty("name a folder, e.g. train"),
+            "image-folder: the training split's folder under data.path"),
+      field("data.val_folder", &R::data, &DataConfig::val_folder, non_empty("name a folder, e.g. val"),
+            "image-folder: the evaluation split's folder under data.path"),
+      field("data.image_size", &R::data, &DataConfig::image_size, int_in(1, 4096),
+            "image-folder: side of the random-resized crop (training) and center crop (evaluation)"),
+      field("data.resize_size", &R::data, &DataConfig::resize_size, int_in(1, 8192),
+            "image-folder: evaluation resizes the shorter side to this before the center crop (>= image_size)"),
+      field("data.min_crop_scale", &R::data, &DataConfig::min_crop_scale, float_in_zero_one_closed_right(),
+            "image-folder: smallest area share of a random-resized crop, in (0, 1] (0.08 as torchvision)"),
+      field("data.workers", &R::data, &DataConfig::workers, int_at_least(0),
+            "image-folder: JPEG decoding threads; 0 = one per core (results do not depend on it)"),
+      field("data.skip_corrupt", &R::data, &DataConfig::skip_corrupt, any(),
+            "image-folder: warn about and skip corrupt image files (counted in summary.json) instead of stopping"),
 
       field("precision.mode", &R::precision, &PrecisionConfig::mode,
             one_of({"static", "pfq-manual", "pfq-auto", "dfq", "fractrain"}, "precision mode"),

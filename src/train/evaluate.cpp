@@ -2,22 +2,21 @@
 
 #include <torch/torch.h>
 
-#include "fractrain/data/batch_loader.h"
-
 namespace fractrain {
 
-EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const ImageDataset& data, int64_t batch_size,
+EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const DataSplit& data, int64_t batch_size,
                     c10::Device device) {
-  // The loader wants shared ownership; `data` outlives this call, so a non-owning pointer is enough.
-  std::shared_ptr<const ImageDataset> view(&data, [](const ImageDataset*) {});
-  BatchLoader loader(view, batch_size, /*shuffle=*/false, /*drop_last=*/false, AugmentConfig{}, /*augment=*/false, 0);
+  LoaderOptions options;
+  options.batch_size = batch_size;  // no shuffle, no augmentation, every sample once
+  options.single_pass = true;
+  const std::unique_ptr<BatchSource> loader = data.make_loader(options);
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
   double loss_sum = 0.0;
   int64_t correct = 0, seen = 0;
-  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
-    Batch batch = loader.get(0, b);
+  for (int64_t b = 0; b < loader->batches_per_epoch(); ++b) {
+    Batch batch = loader->next();  // prefetched: the next batch is prepared while this one runs
     at::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
     at::Tensor logits = model.forward(images, plan);
     loss_sum += torch::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();

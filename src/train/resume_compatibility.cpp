@@ -26,7 +26,8 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 
 const std::vector<std::string>& keys_resume_may_change() {
   static const std::vector<std::string> keys = {"train.epochs",    "train.iterations", "train.threads",
-                                                "train.log_every", "train.device",     "output.dir"};
+                                                "train.log_every", "train.device",     "output.dir",
+                                                "data.workers"};  // decoding threads: batches do not depend on them
   return keys;
 }
 

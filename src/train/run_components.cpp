@@ -3,10 +3,13 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "fractrain/data/dataset_split.h"
 #include "fractrain/data/datasets.h"
+#include "fractrain/data/image_folder_loader.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/util/error.h"
 
@@ -40,20 +43,69 @@ int configure_threads(int64_t requested) {
   return threads;
 }
 
+namespace {
+
+// data.dataset = image-folder: the file lists of both splits, decoded on demand by data.workers threads.
+RunData load_image_folder(const DataConfig& data, uint64_t seed) {
+  if (data.path.empty())
+    throw Error("data.dataset = image-folder needs data.path: the folder holding " + data.train_folder + "/ and " +
+                data.val_folder + "/, each with one sub-folder of images per class");
+  if (data.split != "all")
+    throw Error("data.split = " + data.split + " is not available for image-folder datasets (only for the in-memory "
+                "ones); make the two halves as two folders instead, or use data.split = all");
+  ImageFolderSettings settings;
+  settings.transform.crop_size = data.image_size;
+  settings.transform.resize_size = data.resize_size;
+  settings.transform.min_scale = data.min_crop_scale;
+  settings.transform.horizontal_flip = data.horizontal_flip;
+  settings.workers = data.workers > 0 ? data.workers : std::max(1u, std::thread::hardware_concurrency());
+  settings.skip_corrupt = data.skip_corrupt;
+  check_transform_config(settings.transform);
+  const std::filesystem::path root(data.path);
+  const ImageFolderIndex train = scan_image_folder((root / data.train_folder).string(), true);
+  const ImageFolderIndex val = scan_image_folder((root / data.val_folder).string(), true);
+  check_same_classes(train, val);
+  for (const ImageFolderIndex* index : {&train, &val}) {
+    if (index->ignored_files > 0)
+      std::printf("note: %s: ignored %lld file(s) without a .jpg, .jpeg or .png extension, e.g. %s\n",
+                  index->dir.c_str(), (long long)index->ignored_files, index->ignored_example.c_str());
+  }
+  RunData out;
+  for (int64_t c = 0; c < static_cast<int64_t>(train.classes.size()); ++c) out.classes.push_back(c);
+  out.train = std::make_shared<const ImageFolderSplit>(
+      "image-folder", std::make_shared<const ImageFolderIndex>(take_subset(train, data.train_subset, seed)), settings);
+  out.test = std::make_shared<const ImageFolderSplit>(
+      "image-folder", std::make_shared<const ImageFolderIndex>(take_subset(val, data.test_subset, seed + 1)), settings);
+  return out;
+}
+
+}  // namespace
+
 RunData load_run_data(const DataConfig& data, uint64_t seed) {
+  if (data.dataset == "image-folder") return load_image_folder(data, seed);
   RunData out;
   const DatasetSplit split = parse_dataset_split(data.split, data.split_seed);
   const ImageDataset full_train = load_image_dataset(data.dataset, data.path, Split::Train);
   out.classes = split_classes(split, full_train.num_classes);
   auto train = apply_split(full_train, split, Split::Train);
   auto test = apply_split(load_image_dataset(data.dataset, data.path, Split::Test), split, Split::Test);
-  out.train = std::make_shared<const ImageDataset>(take_subset(train, data.train_subset, seed));
-  out.test = std::make_shared<const ImageDataset>(take_subset(test, data.test_subset, seed + 1));
+  AugmentConfig augment;
+  augment.crop_padding = static_cast<int>(data.crop_padding);
+  augment.horizontal_flip = data.horizontal_flip;
+  out.train = std::make_shared<const InMemorySplit>(
+      std::make_shared<const ImageDataset>(take_subset(train, data.train_subset, seed)), augment);
+  out.test = std::make_shared<const InMemorySplit>(
+      std::make_shared<const ImageDataset>(take_subset(test, data.test_subset, seed + 1)), augment);
   return out;
 }
 
 ModelInputSpec input_spec_of(const ImageDataset& data) {
   return ModelInputSpec{data.channels(), data.height(), data.width(), data.num_classes};
+}
+
+ModelInputSpec input_spec_of(const DataSplit& data) {
+  const auto shape = data.sample_shape();
+  return ModelInputSpec{shape[0], shape[1], shape[2], data.num_classes()};
 }
 
 QuantizationPolicy quantization_policy_of(const PrecisionConfig& precision) {

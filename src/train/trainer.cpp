@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "fractrain/cost/cost_report.h"
-#include "fractrain/data/batch_loader.h"
+#include "fractrain/data/batch_source.h"
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
@@ -88,7 +88,7 @@ class Trainer {
   RunData data_;
   std::shared_ptr<QuantizedModel> model_;
   std::unique_ptr<torch::optim::SGD> optimizer_;
-  std::unique_ptr<BatchLoader> loader_;
+  std::unique_ptr<BatchSource> loader_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
@@ -127,11 +127,11 @@ void Trainer::setup() {
                                 .momentum(config_.optim.momentum)
                                 .weight_decay(config_.optim.weight_decay)
                                 .nesterov(config_.optim.nesterov));
-  AugmentConfig augment;
-  augment.crop_padding = static_cast<int>(config_.data.crop_padding);
-  augment.horizontal_flip = config_.data.horizontal_flip;
-  loader_ = std::make_unique<BatchLoader>(data_.train, config_.train.batch_size, /*shuffle=*/true,
-                                          /*drop_last=*/true, augment, /*augment=*/true, config_.train.seed);
+  LoaderOptions training;
+  training.batch_size = config_.train.batch_size;
+  training.shuffle = training.drop_last = training.augment = true;
+  training.seed = config_.train.seed;
+  loader_ = data_.train->make_loader(training);
   batches_per_epoch_ = loader_->batches_per_epoch();
   total_steps_ = config_.train.iterations > 0 ? config_.train.iterations : config_.train.epochs * batches_per_epoch_;
   eval_every_ = config_.train.eval_every > 0 ? config_.train.eval_every : batches_per_epoch_;
@@ -461,7 +461,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
   for (const auto& p : model_->parameters()) parameters += p.numel();
   nlohmann::json turning_points = nlohmann::json::array();
   for (const auto& t : controller_->turning_points()) turning_points.push_back(to_json(t));
-  return {{"model", config_.model.name},
+  nlohmann::json s = {{"model", config_.model.name},
           {"dataset", config_.data.dataset},
           {"train_samples", data_.train->size()},
           {"test_samples", data_.test->size()},
@@ -486,6 +486,10 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"output_dir", config_.output.dir},
           {"cost", cost_summary_json(*cost_meter_)},
           {"config", to_json(config_)}};
+  // Streamed datasets record what they read: the class list (labels are its positions), skipped files.
+  const nlohmann::json train = data_.train->report(), test = data_.test->report();
+  if (!train.is_null() || !test.is_null()) s["data"] = {{"train", train}, {"test", test}};
+  return s;
 }
 
 void Trainer::print_summary(const nlohmann::json& s) const {
@@ -506,6 +510,14 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       100.0 * s["best_test_accuracy"].get<double>(), (long long)s["best_step"].get<int64_t>(),
       ProgressLine::format_duration(s["train_seconds"].get<double>()).c_str(), s["images_per_second"].get<double>(),
       s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
+  if (s.contains("data") && s["data"]["train"].is_object()) {
+    const auto& train = s["data"]["train"];
+    const auto& test = s["data"]["test"];
+    std::printf("data         %s: %zu classes; corrupt files skipped: %lld train, %lld test\n",
+                train["dir"].get<std::string>().c_str(), train["classes"].size(),
+                (long long)train["skipped_corrupt_files"].get<int64_t>(),
+                (long long)test["skipped_corrupt_files"].get<int64_t>());
+  }
   std::printf("cost         bit-weighted MACs, energy and latency on %s (docs/cost.md)\n%s",
               cost_meter_->hardware().name.c_str(), format_cost_comparison(run_comparison(*cost_meter_)).c_str());
   if (s["stages"].size() < 2) return;

@@ -13,45 +13,39 @@
 #include <thread>
 #include <vector>
 
+#include "fractrain/data/batch_source.h"
 #include "fractrain/data/batch_transform.h"
 #include "fractrain/data/image_dataset.h"
 
 namespace fractrain {
 
-struct Batch {
-  at::Tensor images;  // float32 [B, C, H, W], normalised (and augmented when the loader augments)
-  at::Tensor labels;  // int64 [B]
-  int64_t epoch = 0;
-  int64_t batch_in_epoch = 0;
-};
-
-class BatchLoader {
+class BatchLoader : public BatchSource {
  public:
   // Throws fractrain::Error for batch_size <= 0, an empty dataset, or drop_last with fewer samples than one
   // batch (which would leave epochs without batches).
   BatchLoader(std::shared_ptr<const ImageDataset> data, int64_t batch_size, bool shuffle, bool drop_last,
               AugmentConfig aug, bool augment, uint64_t seed);
-  ~BatchLoader();  // stops and joins the prefetch thread
+  ~BatchLoader() override;  // stops and joins the prefetch thread
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   const ImageDataset& dataset() const { return *data_; }
   int64_t batch_size() const { return batch_size_; }
   // Full batches plus, unless drop_last, one final smaller batch.
-  int64_t batches_per_epoch() const;
+  int64_t batches_per_epoch() const override;
 
-  // The sample order of an epoch: a seeded Fisher-Yates shuffle, or 0..N-1 without shuffling.
+  // The sample order of an epoch: epoch_sample_order over the dataset.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
   // Makes next() continue from (epoch, batch_in_epoch), e.g. after loading a checkpoint.
-  void seek(int64_t epoch, int64_t batch_in_epoch);
+  void seek(int64_t epoch, int64_t batch_in_epoch) override;
   // The position next() returns next, to store in a checkpoint.
-  int64_t next_epoch() const { return cursor_epoch_; }
-  int64_t next_batch_in_epoch() const { return cursor_batch_; }
+  int64_t next_epoch() const override { return cursor_epoch_; }
+  int64_t next_batch_in_epoch() const override { return cursor_batch_; }
 
   // The batch at the cursor, then advances it (into the next epoch after the last batch) and starts
   // preparing the following batch in the background.
-  Batch next();
+  Batch next() override;
   // Any batch, computed on the calling thread; does not move the cursor.
   Batch get(int64_t epoch, int64_t batch_in_epoch) const;
 

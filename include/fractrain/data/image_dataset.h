@@ -29,4 +29,7 @@ struct ImageDataset {
 // tensors). The choice depends only on (seed, size(), n).
 ImageDataset take_subset(const ImageDataset& data, int64_t n, uint64_t seed);
 
+// The sample indices take_subset keeps: n of 0..total-1 drawn by (seed, total, n), sorted (0 < n < total).
+std::vector<int64_t> random_subset_indices(int64_t total, int64_t n, uint64_t seed);
+
 }  // namespace fractrain

@@ -3,7 +3,7 @@
 // statistics).
 #include <c10/core/Device.h>
 
-#include "fractrain/data/image_dataset.h"
+#include "fractrain/data/data_split.h"
 #include "fractrain/models/quantized_model.h"
 
 namespace fractrain {
@@ -14,7 +14,8 @@ struct EvalResult {
   int64_t samples = 0;
 };
 
-EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const ImageDataset& data, int64_t batch_size,
+// One pass over the split in order, without augmentation (for an image folder: resize and center crop).
+EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const DataSplit& data, int64_t batch_size,
                     c10::Device device);
 
 }  // namespace fractrain

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "fractrain/data/data_split.h"
 #include "fractrain/data/image_dataset.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/precision/static_plan.h"
@@ -18,13 +19,16 @@ c10::Device resolve_device(const std::string& name);
 int configure_threads(int64_t requested);
 
 struct RunData {
-  std::shared_ptr<const ImageDataset> train, test;
+  std::shared_ptr<const DataSplit> train, test;
   std::vector<int64_t> classes;  // the dataset's class ids behind labels 0..n-1 (all but for a class split)
 };
-// Loads both splits, keeps the half data.split names (dataset_split.h), and takes the seeded subsets.
+// Loads both splits (in memory, or for data.dataset = image-folder the scanned file lists of
+// data.path/train_folder and data.path/val_folder), keeps the half data.split names (dataset_split.h; in-memory
+// datasets only), and takes the configured seeded subsets.
 RunData load_run_data(const DataConfig& data, uint64_t seed);
 
 ModelInputSpec input_spec_of(const ImageDataset& data);
+ModelInputSpec input_spec_of(const DataSplit& data);
 QuantizationPolicy quantization_policy_of(const PrecisionConfig& precision);
 QuantizerSettings quantizer_settings_of(const PrecisionConfig& precision, uint64_t seed);
 Precision static_precision_of(const PrecisionConfig& precision);

@@ -21,11 +21,19 @@ struct DataConfig {
   std::string path;          // empty: the dataset's default directory
   int64_t train_subset = 0;  // 0: all training samples
   int64_t test_subset = 0;   // 0: all test samples
-  int64_t crop_padding = 2;  // random-crop padding in pixels (0: no crop)
+  int64_t crop_padding = 2;  // random-crop padding in pixels (0: no crop); in-memory datasets
   bool horizontal_flip = true;
   // Adaptation / fine-tuning settings (DESIGN.md 4.10): which half of the data this run sees.
   std::string split = "all";  // all | classes-a | classes-b | samples-a | samples-b
   uint64_t split_seed = 0;    // chooses the halves; pretraining and retraining runs must agree on it
+  // image-folder datasets (docs/image_folder.md): path/train_folder/CLASS/*.jpg and path/val_folder/CLASS/*.jpg
+  std::string train_folder = "train";
+  std::string val_folder = "val";
+  int64_t image_size = 224;      // training random-resized-crop and evaluation center-crop side
+  int64_t resize_size = 256;     // evaluation: shorter side resized to this before the center crop
+  double min_crop_scale = 0.08;  // random-resized-crop: smallest share of the image area
+  int64_t workers = 0;           // decoding threads; 0 = one per core
+  bool skip_corrupt = false;     // true: warn about and skip corrupt image files instead of stopping
 };
 
 struct PrecisionConfig {
