@@ -116,6 +116,16 @@ TEST(DfqGatedMobileNetV2, OneDecisionPerBlockAndSampleSkippingOnlyIdentityBlocks
   }
 }
 
+TEST(DfqGatedMobileNetV2, ABlockThatCannotNormaliseItsBatchIsNamed) {
+  // 8x8 images leave 1x1 maps in the last stage: one sample there gives BatchNorm one value per channel.
+  auto model = gated_model(ModelInputSpec{1, 8, 8, 10}, GateExecution::Mixed);
+  model->train();
+  const std::string message = test_support::error_of(
+      [&] { model->forward(torch::rand({1, 1, 8, 8}), PrecisionPlan::uniform(Precision::full())); });
+  EXPECT_NE(message.find("gated block blocks.13"), std::string::npos) << message;
+  EXPECT_NE(message.find("use larger images"), std::string::npos) << message;
+}
+
 TEST(DfqGatedMobileNetV2, ForcedOptionGivesTheSameLogitsMixedCandidatesAndStatic) {
   const ModelInputSpec input{1, 8, 8, 10};
   auto mixed = gated_model(input, GateExecution::Mixed);

@@ -1,5 +1,7 @@
 #include "fractrain/models/gated_block_sequence.h"
 
+#include <c10/util/Exception.h>
+
 #include "fractrain/models/gated_block.h"
 #include "fractrain/util/error.h"
 
@@ -52,7 +54,16 @@ at::Tensor GatedBlockSequence::run_blocks(at::Tensor x, const PrecisionPlan& pla
     gating.fixed_macs_per_sample = block.fixed_precision_macs_per_sample(x.size(2), x.size(3));
     gating.fixed_precision = block.fixed_precision();
     gating_.push_back(std::move(gating));
-    x = candidates ? run_gated_block_candidates(block, x, decision, run) : run_gated_block_mixed(block, x, decision, run);
+    try {
+      x = candidates ? run_gated_block_candidates(block, x, decision, run)
+                     : run_gated_block_mixed(block, x, decision, run);
+    } catch (const c10::Error& e) {
+      // E.g. BatchNorm in training on a 1x1 map when one sample runs the block: name the block and the cause.
+      throw Error("DFQ: gated block " + blocks_[i].name + " failed on a " + std::to_string(x.size(2)) + "x" +
+                  std::to_string(x.size(3)) + " input (" + e.what_without_backtrace() +
+                  "); BatchNorm needs more than one value per channel, so inputs this small can fail when a single "
+                  "sample runs a block whose maps are 1x1: use larger images");
+    }
   }
   return x;
 }
