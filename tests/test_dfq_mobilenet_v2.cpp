@@ -2,16 +2,22 @@
 // its choice, with the depthwise conv at FW-8/BW-16 whatever the option; the model makes one decision per block
 // and sample and skips only identity blocks; a forced option gives the same logits in mixed and candidates
 // execution and as the static network at that precision; the cost meter, the cost term and the block MACs match
-// hand counts for a tiny input; a few DFQ steps lower the loss; the trainer runs it in dfq and fractrain modes.
+// hand counts for a tiny input; a few DFQ steps lower the loss; the trainer runs it in dfq and fractrain modes
+// (options "auto" = mobilenet-paper), and the report draws its 17 blocks in execution order.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <fstream>
+#include <iterator>
 
 #include "dfq_test_support.h"
 #include "fractrain/cost/bit_product.h"
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/models/gated_mobilenet_v2.h"
+#include "fractrain/report/run_report.h"
 #include "fractrain/train/gating_cost.h"
+#include "fractrain/util/gnuplot.h"
 #include "model_test_support.h"
 #include "run_test_support.h"
 #include "test_support.h"
@@ -229,6 +235,17 @@ TEST(DfqGatedMobileNetV2, DfqStepsOnOneBatchLowerTheLoss) {
   EXPECT_LT(losses.back(), 0.5 * losses.front());
 }
 
+TEST(DfqGatedMobileNetV2, AutoOptionsAreTheModelsPreset) {
+  RunConfig c;
+  c.precision.mode = "dfq";
+  c.model.name = "mobilenetv2";
+  EXPECT_EQ(dfq_option_set(c).name(), "mobilenet-paper");
+  c.model.name = "resnet20";
+  EXPECT_EQ(dfq_option_set(c).name(), "cifar-release");
+  c.dfq.options = "cifar-paper";
+  EXPECT_EQ(dfq_option_set(c).name(), "cifar-paper");
+}
+
 TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   for (const char* mode : {"dfq", "fractrain"}) {
@@ -236,8 +253,7 @@ TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
     RunConfig c = test_support::small_run(temp.str(), "mobilenetv2", 64, 32);
     c.data.test_subset = 32;
     c.precision.mode = mode;
-    c.dfq.options = "mobilenet-paper";
-    c.dfq.target_cp = 4.0;
+    c.dfq.target_cp = 4.0;  // dfq.options left "auto": mobilenet-paper for this model
     c.dfq.stages = 2;
     c.train.iterations = 4;
     c.train.eval_every = 2;
@@ -245,10 +261,20 @@ TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
     const auto rows = test_support::read_metrics(temp.str());
     ASSERT_EQ(rows.size(), 2u) << mode;
     EXPECT_EQ(rows.back()["gate_selection"].size(), 17u) << mode;
-    EXPECT_EQ(rows.back()["gate_options"].size(), 5u) << mode;
+    EXPECT_EQ(rows.back()["gate_options"],
+              (nlohmann::json::array({"skip", "4/8", "6/8", "6/10", "8/8"}))) << mode;
     // The blocks' cp lies between all-skip (0) and every block at 8/8 with the depthwise convs at 8/16.
     const double cp = s["cost"]["run"]["cp_blocks_percent"].get<double>();
     EXPECT_GT(cp, 0.0) << mode;
     EXPECT_LT(cp, 100.0 * relative_training_cost(Precision::fw_bw(8, 16))) << mode;
+    // The bit-allocation heatmap lists the blocks in execution order (blocks.2 before blocks.10), although
+    // metrics.jsonl keeps them in string order.
+    if (std::string(mode) == "dfq" && gnuplot_available()) {
+      write_run_report(temp.str(), {});
+      std::ifstream svg(temp.str() + "/report/bit_allocation.svg");
+      const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+      ASSERT_NE(text.find("blocks.10<"), std::string::npos);
+      EXPECT_LT(text.find("blocks.2<"), text.find("blocks.10<"));
+    }
   }
 }

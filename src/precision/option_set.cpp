@@ -113,6 +113,10 @@ int OptionSet::skip_index() const {
   return -1;
 }
 
+std::string OptionSet::default_preset_for(const std::string& model_name) {
+  return model_name == "mobilenetv2" ? "mobilenet-paper" : "cifar-release";
+}
+
 double OptionSet::relative_cost(size_t k) const { return relative_training_cost(options_.at(k)); }
 
 std::string OptionSet::label(size_t k) const {

@@ -67,7 +67,7 @@ std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& 
                                                                int64_t steps_per_epoch, int64_t total_steps) {
   const PrecisionConfig& precision = config.precision;
   validate_precision_schedule(precision);
-  validate_dfq(precision, config.dfq);
+  validate_dfq(config);
   if (is_dynamic_mode(precision.mode)) return make_dynamic_controller(config, model);
   const QuantizationPolicy policy = quantization_policy_of(precision);
   if (precision.mode == "static") {
