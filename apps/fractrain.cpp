@@ -136,8 +136,8 @@ int run_cost(const CostCommand& c) {
     std::printf("totals, %s iterations:\n%s\n", format_count(c.iterations).c_str(),
                 format_cost_comparison(run_totals).c_str());
   std::printf("The stem's error backward (gradient of the input images) is not executed: it costs no energy or "
-              "time and is not in eb;\ncp and paper MACs count it, as the paper does. Blocks only: every layer but "
-              "the stem and the classifier. See docs/cost.md.\n");
+              "time and is not in eb;\ncp and paper MACs count it, as the paper does. Blocks only: the layers inside "
+              "the residual blocks (not the stem, a head conv or the classifier). See docs/cost.md.\n");
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // Helpers for model tests: parameter counts, and a few training steps on one fixed random batch.
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "fractrain/models/model_registry.h"
@@ -15,26 +16,34 @@ inline int64_t parameter_count(QuantizedModel& model) {
   return n;
 }
 
-// The losses of `steps` SGD steps at FW-8/BW-8 on one random batch of `batch` samples (a model that learns
-// fits it: the loss falls).
-inline std::vector<double> fw8bw8_losses_on_one_batch(const std::string& name, const ModelInputSpec& input,
-                                                      int64_t batch, int steps) {
-  torch::manual_seed(0);
-  auto model = create_model(name, input);
-  model->train();
-  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  const PrecisionPlan plan = make_static_plan(*model, Precision::fw_bw(8, 8), {});
+// The losses of `steps` SGD steps of `model` under `plan` on one random batch of `batch` samples (a model that
+// learns fits it: the loss falls). `extra_loss`, when set, is added to the cross entropy after each forward pass
+// (e.g. DFQ's cost term).
+inline std::vector<double> losses_on_one_batch(QuantizedModel& model, const PrecisionPlan& plan,
+                                               const ModelInputSpec& input, int64_t batch, int steps,
+                                               const std::function<at::Tensor()>& extra_loss = nullptr) {
+  model.train();
+  torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
   const at::Tensor x = torch::randn({batch, input.channels, input.height, input.width});
   const at::Tensor y = torch::randint(0, input.num_classes, {batch}, torch::kLong);
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
     sgd.zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), y);
+    at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
+    if (extra_loss) loss = loss + extra_loss();
     loss.backward();
     sgd.step();
     losses.push_back(loss.item<double>());
   }
   return losses;
+}
+
+// The same at FW-8/BW-8 for the plain model `name`.
+inline std::vector<double> fw8bw8_losses_on_one_batch(const std::string& name, const ModelInputSpec& input,
+                                                      int64_t batch, int steps) {
+  torch::manual_seed(0);
+  auto model = create_model(name, input);
+  return losses_on_one_batch(*model, make_static_plan(*model, Precision::fw_bw(8, 8), {}), input, batch, steps);
 }
 
 }  // namespace fractrain::test_support

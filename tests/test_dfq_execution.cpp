@@ -7,100 +7,29 @@
 
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
-#include "fractrain/models/gated_block.h"
 #include "fractrain/models/gated_resnet.h"
 #include "fractrain/train/gating_cost.h"
+#include "dfq_test_support.h"
 
 using namespace fractrain;
 
-namespace {
-
-struct Call {
-  std::string layer;
-  int64_t batch;
-  std::vector<Precision> samples;
-};
-
-struct Recorder : CostObserver {
-  std::vector<Call> calls;
-  void on_layer(const LayerExecution& e) override {
-    Call c{e.layer, e.batch, {}};
-    for (int64_t i = 0; i < (e.precision.is_per_sample() ? e.batch : 1); ++i) c.samples.push_back(e.precision.for_sample(i));
-    calls.push_back(c);
-  }
-};
-
-// A decision with fixed choices (the mask one-hot, differentiable through `probabilities`).
-GateDecision fixed_decision(const std::vector<int64_t>& choices, int64_t options) {
-  at::Tensor p = torch::full({static_cast<int64_t>(choices.size()), options}, 0.01);
-  for (size_t n = 0; n < choices.size(); ++n) p[static_cast<int64_t>(n)][choices[n]] = 1.0;
-  p = (p / p.sum(1, true)).requires_grad_();
-  return straight_through_decision(p);
-}
-
-std::shared_ptr<BasicBlock> trained_block(int64_t in, int64_t out, int64_t stride) {
-  torch::manual_seed(11);
-  auto block = std::make_shared<BasicBlock>(in, out, stride);
-  int i = 0;
-  for (auto& l : block->layers()) l->set_layer_name("l" + std::to_string(i++));
-  // A few training passes give the layers running activation ranges and BN running statistics.
-  block->train();
-  torch::NoGradGuard no_grad;
-  for (int step = 0; step < 3; ++step) {
-    const at::Tensor x = torch::rand({8, in, 6, 6});
-    block->residual(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), step);
-    block->shortcut(x, LayerPrecision::uniform(Precision::fw_bw(8, 8)), step);
-  }
-  return block;
-}
-
-}  // namespace
-
-namespace {
-
-void expect_each_sample_runs_as_alone(const std::shared_ptr<BasicBlock>& block, int64_t in, int64_t out,
-                                      const std::vector<int64_t>& choices) {
-  const OptionSet options = OptionSet::parse("cifar-paper", 0);  // skip, 2/6, 3/6, 4/6, 4/12, 6/8, 6/12
-  block->eval();
-  const GateDecision decision = fixed_decision(choices, 7);
-  const at::Tensor x = torch::rand({6, in, 6, 6}).requires_grad_();
-  const int64_t size = block->has_projection() ? 3 : 6;
-  const at::Tensor upstream = torch::randn({6, out, size, size});
-  const at::Tensor y = run_gated_block_mixed(*block, x, decision, GatedBlockRun{options, 0, false});
-  (upstream * y).sum().backward();
-
-  for (int64_t n = 0; n < 6; ++n) {
-    const at::Tensor xn = x.detach().narrow(0, n, 1).clone().requires_grad_();
-    const Precision& p = options.at(static_cast<size_t>(choices[n]));
-    at::Tensor alone;
-    if (p.skip) {
-      alone = xn * 1.0;  // the identity shortcut
-    } else {
-      const auto lp = LayerPrecision::uniform(p);
-      alone = torch::relu(block->residual(xn, lp, 0) + block->shortcut(xn, lp, 0));
-    }
-    (upstream.narrow(0, n, 1) * alone).sum().backward();
-    EXPECT_TRUE(torch::allclose(y.narrow(0, n, 1), alone, 1e-5, 1e-5)) << "sample " << n;
-    EXPECT_TRUE(torch::allclose(x.grad().narrow(0, n, 1), xn.grad(), 1e-5, 1e-5)) << "sample " << n;
-    if (p.skip) EXPECT_TRUE(torch::equal(y.narrow(0, n, 1), x.detach().narrow(0, n, 1)));
-  }
-  // The gate learns from the task loss through every option column.
-  ASSERT_TRUE(decision.probabilities.grad().defined());
-  EXPECT_GT(decision.probabilities.grad().abs().sum().item<double>(), 0.0);
-}
-
-}  // namespace
+using test_support::CostRecorder;
+using test_support::fixed_decision;
+using test_support::trained_block;
 
 TEST(DfqMixedExecution, EachSampleEqualsRunningItAloneAtItsChoice) {
-  expect_each_sample_runs_as_alone(trained_block(4, 4, 1), 4, 4, {1, 0, 5, 3, 0, 6});
+  const OptionSet options = OptionSet::parse("cifar-paper", 0);  // skip, 2/6, 3/6, 4/6, 4/12, 6/8, 6/12
+  test_support::expect_each_sample_runs_as_alone(*trained_block<BasicBlock>(4, 4, 1), options, {1, 0, 5, 3, 0, 6}, 4,
+                                                 {4, 6, 6});
   // A block with a projection shortcut (never skipped) in a set that has skip.
-  expect_each_sample_runs_as_alone(trained_block(4, 8, 2), 4, 8, {1, 2, 5, 3, 4, 6});
+  test_support::expect_each_sample_runs_as_alone(*trained_block<BasicBlock>(4, 8, 2), options, {1, 2, 5, 3, 4, 6}, 4,
+                                                 {8, 3, 3});
 }
 
 namespace {
 
 // Decisions {skip, 4/6, skip, 6/8}: the block's two convs are charged once each, for the two samples that run.
-void expect_charged_for_samples_1_and_3(const Recorder& recorder, const OptionSet& options) {
+void expect_charged_for_samples_1_and_3(const CostRecorder& recorder, const OptionSet& options) {
   ASSERT_EQ(recorder.calls.size(), 2u);
   for (const auto& c : recorder.calls) {
     EXPECT_EQ(c.batch, 2);
@@ -118,8 +47,8 @@ struct RecordedBlock : ::testing::Test {
     block->train();
   }
   const OptionSet options = OptionSet::parse("cifar-paper", 0);
-  std::shared_ptr<BasicBlock> block = trained_block(4, 4, 1);
-  Recorder recorder;
+  std::shared_ptr<BasicBlock> block = trained_block<BasicBlock>(4, 4, 1);
+  CostRecorder recorder;
   const at::Tensor x = torch::rand({4, 4, 6, 6});
 };
 

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
 #include "fractrain/util/error.h"
@@ -82,6 +84,7 @@ const char* to_string(LayerRole role) {
   switch (role) {
     case LayerRole::Stem: return "stem";
     case LayerRole::Block: return "block";
+    case LayerRole::Head: return "head";
     case LayerRole::Classifier: return "classifier";
   }
   return "?";
@@ -128,9 +131,11 @@ ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input) {
     p.name = executed.name;
     p.kind = executed.kind;
     p.macs_per_sample = executed.macs_per_sample;
-    p.role = p.name == model.first_layer_name()  ? LayerRole::Stem
-             : p.name == model.classifier_name() ? LayerRole::Classifier
-                                                 : LayerRole::Block;
+    const auto& head = model.head_layer_names();
+    p.role = p.name == model.first_layer_name()                        ? LayerRole::Stem
+             : p.name == model.classifier_name()                       ? LayerRole::Classifier
+             : std::find(head.begin(), head.end(), p.name) != head.end() ? LayerRole::Head
+                                                                       : LayerRole::Block;
     p.error_backward_runs = p.role != LayerRole::Stem;
     fill_operand_sizes(layer_named(model, p.name), p);
     layers.push_back(std::move(p));

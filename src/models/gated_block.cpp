@@ -14,12 +14,12 @@ struct KeptSamples {
   std::vector<int> act, grad;
 };
 
-KeptSamples kept_samples(const GateDecision& decision, const OptionSet& options, bool has_projection) {
+KeptSamples kept_samples(const GateDecision& decision, const OptionSet& options, bool can_skip) {
   KeptSamples kept;
   for (size_t n = 0; n < decision.decisions.size(); ++n) {
     const Precision& p = options.at(static_cast<size_t>(decision.decisions[n]));
     if (p.skip) {
-      if (has_projection) throw Error("DFQ: a block with a projection shortcut cannot be skipped");
+      if (!can_skip) throw Error("DFQ: a block whose shortcut is not the identity cannot be skipped");
       continue;
     }
     kept.index.push_back(static_cast<int64_t>(n));
@@ -53,12 +53,12 @@ class CostReportingPause {
 
 }  // namespace
 
-at::Tensor run_gated_block_mixed(BasicBlock& block, const at::Tensor& x, const GateDecision& decision,
+at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, const GateDecision& decision,
                                  const GatedBlockRun& run) {
   const OptionSet& options = run.options;
   const int64_t n = x.size(0);
   const int skip = options.skip_index();
-  const KeptSamples kept = kept_samples(decision, options, block.has_projection());
+  const KeptSamples kept = kept_samples(decision, options, block.can_skip());
   if (kept.index.empty()) return x;  // every sample skips: the output is the identity shortcut
   const bool all = static_cast<int64_t>(kept.index.size()) == n;
   at::Tensor index;
@@ -66,7 +66,7 @@ at::Tensor run_gated_block_mixed(BasicBlock& block, const at::Tensor& x, const G
   const at::Tensor xs = all ? x : x.index_select(0, index);
   const LayerPrecision precision = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
 
-  BasicBlock::InputHook hook;
+  GateableBlock::InputHook hook;
   if (decision.mask.requires_grad()) {
     std::vector<int64_t> columns;
     std::vector<int> column_bits;
@@ -81,34 +81,33 @@ at::Tensor run_gated_block_mixed(BasicBlock& block, const at::Tensor& x, const G
     hook = [mask, column_bits, snap](const at::Tensor& t) { return attach_option_gradient(t, mask, column_bits, snap); };
   }
   at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);
-  // Projection blocks never skip (their shortcut is a conv of its own; the gate gives skip probability 0).
-  if (skip < 0 || block.has_projection())
-    return torch::relu(branch + block.shortcut(xs, precision, run.noise_step, hook));
+  // Blocks without an identity shortcut never skip (the gate gives skip probability 0 there).
+  if (skip < 0 || !block.can_skip()) return block.combine(branch, block.shortcut(xs, precision, run.noise_step, hook));
 
-  // A block that may be skipped has an identity shortcut. The residual branch
-  // is scaled by 1 - mask[n, skip] (value 1 for samples that run, 0 for those that skip): its gradient tells
-  // the gate what skipping would change for the samples that ran.
+  // A block that may be skipped has an identity shortcut. The residual branch is scaled by 1 - mask[n, skip]
+  // (value 1 for samples that run, 0 for those that skip): its gradient tells the gate what skipping would
+  // change for the samples that ran.
   if (!all) branch = torch::zeros(x.sizes(), branch.options()).index_copy(0, index, branch);
   const at::Tensor keep = 1.0 - decision.mask.select(1, skip);
-  return torch::relu(x + sample_scale(keep, branch) * branch);
+  return block.combine(sample_scale(keep, branch) * branch, x);
 }
 
-at::Tensor run_gated_block_candidates(BasicBlock& block, const at::Tensor& x, const GateDecision& decision,
+at::Tensor run_gated_block_candidates(GateableBlock& block, const at::Tensor& x, const GateDecision& decision,
                                       const GatedBlockRun& run) {
   const OptionSet& options = run.options;
-  const KeptSamples kept = kept_samples(decision, options, block.has_projection());
+  const KeptSamples kept = kept_samples(decision, options, block.can_skip());
   at::Tensor out;
   {
     CostReportingPause pause(block.layers());
     for (size_t k = 0; k < options.size(); ++k) {
       const Precision& p = options.at(k);
-      if (p.skip && block.has_projection()) continue;  // never chosen there (probability 0)
+      if (p.skip && !block.can_skip()) continue;  // never chosen there (probability 0)
       at::Tensor y;
       if (p.skip) {
         y = x;
       } else {
         const LayerPrecision precision = LayerPrecision::uniform(p);
-        y = torch::relu(block.residual(x, precision, run.noise_step) + block.shortcut(x, precision, run.noise_step));
+        y = block.combine(block.residual(x, precision, run.noise_step), block.shortcut(x, precision, run.noise_step));
       }
       at::Tensor term = sample_scale(decision.mask.select(1, static_cast<int64_t>(k)), y) * y;
       out = out.defined() ? out + term : term;
@@ -116,7 +115,8 @@ at::Tensor run_gated_block_candidates(BasicBlock& block, const at::Tensor& x, co
   }
   if (!kept.index.empty()) {
     const LayerPrecision chosen = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
-    for (auto& layer : block.layers()) layer->report_cost(static_cast<int64_t>(kept.index.size()), chosen);
+    for (auto& layer : block.layers())
+      layer->report_cost(static_cast<int64_t>(kept.index.size()), block.layer_precision(*layer, chosen));
   }
   return out;
 }

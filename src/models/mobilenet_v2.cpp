@@ -35,6 +35,48 @@ at::Tensor InvertedResidual::forward(const at::Tensor& x, const PrecisionPlan& p
   return residual_ ? x + h : h;
 }
 
+at::Tensor InvertedResidual::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                      const InputHook& input_hook) {
+  at::Tensor h =
+      expand_ ? clamp_relu6(expand_bn_->forward(expand_->forward(hooked(input_hook, x), precision, noise_step))) : x;
+  // The depthwise conv's input is quantized at 8 bits whatever the option: no option gradient there.
+  h = clamp_relu6(depthwise_bn_->forward(
+      depthwise_->forward(h, LayerPrecision::uniform(depthwise_precision()), noise_step)));
+  return project_bn_->forward(project_->forward(hooked(input_hook, h), precision, noise_step));
+}
+
+at::Tensor InvertedResidual::shortcut(const at::Tensor& x, const LayerPrecision&, uint64_t, const InputHook&) {
+  return residual_ ? x : at::Tensor();
+}
+
+at::Tensor InvertedResidual::combine(const at::Tensor& branch, const at::Tensor& shortcut) const {
+  return shortcut.defined() ? branch + shortcut : branch;
+}
+
+std::vector<std::shared_ptr<QuantizedLayer>> InvertedResidual::layers() const {
+  std::vector<std::shared_ptr<QuantizedLayer>> out;
+  if (expand_) out.push_back(expand_);
+  out.push_back(depthwise_);
+  out.push_back(project_);
+  return out;
+}
+
+LayerPrecision InvertedResidual::layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) const {
+  return &layer == depthwise_.get() ? LayerPrecision::uniform(depthwise_precision()) : option;
+}
+
+int64_t InvertedResidual::macs_per_sample(int64_t height, int64_t width) const {
+  // The 1x1 expansion keeps the size; the depthwise conv strides; the projection runs at its output size.
+  const int64_t h = depthwise_->output_size(height), w = depthwise_->output_size(width);
+  int64_t macs = fixed_precision_macs_per_sample(height, width) + project_->macs_for_input(h, w);
+  if (expand_) macs += expand_->macs_for_input(height, width);
+  return macs;
+}
+
+int64_t InvertedResidual::fixed_precision_macs_per_sample(int64_t height, int64_t width) const {
+  return depthwise_->macs_for_input(height, width);
+}
+
 const std::vector<MobileNetV2::Stage>& MobileNetV2::stages() {
   // Sandler et al. 2018, Table 2; the second stage strides 1 instead of 2 for CIFAR.
   static const std::vector<Stage> s = {{1, 16, 1, 1},  {6, 24, 2, 1},  {6, 32, 3, 2},  {6, 64, 4, 2},
@@ -54,28 +96,36 @@ MobileNetV2::MobileNetV2(const ModelInputSpec& input) : QuantizedModel("mobilene
     for (int64_t i = 0; i < stage.n; ++i) {
       auto block = std::make_shared<InvertedResidual>(in_channels, stage.c, i == 0 ? stage.s : 1, stage.t);
       list->push_back(block);
-      blocks_.push_back(block);
+      blocks_.push_back({"blocks." + std::to_string(blocks_.size()), block, in_channels});
       in_channels = stage.c;
     }
   }
   last_ = register_module("last", conv(in_channels, kLastChannels, 1));
   last_bn_ = register_module("last_bn", torch::nn::BatchNorm2d(kLastChannels));
   fc_ = register_module("fc", std::make_shared<QLinear>(kLastChannels, input.num_classes));
-  finalize_layers("stem", "fc");
+  finalize_layers("stem", "fc", {"last"});
+}
+
+at::Tensor MobileNetV2::stem_forward(const at::Tensor& images, const PrecisionPlan& plan) {
+  return clamp_relu6(stem_bn_->forward(stem_->forward(images, plan)));
+}
+
+at::Tensor MobileNetV2::head_forward(const at::Tensor& features, const PrecisionPlan& plan) {
+  const at::Tensor x = clamp_relu6(last_bn_->forward(last_->forward(features, plan)));
+  return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1), plan);
 }
 
 at::Tensor MobileNetV2::forward(const at::Tensor& images, const PrecisionPlan& plan) {
-  at::Tensor x = clamp_relu6(stem_bn_->forward(stem_->forward(images, plan)));
-  for (auto& block : blocks_) x = block->forward(x, plan);
-  x = clamp_relu6(last_bn_->forward(last_->forward(x, plan)));
-  return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1), plan);
+  at::Tensor x = stem_forward(images, plan);
+  for (auto& b : blocks_) x = b.block->forward(x, plan);
+  return head_forward(x, plan);
 }
 
 void MobileNetV2::fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const {
   if (precision.is_full()) return;
   for (const auto& layer : quantized_layers())
     if (layer->kind() == LayerKind::DepthwiseConv)
-      plan.set_layer(layer->layer_name(), LayerPrecision::uniform(Precision::fw_bw(8, 16)));
+      plan.set_layer(layer->layer_name(), LayerPrecision::uniform(InvertedResidual::depthwise_precision()));
 }
 
 }  // namespace fractrain

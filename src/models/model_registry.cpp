@@ -1,9 +1,9 @@
 #include "fractrain/models/model_registry.h"
 
-#include <algorithm>
 #include <optional>
 #include <regex>
 
+#include "fractrain/models/gated_mobilenet_v2.h"
 #include "fractrain/models/gated_resnet.h"
 #include "fractrain/models/mobilenet_v2.h"
 #include "fractrain/util/did_you_mean.h"
@@ -55,14 +55,9 @@ std::shared_ptr<QuantizedModel> create_model(const std::string& name, const Mode
 
 std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
                                                    const OptionSet& options, GateExecution execution) {
+  if (name == "mobilenetv2") return std::make_shared<GatedMobileNetV2>(input, options, execution);
   const auto layout = resnet_layout(name);
-  if (!layout) {
-    const auto known = list_models();
-    if (std::none_of(known.begin(), known.end(), [&](const ModelInfo& m) { return m.name == name; }))
-      unknown_model(name);
-    throw Error("model '" + name + "' has no gated form for DFQ/FracTrain yet; gated models: the ResNets "
-                "(resnet20, resnet38, ..., resnet18, resnet34)");
-  }
+  if (!layout) unknown_model(name);
   return std::make_shared<GatedResNet>(*layout, input, options, execution);
 }
 

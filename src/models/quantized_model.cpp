@@ -6,7 +6,8 @@
 
 namespace fractrain {
 
-void QuantizedModel::finalize_layers(const std::string& first_layer, const std::string& classifier) {
+void QuantizedModel::finalize_layers(const std::string& first_layer, const std::string& classifier,
+                                     std::vector<std::string> head_layers) {
   quantized_layers_.clear();
   for (const auto& item : named_modules("", /*include_self=*/false)) {
     auto layer = std::dynamic_pointer_cast<QuantizedLayer>(item.value());
@@ -23,8 +24,11 @@ void QuantizedModel::finalize_layers(const std::string& first_layer, const std::
   if (!has(first_layer) || !has(classifier))
     throw Error("model " + model_name_ + ": first layer '" + first_layer + "' or classifier '" + classifier +
                 "' is not a quantized layer of the model");
+  for (const auto& name : head_layers)
+    if (!has(name)) throw Error("model " + model_name_ + ": head layer '" + name + "' is not a quantized layer of the model");
   first_layer_name_ = first_layer;
   classifier_name_ = classifier;
+  head_layer_names_ = std::move(head_layers);
 }
 
 void QuantizedModel::set_cost_observer(CostObserver* observer) {

@@ -11,8 +11,6 @@ std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t s
   return std::make_shared<QConv2d>(QConv2dOptions::same(in, out, kernel, stride));
 }
 
-at::Tensor hooked(const BasicBlock::InputHook& hook, const at::Tensor& x) { return hook ? hook(x) : x; }
-
 }  // namespace
 
 BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride) {
@@ -43,6 +41,10 @@ at::Tensor BasicBlock::shortcut(const at::Tensor& x, const LayerPrecision& preci
                                 const InputHook& input_hook) {
   if (!shortcut_conv_) return x;
   return shortcut_bn_->forward(shortcut_conv_->forward(hooked(input_hook, x), precision, noise_step));
+}
+
+at::Tensor BasicBlock::combine(const at::Tensor& branch, const at::Tensor& shortcut) const {
+  return torch::relu(branch + shortcut);
 }
 
 std::vector<std::shared_ptr<QuantizedLayer>> BasicBlock::layers() const {

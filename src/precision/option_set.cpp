@@ -113,13 +113,11 @@ int OptionSet::skip_index() const {
   return -1;
 }
 
-double OptionSet::relative_cost(size_t k) const {
-  const Precision& p = options_.at(k);
-  if (p.skip) return 0.0;
-  double sum = 0;
-  for (Pass pass : kPasses) sum += static_cast<double>(bit_product(p, pass));
-  return sum / (kPassCount * static_cast<double>(kFullPrecisionBitProduct));
+std::string OptionSet::default_preset_for(const std::string& model_name) {
+  return model_name == "mobilenetv2" ? "mobilenet-paper" : "cifar-release";
 }
+
+double OptionSet::relative_cost(size_t k) const { return relative_training_cost(options_.at(k)); }
 
 std::string OptionSet::label(size_t k) const {
   const Precision& p = options_.at(k);

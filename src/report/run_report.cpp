@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -50,15 +52,36 @@ std::vector<nlohmann::json> pick_records(const std::vector<nlohmann::json>& gate
   return picked;
 }
 
+// Module paths in execution order: digit runs compare as numbers ("blocks.2" before "blocks.10").
+bool execution_order_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i_end = i, j_end = j;
+      while (i_end < a.size() && std::isdigit(static_cast<unsigned char>(a[i_end]))) ++i_end;
+      while (j_end < b.size() && std::isdigit(static_cast<unsigned char>(b[j_end]))) ++j_end;
+      const unsigned long long x = std::stoull(a.substr(i, i_end - i)), y = std::stoull(b.substr(j, j_end - j));
+      if (x != y) return x < y;
+      i = i_end;
+      j = j_end;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
 Heatmap heatmap_of(const nlohmann::json& record) {
   Heatmap map;
   map.title = fmt::format("epoch {:.3g} (cp {:.2f}%)", record["epoch"].get<double>(),
                           record["window_cp_blocks"].get<double>());
   map.columns = record["gate_options"].get<std::vector<std::string>>();
-  for (const auto& [block, fractions] : record["gate_selection"].items()) {
-    map.rows.push_back(block);
-    map.values.push_back(fractions.get<std::vector<double>>());
-  }
+  // The JSON object keeps its keys in string order, which puts "blocks.10" before "blocks.2" (MobileNetV2).
+  for (const auto& item : record["gate_selection"].items()) map.rows.push_back(item.key());
+  std::sort(map.rows.begin(), map.rows.end(), execution_order_less);
+  for (const auto& block : map.rows) map.values.push_back(record["gate_selection"][block].get<std::vector<double>>());
   return map;
 }
 

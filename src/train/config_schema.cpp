@@ -265,7 +265,8 @@ std::vector<KeyDescriptor> build_table() {
             "round the quantization zero point to an integer so that 0 is exact"),
 
       field("dfq.options", &R::dfq, &DfqConfig::options, non_empty("name a preset, e.g. cifar-release"),
-            "gate options: cifar-release, cifar-paper, mobilenet-paper, imagenet-release, or act/grad list "
+            "gate options: auto (mobilenet-paper for mobilenetv2, cifar-release otherwise), cifar-release, "
+            "cifar-paper, mobilenet-paper, imagenet-release, or act/grad list "
             "\"skip,3/6,4/8\""),
       field("dfq.weight_bits", &R::dfq, &DfqConfig::weight_bits, bits(),
             "weight width of every gated layer; 0 = the preset's (4 for the CIFAR sets)"),

@@ -12,14 +12,15 @@ at::Tensor gating_cost(const std::vector<BlockGating>& gating, const OptionSet& 
   double mean_macs = 0;
   for (const auto& g : gating) mean_macs += static_cast<double>(g.macs_per_sample);
   mean_macs /= static_cast<double>(gating.size());
-  std::vector<float> option_cost;
-  for (size_t k = 0; k < options.size(); ++k)
-    option_cost.push_back(static_cast<float>(options.relative_cost(k) * kPassCount));  // fw + eb + gc over 32^2
-  const at::Tensor per_option = torch::tensor(option_cost, gating.front().mask.options().requires_grad(false));
+  const auto tensor_options = gating.front().mask.options().requires_grad(false);
   at::Tensor total;
   for (const auto& g : gating) {
+    // fw + eb + gc bit products of the block's layers over 32^2 (fixed-precision layers included), per option.
+    std::vector<float> option_cost;
+    for (size_t k = 0; k < options.size(); ++k)
+      option_cost.push_back(static_cast<float>(g.relative_cost(options, k) * kPassCount));
     const double scale = static_cast<double>(g.macs_per_sample) / mean_macs;
-    at::Tensor block = (g.mask * per_option).sum() * scale;
+    at::Tensor block = (g.mask * torch::tensor(option_cost, tensor_options)).sum() * scale;
     total = total.defined() ? total + block : block;
   }
   return total;

@@ -32,7 +32,9 @@ int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_p
 
 namespace {
 
-// DFQ and FracTrain: the stem runs FP32 (DESIGN.md 4.2), the classifier as the policy says, the gates the rest.
+// DFQ and FracTrain: the stem runs FP32 (DESIGN.md 4.2), the classifier as the policy says, head layers outside
+// the blocks (MobileNetV2's last 1x1 conv) at FW-w/BW-8 like a quantized classifier (in FP32 that one conv would
+// cost more than all the gated blocks), the gates the rest.
 std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& config, const QuantizedModel& model) {
   const auto* gated = dynamic_cast<const GatedNetwork*>(&model);
   if (!gated) throw Error("precision.mode = " + config.precision.mode + " needs the gated form of " + config.model.name);
@@ -40,9 +42,9 @@ std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& co
   QuantizationPolicy policy = quantization_policy_of(config.precision);
   policy.quantize_first_layer = false;
   PrecisionPlan plan = make_static_plan(model, Precision::full(), policy);
-  if (config.precision.quantize_classifier)
-    plan.set_layer(model.classifier_name(),
-                   LayerPrecision::uniform(Precision::fw_bw(gated->option_set().weight_bits(), 8)));
+  const LayerPrecision outside_blocks = LayerPrecision::uniform(Precision::fw_bw(gated->option_set().weight_bits(), 8));
+  if (config.precision.quantize_classifier) plan.set_layer(model.classifier_name(), outside_blocks);
+  for (const auto& layer : model.head_layer_names()) plan.set_layer(layer, outside_blocks);
   CostSteering steering;
   steering.beta = dfq.beta;
   steering.dead_band = dfq.dead_band;
@@ -65,7 +67,7 @@ std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& 
                                                                int64_t steps_per_epoch, int64_t total_steps) {
   const PrecisionConfig& precision = config.precision;
   validate_precision_schedule(precision);
-  validate_dfq(precision, config.dfq);
+  validate_dfq(config);
   if (is_dynamic_mode(precision.mode)) return make_dynamic_controller(config, model);
   const QuantizationPolicy policy = quantization_policy_of(precision);
   if (precision.mode == "static") {

@@ -32,13 +32,21 @@ void validate_precision_schedule(const PrecisionConfig& p) {
                             p.pfq_fw.size(), p.pfq_fw.size() - 1));
 }
 
-void validate_dfq(const PrecisionConfig& p, const DfqConfig& dfq) {
+OptionSet dfq_option_set(const RunConfig& config) {
+  const DfqConfig& dfq = config.dfq;
+  return OptionSet::parse(dfq.options == "auto" ? OptionSet::default_preset_for(config.model.name) : dfq.options,
+                          dfq.weight_bits);
+}
+
+void validate_dfq(const RunConfig& config) {
+  const PrecisionConfig& p = config.precision;
+  const DfqConfig& dfq = config.dfq;
   if (!is_dynamic_mode(p.mode)) return;
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
                             "gates choose among dfq.options); set both to 0",
                             p.fw, p.bw, p.mode));
-  const OptionSet options = OptionSet::parse(dfq.options, dfq.weight_bits);
+  const OptionSet options = dfq_option_set(config);
   double lowest = 100, highest = 0;
   for (size_t k = 0; k < options.size(); ++k) {
     lowest = std::min(lowest, 100 * options.relative_cost(k));

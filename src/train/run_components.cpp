@@ -130,7 +130,7 @@ Precision static_precision_of(const PrecisionConfig& precision) {
 std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const ModelInputSpec& input, c10::Device device) {
   torch::manual_seed(config.train.seed);
   auto model = is_dynamic_mode(config.precision.mode)
-                   ? create_gated_model(config.model.name, input, OptionSet::parse(config.dfq.options, config.dfq.weight_bits),
+                   ? create_gated_model(config.model.name, input, dfq_option_set(config),
                                         parse_gate_execution(config.dfq.execution))
                    : create_model(config.model.name, input);
   model->set_quantizer_settings(quantizer_settings_of(config.precision, config.train.seed));

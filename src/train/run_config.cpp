@@ -148,7 +148,7 @@ RunConfig parse_run_config(const std::string& toml_text, const std::string& sour
   validate(config);
   try {
     validate_precision_schedule(config.precision);
-    validate_dfq(config.precision, config.dfq);
+    validate_dfq(config);
   } catch (const Error& e) {
     throw Error(source_name + ": " + e.what());
   }

@@ -112,7 +112,7 @@ class Trainer {
 
 void Trainer::setup() {
   validate_precision_schedule(config_.precision);  // before the slow part
-  validate_dfq(config_.precision, config_.dfq);
+  validate_dfq(config_);
   device_ = resolve_device(config_.train.device);
   threads_ = configure_threads(config_.train.threads);
   data_ = load_run_data(config_.data, config_.train.seed);

@@ -45,6 +45,15 @@ inline int64_t bit_product(const Precision& p, Pass pass) {
 
 constexpr int64_t kFullPrecisionBitProduct = int64_t{kFullPrecisionBits} * kFullPrecisionBits;
 
+// The bit products of one MAC's three passes over those of FP32 (3 x 32 x 32), e.g. (4*4 + 6*4 + 4*6) / 3072
+// for 4-bit activations and weights with 6-bit gradients; 0 for skip.
+inline double relative_training_cost(const Precision& p) {
+  if (p.skip) return 0.0;
+  double sum = 0;
+  for (Pass pass : kPasses) sum += static_cast<double>(bit_product(p, pass));
+  return sum / (kPassCount * static_cast<double>(kFullPrecisionBitProduct));
+}
+
 // A MAC of a-bit by b-bit operands on a Bit Fusion array: ceil(a/2) x ceil(b/2) 2-bit BitBrick operations
 // (Sharma et al., ISCA 2018). 2x2 bits is 1 operation, 8x8 bits 16, 32x32 bits 256.
 inline int64_t bitbrick_ops_per_mac(int a_bits, int b_bits) {

@@ -11,9 +11,10 @@
 
 namespace fractrain {
 
-// The paper's cost tables count the gated blocks only. Until gated blocks exist, "block" means every layer
-// except the stem and the classifier (the layers the paper gates in its ResNets).
-enum class LayerRole { Stem, Block, Classifier };
+// The paper's cost tables count the gated blocks only: "block" is every layer inside the network's residual
+// blocks (the BasicBlocks of a ResNet, the inverted residuals of MobileNetV2, depthwise convs included), the
+// blocks DFQ gates. Head: a layer between the blocks and the classifier (MobileNetV2's last 1x1 conv).
+enum class LayerRole { Stem, Block, Head, Classifier };
 const char* to_string(LayerRole role);
 
 struct LayerProfile {

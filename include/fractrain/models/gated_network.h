@@ -22,6 +22,15 @@ struct BlockGating {
   at::Tensor mask;                 // [N, K] straight-through one-hot (differentiable in training)
   std::vector<int64_t> decisions;  // [N] chosen option per sample
   int64_t macs_per_sample = 0;     // forward MACs of the block's quantized layers at this input size
+  // Of those, the MACs of the layers that run at a fixed precision whatever the option (MobileNetV2's depthwise
+  // convs at FW-8/BW-16), and that precision.
+  int64_t fixed_macs_per_sample = 0;
+  Precision fixed_precision;
+
+  // The training cost (fw + eb + gc) of one sample choosing option k, relative to the block in FP32: 0 for
+  // skip; otherwise the option's bit products on the option-following MACs plus the fixed precision's on the
+  // fixed MACs, over 3 x 32^2 x macs_per_sample.
+  double relative_cost(const OptionSet& options, size_t k) const;
 };
 
 class GatedNetwork {

@@ -6,20 +6,43 @@
 //
 // Precision: the 1x1 convolutions (expansion, projection, the last conv) and the stem run at the plan's
 // precision; the depthwise 3x3 convolutions run at fixed FW-8/BW-16 whenever the run is quantized (the paper's
-// choice: depthwise layers are few MACs and sensitive to low precision) and FP32 in an FP32 run.
+// choice: depthwise layers are few MACs and sensitive to low precision) and FP32 in an FP32 run. The last 1x1
+// conv (320 -> 1280) lies outside the inverted-residual blocks: cost reports count it with the head, not with
+// the blocks (LayerRole::Head).
 #include <torch/nn/modules/batchnorm.h>
 
+#include "fractrain/models/gateable_block.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
 
 namespace fractrain {
 
-class InvertedResidual : public torch::nn::Module {
+// The inverted-residual block: 1x1 expansion (absent when the expansion is 1), 3x3 depthwise conv, 1x1 linear
+// projection; an identity residual when the stride is 1 and the channel count does not change.
+class InvertedResidual : public torch::nn::Module, public GateableBlock {
  public:
   InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t expansion);
   at::Tensor forward(const at::Tensor& x, const PrecisionPlan& plan);
   bool has_residual() const { return residual_; }
+
+  // What the depthwise conv runs at in every quantized run, gated or static (the paper's FW-8/BW-16).
+  static Precision depthwise_precision() { return Precision::fw_bw(8, 16); }
+
+  // GateableBlock: the expansion and projection convs run at the option, the depthwise conv at
+  // depthwise_precision() whatever the option; the shortcut is the identity (residual blocks) or none.
+  at::Tensor residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                      const InputHook& input_hook = nullptr) override;
+  at::Tensor shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                      const InputHook& input_hook = nullptr) override;
+  // branch + shortcut (linear bottleneck: no activation), or the branch alone.
+  at::Tensor combine(const at::Tensor& branch, const at::Tensor& shortcut) const override;
+  bool can_skip() const override { return residual_; }
+  std::vector<std::shared_ptr<QuantizedLayer>> layers() const override;
+  LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) const override;
+  int64_t macs_per_sample(int64_t height, int64_t width) const override;
+  int64_t fixed_precision_macs_per_sample(int64_t height, int64_t width) const override;
+  Precision fixed_precision() const override { return depthwise_precision(); }
 
  private:
   bool residual_;
@@ -41,10 +64,22 @@ class MobileNetV2 : public QuantizedModel {
   static const std::vector<Stage>& stages();
   static constexpr int64_t kStemChannels = 32, kLastChannels = 1280;
 
+ protected:
+  // The gated form shares the network and runs its blocks itself.
+  at::Tensor stem_forward(const at::Tensor& images, const PrecisionPlan& plan);
+  // The last 1x1 conv, pooling and the classifier.
+  at::Tensor head_forward(const at::Tensor& features, const PrecisionPlan& plan);
+  struct NamedBlock {
+    std::string name;  // "blocks.3"
+    std::shared_ptr<InvertedResidual> block;
+    int64_t in_channels;
+  };
+  const std::vector<NamedBlock>& blocks() const { return blocks_; }
+
  private:
   std::shared_ptr<QConv2d> stem_, last_;
   torch::nn::BatchNorm2d stem_bn_{nullptr}, last_bn_{nullptr};
-  std::vector<std::shared_ptr<InvertedResidual>> blocks_;
+  std::vector<NamedBlock> blocks_;
   std::shared_ptr<QLinear> fc_;
 };
 

@@ -26,6 +26,9 @@ class QuantizedModel : public torch::nn::Module {
   // The stem convolution and the classifier: kept FP32 or quantized by policy (DESIGN.md 4.2).
   const std::string& first_layer_name() const { return first_layer_name_; }
   const std::string& classifier_name() const { return classifier_name_; }
+  // Layers outside the network's blocks other than the stem and the classifier (MobileNetV2's last 1x1 conv):
+  // cost reports do not count them with the blocks.
+  const std::vector<std::string>& head_layer_names() const { return head_layer_names_; }
 
   // Layers a model runs at a fixed precision whatever the run's (MobileNetV2's depthwise convs at FW-8/BW-16):
   // the model writes them into a static plan of `precision`. Default: none.
@@ -37,10 +40,12 @@ class QuantizedModel : public torch::nn::Module {
  protected:
   explicit QuantizedModel(std::string model_name) : model_name_(std::move(model_name)) {}
   // Call at the end of the derived constructor: names and numbers every quantized layer.
-  void finalize_layers(const std::string& first_layer, const std::string& classifier);
+  void finalize_layers(const std::string& first_layer, const std::string& classifier,
+                       std::vector<std::string> head_layers = {});
 
  private:
   std::string model_name_, first_layer_name_, classifier_name_;
+  std::vector<std::string> head_layer_names_;
   std::vector<std::shared_ptr<QuantizedLayer>> quantized_layers_;
 };
 

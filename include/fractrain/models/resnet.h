@@ -10,34 +10,34 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 
-#include <functional>
-
+#include "fractrain/models/gateable_block.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
 
 namespace fractrain {
 
-class BasicBlock : public torch::nn::Module {
+class BasicBlock : public torch::nn::Module, public GateableBlock {
  public:
   BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride);
   // Every layer at the plan's precision for its name.
   at::Tensor forward(const at::Tensor& x, const PrecisionPlan& plan);
 
-  // The pieces a gated execution assembles, every layer at `precision`. `input_hook`, when set, is applied to
-  // the input of each quantized layer (DFQ attaches the gate's gradient there).
-  using InputHook = std::function<at::Tensor(const at::Tensor&)>;
+  // The pieces a gated execution assembles (GateableBlock), every layer at `precision`.
   // bn2(conv2(relu(bn1(conv1(x))))): the residual branch.
   at::Tensor residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
-                      const InputHook& input_hook = nullptr);
+                      const InputHook& input_hook = nullptr) override;
   // x, or the projection shortcut_bn(shortcut_conv(x)).
   at::Tensor shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
-                      const InputHook& input_hook = nullptr);
+                      const InputHook& input_hook = nullptr) override;
+  // relu(branch + shortcut).
+  at::Tensor combine(const at::Tensor& branch, const at::Tensor& shortcut) const override;
+  bool can_skip() const override { return !has_projection(); }
 
   bool has_projection() const { return shortcut_conv_ != nullptr; }
   // The block's quantized layers (conv1, conv2 and the projection if any).
-  std::vector<std::shared_ptr<QuantizedLayer>> layers() const;
-  int64_t macs_per_sample(int64_t height, int64_t width) const;
+  std::vector<std::shared_ptr<QuantizedLayer>> layers() const override;
+  int64_t macs_per_sample(int64_t height, int64_t width) const override;
 
  private:
   std::shared_ptr<QConv2d> conv1_, conv2_, shortcut_conv_;

@@ -19,6 +19,9 @@ class OptionSet {
   // ImageNet, 8 for MobileNet); a custom list needs it. Throws fractrain::Error naming the text and the fix.
   static OptionSet parse(const std::string& text, int weight_bits);
   static std::vector<std::string> preset_names();
+  // The preset a model's gates use when dfq.options is "auto": mobilenet-paper for mobilenetv2, cifar-release
+  // for the other models.
+  static std::string default_preset_for(const std::string& model_name);
 
   const std::string& name() const { return name_; }
   int weight_bits() const { return weight_bits_; }

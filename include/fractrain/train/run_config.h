@@ -10,6 +10,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "fractrain/precision/option_set.h"
+
 namespace fractrain {
 
 struct ModelConfig {
@@ -57,7 +59,7 @@ struct PrecisionConfig {
 // DFQ and FracTrain (DESIGN.md 4.5, 4.6); used when precision.mode is dfq or fractrain. FracTrain's indicator
 // takes precision.pfq_window_iterations, pfq_eps and pfq_alpha.
 struct DfqConfig {
-  std::string options = "cifar-release";  // preset or a list such as "skip,3/6,4/8"
+  std::string options = "auto";           // preset, a list such as "skip,3/6,4/8", or auto (the model's preset)
   int weight_bits = 0;                    // 0 = the preset's
   std::string execution = "mixed";        // mixed | candidates
   double target_cp = 3.0;                 // percent of FP32; FracTrain: the overall target
@@ -150,7 +152,10 @@ void validate(const RunConfig& config);
 // parse_run_config and by the trainer before it builds anything.
 void validate_precision_schedule(const PrecisionConfig& precision);
 // The same for the dfq section in dfq/fractrain modes (option set and execution mode readable, targets sane).
-void validate_dfq(const PrecisionConfig& precision, const DfqConfig& dfq);
+void validate_dfq(const RunConfig& config);
+// The gates' options of a dfq/fractrain run: dfq.options at dfq.weight_bits, "auto" being the model's preset
+// (OptionSet::default_preset_for).
+OptionSet dfq_option_set(const RunConfig& config);
 inline bool is_dynamic_mode(const std::string& mode) { return mode == "dfq" || mode == "fractrain"; }
 
 struct ConfigKeyInfo {
