@@ -124,7 +124,7 @@ RunConfig resolve(const std::string& recipe, const std::vector<std::vector<std::
   }
   try {
     validate_precision_schedule(config.precision);
-    validate_dfq(config.precision, config.dfq);
+    validate_dfq(config);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: run {}: {}", source, run_label, e.what()));
   }
