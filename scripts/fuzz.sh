@@ -2,13 +2,13 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan, the fractrain library instrumented for coverage) into
 # build-fuzz/ and runs each for SECONDS (default 600) on a copy of its seed corpus (fuzz/corpus/<target>).
 # Prints, per target, the executions, coverage and whether it found a crash, leak or sanitizer report.
-#   scripts/fuzz.sh [SECONDS] [TARGET...]       targets: idx cifar config checkpoint (default: all)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]       targets: idx cifar config checkpoint tokens (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(idx cifar config checkpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(idx cifar config checkpoint tokens)
 FRACTRAIN_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-14-dev" scripts/setup.sh
 configure_log=$(mktemp)
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

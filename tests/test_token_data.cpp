@@ -96,7 +96,7 @@ TEST(TokenCorpus, FindsSplitsAndNamesExpectedPaths) {
   EXPECT_CONTAINS(missing, dir.file("wiki.train.tokens"));
   EXPECT_CONTAINS(missing, dir.file("wikitext-103/wiki.train.tokens"));
   EXPECT_CONTAINS(missing, "wikitext-103-v1.zip");
-  EXPECT_CONTAINS(error_of([&] { load_token_corpus("wordnet-lm", dir.str(), 1); }), "make_wordnet_corpus.sh");
+  EXPECT_CONTAINS(error_of([&] { load_token_corpus("wordnet-lm", dir.str(), 1); }), "make_wordnet_corpus.py");
   EXPECT_CONTAINS(error_of([&] { load_token_corpus("wikitext-103", dir.str(), 1); }), "did you mean 'wikitext103'");
   write_file(dir.file("wikitext-103/wiki.train.tokens"), "a b a\n");
   write_file(dir.file("wikitext-103/wiki.valid.tokens"), "a q\n");

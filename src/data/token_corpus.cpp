@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 std::string how_to_get(const std::string& name) {
   if (name == "wordnet-lm")
-    return "create them with scripts/make_wordnet_corpus.sh [DIR] (needs Debian's wordnet-base package)";
+    return "create them with scripts/make_wordnet_corpus.py [DIR] (needs Debian's wordnet-base package)";
   return "download wikitext-103-v1.zip (https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip, "
          "mirrored at https://wikitext.smerity.com/wikitext-103-v1.zip) and unzip it into data/, or set data.path to "
          "the folder holding wiki.train.tokens";

@@ -12,7 +12,7 @@ namespace fractrain {
 enum class TokenSplit { Train, Valid, Test };
 const char* token_split_name(TokenSplit split);  // "train", "valid", "test"
 
-// "wikitext103" (WikiText-103) and "wordnet-lm" (scripts/make_wordnet_corpus.sh), both wiki.{train,valid,test}.tokens.
+// "wikitext103" (WikiText-103) and "wordnet-lm" (scripts/make_wordnet_corpus.py), both wiki.{train,valid,test}.tokens.
 std::vector<std::string> token_dataset_names();
 bool is_token_dataset(const std::string& name);
 // data/wikitext-103, data/wordnet-lm (relative to the working directory).

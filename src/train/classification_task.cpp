@@ -1,0 +1,55 @@
+// Image classification: the datasets of load_image_dataset, augmented shuffled batches, top-1 evaluation on the
+// test split.
+#include <torch/torch.h>
+
+#include "classification_task.h"
+#include "fractrain/data/batch_loader.h"
+#include "fractrain/train/run_components.h"
+
+namespace fractrain {
+namespace {
+
+class ClassificationTask : public TrainingTask {
+ public:
+  explicit ClassificationTask(const RunConfig& config)
+      : data_(load_run_data(config.data, config.train.seed)), batch_size_(config.train.batch_size) {
+    AugmentConfig augment;
+    augment.crop_padding = static_cast<int>(config.data.crop_padding);
+    augment.horizontal_flip = config.data.horizontal_flip;
+    loader_ = std::make_unique<BatchLoader>(data_.train, config.train.batch_size, /*shuffle=*/true,
+                                            /*drop_last=*/true, augment, /*augment=*/true, config.train.seed);
+  }
+
+  bool is_language_model() const override { return false; }
+  ModelInputSpec input_spec() const override { return input_spec_of(*data_.train); }
+  int64_t train_size() const override { return data_.train->size(); }
+  int64_t eval_size() const override { return data_.test->size(); }
+  std::string eval_split_name() const override { return "test"; }
+
+  int64_t batches_per_epoch() const override { return loader_->batches_per_epoch(); }
+  TaskBatch next_batch() override {
+    Batch b = loader_->next();
+    return TaskBatch{b.images, b.labels};
+  }
+  void seek(int64_t epoch, int64_t batch_in_epoch) override { loader_->seek(epoch, batch_in_epoch); }
+  int64_t next_epoch() const override { return loader_->next_epoch(); }
+  int64_t next_batch_in_epoch() const override { return loader_->next_batch_in_epoch(); }
+
+  EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, c10::Device device) const override {
+    return fractrain::evaluate(model, plan, *data_.test, batch_size_, device);
+  }
+  double score(const EvalResult& result) const override { return result.accuracy; }
+
+ private:
+  RunData data_;
+  int64_t batch_size_;
+  std::unique_ptr<BatchLoader> loader_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_classification_task(const RunConfig& config) {
+  return std::make_unique<ClassificationTask>(config);
+}
+
+}  // namespace fractrain
