@@ -184,7 +184,8 @@ int run_cost(const CostCommand& c) {
   std::printf("%s at %s, %lld classes, %s (stem %s, classifier %s), batch %lld x %s iterations = %s samples\n"
               "hardware: %s (%s)\nforward MACs per sample: %s (blocks: %s)\n\nper layer, one step:\n%s\n",
               c.model.c_str(), shape.c_str(), (long long)input.num_classes, to_string(asked).c_str(),
-              c.quantize_first_layer ? "quantized" : "fp32", c.quantize_classifier ? "quantized" : "fp32",
+              model->first_layer_name().empty() ? "none" : c.quantize_first_layer ? "quantized" : "fp32",
+              c.quantize_classifier ? "quantized" : "fp32",
               (long long)c.batch, format_count(c.iterations).c_str(), format_count(c.batch * c.iterations).c_str(),
               hardware.name.c_str(), hardware.source.c_str(), format_count(profile.forward_macs()).c_str(),
               format_count(profile.forward_macs(LayerRole::Block)).c_str(),

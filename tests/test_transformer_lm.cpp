@@ -165,5 +165,20 @@ TEST(TransformerLm, RefusesBadShapesImagesAndDfq) {
                   "expected int64 token ids");
 }
 
+TEST(TransformerLm, CostCommandPrintsTheAttentionMatmuls) {
+  const auto r = test_support::run_cli(
+      "cost transformer-lm --sequence 8 --classes 50 --set model.layers=1 --set model.width=16 --set model.heads=2 "
+      "--set model.ffn_width=32 --batch 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // T = 8: Q, K, V, out 4 x 8 x 16 x 16; scores and context 2 x (2 heads x 8 x 8 x 8); FFN 2 x 8 x 16 x 32;
+  // lm_head 8 x 16 x 50.
+  EXPECT_CONTAINS(r.output, "forward MACs per sample: 24,832 (blocks: 18,432)");
+  EXPECT_CONTAINS(r.output, "layers.0.attn.scores   attention");
+  EXPECT_CONTAINS(r.output, "stem none, classifier fp32");
+  const auto bad = test_support::run_cli("cost transformer-lm --set train.epochs=3");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_CONTAINS(bad.output, "takes model.* keys only");
+}
+
 }  // namespace
 }  // namespace fractrain

@@ -84,6 +84,9 @@ TransformerLmOptions transformer_options_of(const ModelConfig& model) {
 }
 
 std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const ModelInputSpec& input, c10::Device device) {
+  if (input.sequence_length > 0 && config.model.name != "transformer-lm")
+    throw Error("data.dataset = " + config.data.dataset + " is a token corpus and model.name = " + config.model.name +
+                " an image model: use model.name = transformer-lm");
   torch::manual_seed(config.train.seed);
   auto model = is_dynamic_mode(config.precision.mode)
                    ? create_gated_model(config.model.name, input, OptionSet::parse(config.dfq.options, config.dfq.weight_bits),
