@@ -486,16 +486,20 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"config", to_json(config_)}};
   if (task_->is_language_model()) {
     // Sizes are tokens; the evaluation split is the validation split; the best checkpoint has the lowest loss.
+    // null until an evaluation has run (a run interrupted before its first one)
     s["eval_split"] = task_->eval_split_name();
-    s["final_test_perplexity"] = std::exp(last_eval_.loss);
-    s["best_test_loss"] = -state_.best_accuracy;
-    s["best_test_perplexity"] = std::exp(-state_.best_accuracy);
+    s["final_test_perplexity"] = last_eval_.samples > 0 ? nlohmann::json(std::exp(last_eval_.loss)) : nlohmann::json();
+    s["best_test_loss"] = state_.best_step >= 0 ? nlohmann::json(-state_.best_accuracy) : nlohmann::json();
+    s["best_test_perplexity"] =
+        state_.best_step >= 0 ? nlohmann::json(std::exp(-state_.best_accuracy)) : nlohmann::json();
   }
   return s;
 }
 
 // "test  accuracy ..." or, for a language model, "valid  perplexity ...".
 std::string evaluation_line(const nlohmann::json& s) {
+  if (s.contains("final_test_perplexity") && (s["final_test_perplexity"].is_null() || s["best_test_perplexity"].is_null()))
+    return "valid        not evaluated in this session\n";
   if (s.contains("final_test_perplexity"))
     return fmt::format("valid        perplexity {:.2f}  loss {:.4f}  token accuracy {:.2f}%   (best perplexity {:.2f} at "
                        "step {})\n",
