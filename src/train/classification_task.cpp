@@ -2,7 +2,7 @@
 // test split.
 #include <torch/torch.h>
 
-#include "classification_task.h"
+#include "task_factories.h"
 #include "fractrain/data/batch_loader.h"
 #include "fractrain/train/run_components.h"
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "classification_task.h"
+#include "task_factories.h"
 #include "fractrain/data/lm_batches.h"
 #include "fractrain/data/token_corpus.h"
 #include "fractrain/util/error.h"

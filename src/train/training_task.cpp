@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "classification_task.h"
+#include "task_factories.h"
 #include "fractrain/data/token_corpus.h"
 
 namespace fractrain {

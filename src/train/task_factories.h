@@ -1,5 +1,6 @@
 #pragma once
-// The two tasks behind make_training_task (internal to src/train).
+// The two tasks behind make_training_task (internal to src/train): classification_task.cpp and
+// language_model_task.cpp.
 #include <memory>
 
 #include "fractrain/train/training_task.h"
