@@ -9,7 +9,6 @@
 #include <filesystem>
 
 #include "fractrain/cost/cost_report.h"
-#include "fractrain/data/batch_loader.h"
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
