@@ -98,6 +98,18 @@ TEST(LanguageModelTraining, LearnsAtFw8Bw8AndReportsPerplexity) {
   EXPECT_GT(metrics.back()["fp32_bit_macs"].get<double>(), metrics.back()["bit_macs"].get<double>());
 }
 
+TEST(LanguageModelTraining, EvalCommandUsesTheRunsVocabularyAndReportsPerplexity) {
+  TempDir data("lm_data"), out("lm_out");
+  write_corpus(data.str());
+  const nlohmann::json s = train_run(lm_run(data.str(), out.str(), 10), test_support::quiet());
+  const auto r = test_support::run_cli("eval " + last_checkpoint_path(out.str()) + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json e = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(e["eval_split"], "valid");
+  EXPECT_DOUBLE_EQ(e["test_loss"].get<double>(), s["final_test_loss"].get<double>());
+  EXPECT_DOUBLE_EQ(e["test_perplexity"].get<double>(), s["final_test_perplexity"].get<double>());
+}
+
 TEST(LanguageModelTraining, ResumedRunEqualsUninterruptedRunBitwise) {
   TempDir data("lm_data"), whole("lm_whole"), split("lm_split");
   write_corpus(data.str());
