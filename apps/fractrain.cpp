@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "fractrain/cost/cost_report.h"
@@ -12,11 +13,13 @@
 #include "fractrain/report/run_report.h"
 #include "fractrain/sweep/sweep_command.h"
 #include "fractrain/train/evaluate.h"
+#include "fractrain/train/optimizer.h"
 #include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/resume_compatibility.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/trainer.h"
+#include "fractrain/train/training_task.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/stop_signal.h"
@@ -54,10 +57,12 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
   for (const auto& o : overrides) apply_override(config, o);
   const c10::Device device = resolve_device(config.train.device);
   configure_threads(config.train.threads);
-  RunData data = load_run_data(config.data, config.train.seed);
-  auto model = build_model(config, input_spec_of(*data.test), device);
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(config.optim.lr).momentum(config.optim.momentum));
-  const TrainerState state = load_run_checkpoint(checkpoint, *model, optimizer);
+  // The checkpoint's run directory holds what the task saved (a language model's vocabulary).
+  auto task = make_training_task(config, std::filesystem::path(checkpoint).parent_path().parent_path().string());
+  auto model = build_model(config, task->input_spec(), device);
+  auto optimizer = make_optimizer(config.optim, model->parameters());
+  const TrainerState state = load_run_checkpoint(checkpoint, *model, *optimizer);
+  task->restore(state.task, checkpoint);
   // By default the checkpoint's own precision: for a PFQ run, that of the stage it was in (the schedule's
   // switch steps do not matter here, only the restored stage).
   auto controller = make_precision_controller(config, *model, 1, 1);
@@ -67,12 +72,20 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
   const PrecisionPlan plan = precision.empty() ? controller->current_plan()
                                                : make_static_plan(*model, parse_precision(precision),
                                                                   quantization_policy_of(config.precision));
-  EvalResult r = evaluate(*model, plan, *data.test, config.train.batch_size, device);
+  EvalResult r = task->evaluate(*model, plan, device);
   nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name}, {"step", state.step},
                         {"precision", label},  {"test_samples", r.samples}, {"test_accuracy", r.accuracy},
                         {"test_loss", r.loss}};
+  if (task->is_language_model()) {
+    out["eval_split"] = task->eval_split_name();
+    out["test_perplexity"] = std::exp(r.loss);
+  }
   if (json)
     std::cout << out.dump(2) << "\n";
+  else if (task->is_language_model())
+    std::printf("%s (step %lld) at %s on %lld %s validation tokens: perplexity %.2f, loss %.4f, token accuracy %.2f%%\n",
+                checkpoint.c_str(), (long long)state.step, label.c_str(), (long long)r.samples,
+                config.data.dataset.c_str(), std::exp(r.loss), r.loss, 100.0 * r.accuracy);
   else
     std::printf("%s (step %lld) at %s on %lld %s test samples: accuracy %.2f%%, loss %.4f\n", checkpoint.c_str(),
                 (long long)state.step, label.c_str(), (long long)r.samples, config.data.dataset.c_str(),
@@ -84,7 +97,14 @@ struct CostCommand {
   std::string model, input = "3x32x32", precision = "fw8bw8", hardware;
   int64_t classes = 10, batch = 128, iterations = 1;
   bool quantize_first_layer = true, quantize_classifier = false;
+  // transformer-lm: tokens per sequence (a sample), and model.* overrides (--set model.width=256).
+  int64_t sequence = 512;
+  std::vector<std::string> model_overrides;
+  bool classes_given = false;
 };
+
+// WikiText-103's vocabulary: 267,735 words (<unk> included) and <eos>.
+constexpr int64_t kWikiText103Vocabulary = 267736;
 
 // "3x32x32" -> channels, height, width.
 ModelInputSpec parse_input_shape(const std::string& text, int64_t classes) {
@@ -104,8 +124,19 @@ ModelInputSpec parse_input_shape(const std::string& text, int64_t classes) {
 // The cost of static training without training: a per-layer table of one step and the totals of the run,
 // next to FP32 and FW-8/BW-8.
 int run_cost(const CostCommand& c) {
-  const ModelInputSpec input = parse_input_shape(c.input, c.classes);
-  auto model = create_model(c.model, input);
+  ModelInputSpec input = parse_input_shape(c.input, c.classes);
+  RunConfig config;
+  for (const auto& o : c.model_overrides) {
+    if (o.rfind("model.", 0) != 0) throw Error("--set " + o + ": `fractrain cost` takes model.* keys only");
+    apply_override(config, o);
+  }
+  std::string shape = c.input;
+  if (c.model == "transformer-lm") {
+    input.sequence_length = c.sequence;
+    if (!c.classes_given) input.num_classes = kWikiText103Vocabulary;
+    shape = std::to_string(c.sequence) + " tokens";
+  }
+  auto model = create_model(c.model, input, transformer_options_of(config.model));
   const ModelProfile profile = profile_model(*model, input);
   const HardwareModel hardware = load_hardware_model(c.hardware.empty() ? default_hardware_model_path() : c.hardware);
   QuantizationPolicy policy;
@@ -125,8 +156,9 @@ int run_cost(const CostCommand& c) {
   }
   std::printf("%s at %s, %lld classes, %s (stem %s, classifier %s), batch %lld x %s iterations = %s samples\n"
               "hardware: %s (%s)\nforward MACs per sample: %s (blocks: %s)\n\nper layer, one step:\n%s\n",
-              c.model.c_str(), c.input.c_str(), (long long)c.classes, to_string(asked).c_str(),
-              c.quantize_first_layer ? "quantized" : "fp32", c.quantize_classifier ? "quantized" : "fp32",
+              c.model.c_str(), shape.c_str(), (long long)input.num_classes, to_string(asked).c_str(),
+              model->first_layer_name().empty() ? "none" : c.quantize_first_layer ? "quantized" : "fp32",
+              c.quantize_classifier ? "quantized" : "fp32",
               (long long)c.batch, format_count(c.iterations).c_str(), format_count(c.batch * c.iterations).c_str(),
               hardware.name.c_str(), hardware.source.c_str(), format_count(profile.forward_macs()).c_str(),
               format_count(profile.forward_macs(LayerRole::Block)).c_str(),
@@ -187,7 +219,13 @@ int main(int argc, char** argv) {
   CostCommand cost_command;
   cost->add_option("model", cost_command.model, "model name (see `fractrain models`)")->required();
   cost->add_option("--input", cost_command.input, "input shape CxHxW (default 3x32x32)");
-  cost->add_option("--classes", cost_command.classes, "number of classes (default 10)")->check(CLI::Range(2, 1 << 20));
+  cost->add_option("--classes", cost_command.classes,
+                   "number of classes, or a language model's vocabulary (default 10; transformer-lm: 267736, WikiText-103's)")
+      ->check(CLI::Range(2, 1 << 24));
+  cost->add_option("--sequence", cost_command.sequence, "transformer-lm: tokens per sequence (default 512)")
+      ->check(CLI::Range(1, 1 << 16));
+  cost->add_option("--set", cost_command.model_overrides,
+                   "transformer-lm: model.KEY=VALUE, e.g. --set model.layers=16 (keys: train --help-config)");
   cost->add_option("--precision", cost_command.precision, "fp32 or fwNbwM (default fw8bw8)");
   cost->add_option("--iterations", cost_command.iterations, "training iterations (default 1)")
       ->check(CLI::PositiveNumber);
@@ -241,7 +279,10 @@ int main(int argc, char** argv) {
       return run_train(config_path, overrides, resume, resume_path, quiet, stop_at);
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
-    if (*cost) return run_cost(cost_command);
+    if (*cost) {
+      cost_command.classes_given = cost->count("--classes") > 0;
+      return run_cost(cost_command);
+    }
     if (*sweep) return run_sweep_command(sweep_command);
     if (*make_folder) {
       const ImageFolderWriterResult r = write_image_folder(folder);

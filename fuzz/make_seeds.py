@@ -4,7 +4,7 @@ that the fuzzer starts from inputs that reach deep into the parsers. Run from th
 import gzip, json, struct, zlib, pathlib, shutil
 
 root = pathlib.Path("fuzz/corpus")
-for d in ["idx", "cifar", "config", "checkpoint"]:
+for d in ["idx", "cifar", "config", "checkpoint", "tokens"]:
     (root / d).mkdir(parents=True, exist_ok=True)
 
 # IDX: 2 images of 3x4, 2 labels; raw and gzipped.
@@ -18,6 +18,14 @@ labels = struct.pack(">II", 2049, 2) + bytes([3, 7])
 # CIFAR: one CIFAR-10 record, one CIFAR-100 record.
 (root / "cifar/cifar10.bin").write_bytes(bytes([4]) + bytes(i % 256 for i in range(3072)))
 (root / "cifar/cifar100.bin").write_bytes(bytes([2, 57]) + bytes((3 * i) % 256 for i in range(3072)))
+
+# Token files (WikiText format) and a saved vocabulary: the reader's quirks (CRLF, tabs, blank lines, no final
+# newline, UTF-8).
+(root / "tokens/wikitext.tokens").write_bytes(
+    " = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 : <unk> Chronicles ( Japanese : 戦場のヴァルキュリア3 ) is a "
+    "role @-@ playing video game .\n\n = = Gameplay = = \n".encode())
+(root / "tokens/quirks.tokens").write_bytes(b"a b a\r\nc  d\t\r\n\r\nlast line without newline   ")
+(root / "tokens/vocab.txt").write_bytes("fractrain vocabulary v1 4\n<unk> 3\n<eos> 2\nthe 5\ncafé 1\n".encode())
 
 # Configs: the recipes of configs/.
 for toml in sorted(pathlib.Path("configs").glob("*.toml")):

@@ -15,6 +15,7 @@ PACKAGES=(
   libpng-dev              # PNG decoding for image folders (ImageNet holds a few PNGs)
   gnuplot-nox             # plots
   dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
+  wordnet-base python3    # scripts/make_wordnet_corpus.py: a small real text corpus for the Transformer LM
 )
 # Scripts that need more (scripts/fuzz.sh, scripts/sanitize.sh: clang and its sanitizer runtimes) name them here.
 read -r -a extra <<< "${FRACTRAIN_EXTRA_PACKAGES:-}"

@@ -283,7 +283,7 @@ TEST(RunConfig, OutOfRangeValuesAreRefusedWithTheReason) {
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "train.device=cuda:"); }), "is not a device");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "train.device=cuda:x"); }), "is not a device");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.type=step"); }),
-                  "schedule.type = \"step\" is not a known schedule: use constant, multistep or cosine");
+                  "schedule.type = \"step\" is not a known schedule: use constant, multistep, cosine or inverse-sqrt");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.milestones=[120,80]"); }), "not strictly increasing");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.milestones=[80,80]"); }), "not strictly increasing");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "model.name="); }), "model.name = \"\" is empty");

@@ -48,10 +48,26 @@ class ProbeGuard {
   bool was_training_;
 };
 
-const QuantizedLayer& layer_named(const QuantizedModel& model, const std::string& name) {
+const QuantizedLayer* layer_named(const QuantizedModel& model, const std::string& name) {
   for (const auto& l : model.quantized_layers())
-    if (l->layer_name() == name) return *l;
-  throw Error("cost profile of " + model.model_name() + ": executed layer '" + name + "' is not a quantized layer");
+    if (l->layer_name() == name) return l.get();
+  return nullptr;
+}
+
+const QMatmul* matmul_named(const QuantizedModel& model, const std::string& name) {
+  for (const auto& m : model.quantized_matmuls())
+    if (m->layer_name() == name) return m.get();
+  return nullptr;
+}
+
+// An attention matmul has no weights: both operands are activations of the sample, so they move (at the
+// activation width) with every sample; the result is the output.
+void fill_matmul_sizes(const QMatmul& matmul, LayerProfile& p) {
+  p.weight_elements = 0;
+  p.input_elements = matmul.last_operand_elements_per_sample();
+  p.output_elements = matmul.last_output_elements_per_sample();
+  p.output_channels = 1;
+  p.output_positions = p.output_elements;
 }
 
 // Sizes from the layer's geometry: MACs per sample = weight elements x output positions for convs (any groups)
@@ -123,7 +139,7 @@ ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input) {
                                                                           : parameters.front().device());
     PrecisionPlan every_layer = PrecisionPlan::uniform(Precision::full());
     every_layer.gating = false;  // a gated model runs every block, so every layer is profiled
-    model.forward(torch::zeros({1, input.channels, input.height, input.width}, options), every_layer);
+    model.forward(example_input(input, options), every_layer);
   }
   std::vector<LayerProfile> layers;
   for (const auto& executed : recorder.layers) {
@@ -137,7 +153,14 @@ ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input) {
              : std::find(head.begin(), head.end(), p.name) != head.end() ? LayerRole::Head
                                                                        : LayerRole::Block;
     p.error_backward_runs = p.role != LayerRole::Stem;
-    fill_operand_sizes(layer_named(model, p.name), p);
+    if (const QuantizedLayer* layer = layer_named(model, p.name)) {
+      fill_operand_sizes(*layer, p);
+    } else if (const QMatmul* matmul = matmul_named(model, p.name)) {
+      fill_matmul_sizes(*matmul, p);
+    } else {
+      throw Error("cost profile of " + model.model_name() + ": executed layer '" + p.name +
+                  "' is not a quantized layer");
+    }
     layers.push_back(std::move(p));
   }
   return ModelProfile(model.model_name(), input, std::move(layers));

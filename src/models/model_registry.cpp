@@ -43,11 +43,15 @@ std::vector<ModelInfo> list_models() {
   models.push_back({"mobilenetv2", "MobileNetV2, CIFAR variant (stride 1 in the stem and stage 2); depthwise convs at FW-8/BW-16"});
   models.push_back({"resnet18", "ImageNet ResNet-18: 7x7 stem, max pool, 4 stages x 2 BasicBlocks, 64..512 channels"});
   models.push_back({"resnet34", "ImageNet ResNet-34: 7x7 stem, max pool, stages of 3/4/6/3 BasicBlocks, 64..512 channels"});
+  models.push_back({"transformer-lm", "causal Transformer language model (token datasets); sized by model.layers, "
+                                      "model.width, model.heads, model.ffn_width (default 6 x 512, 8 heads, 2048)"});
   return models;
 }
 
-std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input) {
+std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input,
+                                             const TransformerLmOptions& transformer) {
   if (name == "mobilenetv2") return std::make_shared<MobileNetV2>(input);
+  if (name == "transformer-lm") return std::make_shared<TransformerLm>(input, transformer);
   const auto layout = resnet_layout(name);
   if (!layout) unknown_model(name);
   return std::make_shared<ResNet>(*layout, input);
@@ -56,6 +60,9 @@ std::shared_ptr<QuantizedModel> create_model(const std::string& name, const Mode
 std::shared_ptr<QuantizedModel> create_gated_model(const std::string& name, const ModelInputSpec& input,
                                                    const OptionSet& options, GateExecution execution) {
   if (name == "mobilenetv2") return std::make_shared<GatedMobileNetV2>(input, options, execution);
+  if (name == "transformer-lm")
+    throw Error("precision modes dfq and fractrain are not supported for transformer-lm (it has no DFQ gates; "
+                "docs/transformer.md says how they would apply); use precision.mode = static, pfq-manual or pfq-auto");
   const auto layout = resnet_layout(name);
   if (!layout) unknown_model(name);
   return std::make_shared<GatedResNet>(*layout, input, options, execution);

@@ -198,10 +198,23 @@ std::vector<KeyDescriptor> build_table() {
   using R = RunConfig;
   return {
       field("model.name", &R::model, &ModelConfig::name, non_empty("name a model, e.g. resnet20"),
-            "model from the zoo (resnet20, resnet38, ...; `fractrain models` lists them)"),
+            "model from the zoo (resnet20, resnet38, ..., transformer-lm; `fractrain models` lists them)"),
+      field("model.layers", &R::model, &ModelConfig::layers, int_at_least(1), "transformer-lm: decoder layers"),
+      field("model.width", &R::model, &ModelConfig::width, int_at_least(1),
+            "transformer-lm: model width (embedding size), divisible by model.heads"),
+      field("model.heads", &R::model, &ModelConfig::heads, int_at_least(1), "transformer-lm: attention heads"),
+      field("model.ffn_width", &R::model, &ModelConfig::ffn_width, int_at_least(1),
+            "transformer-lm: hidden units of the feed-forward blocks"),
+      field("model.dropout", &R::model, &ModelConfig::dropout, float_in_zero_one(),
+            "transformer-lm: dropout probability, in [0, 1)"),
+      field("model.tie_embeddings", &R::model, &ModelConfig::tie_embeddings, any(),
+            "transformer-lm: the output projection shares the token embedding's weight"),
+      field("model.pre_norm", &R::model, &ModelConfig::pre_norm, any(),
+            "transformer-lm: LayerNorm before each residual branch (and a final one); false = after the sum"),
 
       field("data.dataset", &R::data, &DataConfig::dataset, non_empty("name a dataset, e.g. fashion-mnist"),
-            "dataset name (fashion-mnist, mnist, cifar10, cifar100, or image-folder with data.path)"),
+            "dataset name (fashion-mnist, mnist, cifar10, cifar100, image-folder with data.path; token corpora "
+            "wikitext103, wordnet-lm)"),
       field("data.path", &R::data, &DataConfig::path, any(), "dataset directory; empty = the dataset's default"),
       field("data.train_subset", &R::data, &DataConfig::train_subset, int_at_least(0),
             "train on a seeded random subset of N training samples; 0 = all"),
@@ -230,6 +243,10 @@ std::vector<KeyDescriptor> build_table() {
             "image-folder: JPEG decoding threads; 0 = one per core (results do not depend on it)"),
       field("data.skip_corrupt", &R::data, &DataConfig::skip_corrupt, any(),
             "image-folder: warn about and skip corrupt image files (counted in summary.json) instead of stopping"),
+      field("data.sequence_length", &R::data, &DataConfig::sequence_length, int_at_least(1),
+            "token datasets: tokens per training window (the model's context)"),
+      field("data.vocab_min_count", &R::data, &DataConfig::vocab_min_count, int_at_least(1),
+            "token datasets: words seen fewer times in the train split map to <unk>"),
 
       field("precision.mode", &R::precision, &PrecisionConfig::mode,
             one_of({"static", "pfq-manual", "pfq-auto", "dfq", "fractrain"}, "precision mode"),
@@ -306,13 +323,19 @@ std::vector<KeyDescriptor> build_table() {
             "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
             "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),
 
-      field("optim.lr", &R::optim, &OptimConfig::lr, float_positive(), "SGD learning rate"),
+      field("optim.name", &R::optim, &OptimConfig::name, one_of({"sgd", "adam"}, "optimizer"),
+            "sgd (momentum, weight_decay, nesterov) or adam (adam_beta1, adam_beta2, adam_eps, weight_decay)"),
+      field("optim.lr", &R::optim, &OptimConfig::lr, float_positive(), "(peak) learning rate"),
       field("optim.momentum", &R::optim, &OptimConfig::momentum, float_in_zero_one(), "SGD momentum, in [0, 1)"),
       field("optim.weight_decay", &R::optim, &OptimConfig::weight_decay, float_non_negative(), "L2 weight decay"),
       field("optim.nesterov", &R::optim, &OptimConfig::nesterov, any(), "use Nesterov momentum"),
+      field("optim.adam_beta1", &R::optim, &OptimConfig::adam_beta1, float_in_zero_one(), "Adam beta1, in [0, 1)"),
+      field("optim.adam_beta2", &R::optim, &OptimConfig::adam_beta2, float_in_zero_one(), "Adam beta2, in [0, 1)"),
+      field("optim.adam_eps", &R::optim, &OptimConfig::adam_eps, float_positive(), "Adam epsilon"),
 
       field("schedule.type", &R::schedule, &ScheduleConfig::type,
-            one_of({"constant", "multistep", "cosine"}, "schedule"), "learning-rate schedule"),
+            one_of({"constant", "multistep", "cosine", "inverse-sqrt"}, "schedule"),
+            "learning-rate schedule; inverse-sqrt: lr x sqrt(warmup_iterations / step) after the warm-up"),
       field("schedule.milestones", &R::schedule, &ScheduleConfig::milestones,
             increasing_positive_list("milestones are epochs", "[80, 120]"),
             "epochs at which multistep multiplies the lr by gamma, e.g. [80, 120]"),

@@ -16,8 +16,14 @@ double learning_rate(const ScheduleConfig& schedule, double base_lr, const Sched
   } else if (schedule.type == "cosine") {
     const double progress = static_cast<double>(clock.iteration) / std::max<int64_t>(1, clock.total_iterations);
     lr = 0.5 * base_lr * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  } else if (schedule.type == "inverse-sqrt") {
+    // fairseq's inverse_sqrt: the peak at the end of the warm-up, then lr x sqrt(warmup / step).
+    const double step = static_cast<double>(clock.iteration + 1);
+    const double warmup = static_cast<double>(std::max<int64_t>(1, schedule.warmup_iterations));
+    if (step > warmup) lr *= std::sqrt(warmup / step);
   } else if (schedule.type != "constant") {
-    throw Error("schedule.type = '" + schedule.type + "' is not a schedule: use constant, multistep or cosine");
+    throw Error("schedule.type = '" + schedule.type +
+                "' is not a schedule: use constant, multistep, cosine or inverse-sqrt");
   }
   if (clock.iteration < schedule.warmup_iterations)
     lr *= static_cast<double>(clock.iteration + 1) / static_cast<double>(schedule.warmup_iterations);

@@ -24,7 +24,8 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"stage_costs", s.stage_costs},
           {"cost", s.cost},
           {"skipped_steps", s.skipped_steps},
-          {"lr_scale", s.lr_scale}};
+          {"lr_scale", s.lr_scale},
+          {"task", s.task}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -46,13 +47,14 @@ TrainerState state_from_json(const nlohmann::json& j) {
   if (j.contains("stage_costs")) s.stage_costs = j.at("stage_costs");
   if (j.contains("skipped_steps")) s.skipped_steps = j.at("skipped_steps").get<int64_t>();
   if (j.contains("lr_scale")) s.lr_scale = j.at("lr_scale").get<double>();
+  if (j.contains("task")) s.task = j.at("task");
   return s;
 }
 
 }  // namespace
 
 void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,
-                         torch::optim::SGD& optimizer, const TrainerState& state) {
+                         torch::optim::Optimizer& optimizer, const TrainerState& state) {
   CheckpointMeta meta;
   meta.model_name = model.model_name();
   meta.step = state.step;
@@ -67,7 +69,7 @@ void save_run_checkpoint(const std::string& path, const RunConfig& config, Quant
   });
 }
 
-TrainerState load_run_checkpoint(const std::string& path, QuantizedModel& model, torch::optim::SGD& optimizer) {
+TrainerState load_run_checkpoint(const std::string& path, QuantizedModel& model, torch::optim::Optimizer& optimizer) {
   const std::string device = model.parameters().empty() ? "" : model.parameters()[0].device().str();
   CheckpointMeta meta = load_checkpoint(
       path, model.model_name(),

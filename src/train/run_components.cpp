@@ -127,12 +127,27 @@ Precision static_precision_of(const PrecisionConfig& precision) {
   return Precision::fw_bw(precision.fw, precision.bw);
 }
 
+TransformerLmOptions transformer_options_of(const ModelConfig& model) {
+  TransformerLmOptions o;
+  o.layers = model.layers;
+  o.width = model.width;
+  o.heads = model.heads;
+  o.ffn_width = model.ffn_width;
+  o.dropout = model.dropout;
+  o.tie_embeddings = model.tie_embeddings;
+  o.pre_norm = model.pre_norm;
+  return o;
+}
+
 std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const ModelInputSpec& input, c10::Device device) {
+  if (input.sequence_length > 0 && config.model.name != "transformer-lm")
+    throw Error("data.dataset = " + config.data.dataset + " is a token corpus and model.name = " + config.model.name +
+                " an image model: use model.name = transformer-lm");
   torch::manual_seed(config.train.seed);
   auto model = is_dynamic_mode(config.precision.mode)
                    ? create_gated_model(config.model.name, input, dfq_option_set(config),
                                         parse_gate_execution(config.dfq.execution))
-                   : create_model(config.model.name, input);
+                   : create_model(config.model.name, input, transformer_options_of(config.model));
   model->set_quantizer_settings(quantizer_settings_of(config.precision, config.train.seed));
   model->to(device);
   return model;

@@ -9,7 +9,6 @@
 #include <filesystem>
 
 #include "fractrain/cost/cost_report.h"
-#include "fractrain/data/batch_source.h"
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
@@ -17,11 +16,13 @@
 #include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/metrics_log.h"
+#include "fractrain/train/optimizer.h"
 #include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/progress.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/stage_costs.h"
+#include "fractrain/train/training_task.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -46,8 +47,12 @@ const std::vector<CostReference> kCostReferences = {{"fp32", Precision::full()},
 const std::vector<std::string> kGateMetricColumns = {"window_cp", "window_cp_blocks", "target_cp"};
 const std::vector<std::string> kCpTraceColumns = {"step", "epoch", "cp", "cp_blocks", "target_cp", "stage"};
 
-std::vector<std::string> metric_columns(bool gated) {
+// Language models add the perplexity of the training window and of the validation split.
+const std::vector<std::string> kLanguageModelColumns = {"train_perplexity", "test_perplexity"};
+
+std::vector<std::string> metric_columns(bool gated, bool language_model) {
   std::vector<std::string> references, columns = kMetricColumns;
+  if (language_model) columns.insert(columns.end(), kLanguageModelColumns.begin(), kLanguageModelColumns.end());
   if (gated) columns.insert(columns.end(), kGateMetricColumns.begin(), kGateMetricColumns.end());
   for (const auto& r : kCostReferences) references.push_back(r.name);
   for (const auto& c : cost_metric_columns(references)) columns.push_back(c);
@@ -64,9 +69,9 @@ class Trainer {
   void setup_cost_meter();
   TrainerState checkpoint_state() const;
   void setup_precision();
-  void train_step(const Batch& batch);
+  void train_step(const TaskBatch& batch);
   void nonfinite(const std::string& what);
-  std::string locate_nonfinite_output(const at::Tensor& images, const PrecisionPlan& plan);
+  std::string locate_nonfinite_output(const at::Tensor& inputs, const PrecisionPlan& plan);
   std::string first_nonfinite_gradient() const;
   void arm_fault_injection();
   at::Tensor add_cost_term(const at::Tensor& loss, int64_t samples);
@@ -78,17 +83,15 @@ class Trainer {
   void save_last();
   void plot_curves() const;
   nlohmann::json summary(bool interrupted) const;
-  nlohmann::json split_summary() const;
   void print_summary(const nlohmann::json& s) const;
 
   RunConfig config_;
   TrainOptions options_;
   c10::Device device_ = c10::kCPU;
   int threads_ = 1;
-  RunData data_;
+  std::unique_ptr<TrainingTask> task_;  // the data, the loss's unit (image or token) and the evaluation
   std::shared_ptr<QuantizedModel> model_;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
-  std::unique_ptr<BatchSource> loader_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
@@ -115,40 +118,36 @@ void Trainer::setup() {
   validate_dfq(config_);
   device_ = resolve_device(config_.train.device);
   threads_ = configure_threads(config_.train.threads);
-  data_ = load_run_data(config_.data, config_.train.seed);
-  model_ = build_model(config_, input_spec_of(*data_.train), device_);
+  // A resumed run reads the data as its checkpoint's run did (a language model: that run's vocabulary).
+  const std::string resumed_run_dir =
+      options_.resume_from.empty() ? "" : fs::path(options_.resume_from).parent_path().parent_path().string();
+  task_ = make_training_task(config_, resumed_run_dir);
+  model_ = build_model(config_, task_->input_spec(), device_);
   if (!config_.train.init_from.empty() && options_.resume_from.empty()) {
     const InitialWeightsReport init = load_initial_weights(config_.train.init_from, *model_);
     std::printf("initialised %zu tensors from %s%s\n", init.loaded.size(), init.checkpoint.c_str(),
                 init.kept.empty() ? "" : fmt::format(" ({} not in it keep their initialisation)", init.kept.size()).c_str());
   }
-  optimizer_ = std::make_unique<torch::optim::SGD>(
-      model_->parameters(), torch::optim::SGDOptions(config_.optim.lr)
-                                .momentum(config_.optim.momentum)
-                                .weight_decay(config_.optim.weight_decay)
-                                .nesterov(config_.optim.nesterov));
-  LoaderOptions training;
-  training.batch_size = config_.train.batch_size;
-  training.shuffle = training.drop_last = training.augment = true;
-  training.seed = config_.train.seed;
-  loader_ = data_.train->make_loader(training);
-  batches_per_epoch_ = loader_->batches_per_epoch();
+  optimizer_ = make_optimizer(config_.optim, model_->parameters());
+  batches_per_epoch_ = task_->batches_per_epoch();
   total_steps_ = config_.train.iterations > 0 ? config_.train.iterations : config_.train.epochs * batches_per_epoch_;
   eval_every_ = config_.train.eval_every > 0 ? config_.train.eval_every : batches_per_epoch_;
   checkpoint_every_ = config_.train.checkpoint_every > 0 ? config_.train.checkpoint_every : eval_every_;
 
   fs::create_directories(fs::path(config_.output.dir) / "checkpoints");
   write_file_atomically((fs::path(config_.output.dir) / "config.toml").string(), to_toml(config_));
+  task_->save_run_files(config_.output.dir);
   if (!options_.resume_from.empty()) {
     state_ = load_run_checkpoint(options_.resume_from, *model_, *optimizer_);
+    task_->restore(state_.task, options_.resume_from);
     std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
   }
   start_step_ = state_.step;
   setup_cost_meter();
   setup_precision();
-  loader_->seek(state_.next_epoch, state_.next_batch);
+  task_->seek(state_.next_epoch, state_.next_batch);
   const int64_t keep_up_to = options_.resume_from.empty() ? -1 : state_.step;
-  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(dynamic_ != nullptr), keep_up_to);
+  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, metric_columns(dynamic_ != nullptr, task_->is_language_model()), keep_up_to);
   if (dynamic_) {
     cp_trace_ = std::make_unique<MetricsLog>(config_.output.dir, kCpTraceColumns, keep_up_to, "cp_trace");
     trace_every_ = config_.train.log_every > 0 ? config_.train.log_every : 20;
@@ -162,7 +161,7 @@ void Trainer::setup_cost_meter() {
   const QuantizationPolicy policy = quantization_policy_of(config_.precision);
   const std::string hardware =
       config_.cost.hardware.empty() ? default_hardware_model_path() : config_.cost.hardware;
-  cost_meter_ = std::make_unique<CostMeter>(profile_model(*model_, input_spec_of(*data_.train)),
+  cost_meter_ = std::make_unique<CostMeter>(profile_model(*model_, task_->input_spec()),
                                             load_hardware_model(hardware));
   for (const auto& r : kCostReferences) cost_meter_->add_reference(r.name, make_static_plan(*model_, r.precision, policy));
   if (!state_.cost.is_null()) {
@@ -240,6 +239,7 @@ TrainerState Trainer::checkpoint_state() const {
   s.cost = cost_meter_->state();
   s.precision = controller_->state();
   s.stage_costs = stage_costs_->state(*cost_meter_);
+  s.task = task_->state();
   return s;
 }
 
@@ -287,14 +287,14 @@ void Trainer::nonfinite(const std::string& what) {
 
 // Runs the batch's forward pass again with every quantized layer checking its output, to name the first layer
 // whose output is not finite. The rerun is not training cost.
-std::string Trainer::locate_nonfinite_output(const at::Tensor& images, const PrecisionPlan& plan) {
+std::string Trainer::locate_nonfinite_output(const at::Tensor& inputs, const PrecisionPlan& plan) {
   const auto& layers = model_->quantized_layers();
   for (const auto& l : layers) l->set_check_finite_output(true);
   model_->set_cost_observer(nullptr);
   std::string where = "every quantized layer's output was finite (the overflow came after them: BatchNorm or the loss)";
   try {
     torch::NoGradGuard no_grad;
-    model_->forward(images, plan);
+    model_->forward(inputs, plan);
   } catch (const Error& e) {
     where = e.what();
   }
@@ -329,24 +329,24 @@ void Trainer::arm_fault_injection() {
   std::printf("fault injection: layer %s outputs a NaN at step %lld\n", layer.c_str(), (long long)fault_step_);
 }
 
-void Trainer::train_step(const Batch& batch) {
+void Trainer::train_step(const TaskBatch& batch) {
   lr_ = state_.lr_scale * learning_rate(config_.schedule, config_.optim.lr,
                                         ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
-  for (auto& group : optimizer_->param_groups())
-    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_);
-  at::Tensor images = batch.images.to(device_), labels = batch.labels.to(device_);
+  set_learning_rate(*optimizer_, lr_);
+  at::Tensor inputs = batch.inputs.to(device_), targets = batch.targets.to(device_);
   const PrecisionPlan& plan = controller_->plan_for_step(state_.step);
   record_turning_points();  // a manual schedule switches here
   model_->train();
   const bool fault = state_.step + 1 == fault_step_;
   if (fault) fault_layer_->set_inject_nan(true);
-  at::Tensor logits = model_->forward(images, plan);
-  at::Tensor loss = torch::cross_entropy_loss(logits, labels);
+  at::Tensor logits = model_->forward(inputs, plan);
+  at::Tensor loss = prediction_loss(logits, targets);
   const double loss_value = loss.item<double>();
-  const int64_t n = labels.size(0);
+  const int64_t n = batch.samples();                // images or sequences: the cost meter's unit
+  const int64_t predictions = targets.numel();      // images or tokens: the loss's unit
   bool finite = std::isfinite(loss_value);
   if (!finite) {
-    const std::string where = locate_nonfinite_output(images, plan);
+    const std::string where = locate_nonfinite_output(inputs, plan);
     if (fault) fault_layer_->set_inject_nan(false);
     nonfinite("the training loss became " + std::to_string(loss_value) + ": " + where);
   } else {
@@ -363,25 +363,25 @@ void Trainer::train_step(const Batch& batch) {
   }
 
   ++state_.step;
-  state_.next_epoch = loader_->next_epoch();
-  state_.next_batch = loader_->next_batch_in_epoch();
+  state_.next_epoch = task_->next_epoch();
+  state_.next_batch = task_->next_batch_in_epoch();
   cost_meter_->end_step(n);
   if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
   if (!finite) return;  // a skipped step: nothing to learn from, nothing to average
-  const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
-  state_.window_loss_sum += loss_value * n;
+  const int64_t correct = correct_predictions(logits, targets);
+  state_.window_loss_sum += loss_value * predictions;
   state_.window_correct += correct;
-  state_.window_samples += n;
-  state_.indicator_loss_sum += loss_value * n;
-  state_.indicator_samples += n;
+  state_.window_samples += predictions;
+  state_.indicator_loss_sum += loss_value * predictions;
+  state_.indicator_samples += predictions;
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
   if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
   if (dynamic_ && state_.step % trace_every_ == 0) trace_cp();
-  progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / n, lr_, n);
+  progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / predictions, lr_, n);
 }
 
 void Trainer::evaluate_and_log() {
-  last_eval_ = evaluate(*model_, controller_->current_plan(), *data_.test, config_.train.batch_size, device_);
+  last_eval_ = task_->evaluate(*model_, controller_->current_plan(), device_);
   const double samples = std::max<int64_t>(1, state_.window_samples);
   nlohmann::json record = {{"step", state_.step},
                            {"epoch", static_cast<double>(state_.step) / batches_per_epoch_},
@@ -394,18 +394,30 @@ void Trainer::evaluate_and_log() {
                            {"train_seconds", state_.train_seconds},
                            {"precision", controller_->label()},
                            {"stage", controller_->stage()}};
+  const bool language_model = task_->is_language_model();
+  if (language_model) {
+    record["train_perplexity"] = std::exp(record["train_loss"].get<double>());
+    record["test_perplexity"] = std::exp(last_eval_.loss);
+  }
   record.update(cost_metrics_record(*cost_meter_));
   progress_->break_line();
   if (dynamic_) log_gates(record);
   metrics_->append(record);
   state_.window_loss_sum = 0.0;
   state_.window_correct = state_.window_samples = 0;
-  std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
-              (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy, record["train_loss"].get<double>(),
-              100.0 * record["train_accuracy"].get<double>());
+  if (language_model)
+    std::printf("eval step %lld: valid loss %.4f  perplexity %.2f  token accuracy %.2f%%  (train loss %.4f, "
+                "perplexity %.2f)\n",
+                (long long)state_.step, last_eval_.loss, std::exp(last_eval_.loss), 100.0 * last_eval_.accuracy,
+                record["train_loss"].get<double>(), record["train_perplexity"].get<double>());
+  else
+    std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
+                (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy,
+                record["train_loss"].get<double>(), 100.0 * record["train_accuracy"].get<double>());
   std::printf("%s\n", format_cost_line(*cost_meter_).c_str());
-  if (last_eval_.accuracy > state_.best_accuracy) {
-    state_.best_accuracy = last_eval_.accuracy;
+  const double score = task_->score(last_eval_);
+  if (state_.best_step < 0 || score > state_.best_accuracy) {
+    state_.best_accuracy = score;
     state_.best_step = state_.step;
     save_run_checkpoint(best_checkpoint_path(config_.output.dir), config_, *model_, *optimizer_, checkpoint_state());
   }
@@ -448,14 +460,6 @@ void Trainer::plot_curves() const {
   }
 }
 
-// Which data this run saw (DESIGN.md 4.10 settings): recorded so a table of runs can say it.
-nlohmann::json Trainer::split_summary() const {
-  return {{"split", config_.data.split},
-          {"split_seed", config_.data.split_seed},
-          {"classes", data_.classes},
-          {"init_from", config_.train.init_from}};
-}
-
 nlohmann::json Trainer::summary(bool interrupted) const {
   int64_t parameters = 0;
   for (const auto& p : model_->parameters()) parameters += p.numel();
@@ -463,9 +467,8 @@ nlohmann::json Trainer::summary(bool interrupted) const {
   for (const auto& t : controller_->turning_points()) turning_points.push_back(to_json(t));
   nlohmann::json s = {{"model", config_.model.name},
           {"dataset", config_.data.dataset},
-          {"train_samples", data_.train->size()},
-          {"test_samples", data_.test->size()},
-          {"split", split_summary()},
+          {"train_samples", task_->train_size()},
+          {"test_samples", task_->eval_size()},
           {"parameters", parameters},
           {"precision", controller_->describe()},
           {"turning_points", turning_points},
@@ -477,7 +480,7 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"skipped_steps", state_.skipped_steps},
           {"final_test_accuracy", last_eval_.accuracy},
           {"final_test_loss", last_eval_.loss},
-          {"best_test_accuracy", state_.best_accuracy},
+          {"best_test_accuracy", task_->is_language_model() ? 0.0 : state_.best_accuracy},
           {"best_step", state_.best_step},
           {"train_seconds", state_.train_seconds},
           {"images_per_second", progress_->images_per_second()},
@@ -486,10 +489,33 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"output_dir", config_.output.dir},
           {"cost", cost_summary_json(*cost_meter_)},
           {"config", to_json(config_)}};
-  // Streamed datasets record what they read: the class list (labels are its positions), skipped files.
-  const nlohmann::json train = data_.train->report(), test = data_.test->report();
-  if (!train.is_null() || !test.is_null()) s["data"] = {{"train", train}, {"test", test}};
+  // What the task records about its data: the split and class ids, files a streamed dataset skipped.
+  for (const auto& [key, value] : task_->summary().items()) s[key] = value;
+  if (task_->is_language_model()) {
+    // Sizes are tokens; the evaluation split is the validation split; the best checkpoint has the lowest loss.
+    // null until an evaluation has run (a run interrupted before its first one)
+    s["eval_split"] = task_->eval_split_name();
+    s["final_test_perplexity"] = last_eval_.samples > 0 ? nlohmann::json(std::exp(last_eval_.loss)) : nlohmann::json();
+    s["best_test_loss"] = state_.best_step >= 0 ? nlohmann::json(-state_.best_accuracy) : nlohmann::json();
+    s["best_test_perplexity"] =
+        state_.best_step >= 0 ? nlohmann::json(std::exp(-state_.best_accuracy)) : nlohmann::json();
+  }
   return s;
+}
+
+// "test  accuracy ..." or, for a language model, "valid  perplexity ...".
+std::string evaluation_line(const nlohmann::json& s) {
+  if (s.contains("final_test_perplexity") && (s["final_test_perplexity"].is_null() || s["best_test_perplexity"].is_null()))
+    return "valid        not evaluated in this session\n";
+  if (s.contains("final_test_perplexity"))
+    return fmt::format("valid        perplexity {:.2f}  loss {:.4f}  token accuracy {:.2f}%   (best perplexity {:.2f} at "
+                       "step {})\n",
+                       s["final_test_perplexity"].get<double>(), s["final_test_loss"].get<double>(),
+                       100.0 * s["final_test_accuracy"].get<double>(), s["best_test_perplexity"].get<double>(),
+                       s["best_step"].get<int64_t>());
+  return fmt::format("test         accuracy {:.2f}%  loss {:.4f}   (best {:.2f}% at step {})\n",
+                     100.0 * s["final_test_accuracy"].get<double>(), s["final_test_loss"].get<double>(),
+                     100.0 * s["best_test_accuracy"].get<double>(), s["best_step"].get<int64_t>());
 }
 
 void Trainer::print_summary(const nlohmann::json& s) const {
@@ -498,7 +524,7 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       "model        %s on %s (%lld train / %lld test samples, %lld parameters)\n"
       "precision    %s\n"
       "steps        %lld of %lld (%.2f epochs)%s\n"
-      "test         accuracy %.2f%%  loss %.4f   (best %.2f%% at step %lld)\n"
+      "%s"
       "time         %s training, %.0f images/s on %s with %d threads\n"
       "output       %s/{summary.json,metrics.csv,metrics.jsonl,training_curves.png,checkpoints/}\n",
       s["model"].get<std::string>().c_str(), s["dataset"].get<std::string>().c_str(),
@@ -506,8 +532,7 @@ void Trainer::print_summary(const nlohmann::json& s) const {
       (long long)s["parameters"].get<int64_t>(), s["precision"].get<std::string>().c_str(),
       (long long)s["steps"].get<int64_t>(), (long long)s["total_steps"].get<int64_t>(), s["epochs"].get<double>(),
       s["interrupted"].get<bool>() ? " INTERRUPTED (resume with --resume)" : "",
-      100.0 * s["final_test_accuracy"].get<double>(), s["final_test_loss"].get<double>(),
-      100.0 * s["best_test_accuracy"].get<double>(), (long long)s["best_step"].get<int64_t>(),
+      evaluation_line(s).c_str(),
       ProgressLine::format_duration(s["train_seconds"].get<double>()).c_str(), s["images_per_second"].get<double>(),
       s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
   if (s.contains("data") && s["data"]["train"].is_object()) {
@@ -543,7 +568,7 @@ nlohmann::json Trainer::run() {
       break;
     }
     const auto start = std::chrono::steady_clock::now();
-    train_step(loader_->next());
+    train_step(task_->next_batch());
     state_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool last = state_.step == total_steps_;
     if (state_.step % eval_every_ == 0 || last) evaluate_and_log();

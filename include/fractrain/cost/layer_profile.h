@@ -54,7 +54,7 @@ class ModelProfile {
   std::unordered_map<std::string, int64_t> index_;
 };
 
-// Runs one FP32 forward pass of a single zero image (eval mode, no gradients) and records every quantized layer
+// Runs one FP32 forward pass of a single zero input (example_input: an image or a token sequence; eval mode, no gradients) and records every quantized layer
 // in execution order. Leaves the model's train/eval mode as it was and detaches any cost observer.
 //
 // A convolution's input size is taken as in_channels x (positions x stride^2): exact whenever the input's height

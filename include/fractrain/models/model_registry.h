@@ -6,6 +6,7 @@
 
 #include "fractrain/models/gated_network.h"
 #include "fractrain/models/quantized_model.h"
+#include "fractrain/models/transformer_lm.h"
 
 namespace fractrain {
 
@@ -17,7 +18,9 @@ struct ModelInfo {
 std::vector<ModelInfo> list_models();
 
 // Throws fractrain::Error naming the unknown model and the known ones (with a did-you-mean).
-std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input);
+// `transformer` sizes the transformer-lm (the config's model.* keys); other models ignore it.
+std::shared_ptr<QuantizedModel> create_model(const std::string& name, const ModelInputSpec& input,
+                                             const TransformerLmOptions& transformer = {});
 
 // The DFQ-gated form of a model (a gate per block choosing among `options`); the result also implements
 // GatedNetwork. Throws fractrain::Error for unknown models and for models without a gated form.

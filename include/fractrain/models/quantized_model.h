@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fractrain/nn/qmatmul.h"
 #include "fractrain/nn/quantized_layer.h"
 
 namespace fractrain {
@@ -14,7 +15,13 @@ namespace fractrain {
 struct ModelInputSpec {
   int64_t channels = 3, height = 32, width = 32;
   int64_t num_classes = 10;
+  // > 0: a token model (language model): the input is int64 ids [B, sequence_length], num_classes is the
+  // vocabulary size, and channels/height/width are unused.
+  int64_t sequence_length = 0;
 };
+
+// A zero input of one sample as the model takes it: float [1, C, H, W] images, or int64 [1, T] token ids.
+at::Tensor example_input(const ModelInputSpec& input, const at::TensorOptions& options);
 
 class QuantizedModel : public torch::nn::Module {
  public:
@@ -23,7 +30,10 @@ class QuantizedModel : public torch::nn::Module {
   const std::string& model_name() const { return model_name_; }
   // Quantized layers in execution order, with their full names and indices assigned.
   const std::vector<std::shared_ptr<QuantizedLayer>>& quantized_layers() const { return quantized_layers_; }
-  // The stem convolution and the classifier: kept FP32 or quantized by policy (DESIGN.md 4.2).
+  // Activation-by-activation matmuls (attention), in execution order; empty for convolutional models.
+  const std::vector<std::shared_ptr<QMatmul>>& quantized_matmuls() const { return quantized_matmuls_; }
+  // The stem convolution and the classifier: kept FP32 or quantized by policy (DESIGN.md 4.2). A model whose
+  // first quantized layer does not read the data (a language model reads embeddings) has no stem: "".
   const std::string& first_layer_name() const { return first_layer_name_; }
   const std::string& classifier_name() const { return classifier_name_; }
   // Layers outside the network's blocks other than the stem and the classifier (MobileNetV2's last 1x1 conv):
@@ -39,7 +49,8 @@ class QuantizedModel : public torch::nn::Module {
 
  protected:
   explicit QuantizedModel(std::string model_name) : model_name_(std::move(model_name)) {}
-  // Call at the end of the derived constructor: names and numbers every quantized layer.
+  // Call at the end of the derived constructor: names and numbers every quantized layer and matmul.
+  // `first_layer` may be "" (no stem).
   void finalize_layers(const std::string& first_layer, const std::string& classifier,
                        std::vector<std::string> head_layers = {});
 
@@ -47,6 +58,7 @@ class QuantizedModel : public torch::nn::Module {
   std::string model_name_, first_layer_name_, classifier_name_;
   std::vector<std::string> head_layer_names_;
   std::vector<std::shared_ptr<QuantizedLayer>> quantized_layers_;
+  std::vector<std::shared_ptr<QMatmul>> quantized_matmuls_;
 };
 
 }  // namespace fractrain

@@ -13,7 +13,8 @@ struct ScheduleClock {
 };
 
 // constant: lr; multistep: lr * gamma^(number of milestones <= current epoch); cosine: half-cosine decay from
-// lr to 0 over the run. A linear warm-up over the first `warmup_iterations` multiplies any of them.
+// lr to 0 over the run; inverse-sqrt: lr x sqrt(warmup_iterations / (iteration + 1)) once past the warm-up
+// (fairseq's Transformer schedule; with no warm-up, lr / sqrt(iteration + 1)). A linear warm-up over the first `warmup_iterations` multiplies any of them.
 double learning_rate(const ScheduleConfig& schedule, double base_lr, const ScheduleClock& clock);
 
 }  // namespace fractrain

@@ -4,7 +4,7 @@
 // Data order, augmentation and stochastic rounding are pure functions of (seed, epoch/step), so the position
 // is all the "RNG state" there is.
 #include <nlohmann/json.hpp>
-#include <torch/optim/sgd.h>
+#include <torch/optim/optimizer.h>
 
 #include <string>
 
@@ -16,7 +16,9 @@ namespace fractrain {
 struct TrainerState {
   int64_t step = 0;                           // completed training steps
   int64_t next_epoch = 0, next_batch = 0;     // loader cursor
-  double best_accuracy = -1.0;                // best test accuracy so far
+  // The best evaluation score so far (TrainingTask::score): the test accuracy, or minus a language model's
+  // validation loss.
+  double best_accuracy = -1.0;
   int64_t best_step = -1;
   double train_seconds = 0.0;                 // wall time spent training (all sessions)
   // Training statistics accumulated since the last evaluation.
@@ -35,14 +37,16 @@ struct TrainerState {
   // skips have accumulated (train.nonfinite_lr_factor per skip).
   int64_t skipped_steps = 0;
   double lr_scale = 1.0;
+  // What the task records about its data (TrainingTask::state(): a language model's vocabulary and corpus checksums).
+  nlohmann::json task;
 };
 
 void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,
-                         torch::optim::SGD& optimizer, const TrainerState& state);
+                         torch::optim::Optimizer& optimizer, const TrainerState& state);
 
 // Restores model, optimizer and trainer state. Throws fractrain::Error if the file is not a fractrain
 // checkpoint, is damaged, or was written for another model.
-TrainerState load_run_checkpoint(const std::string& path, QuantizedModel& model, torch::optim::SGD& optimizer);
+TrainerState load_run_checkpoint(const std::string& path, QuantizedModel& model, torch::optim::Optimizer& optimizer);
 
 // The config stored in a checkpoint (to resume or evaluate without the original recipe).
 RunConfig checkpoint_config(const std::string& path);

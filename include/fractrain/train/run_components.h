@@ -7,6 +7,7 @@
 #include "fractrain/data/data_split.h"
 #include "fractrain/data/image_dataset.h"
 #include "fractrain/models/quantized_model.h"
+#include "fractrain/models/transformer_lm.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/train/run_config.h"
 
@@ -32,6 +33,8 @@ ModelInputSpec input_spec_of(const DataSplit& data);
 QuantizationPolicy quantization_policy_of(const PrecisionConfig& precision);
 QuantizerSettings quantizer_settings_of(const PrecisionConfig& precision, uint64_t seed);
 Precision static_precision_of(const PrecisionConfig& precision);
+
+TransformerLmOptions transformer_options_of(const ModelConfig& model);
 
 // Builds the model (weights initialised from the run seed), moved to `device`, with quantizer settings.
 std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const ModelInputSpec& input, c10::Device device);

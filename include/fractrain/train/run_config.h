@@ -16,6 +16,14 @@ namespace fractrain {
 
 struct ModelConfig {
   std::string name = "resnet20";
+  // transformer-lm only (docs/transformer.md); the defaults are Transformer-base.
+  int64_t layers = 6;
+  int64_t width = 512;
+  int64_t heads = 8;
+  int64_t ffn_width = 2048;
+  double dropout = 0.1;
+  bool tie_embeddings = true;
+  bool pre_norm = true;
 };
 
 struct DataConfig {
@@ -36,6 +44,9 @@ struct DataConfig {
   double min_crop_scale = 0.08;  // random-resized-crop: smallest share of the image area
   int64_t workers = 0;           // decoding threads; 0 = one per core
   bool skip_corrupt = false;     // true: warn about and skip corrupt image files instead of stopping
+  // Token datasets (wikitext103, wordnet-lm): train_subset/test_subset are then token-stream prefixes.
+  int64_t sequence_length = 128;  // tokens per training window
+  int64_t vocab_min_count = 1;    // words seen fewer times in the train split become <unk>
 };
 
 struct PrecisionConfig {
@@ -89,14 +100,18 @@ struct TrainConfig {
 };
 
 struct OptimConfig {
+  std::string name = "sgd";  // sgd | adam
   double lr = 0.1;
   double momentum = 0.9;
   double weight_decay = 1e-4;
   bool nesterov = false;
+  double adam_beta1 = 0.9;   // the Transformer recipe's (0.9, 0.98), eps 1e-9 (DESIGN.md 4.10)
+  double adam_beta2 = 0.98;
+  double adam_eps = 1e-9;
 };
 
 struct ScheduleConfig {
-  std::string type = "multistep";   // constant | multistep | cosine
+  std::string type = "multistep";   // constant | multistep | cosine | inverse-sqrt
   std::vector<int64_t> milestones;  // epochs at which lr *= gamma (multistep)
   double gamma = 0.1;
   int64_t warmup_iterations = 0;
