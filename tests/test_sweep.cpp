@@ -14,6 +14,7 @@
 #include "fractrain/sweep/sweep_results.h"
 #include "fractrain/sweep/sweep_runner.h"
 #include "fractrain/sweep/sweep_spec.h"
+#include "fractrain/train/resume_compatibility.h"
 #include "fractrain/util/stop_signal.h"
 #include "test_support.h"
 
@@ -186,4 +187,21 @@ TEST(StopSignal, TwoSigintsAtTheSameMomentAskToStopWithoutKilling) {
   EXPECT_TRUE(stop_requested());
   clear_stop_request();
   EXPECT_FALSE(stop_requested());
+}
+
+// A finished run stays finished when a default it does not use changes (dfq.options became "auto"): the dfq
+// section of a static run, and "auto" against the preset it resolves to, compute the same.
+TEST(ResumeCompatibility, KeysARunDoesNotUseOrThatResolveAlikeAreNoDifference) {
+  RunConfig before, now;
+  before.dfq.options = "cifar-release";
+  now.dfq.options = "auto";
+  EXPECT_TRUE(compute_differences(before, now).empty()) << "a static run ignores the dfq section";
+  before.precision.mode = now.precision.mode = "dfq";
+  EXPECT_TRUE(compute_differences(before, now).empty()) << "auto is cifar-release for a ResNet";
+  now.dfq.options = "cifar-paper";
+  ASSERT_EQ(compute_differences(before, now).size(), 1u);
+  EXPECT_NE(compute_differences(before, now)[0].find("dfq.options"), std::string::npos);
+  now.dfq.options = "auto";
+  now.model.name = "mobilenetv2";  // auto = mobilenet-paper there
+  EXPECT_EQ(compute_differences(before, now).size(), 2u);
 }

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "fractrain/precision/option_set.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -22,6 +23,17 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
   }
 }
 
+// What a config computes, written one way: a static or PFQ run ignores the dfq section (whose defaults may
+// change between versions), and dfq.options = "auto" stands for the model's preset.
+RunConfig effective(RunConfig config) {
+  if (!is_dynamic_mode(config.precision.mode)) {
+    config.dfq = DfqConfig{};
+  } else if (config.dfq.options == "auto") {
+    config.dfq.options = OptionSet::default_preset_for(config.model.name);
+  }
+  return config;
+}
+
 }  // namespace
 
 const std::vector<std::string>& keys_resume_may_change() {
@@ -33,8 +45,8 @@ const std::vector<std::string>& keys_resume_may_change() {
 
 std::vector<std::string> compute_differences(const RunConfig& before, const RunConfig& now) {
   std::map<std::string, nlohmann::json> a, b;
-  flatten(to_json(before), "", a);
-  flatten(to_json(now), "", b);
+  flatten(to_json(effective(before)), "", a);
+  flatten(to_json(effective(now)), "", b);
   const auto& may_change = keys_resume_may_change();
   std::vector<std::string> differences;
   for (const auto& [key, value] : a) {

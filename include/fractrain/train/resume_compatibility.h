@@ -11,7 +11,9 @@ namespace fractrain {
 // train.epochs, train.iterations, train.threads, train.log_every, train.device, output.dir.
 const std::vector<std::string>& keys_resume_may_change();
 
-// One line per key outside keys_resume_may_change() whose value differs: "  key: before X, now Y".
+// One line per key outside keys_resume_may_change() whose value differs: "  key: before X, now Y". Keys that
+// cannot change what the run computes do not count: the dfq section of a static or PFQ run, and dfq.options
+// "auto" against the model's preset it stands for.
 std::vector<std::string> compute_differences(const RunConfig& before, const RunConfig& now);
 
 // Throws fractrain::Error listing compute_differences when there are any.
