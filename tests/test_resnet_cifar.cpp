@@ -100,6 +100,6 @@ TEST(ModelRegistry, UnknownNamesGetAHelpfulError) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'resnet20'"), std::string::npos);
   }
   EXPECT_THROW(create_model("vgg", ModelInputSpec{}), fractrain::Error);
-  EXPECT_EQ(list_models().size(), 8u);  // 5 CIFAR ResNets, MobileNetV2, ResNet-18/34
+  EXPECT_EQ(list_models().size(), 9u);  // 5 CIFAR ResNets, MobileNetV2, ResNet-18/34, transformer-lm
   EXPECT_NO_THROW(create_model("resnet56", ModelInputSpec{}));
 }

@@ -490,7 +490,8 @@ nlohmann::json Trainer::summary(bool interrupted) const {
           {"cost", cost_summary_json(*cost_meter_)},
           {"config", to_json(config_)}};
   // What the task records about its data: the split and class ids, files a streamed dataset skipped.
-  for (const auto& [key, value] : task_->summary().items()) s[key] = value;
+  const nlohmann::json data = task_->summary();  // named: items() of a temporary would dangle in the loop
+  for (const auto& [key, value] : data.items()) s[key] = value;
   if (task_->is_language_model()) {
     // Sizes are tokens; the evaluation split is the validation split; the best checkpoint has the lowest loss.
     // null until an evaluation has run (a run interrupted before its first one)
