@@ -13,21 +13,28 @@ EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, const Data
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
-  double loss_sum = 0.0;
-  int64_t correct = 0, seen = 0;
+  EvalTotals totals;
   for (int64_t b = 0; b < loader->batches_per_epoch(); ++b) {
     Batch batch = loader->next();  // prefetched: the next batch is prepared while this one runs
     at::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
-    at::Tensor logits = model.forward(images, plan);
-    loss_sum += torch::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();
-    correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
-    seen += labels.size(0);
+    totals.add(model.forward(images, plan), labels);
   }
   model.train(was_training);
+  return totals.result();
+}
+
+void EvalTotals::add(const at::Tensor& logits, const at::Tensor& targets) {
+  const at::Tensor flat = logits.reshape({-1, logits.size(-1)}), flat_targets = targets.reshape({-1});
+  loss_sum_ += torch::cross_entropy_loss(flat, flat_targets, {}, at::Reduction::Sum).item<double>();
+  correct_ += flat.argmax(1).eq(flat_targets).sum().item<int64_t>();
+  predictions_ += flat_targets.numel();
+}
+
+EvalResult EvalTotals::result() const {
   EvalResult r;
-  r.samples = seen;
-  r.loss = seen ? loss_sum / seen : 0.0;
-  r.accuracy = seen ? static_cast<double>(correct) / seen : 0.0;
+  r.samples = predictions_;
+  r.loss = predictions_ ? loss_sum_ / predictions_ : 0.0;
+  r.accuracy = predictions_ ? static_cast<double>(correct_) / predictions_ : 0.0;
   return r;
 }
 

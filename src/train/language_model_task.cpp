@@ -80,23 +80,13 @@ class LanguageModelTask : public TrainingTask {
     const bool was_training = model.is_training();
     model.eval();
     torch::NoGradGuard no_grad;
-    double loss_sum = 0.0;
-    int64_t correct = 0, predictions = 0;
+    EvalTotals totals;
     for (int64_t i = 0; i < eval_->batches_per_epoch(); ++i) {
       const LmBatch b = eval_->get(0, i);
-      const at::Tensor targets = b.targets.to(device).reshape({-1});
-      const at::Tensor logits = model.forward(b.inputs.to(device), plan);
-      const at::Tensor flat = logits.reshape({-1, logits.size(-1)});
-      loss_sum += torch::cross_entropy_loss(flat, targets, {}, at::Reduction::Sum).item<double>();
-      correct += flat.argmax(1).eq(targets).sum().item<int64_t>();
-      predictions += targets.numel();
+      totals.add(model.forward(b.inputs.to(device), plan), b.targets.to(device));
     }
     model.train(was_training);
-    EvalResult r;
-    r.samples = predictions;
-    r.loss = predictions ? loss_sum / predictions : 0.0;
-    r.accuracy = predictions ? static_cast<double>(correct) / predictions : 0.0;
-    return r;
+    return totals.result();
   }
   double score(const EvalResult& result) const override { return -result.loss; }
 
