@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
   report->add_option("--epochs", report_options.epochs,
                      "epochs whose gate choices the heatmap shows (default: first, middle, last evaluation)")
       ->delimiter(',');
-  report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report)");
+  report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report; for a sweep, the sweep's directory)");
 
   auto* sweep = app.add_subcommand("sweep", "run a comparison (methods x settings x seeds) from a spec; resumable; "
                                             "writes a results table (CSV, Markdown) and plots");
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*report) {
-      const auto written = is_sweep_output(report_dir) ? redraw_sweep_report(report_dir)
+      const auto written = is_sweep_output(report_dir) ? redraw_sweep_report(report_dir, report_options.output_dir)
                                                        : write_run_report(report_dir, report_options);
       for (const auto& path : written) std::printf("wrote %s\n", path.c_str());
       return 0;

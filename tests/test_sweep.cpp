@@ -170,6 +170,9 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const auto redraw = test_support::run_cli("report " + dir.file("out"));
   ASSERT_EQ(redraw.exit_code, 0) << redraw.output;
   EXPECT_TRUE(std::filesystem::exists(dir.file("out/results.md"))) << "`fractrain report` redraws a sweep's table";
+  const auto elsewhere = test_support::run_cli("report " + dir.file("out") + " -o " + dir.file("redrawn"));
+  ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/results.csv"))) << "-o places a sweep's redraw elsewhere";
   // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
   const auto third = test_support::run_cli("sweep " + spec_path + " --list");
   EXPECT_NE(third.output.find("finished     standard/pfq-manual/seed-1"), std::string::npos) << third.output;

@@ -19,12 +19,12 @@ std::string sweep_spec_copy_path(const std::string& output_dir) {
 
 bool is_sweep_output(const std::string& dir) { return std::filesystem::exists(sweep_spec_copy_path(dir)); }
 
-std::vector<std::string> redraw_sweep_report(const std::string& dir) {
+std::vector<std::string> redraw_sweep_report(const std::string& dir, const std::string& output_dir) {
   const SweepSpec spec = load_sweep_spec(sweep_spec_copy_path(dir));
   if (std::filesystem::weakly_canonical(spec.output) != std::filesystem::weakly_canonical(dir))
     throw Error("report: " + sweep_spec_copy_path(dir) + " names output '" + spec.output +
                 "', which is not this directory: run `fractrain report` from the directory the sweep ran in");
-  return write_sweep_report(spec).written;
+  return write_sweep_report(spec, output_dir).written;
 }
 
 int run_sweep_command(const SweepCommand& command) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -85,23 +86,35 @@ std::string results_csv(const std::vector<MethodResult>& rows) {
 }
 
 // accuracy_vs_cost: one point per method (mean over seeds, error bar = sd), cost as cp on a log axis since
-// FP32 (100%) and the low-precision methods (a few %) differ by orders of magnitude.
+// FP32 (100%) and the low-precision methods (a few %) differ by orders of magnitude. Each method is its own
+// data block with its own colour and point type, named in the key: text labels next to the points collide
+// when two methods cost about the same.
 void plot_accuracy_vs_cost(const std::vector<MethodResult>& rows, const std::string& setting, const fs::path& out,
                            SweepReportFiles& files) {
   const fs::path data = out / ("accuracy_vs_cost_" + setting + ".dat");
   std::ofstream d(data);
-  for (const auto& r : rows)
-    if (r.setting == setting)
-      d << fmt::format("{} {} {} \"{}\"\n", r.cp_percent, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd, r.method);
+  std::vector<std::string> methods;
+  for (const auto& r : rows) {
+    if (r.setting != setting) continue;
+    d << (methods.empty() ? "" : "\n\n")
+      << fmt::format("{} {} {} \"{}\"\n", r.cp_percent, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd, r.method);
+    methods.push_back(r.method);
+  }
   d.close();
+  if (methods.empty()) return;
+  static constexpr int kPointTypes[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10, 12, 14};
   for (const char* ext : {".png", ".svg"}) {
     const std::string path = (out / ("accuracy_vs_cost_" + setting + ext)).string();
     std::string script = gnuplot_terminal(path, 900, 600);
     script += "set title " + gnuplot_quoted("test accuracy vs training cost (" + setting + "; mean and sd over seeds)") + "\n";
     script += "set xlabel \"training cost: cp, % of FP32 bit-MACs (log scale)\"\nset ylabel \"final test accuracy (%)\"\n";
-    script += "set logscale x\nset grid\nset key off\nset offsets graph 0.08, graph 0.15, graph 0.1, graph 0.1\n";
-    script += "plot " + gnuplot_quoted(data.string()) + " using 1:2:3 with yerrorbars pt 7 ps 1.2 lc rgb \"#1f77b4\", " +
-              "'' using 1:2:4 with labels offset 0,1.2 font \",10\"\n";
+    script += "set logscale x\nset grid\nset key outside right top\nset offsets graph 0.08, graph 0.15, graph 0.1, graph 0.1\n";
+    script += "plot ";
+    for (size_t i = 0; i < methods.size(); ++i)
+      script += fmt::format("{}{} index {} using 1:2:3 with yerrorbars pt {} ps 1.6 lc rgb {} title {}", i ? ", " : "",
+                            i ? "''" : gnuplot_quoted(data.string()), i, kPointTypes[i % std::size(kPointTypes)],
+                            gnuplot_quoted(series_colour(i)), gnuplot_quoted(methods[i]));
+    script += "\n";
     run_gnuplot(script, path);
     files.written.push_back(path);
   }
@@ -112,7 +125,8 @@ void plot_curves_vs_cost(const SweepSpec& spec, const std::string& setting, cons
                          SweepReportFiles& files) {
   PlotSpec plot;
   plot.title = "test accuracy vs bit-MACs spent (" + setting + ", seed " + std::to_string(spec.seeds.front()) + ")";
-  plot.x_label = "bit-MACs spent in training";
+  plot.x_label = "bit-MACs spent in training (log scale)";
+  plot.log_x = true;  // FP32 spends ~16x more than FW-8/BW-8: on a linear axis the quantized runs overlap
   plot.y_label = "test accuracy";
   for (const auto& run : spec.runs) {
     if (run.setting != setting || run.method == "pretrain" || run.seed != spec.seeds.front()) continue;
@@ -213,8 +227,8 @@ std::string results_markdown(const SweepSpec& spec, const std::vector<MethodResu
   return out;
 }
 
-SweepReportFiles write_sweep_report(const SweepSpec& spec) {
-  const fs::path out(spec.output);
+SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& output_dir) {
+  const fs::path out(output_dir.empty() ? spec.output : output_dir);
   fs::create_directories(out);
   const auto runs = collect_results(spec);
   const auto rows = aggregate_results(spec, runs);

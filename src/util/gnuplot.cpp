@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "fractrain/util/error.h"
@@ -31,6 +32,12 @@ std::string gnuplot_quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
   return out + "\"";
+}
+
+std::string series_colour(size_t index) {
+  static constexpr const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                             "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+  return kColours[index % std::size(kColours)];
 }
 
 std::string gnuplot_terminal(const std::string& output_path, int width, int height) {
@@ -63,12 +70,14 @@ void plot_lines(const PlotSpec& spec, const std::string& output_path) {
   script << gnuplot_terminal(output_path, 900, 520) << "set datafile separator ','\nset key outside bottom center horizontal\nset grid\n"
          << "set title " << gnuplot_quoted(spec.title) << "\nset xlabel " << gnuplot_quoted(spec.x_label) << "\n"
          << "set ylabel " << gnuplot_quoted(spec.y_label) << "\n";
+  if (spec.log_x) script << "set logscale x\n";
   if (!spec.y2_label.empty()) script << "set y2label " << gnuplot_quoted(spec.y2_label) << "\nset y2tics\nset ytics nomirror\n";
   script << "plot ";
   for (size_t i = 0; i < spec.series.size(); ++i) {
     const PlotSeries& s = spec.series[i];
     script << (i ? ", " : "") << gnuplot_quoted(s.csv_path) << " using " << column_index(s.csv_path, s.x_column) << ":"
-           << column_index(s.csv_path, s.y_column) << " every ::1 with linespoints title " << gnuplot_quoted(s.title)
+           << column_index(s.csv_path, s.y_column) << " every ::1 with linespoints lc rgb "
+           << gnuplot_quoted(series_colour(i)) << " title " << gnuplot_quoted(s.title)
            << (s.right_axis ? " axes x1y2" : "");
   }
   script << "\n";

@@ -18,7 +18,7 @@ std::string sweep_spec_copy_path(const std::string& output_dir);
 bool is_sweep_output(const std::string& dir);
 // `fractrain report SWEEP_OUTPUT`: the results table and plots again from the finished runs (relative paths in
 // the spec resolve against the working directory, as when the sweep ran). Returns the files written.
-std::vector<std::string> redraw_sweep_report(const std::string& dir);
+std::vector<std::string> redraw_sweep_report(const std::string& dir, const std::string& output_dir = "");
 
 // Returns the process exit status: 0 when every run finished, 1 when some failed or the sweep was
 // interrupted (the table then covers the finished runs).

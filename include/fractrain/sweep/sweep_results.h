@@ -37,8 +37,9 @@ struct SweepReportFiles {
   std::vector<std::string> written;
 };
 // Writes OUTPUT/runs.csv, OUTPUT/results.csv, OUTPUT/results.md and, when gnuplot is installed,
-// OUTPUT/accuracy_vs_cost_SETTING.{png,svg} and OUTPUT/curves_vs_cost_SETTING.{png,svg}.
-SweepReportFiles write_sweep_report(const SweepSpec& spec);
+// OUTPUT/accuracy_vs_cost_SETTING.{png,svg} and OUTPUT/curves_vs_cost_SETTING.{png,svg}. OUTPUT is the
+// spec's output directory unless `output_dir` names another.
+SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& output_dir = "");
 
 // The Markdown table alone (also printed by `fractrain sweep`).
 std::string results_markdown(const SweepSpec& spec, const std::vector<MethodResult>& rows);

@@ -1,5 +1,6 @@
 #pragma once
 // Draws line charts with gnuplot (Debian package gnuplot-nox): results a person would rather see than read.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct PlotSeries {
 struct PlotSpec {
   std::string title, x_label, y_label, y2_label;
   std::vector<PlotSeries> series;
+  bool log_x = false;  // for x values spanning orders of magnitude (FP32 against low-precision cost)
 };
 
 bool gnuplot_available();
@@ -34,6 +36,9 @@ void plot_heatmaps(const std::string& title, const std::vector<Heatmap>& maps, c
 
 // The pieces, for other charts: a terminal for .png/.svg, a quoted string, and running a script (throws
 // fractrain::Error with gnuplot's output when it fails).
+// Twelve distinct colours (matplotlib's tab10 + black + light blue), cycled: gnuplot's default cycle of 8
+// gives a 9th series the 1st one's colour.
+std::string series_colour(size_t index);
 std::string gnuplot_terminal(const std::string& output_path, int width, int height);
 std::string gnuplot_quoted(const std::string& s);
 void run_gnuplot(const std::string& script, const std::string& output_path);
