@@ -165,6 +165,8 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/accuracy_vs_cost_standard.png")));
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/curves_vs_cost_standard.svg")));
+    EXPECT_TRUE(std::filesystem::exists(dir.file("out/standard/pfq-manual/seed-1/report/training_curves.png")))
+        << "each finished run gets its own plots";
   }
   std::filesystem::remove(dir.file("out/results.md"));
   const auto redraw = test_support::run_cli("report " + dir.file("out"));
@@ -173,6 +175,8 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const auto elsewhere = test_support::run_cli("report " + dir.file("out") + " -o " + dir.file("redrawn"));
   ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.output;
   EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/results.csv"))) << "-o places a sweep's redraw elsewhere";
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0)
+    EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/standard/fw8bw8/seed-1/curves_vs_cost.svg")));
   // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
   const auto third = test_support::run_cli("sweep " + spec_path + " --list");
   EXPECT_NE(third.output.find("finished     standard/pfq-manual/seed-1"), std::string::npos) << third.output;

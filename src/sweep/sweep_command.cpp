@@ -12,6 +12,16 @@
 #include "fractrain/util/toml_file.h"
 
 namespace fractrain {
+namespace {
+
+// The table and charts, then each run's report directory.
+std::vector<std::string> written_paths(const SweepReportFiles& files) {
+  std::vector<std::string> paths = files.written;
+  paths.insert(paths.end(), files.run_report_dirs.begin(), files.run_report_dirs.end());
+  return paths;
+}
+
+}  // namespace
 
 std::string sweep_spec_copy_path(const std::string& output_dir) {
   return (std::filesystem::path(output_dir) / "sweep_spec.toml").string();
@@ -24,7 +34,7 @@ std::vector<std::string> redraw_sweep_report(const std::string& dir, const std::
   if (std::filesystem::weakly_canonical(spec.output) != std::filesystem::weakly_canonical(dir))
     throw Error("report: " + sweep_spec_copy_path(dir) + " names output '" + spec.output +
                 "', which is not this directory: run `fractrain report` from the directory the sweep ran in");
-  return write_sweep_report(spec, output_dir).written;
+  return written_paths(write_sweep_report(spec, output_dir));
 }
 
 int run_sweep_command(const SweepCommand& command) {
@@ -48,7 +58,7 @@ int run_sweep_command(const SweepCommand& command) {
   }
   const SweepReportFiles files = write_sweep_report(spec);
   std::printf("\n%s\n", results_markdown(spec, aggregate_results(spec, collect_results(spec))).c_str());
-  for (const auto& path : files.written) std::printf("wrote %s\n", path.c_str());
+  for (const auto& path : written_paths(files)) std::printf("wrote %s\n", path.c_str());
   for (const auto& failure : outcome.failures) std::printf("failed: %s\n", failure.c_str());
   if (outcome.interrupted)
     std::printf("interrupted: %d runs not started; rerun the same command to finish them\n", outcome.not_started);

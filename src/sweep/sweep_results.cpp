@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "fractrain/report/run_report.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -159,7 +160,8 @@ std::vector<RunResult> collect_results(const SweepSpec& spec) {
                                   s.at("final_test_accuracy").get<double>(), s.at("best_test_accuracy").get<double>(),
                                   cost.at("cp_percent").get<double>(), cost.at("bit_macs").get<double>(),
                                   cost.at("energy_j").get<double>(), cost.at("latency_s").get<double>(),
-                                  s.at("train_seconds").get<double>(), s.at("epochs").get<double>()});
+                                  s.at("train_seconds").get<double>(), s.at("epochs").get<double>(),
+                                  run.config.output.dir});
     } catch (const nlohmann::json::exception& e) {
       throw Error(path.string() + " lacks a field the results table needs (" + e.what() +
                   "): it was written by an older fractrain; rerun that run");
@@ -247,6 +249,14 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
     if (std::none_of(rows.begin(), rows.end(), [&](const MethodResult& r) { return r.setting == setting; })) continue;
     plot_accuracy_vs_cost(rows, setting, out, files);
     plot_curves_vs_cost(spec, setting, out, files);
+  }
+  for (const auto& run : runs) {
+    RunReportOptions options;
+    if (!output_dir.empty())
+      options.output_dir = (out / run.setting / run.method / ("seed-" + std::to_string(run.seed))).string();
+    write_run_report(run.dir, options);
+    files.run_report_dirs.push_back(options.output_dir.empty() ? (fs::path(run.dir) / "report").string()
+                                                               : options.output_dir);
   }
   return files;
 }

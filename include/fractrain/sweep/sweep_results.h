@@ -14,6 +14,7 @@ struct RunResult {
   uint64_t seed = 0;
   double final_accuracy = 0, best_accuracy = 0;  // fractions
   double cp_percent = 0, bit_macs = 0, energy_j = 0, latency_s = 0, train_seconds = 0, epochs = 0;
+  std::string dir;  // the run's output directory
 };
 
 struct MethodResult {
@@ -35,9 +36,13 @@ std::vector<MethodResult> aggregate_results(const SweepSpec& spec, const std::ve
 
 struct SweepReportFiles {
   std::vector<std::string> written;
+  // Each finished run's own plots (training curves; bit allocation heatmap and cp trace for DFQ and
+  // FracTrain runs), one directory per run: RUN_DIR/report, or OUTPUT/SETTING/METHOD/seed-S with output_dir.
+  std::vector<std::string> run_report_dirs;
 };
 // Writes OUTPUT/runs.csv, OUTPUT/results.csv, OUTPUT/results.md and, when gnuplot is installed,
-// OUTPUT/accuracy_vs_cost_SETTING.{png,svg} and OUTPUT/curves_vs_cost_SETTING.{png,svg}. OUTPUT is the
+// OUTPUT/accuracy_vs_cost_SETTING.{png,svg}, OUTPUT/curves_vs_cost_SETTING.{png,svg} and every finished
+// run's report (see run_report_dirs). OUTPUT is the
 // spec's output directory unless `output_dir` names another.
 SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& output_dir = "");
 
