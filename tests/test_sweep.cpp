@@ -158,6 +158,8 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
       << "the finished run must not run again:\n" << second.output;
   EXPECT_EQ(second.output.find("start  standard/fw8bw8"), std::string::npos) << second.output;
 
+  EXPECT_NE(test_support::read_file(dir.file("out/standard/pfq-manual/seed-1/train.log")).find("ETA"), std::string::npos)
+      << "a run's log shows its progress";
   const std::string table = test_support::read_file(dir.file("out/results.csv"));
   EXPECT_NE(table.find("standard,fw8bw8,1,"), std::string::npos) << table;
   EXPECT_NE(table.find("standard,pfq-manual,1,"), std::string::npos) << table;

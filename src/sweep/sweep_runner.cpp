@@ -65,7 +65,8 @@ struct Child {
   Clock::time_point started;
 };
 
-// Forks `fractrain train --config RUN_DIR/sweep_run.toml -q [--resume]`, output appended to RUN_DIR/train.log.
+// Forks `fractrain train --config RUN_DIR/sweep_run.toml [--resume]`, output appended to RUN_DIR/train.log:
+// away from a terminal the progress line is one line every train.log_every steps, so `tail -f` follows a run.
 Child launch(const std::string& executable, const SweepRun& run, size_t index, bool resume) {
   fs::create_directories(run.config.output.dir);
   const std::string config_path = run_file(run, "sweep_run.toml");
@@ -73,7 +74,7 @@ Child launch(const std::string& executable, const SweepRun& run, size_t index, b
   const std::string log_path = run_file(run, "train.log");
   const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) throw Error("sweep: cannot open " + log_path + " for writing");
-  std::vector<std::string> args = {executable, "train", "-q", "--config", config_path};
+  std::vector<std::string> args = {executable, "train", "--config", config_path};
   if (resume) args.push_back("--resume");
   const pid_t pid = fork();
   if (pid < 0) {
