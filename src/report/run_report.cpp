@@ -124,7 +124,9 @@ std::vector<std::string> write_run_report(const std::string& run_dir, const RunR
   const fs::path out = options.output_dir.empty() ? fs::path(run_dir) / "report" : fs::path(options.output_dir);
   fs::create_directories(out);
   std::vector<std::string> written;
-  const std::string title = fs::path(run_dir).lexically_normal().filename().string() + ": " +
+  const std::string name =
+      options.name.empty() ? fs::path(run_dir).lexically_normal().filename().string() : options.name;
+  const std::string title = name + ": " +
                             records.back().value("precision", std::string());
   for (bool against_cost : {false, true}) {
     for (const auto& path : both_formats(out, against_cost ? "curves_vs_cost" : "training_curves")) {

@@ -252,6 +252,7 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
   }
   for (const auto& run : runs) {
     RunReportOptions options;
+    options.name = run.setting + "/" + run.method + "/seed-" + std::to_string(run.seed);  // not just "seed-1"
     if (!output_dir.empty())
       options.output_dir = (out / run.setting / run.method / ("seed-" + std::to_string(run.seed))).string();
     write_run_report(run.dir, options);

@@ -12,6 +12,7 @@ struct RunReportOptions {
   // first, middle and last evaluations.
   std::vector<double> epochs;
   std::string output_dir;  // empty = RUN_DIR/report
+  std::string name;        // names the run in plot titles; empty = RUN_DIR's last component
 };
 
 // Returns the files written. Throws fractrain::Error when RUN_DIR is not a run directory or has no evaluations.
