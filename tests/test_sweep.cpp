@@ -72,6 +72,25 @@ TEST(SweepSpec, ExpandsMethodsSettingsAndSeedsWithOverridesInOrder) {
   }
 }
 
+// The specs under configs/sweeps/ name their recipes relative to the repository root, where the README runs them.
+TEST(SweepSpec, ShippedSpecsLoadFromTheRepositoryRoot) {
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(FRACTRAIN_SOURCE_DIR);
+  int specs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("configs/sweeps")) {
+    if (entry.path().extension() != ".toml") continue;
+    ++specs;
+    try {
+      const SweepSpec spec = load_sweep_spec(entry.path().string());
+      EXPECT_FALSE(spec.runs.empty()) << entry.path();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << entry.path() << ": " << e.what();
+    }
+  }
+  std::filesystem::current_path(previous);
+  EXPECT_GE(specs, 3);
+}
+
 TEST(SweepSpec, MalformedSpecsAreRefusedNamingTheProblem) {
   const std::string good = spec_text("/tmp/out");
   EXPECT_NE(error_of([&] { parse_sweep_spec(good + "[[method]]\nname = \"fp32\"\nconfig = \"" + kConfigs +
