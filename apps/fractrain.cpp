@@ -243,7 +243,8 @@ int main(int argc, char** argv) {
   report->add_option("--epochs", report_options.epochs,
                      "epochs whose gate choices the heatmap shows (default: first, middle, last evaluation)")
       ->delimiter(',');
-  report->add_option("-o,--output", report_options.output_dir, "where to write the plots (default RUN_DIR/report; for a sweep, the sweep's directory)");
+  report->add_option("-o,--output", report_options.output_dir,
+                     "where to write the plots (default RUN_DIR/report; for a sweep, the sweep's directory)");
 
   auto* sweep = app.add_subcommand("sweep", "run a comparison (methods x settings x seeds) from a spec; resumable; "
                                             "writes a results table (CSV, Markdown) and plots");

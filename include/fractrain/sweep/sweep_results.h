@@ -42,8 +42,7 @@ struct SweepReportFiles {
 };
 // Writes OUTPUT/runs.csv, OUTPUT/results.csv, OUTPUT/results.md and, when gnuplot is installed,
 // OUTPUT/accuracy_vs_cost_SETTING.{png,svg}, OUTPUT/curves_vs_cost_SETTING.{png,svg} and every finished
-// run's report (see run_report_dirs). OUTPUT is the
-// spec's output directory unless `output_dir` names another.
+// run's report (see run_report_dirs). OUTPUT is the spec's output directory unless `output_dir` names another.
 SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& output_dir = "");
 
 // The Markdown table alone (also printed by `fractrain sweep`).

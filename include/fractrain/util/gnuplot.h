@@ -34,11 +34,12 @@ struct Heatmap {
 // The maps side by side (same rows and columns), numbers printed in the cells.
 void plot_heatmaps(const std::string& title, const std::vector<Heatmap>& maps, const std::string& output_path);
 
-// The pieces, for other charts: a terminal for .png/.svg, a quoted string, and running a script (throws
-// fractrain::Error with gnuplot's output when it fails).
 // Twelve distinct colours (matplotlib's tab10 + black + light blue), cycled: gnuplot's default cycle of 8
 // gives a 9th series the 1st one's colour.
 std::string series_colour(size_t index);
+
+// The pieces, for other charts: a terminal for .png/.svg, a quoted string, and running a script (throws
+// fractrain::Error with gnuplot's output when it fails).
 std::string gnuplot_terminal(const std::string& output_path, int width, int height);
 std::string gnuplot_quoted(const std::string& s);
 void run_gnuplot(const std::string& script, const std::string& output_path);
