@@ -15,6 +15,7 @@
 #include "fractrain/sweep/sweep_runner.h"
 #include "fractrain/sweep/sweep_spec.h"
 #include "fractrain/train/resume_compatibility.h"
+#include "fractrain/util/gnuplot.h"
 #include "fractrain/util/stop_signal.h"
 #include "test_support.h"
 
@@ -183,7 +184,7 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   EXPECT_NE(table.find("standard,fw8bw8,1,"), std::string::npos) << table;
   EXPECT_NE(table.find("standard,pfq-manual,1,"), std::string::npos) << table;
   EXPECT_NE(test_support::read_file(dir.file("out/results.md")).find("| standard | pfq-manual | 1 |"), std::string::npos);
-  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+  if (gnuplot_available()) {
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/accuracy_vs_cost_standard.png")));
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/curves_vs_cost_standard.svg")));
     EXPECT_TRUE(std::filesystem::exists(dir.file("out/standard/pfq-manual/seed-1/report/training_curves.png")))
@@ -196,7 +197,7 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const auto elsewhere = test_support::run_cli("report " + dir.file("out") + " -o " + dir.file("redrawn"));
   ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.output;
   EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/results.csv"))) << "-o places a sweep's redraw elsewhere";
-  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0)
+  if (gnuplot_available())
     EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/standard/fw8bw8/seed-1/curves_vs_cost.svg")));
   // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
   const auto third = test_support::run_cli("sweep " + spec_path + " --list");

@@ -57,7 +57,7 @@ int run_sweep_command(const SweepCommand& command) {
     outcome = run_sweep(spec, options);
   }
   const SweepReportFiles files = write_sweep_report(spec);
-  std::printf("\n%s\n", results_markdown(spec, aggregate_results(spec, collect_results(spec))).c_str());
+  std::printf("\n%s\n", files.results_table.c_str());
   for (const auto& path : written_paths(files)) std::printf("wrote %s\n", path.c_str());
   for (const auto& failure : outcome.failures) std::printf("failed: %s\n", failure.c_str());
   if (outcome.interrupted)

@@ -235,6 +235,7 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
   const auto runs = collect_results(spec);
   const auto rows = aggregate_results(spec, runs);
   SweepReportFiles files;
+  files.results_table = results_markdown(spec, rows);
   auto write = [&](const std::string& name, const std::string& text) {
     write_file_atomically((out / name).string(), text);
     files.written.push_back((out / name).string());
@@ -243,7 +244,7 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
   write("results.csv", results_csv(rows));
   write("results.md", "# Sweep results: " + spec.source + "\n\nFinal test accuracy; cost of the whole training "
                       "run (bit-weighted MACs, cp = % of FP32 bit-MACs, energy and latency on the accelerator model). "
-                      "Savings: 1 - this / the named method's, same setting.\n\n" + results_markdown(spec, rows));
+                      "Savings: 1 - this / the named method's, same setting.\n\n" + files.results_table);
   if (rows.empty() || !gnuplot_available()) return files;
   for (const auto& setting : spec.settings) {
     if (std::none_of(rows.begin(), rows.end(), [&](const MethodResult& r) { return r.setting == setting; })) continue;

@@ -35,6 +35,7 @@ std::vector<RunResult> collect_results(const SweepSpec& spec);
 std::vector<MethodResult> aggregate_results(const SweepSpec& spec, const std::vector<RunResult>& runs);
 
 struct SweepReportFiles {
+  std::string results_table;  // results_markdown of the finished runs, as written into results.md
   std::vector<std::string> written;
   // Each finished run's own plots (training curves; bit allocation heatmap and cp trace for DFQ and
   // FracTrain runs), one directory per run: RUN_DIR/report, or OUTPUT/SETTING/METHOD/seed-S with output_dir.
