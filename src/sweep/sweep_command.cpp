@@ -41,8 +41,7 @@ int run_sweep_command(const SweepCommand& command) {
   const SweepSpec spec = load_sweep_spec(command.spec_path, command.overrides);
   if (command.list) {
     for (const auto& run : spec.runs)
-      std::printf("%-12s %s/%s/seed-%llu  %s\n", to_string(run_state(run)), run.setting.c_str(), run.method.c_str(),
-                  (unsigned long long)run.seed, run.config.output.dir.c_str());
+      std::printf("%-12s %s  %s\n", to_string(run_state(run)), run_label(run).c_str(), run.config.output.dir.c_str());
     return 0;
   }
   // A copy of the spec beside the results, so `fractrain report OUTPUT` can redraw them later.

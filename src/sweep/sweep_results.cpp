@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fractrain/report/run_report.h"
+#include "fractrain/sweep/sweep_runner.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -21,11 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-bool finished(const nlohmann::json& s) {
-  return !s.value("interrupted", true) && s.value("total_steps", int64_t{0}) > 0 &&
-         s.value("steps", int64_t{-1}) >= s.value("total_steps", int64_t{0});
-}
 
 double mean(const std::vector<double>& v) {
   double sum = 0;
@@ -153,7 +149,7 @@ std::vector<RunResult> collect_results(const SweepSpec& spec) {
     std::ifstream in(path);
     const auto s = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (s.is_discarded()) throw Error(path.string() + " is damaged (not JSON): delete the run's directory and rerun");
-    if (!finished(s)) continue;
+    if (!summary_says_finished(s)) continue;
     try {
       const auto& cost = s.at("cost").at("run");
       results.push_back(RunResult{run.setting, run.method, s.at("precision").get<std::string>(), run.seed,
@@ -253,9 +249,8 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
   }
   for (const auto& run : runs) {
     RunReportOptions options;
-    options.name = run.setting + "/" + run.method + "/seed-" + std::to_string(run.seed);  // not just "seed-1"
-    if (!output_dir.empty())
-      options.output_dir = (out / run.setting / run.method / ("seed-" + std::to_string(run.seed))).string();
+    options.name = run_label(run.setting, run.method, run.seed);  // not just "seed-1"
+    if (!output_dir.empty()) options.output_dir = (out / options.name).string();
     write_run_report(run.dir, options);
     files.run_report_dirs.push_back(options.output_dir.empty() ? (fs::path(run.dir) / "report").string()
                                                                : options.output_dir);

@@ -29,10 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string run_label(const SweepRun& run) {
-  return run.setting + "/" + run.method + "/seed-" + std::to_string(run.seed);
-}
-
 std::string run_file(const SweepRun& run, const char* name) { return (fs::path(run.config.output.dir) / name).string(); }
 
 nlohmann::json read_json(const std::string& path) {
@@ -122,6 +118,11 @@ std::string format_seconds(double s) {
 
 }  // namespace
 
+bool summary_says_finished(const nlohmann::json& summary) {
+  return !summary.value("interrupted", true) && summary.value("total_steps", int64_t{0}) > 0 &&
+         summary.value("steps", int64_t{-1}) >= summary.value("total_steps", int64_t{0});
+}
+
 const char* to_string(RunState state) {
   switch (state) {
     case RunState::Finished: return "finished";
@@ -143,10 +144,7 @@ RunState run_state(const SweepRun& run) {
                   " to run " + run_label(run) + " again");
     }
     check_same_config(run, recorded, run_file(run, "config.toml"));
-    const bool complete = !summary.value("interrupted", true) &&
-                          summary.value("steps", int64_t{-1}) >= summary.value("total_steps", int64_t{0}) &&
-                          summary.value("total_steps", int64_t{0}) > 0;
-    if (complete) return RunState::Finished;
+    if (summary_says_finished(summary)) return RunState::Finished;
   }
   const std::string checkpoint = last_checkpoint_path(run.config.output.dir);
   if (fs::exists(checkpoint)) return RunState::Interrupted;
@@ -195,7 +193,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         ++it;
         continue;
       }
-      const bool resume = run_state(run) == RunState::Interrupted;
+      const bool resume = states[*it] == RunState::Interrupted;
       running.push_back(launch(executable, run, *it, resume));
       if (!options.quiet) std::printf("  start  %s%s\n", run_label(run).c_str(), resume ? " (resuming)" : "");
       std::fflush(stdout);

@@ -133,6 +133,10 @@ RunConfig resolve(const std::string& recipe, const std::vector<std::vector<std::
 
 }  // namespace
 
+std::string run_label(const std::string& setting, const std::string& method, uint64_t seed) {
+  return setting + "/" + method + "/seed-" + std::to_string(seed);
+}
+
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<std::string>& extra_overrides) {
   return parse_sweep_spec(read_text_file(path, "sweep spec", "check the path (examples live in configs/sweeps/)"),
                           path, extra_overrides);
@@ -202,23 +206,20 @@ SweepSpec parse_sweep_spec(const std::string& toml_text, const std::string& sour
   for (const auto& s : settings) {
     for (uint64_t seed : spec.seeds) {
       int pretrain_index = -1;
-      const std::string seed_dir = "seed-" + std::to_string(seed);
       if (!s.pretrain.empty()) {
         SweepRun run{s.name, "pretrain", seed, {}, -1};
-        run.config = resolve(s.pretrain, {sweep_set, s.pretrain_set, extra_overrides},
-                             s.name + "/pretrain/" + seed_dir, source);
+        run.config = resolve(s.pretrain, {sweep_set, s.pretrain_set, extra_overrides}, run_label(run), source);
         run.config.train.seed = seed;
-        run.config.output.dir = (out / s.name / "pretrain" / seed_dir).string();
+        run.config.output.dir = (out / run_label(run)).string();
         pretrain_index = static_cast<int>(spec.runs.size());
         spec.runs.push_back(std::move(run));
       }
       for (const auto& m : methods) {
         if (!s.methods.empty() && std::find(s.methods.begin(), s.methods.end(), m.name) == s.methods.end()) continue;
         SweepRun run{s.name, m.name, seed, {}, pretrain_index};
-        run.config = resolve(m.config, {sweep_set, m.set, s.set, extra_overrides}, s.name + "/" + m.name + "/" + seed_dir,
-                             source);
+        run.config = resolve(m.config, {sweep_set, m.set, s.set, extra_overrides}, run_label(run), source);
         run.config.train.seed = seed;
-        run.config.output.dir = (out / s.name / m.name / seed_dir).string();
+        run.config.output.dir = (out / run_label(run)).string();
         if (pretrain_index >= 0) run.config.train.init_from = spec.runs[static_cast<size_t>(pretrain_index)].config.output.dir;
         spec.runs.push_back(std::move(run));
       }

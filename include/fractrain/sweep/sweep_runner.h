@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "fractrain/sweep/sweep_spec.h"
 
 namespace fractrain {
@@ -18,6 +20,9 @@ enum class RunState {
   New,          // nothing yet
 };
 const char* to_string(RunState state);
+
+// A run's summary.json says it ran to its last step (not stopped early).
+bool summary_says_finished(const nlohmann::json& summary);
 
 // Throws fractrain::Error when the directory holds a run made with a config that computes something else
 // (the spec changed since): the sweep must not mix results of two specs.
@@ -35,7 +40,7 @@ struct SweepOutcome {
   bool interrupted = false;
 };
 
-// Runs what is not finished, writing OUTPUT/sweep.toml-like records is left to the caller. Stops launching
+// Runs what is not finished (the results table is the caller's: write_sweep_report). Stops launching
 // new runs on SIGINT/SIGTERM (install_stop_handlers first) and waits for the running ones to checkpoint.
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options);
 

@@ -47,6 +47,10 @@ struct SweepSpec {
   std::vector<SweepRun> runs;         // pretraining runs before the runs that depend on them
 };
 
+// "SETTING/METHOD/seed-N": a run's name in messages and tables, and its directory under the sweep's output.
+std::string run_label(const std::string& setting, const std::string& method, uint64_t seed);
+inline std::string run_label(const SweepRun& run) { return run_label(run.setting, run.method, run.seed); }
+
 // Reads and expands a spec. `extra_overrides` (the command line's --set) apply to every run after the
 // spec's own. Throws fractrain::Error naming the file and the key for anything malformed: unknown keys,
 // duplicate or unknown method names, an unreadable recipe, an override that does not apply.
