@@ -18,13 +18,9 @@ namespace {
 constexpr uint64_t kClassSplitStream = 0x436c617373537074ull;   // "ClassSpt"
 constexpr uint64_t kSampleSplitStream = 0x53616d706c537074ull;  // "SamplSpt"
 
-// A seeded Fisher-Yates permutation of `items`, a pure function of (seed, stream, items.size()).
+// A seeded permutation of `items`, a pure function of (seed, stream, items.size()).
 void shuffle(std::vector<int64_t>& items, uint64_t seed, uint64_t stream) {
-  const PhiloxStream rng{seed, mix_stream(stream, items.size())};
-  for (size_t i = 0; i + 1 < items.size(); ++i) {
-    const size_t j = i + static_cast<size_t>(rng.below(i, items.size() - i));
-    std::swap(items[i], items[j]);
-  }
+  shuffle_front(items, items.size(), PhiloxStream{seed, mix_stream(stream, items.size())});
 }
 
 ImageDataset select(const ImageDataset& data, std::vector<int64_t> keep) {

@@ -15,15 +15,10 @@ constexpr uint64_t kSubsetStream = 0x5375627365744964ull;  // "SubsetId"
 }  // namespace
 
 std::vector<int64_t> random_subset_indices(int64_t total, int64_t n, uint64_t seed) {
-  // Partial Fisher-Yates: the first n slots end up holding a uniform random n-subset.
   std::vector<int64_t> order(static_cast<size_t>(total));
   std::iota(order.begin(), order.end(), int64_t{0});
   const PhiloxStream rng{seed, mix_stream(kSubsetStream, static_cast<uint64_t>(total))};
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t j = i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(i),
-                                                         static_cast<uint64_t>(total - i)));
-    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
-  }
+  shuffle_front(order, static_cast<size_t>(n), rng);
   order.resize(static_cast<size_t>(n));
   std::sort(order.begin(), order.end());
   return order;

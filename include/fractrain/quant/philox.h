@@ -4,7 +4,10 @@
 // Why counter-based: a random number is a pure function of (key, counter), so stochastic rounding and data
 // augmentation give the same bits whatever the thread count, the order work is split in, or whether the run
 // was resumed from a checkpoint. There is no generator state to save.
+#include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace fractrain {
 
@@ -68,6 +71,15 @@ struct PhiloxStream {
     return wide % n;
   }
 };
+
+// Fisher-Yates from the front over the first n slots: draw i (element i of `rng`) decides which of slots
+// i..end lands in slot i, so items[0, n) ends as a uniform random n-subset in random order (n = size: a full
+// shuffle). A pure function of (rng, items, n).
+template <typename T>
+void shuffle_front(std::vector<T>& items, size_t n, const PhiloxStream& rng) {
+  for (size_t i = 0; i < n && i + 1 < items.size(); ++i)
+    std::swap(items[i], items[i + static_cast<size_t>(rng.below(i, items.size() - i))]);
+}
 
 // Mixes several identifiers into one 64-bit stream id (splitmix64 finaliser), so that e.g. (epoch, purpose)
 // pairs map to well-separated streams.
