@@ -18,6 +18,7 @@
 #include "fractrain/train/resume_compatibility.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
+#include "fractrain/train/run_setup.h"
 #include "fractrain/train/trainer.h"
 #include "fractrain/train/training_task.h"
 #include "fractrain/util/allocator_tuning.h"
@@ -29,12 +30,9 @@ using namespace fractrain;
 namespace {
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,
-              const std::string& resume_path, bool quiet, int64_t stop_at) {
+              const std::string& resume_path, TrainOptions options) {
   RunConfig config = config_path.empty() ? RunConfig{} : load_run_config(config_path);
   for (const auto& o : overrides) apply_override(config, o);
-  TrainOptions options;
-  options.quiet = quiet;
-  options.stop_at_step = stop_at;
   if (resume) {
     options.resume_from = resume_path.empty() ? last_checkpoint_path(config.output.dir) : resume_path;
     RunConfig saved = checkpoint_config(options.resume_from);
@@ -55,13 +53,12 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& over
              bool json) {
   RunConfig config = checkpoint_config(checkpoint);
   for (const auto& o : overrides) apply_override(config, o);
-  const c10::Device device = resolve_device(config.train.device);
-  configure_threads(config.train.threads);
   // The checkpoint's run directory holds what the task saved (a language model's vocabulary).
-  auto task = make_training_task(config, std::filesystem::path(checkpoint).parent_path().parent_path().string());
-  auto model = build_model(config, task->input_spec(), device);
-  auto optimizer = make_optimizer(config.optim, model->parameters());
-  const TrainerState state = load_run_checkpoint(checkpoint, *model, *optimizer);
+  RunSetup run = set_up_run(config, run_dir_of_checkpoint(checkpoint));
+  const c10::Device device = run.device;
+  auto& task = run.task;
+  auto& model = run.model;
+  const TrainerState state = load_run_checkpoint(checkpoint, *model, *run.optimizer);
   task->restore(state.task, checkpoint);
   // By default the checkpoint's own precision: for a PFQ run, that of the stage it was in (the schedule's
   // switch steps do not matter here, only the restored stage).
@@ -194,16 +191,19 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train a model from a TOML recipe");
   std::string config_path, resume_path;
   std::vector<std::string> overrides;
-  bool resume = false, quiet = false, help_config = false;
-  int64_t stop_at = 0;
+  bool resume = false, help_config = false;
+  TrainOptions train_options;
   train->add_option("-c,--config", config_path, "TOML recipe (see configs/); defaults apply to keys it omits");
   train->add_option("-s,--set", overrides, "override a config key, e.g. --set train.epochs=3 (repeatable)");
   train->add_option("--resume", resume_path, "continue from a checkpoint (default: OUTPUT_DIR/checkpoints/last.ckpt)")
       ->expected(0, 1);
-  train->add_flag("-q,--quiet", quiet, "no progress line");
-  train->add_option("--stop-at", stop_at,
+  train->add_flag("-q,--quiet", train_options.quiet, "no progress line");
+  train->add_option("--stop-at", train_options.stop_at_step,
                     "checkpoint and exit after this many steps (time-sliced jobs; continue with --resume)")
       ->check(CLI::NonNegativeNumber);
+  train->add_option("--inject-nan", train_options.inject_nan,
+                    "fault injection: STEP:LAYER makes that quantized layer output a NaN during that step (tests "
+                    "train.on_nonfinite)");
   train->add_flag("--help-config", help_config, "list every config key with its type, default and meaning");
 
   auto* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test split");
@@ -277,7 +277,7 @@ int main(int argc, char** argv) {
         print_config_keys();
         return 0;
       }
-      return run_train(config_path, overrides, resume, resume_path, quiet, stop_at);
+      return run_train(config_path, overrides, resume, resume_path, train_options);
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) {

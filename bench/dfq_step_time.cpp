@@ -14,7 +14,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
-#include "fractrain/train/gating_cost.h"
+#include "fractrain/precision/gating_cost.h"
 #include "fractrain/util/allocator_tuning.h"
 
 using namespace fractrain;
@@ -58,15 +58,16 @@ struct Trainee {
   std::unique_ptr<torch::optim::SGD> sgd;
   std::unique_ptr<CostMeter> meter;  // gated models only
   PrecisionPlan plan;
+  OptionSet options;  // gated models only
   double target = 0;
 
   void step(const at::Tensor& x, const at::Tensor& y) {
     sgd->zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), y);
+    ForwardResult forward = model->run(x, plan);
+    at::Tensor loss = torch::cross_entropy_loss(forward.output, y);
     if (meter) {  // as the trainer does: the cost term signed by the batch's cp against the target
-      const auto* gated = dynamic_cast<const GatedNetwork*>(model.get());
       const double sign = meter->step_in_progress(x.size(0)).cp_blocks() < target ? -1.0 : 1.0;
-      loss = loss + sign * 1e-3 * gating_cost(gated->last_gating(), gated->option_set());
+      loss = loss + sign * 1e-3 * gating_cost(forward.decisions, options);
     }
     loss.backward();
     sgd->step();
@@ -82,7 +83,8 @@ Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string&
     t.model = create_model(a.model, in);
     t.plan = make_static_plan(*t.model, Precision::full(), {});
   } else {
-    t.model = create_gated_model(a.model, in, OptionSet::parse(a.options, 0), parse_gate_execution(execution));
+    t.options = OptionSet::parse(a.options, 0);
+    t.model = create_gated_model(a.model, in, t.options, gate_execution_names().parse(execution, "--execution"));
     t.meter = std::make_unique<CostMeter>(profile_model(*t.model, in),
                                           load_hardware_model(default_hardware_model_path()));
     t.model->set_cost_observer(t.meter.get());

@@ -21,7 +21,8 @@ inline int64_t parameter_count(QuantizedModel& model) {
 // (e.g. DFQ's cost term).
 inline std::vector<double> losses_on_one_batch(QuantizedModel& model, const PrecisionPlan& plan,
                                                const ModelInputSpec& input, int64_t batch, int steps,
-                                               const std::function<at::Tensor()>& extra_loss = nullptr) {
+                                               const std::function<at::Tensor(const std::vector<BlockDecision>&)>&
+                                                   extra_loss = nullptr) {
   model.train();
   torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
   const at::Tensor x = torch::randn({batch, input.channels, input.height, input.width});
@@ -29,8 +30,9 @@ inline std::vector<double> losses_on_one_batch(QuantizedModel& model, const Prec
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
     sgd.zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
-    if (extra_loss) loss = loss + extra_loss();
+    ForwardResult forward = model.run(x, plan);
+    at::Tensor loss = torch::cross_entropy_loss(forward.output, y);
+    if (extra_loss) loss = loss + extra_loss(forward.decisions);
     loss.backward();
     sgd.step();
     losses.push_back(loss.item<double>());

@@ -132,7 +132,7 @@ TEST(DfqConfig, KeysAreReadAndCrossChecked) {
       "[precision]\nmode = \"fractrain\"\n[dfq]\noptions = \"cifar-paper\"\ntarget_cp = 2.5\nexecution = \"candidates\"\n",
       "test");
   EXPECT_EQ(c.dfq.options, "cifar-paper");
-  EXPECT_EQ(c.dfq.execution, "candidates");
+  EXPECT_EQ(c.dfq.execution, GateExecution::Candidates);
   EXPECT_CONTAINS(error_of([] { parse_run_config("[dfq]\nexecution = \"all\"\n", "t"); }), "mixed or candidates");
   EXPECT_CONTAINS(error_of([] { parse_run_config("[precision]\nmode = \"dfq\"\n[dfq]\ntarget_cp = 9.0\n", "t"); }),
                   "outside what the options");

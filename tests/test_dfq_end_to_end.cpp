@@ -17,7 +17,7 @@ namespace {
 RunConfig dfq_run(const std::string& dir, const std::string& model, int64_t train_samples, int64_t batch) {
   RunConfig c = test_support::small_run(dir, model, train_samples, batch);
   c.data.test_subset = 256;
-  c.precision.mode = "dfq";
+  c.precision.mode = PrecisionMode::Dfq;
   c.train.threads = 2;
   c.train.log_every = 4;
   return c;
@@ -61,7 +61,7 @@ TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_fractrain");
   RunConfig c = dfq_run(temp.str(), "resnet8", 320, 32);
-  c.precision.mode = "fractrain";
+  c.precision.mode = PrecisionMode::FracTrain;
   c.train.iterations = 12;
   c.train.eval_every = 6;
   c.precision.pfq_window_iterations = 1;
@@ -82,7 +82,7 @@ TEST(DfqEndToEnd, CandidatesExecutionTrains) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_dfq_candidates");
   RunConfig c = dfq_run(temp.str(), "resnet8", 320, 32);
-  c.dfq.execution = "candidates";
+  c.dfq.execution = GateExecution::Candidates;
   c.dfq.options = "cifar-paper";
   c.dfq.target_cp = 2.0;
   c.train.iterations = 20;  // two epochs of 10 steps, one evaluation each

@@ -7,8 +7,8 @@
 
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
-#include "fractrain/models/gated_resnet.h"
-#include "fractrain/train/gating_cost.h"
+#include "fractrain/models/gated_model.h"
+#include "fractrain/precision/gating_cost.h"
 #include "dfq_test_support.h"
 
 using namespace fractrain;
@@ -77,22 +77,24 @@ TEST_F(DfqCandidatesExecution, RunsEveryOptionButChargesTheChosenOnes) {
 TEST(DfqGatedResNet, OneDecisionPerBlockAndSampleAndTheMeterCountsThem) {
   torch::manual_seed(1);
   const ModelInputSpec input{1, 12, 12, 10};
-  GatedResNet model(cifar_resnet_layout(8), input, OptionSet::parse("cifar-release", 0), GateExecution::Mixed);
+  GatedResNet model(OptionSet::parse("cifar-release", 0), GateExecution::Mixed, cifar_resnet_layout(8), input);
   CostMeter meter(profile_model(model, input), load_hardware_model(default_hardware_model_path()));
   model.set_cost_observer(&meter);
   model.train();
   const PrecisionPlan plan = PrecisionPlan::uniform(Precision::full());  // gating on; stem and fc FP32
-  const at::Tensor logits = model.forward(torch::rand({5, 1, 12, 12}), plan);
-  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{5, 10}));
-  const auto& gating = model.last_gating();
+  const ForwardResult result = model.run(torch::rand({5, 1, 12, 12}), plan);
+  EXPECT_EQ(result.output.sizes(), (std::vector<int64_t>{5, 10}));
+  const auto& gating = result.decisions;
+  const auto decisions = options_on_host(gating);
   ASSERT_EQ(gating.size(), 3u);  // resnet8: one block per stage
   EXPECT_EQ(model.gated_blocks(), (std::vector<std::string>{"stage1.0", "stage2.0", "stage3.0"}));
   // Hand count of the blocks' cp from the decisions: MACs x (aw + gw + ag) over 3 x 32^2 x FP32 MACs.
   double bit_macs = 0, fp32 = 0;
-  for (const auto& g : gating) {
-    ASSERT_EQ(g.decisions.size(), 5u);
+  for (size_t b = 0; b < gating.size(); ++b) {
+    const auto& g = gating[b];
+    ASSERT_EQ(decisions[b].size(), 5u);
     EXPECT_EQ(g.mask.sizes(), (std::vector<int64_t>{5, 5}));
-    for (int64_t k : g.decisions) bit_macs += g.macs_per_sample * model.option_set().relative_cost(k);
+    for (int64_t k : decisions[b]) bit_macs += g.macs_per_sample * model.option_set().relative_cost(k);
     fp32 += 5.0 * g.macs_per_sample;
   }
   const double cp_blocks = 100.0 * bit_macs / fp32;
@@ -101,7 +103,8 @@ TEST(DfqGatedResNet, OneDecisionPerBlockAndSampleAndTheMeterCountsThem) {
                                                                  gating[2].macs_per_sample);
   // The cost term: mask-weighted option costs, each block scaled by its MACs over the mean block MACs.
   double expected = 0, mean = fp32 / 5.0 / 3.0;
-  for (const auto& g : gating)
-    for (int64_t k : g.decisions) expected += 3.0 * model.option_set().relative_cost(k) * g.macs_per_sample / mean;
+  for (size_t b = 0; b < gating.size(); ++b)
+    for (int64_t k : decisions[b])
+      expected += 3.0 * model.option_set().relative_cost(k) * gating[b].macs_per_sample / mean;
   EXPECT_NEAR(gating_cost(gating, model.option_set()).item<double>(), expected, 1e-4 * expected);
 }

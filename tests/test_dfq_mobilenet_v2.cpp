@@ -14,9 +14,9 @@
 #include "fractrain/cost/bit_product.h"
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
-#include "fractrain/models/gated_mobilenet_v2.h"
+#include "fractrain/models/gated_model.h"
 #include "fractrain/report/run_report.h"
-#include "fractrain/train/gating_cost.h"
+#include "fractrain/precision/gating_cost.h"
 #include "fractrain/util/gnuplot.h"
 #include "model_test_support.h"
 #include "run_test_support.h"
@@ -55,7 +55,7 @@ void force_option(QuantizedModel& model, int64_t k) {
 
 std::shared_ptr<GatedMobileNetV2> gated_model(const ModelInputSpec& input, GateExecution execution) {
   torch::manual_seed(3);
-  return std::make_shared<GatedMobileNetV2>(input, mobilenet_options(), execution);
+  return std::make_shared<GatedMobileNetV2>(mobilenet_options(), execution, input);
 }
 
 }  // namespace
@@ -102,21 +102,23 @@ TEST(DfqInvertedResidual, DepthwiseRunsAtFw8Bw16AndSkippedSamplesCostNothing) {
 TEST(DfqGatedMobileNetV2, OneDecisionPerBlockAndSampleSkippingOnlyIdentityBlocks) {
   const ModelInputSpec input{1, 8, 8, 10};
   auto model = create_gated_model("mobilenetv2", input, mobilenet_options(), GateExecution::Mixed);
-  auto& gated = dynamic_cast<GatedNetwork&>(*model);
+  const QuantizedModel& gated = *model;
   ASSERT_EQ(gated.gated_blocks().size(), 17u);
   EXPECT_EQ(gated.gated_blocks().front(), "blocks.0");
   EXPECT_EQ(gated.gated_blocks().back(), "blocks.16");
   model->train();
   force_option(*model, kSkip);
-  const at::Tensor logits = model->forward(torch::rand({3, 1, 8, 8}), PrecisionPlan::uniform(Precision::full()));
+  const ForwardResult result = model->run(torch::rand({3, 1, 8, 8}), PrecisionPlan::uniform(Precision::full()));
+  const at::Tensor& logits = result.output;
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 10}));
-  const auto& gating = gated.last_gating();
+  const auto& gating = result.decisions;
+  const auto decisions = options_on_host(gating);
   ASSERT_EQ(gating.size(), 17u);
   for (size_t b = 0; b < gating.size(); ++b) {
     EXPECT_EQ(gating[b].block, gated.gated_blocks()[b]);
     EXPECT_EQ(gating[b].mask.sizes(), (std::vector<int64_t>{3, kOptions}));
-    ASSERT_EQ(gating[b].decisions.size(), 3u);
-    for (int64_t k : gating[b].decisions) EXPECT_EQ(k, identity_blocks()[b] ? kSkip : 1) << gating[b].block;
+    ASSERT_EQ(decisions[b].size(), 3u);
+    for (int64_t k : decisions[b]) EXPECT_EQ(k, identity_blocks()[b] ? kSkip : 1) << gating[b].block;
     // Where skip is not allowed its probability, and so its mask column, is exactly 0.
     if (!identity_blocks()[b]) EXPECT_EQ(gating[b].mask.select(1, kSkip).abs().sum().item<double>(), 0.0);
   }
@@ -202,8 +204,7 @@ TEST(DfqGatedMobileNetV2, CostOfAForcedOptionEqualsTheHandCount) {
 
   for (int64_t forced : {int64_t{2}, kSkip}) {  // 6/8 everywhere; skip on identity blocks, 4/8 elsewhere
     force_option(*model, forced);
-    model->forward(torch::rand({2, 1, 8, 8}), PrecisionPlan::uniform(Precision::full()));
-    const auto& gating = model->last_gating();
+    const auto gating = model->run(torch::rand({2, 1, 8, 8}), PrecisionPlan::uniform(Precision::full())).decisions;
     double bit_macs = 0, cost_term = 0;
     for (size_t b = 0; b < hand.size(); ++b) {
       EXPECT_EQ(gating[b].macs_per_sample, hand[b].option + hand[b].depthwise) << b;
@@ -229,15 +230,16 @@ TEST(DfqGatedMobileNetV2, DfqStepsOnOneBatchLowerTheLoss) {
   const ModelInputSpec input{1, 16, 16, 10};
   auto model = gated_model(input, GateExecution::Mixed);
   PrecisionPlan plan = PrecisionPlan::uniform(Precision::full());  // gating on: the gates choose every block's
-  const auto losses = test_support::losses_on_one_batch(*model, plan, input, 16, 12, [&] {
-    return 1e-3 * gating_cost(model->last_gating(), model->option_set());
-  });
+  const auto losses =
+      test_support::losses_on_one_batch(*model, plan, input, 16, 12, [&](const std::vector<BlockDecision>& decisions) {
+        return 1e-3 * gating_cost(decisions, model->option_set());
+      });
   EXPECT_LT(losses.back(), 0.5 * losses.front());
 }
 
 TEST(DfqGatedMobileNetV2, AutoOptionsAreTheModelsPreset) {
   RunConfig c;
-  c.precision.mode = "dfq";
+  c.precision.mode = PrecisionMode::Dfq;
   c.model.name = "mobilenetv2";
   EXPECT_EQ(dfq_option_set(c).name(), "mobilenet-paper");
   c.model.name = "resnet20";
@@ -252,7 +254,7 @@ TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
     test_support::TempDir temp(std::string("fractrain_mnv2_") + mode);
     RunConfig c = test_support::small_run(temp.str(), "mobilenetv2", 64, 32);
     c.data.test_subset = 32;
-    c.precision.mode = mode;
+    c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
     c.dfq.target_cp = 4.0;  // dfq.options left "auto": mobilenet-paper for this model
     c.dfq.stages = 2;
     c.train.iterations = 4;

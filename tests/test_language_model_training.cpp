@@ -116,7 +116,7 @@ TEST(LanguageModelTraining, ResumedRunEqualsUninterruptedRunBitwise) {
   auto config_for = [&](const std::string& out) {
     RunConfig c = lm_run(data.str(), out, 14);
     c.precision.fw = c.precision.bw = 0;
-    c.precision.mode = "pfq-manual";  // stages switch at steps 5 and 10: across the interruption
+    c.precision.mode = PrecisionMode::PfqManual;  // stages switch at steps 5 and 10: across the interruption
     c.precision.pfq_fw = {4, 6, 8};
     c.precision.pfq_bw = {8, 8, 8};
     c.train.eval_every = 4;
@@ -157,7 +157,7 @@ TEST(LanguageModelTraining, UnsupportedCombinationsFailClearly) {
   write_corpus(data.str());
   RunConfig dfq = lm_run(data.str(), out.str(), 2);
   dfq.precision.fw = dfq.precision.bw = 0;
-  dfq.precision.mode = "dfq";
+  dfq.precision.mode = PrecisionMode::Dfq;
   EXPECT_CONTAINS(error_of([&] { train_run(dfq, test_support::quiet()); }), "not supported for transformer-lm");
   RunConfig resnet = lm_run(data.str(), out.str(), 2);
   resnet.model.name = "resnet20";

@@ -1,4 +1,4 @@
-// Numerical guards: an injected NaN (FRACTRAIN_FAULT_NAN=STEP:LAYER) is caught at that step and the message
+// Numerical guards: an injected NaN (TrainOptions::inject_nan = STEP:LAYER) is caught at that step and the message
 // names the step and the layer; with train.on_nonfinite = skip the run skips the step, lowers the learning
 // rate and goes on.
 #include <gtest/gtest.h>
@@ -15,15 +15,12 @@ using test_support::read_metrics;
 
 namespace {
 
-// Sets an environment variable for the lifetime of the guard.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
+// Quiet training options that inject a NaN (STEP:LAYER).
+TrainOptions injecting(const std::string& fault) {
+  TrainOptions options = quiet();
+  options.inject_nan = fault;
+  return options;
+}
 
 RunConfig guarded_run(const std::string& dir) {
   RunConfig c = test_support::small_run(dir, "resnet8", 128, 32);
@@ -37,8 +34,7 @@ RunConfig guarded_run(const std::string& dir) {
 TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_nan_stop");
-  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:stage2.0.conv2");
-  const std::string message = error_of([&] { train_run(guarded_run(temp.str()), quiet()); });
+  const std::string message = error_of([&] { train_run(guarded_run(temp.str()), injecting("3:stage2.0.conv2")); });
   EXPECT_CONTAINS(message, "at step 3 ");
   EXPECT_CONTAINS(message, "layer stage2.0.conv2 (conv) produced NaN/Inf");
   EXPECT_CONTAINS(message, "its input was finite");
@@ -48,11 +44,10 @@ TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
 TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_nan_skip");
-  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "2:stem");
   RunConfig c = guarded_run(temp.str());
   c.train.on_nonfinite = "skip";
   c.train.nonfinite_lr_factor = 0.5;
-  const nlohmann::json s = train_run(c, quiet());
+  const nlohmann::json s = train_run(c, injecting("2:stem"));
   EXPECT_EQ(s["skipped_steps"], 1);
   EXPECT_EQ(s["steps"], 6);
   const auto rows = read_metrics(temp.str());
@@ -64,10 +59,7 @@ TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
 TEST(NumericalGuards, BadFaultSpecificationsAreRefused) {
   if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   test_support::TempDir temp("fractrain_nan_spec");
-  {
-    ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:nowhere");
-    EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), quiet()); }), "no quantized layer 'nowhere'");
-  }
-  ScopedEnv fault("FRACTRAIN_FAULT_NAN", "x");
-  EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), quiet()); }), "STEP:LAYER");
+  EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), injecting("3:nowhere")); }),
+                  "no quantized layer 'nowhere'");
+  EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), injecting("x")); }), "STEP:LAYER");
 }

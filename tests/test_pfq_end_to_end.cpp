@@ -18,7 +18,7 @@ namespace {
 // resnet8 on 200 samples, batches of 32: 6 steps per epoch.
 RunConfig tiny_pfq_run(const std::string& dir, const std::string& mode, int64_t iterations) {
   RunConfig c = test_support::small_run(dir, "resnet8", 200, 32);
-  c.precision.mode = mode;
+  c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
   c.train.iterations = iterations;
   c.train.eval_every = 2;
   return c;

@@ -26,7 +26,7 @@ std::vector<PrecisionPlan> plans_of(const std::vector<Precision>& stages) {
 
 PrecisionConfig pfq(const std::string& mode) {
   PrecisionConfig p;
-  p.mode = mode;
+  p.mode = precision_mode_names().parse(mode, "precision.mode");
   return p;
 }
 
@@ -126,7 +126,7 @@ TEST(PfqSchedule, ConfigKeysAreReadAndValidated) {
       "[precision]\nmode = \"pfq-auto\"\npfq_fw = [4, 8]\npfq_bw = [8, 8]\npfq_window_iterations = 50\n"
       "pfq_eps = 0.1\npfq_alpha = 0.5\n",
       "pfq.toml");
-  EXPECT_EQ(c.precision.mode, "pfq-auto");
+  EXPECT_EQ(c.precision.mode, PrecisionMode::PfqAuto);
   EXPECT_EQ(c.precision.pfq_fw, (std::vector<int64_t>{4, 8}));
   EXPECT_EQ(c.precision.pfq_window_iterations, 50);
   EXPECT_DOUBLE_EQ(c.precision.pfq_eps, 0.1);
@@ -158,6 +158,6 @@ TEST(PfqSchedule, ConfigKeysAreReadAndValidated) {
   p.pfq_switch_iterations = {1, 2, 3};
   EXPECT_CONTAINS(error_of([&] { validate_precision_schedule(p); }), "are for pfq-manual");
   // Static mode ignores the PFQ keys, whatever they hold.
-  p.mode = "static";
+  p.mode = PrecisionMode::Static;
   EXPECT_NO_THROW(validate_precision_schedule(p));
 }

@@ -37,11 +37,10 @@ TEST(ResNetImageNet, GatedFormDecidesPerBlockAndSample) {
   const ModelInputSpec input{3, 64, 64, 10};
   auto model = create_gated_model("resnet34", input, OptionSet::parse("imagenet-release", 0), GateExecution::Mixed);
   model->train();
-  model->forward(torch::randn({3, 3, 64, 64}), PrecisionPlan::uniform(Precision::full()));
-  const auto& gating = dynamic_cast<const GatedNetwork&>(*model).last_gating();
+  const auto gating = model->run(torch::randn({3, 3, 64, 64}), PrecisionPlan::uniform(Precision::full())).decisions;
   ASSERT_EQ(gating.size(), 16u);
   for (const auto& g : gating) {
-    EXPECT_EQ(g.decisions.size(), 3u);
+    EXPECT_EQ(g.options.sizes(), (std::vector<int64_t>{3}));
     EXPECT_EQ(g.mask.sizes(), (std::vector<int64_t>{3, 4}));
   }
   EXPECT_EQ(gating.back().block, "stage4.2");

@@ -225,7 +225,7 @@ TEST(ResumeCompatibility, KeysARunDoesNotUseOrThatResolveAlikeAreNoDifference) {
   before.dfq.options = "cifar-release";
   now.dfq.options = "auto";
   EXPECT_TRUE(compute_differences(before, now).empty()) << "a static run ignores the dfq section";
-  before.precision.mode = now.precision.mode = "dfq";
+  before.precision.mode = now.precision.mode = PrecisionMode::Dfq;
   EXPECT_TRUE(compute_differences(before, now).empty()) << "auto is cifar-release for a ResNet";
   now.dfq.options = "cifar-paper";
   ASSERT_EQ(compute_differences(before, now).size(), 1u);

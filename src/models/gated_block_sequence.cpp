@@ -7,15 +7,10 @@
 
 namespace fractrain {
 
-GateExecution parse_gate_execution(const std::string& text) {
-  if (text == "mixed") return GateExecution::Mixed;
-  if (text == "candidates") return GateExecution::Candidates;
-  throw Error("DFQ execution '" + text + "' is unknown: use mixed (one pass, per-sample precision) or candidates "
-              "(every option on the whole batch, as the released code)");
-}
-
-const char* to_string(GateExecution execution) {
-  return execution == GateExecution::Mixed ? "mixed" : "candidates";
+const NameTable<GateExecution>& gate_execution_names() {
+  static const NameTable<GateExecution> table("DFQ execution", {{GateExecution::Mixed, "mixed"},
+                                                                {GateExecution::Candidates, "candidates"}});
+  return table;
 }
 
 GatedBlockSequence::GatedBlockSequence(OptionSet options, GateExecution execution)
@@ -30,15 +25,15 @@ std::shared_ptr<DecisionGate> GatedBlockSequence::make_gate(std::vector<Block> b
   return gate_;
 }
 
-std::vector<std::string> GatedBlockSequence::gated_blocks() const {
+std::vector<std::string> GatedBlockSequence::block_names() const {
   std::vector<std::string> names;
   for (const auto& b : blocks_) names.push_back(b.name);
   return names;
 }
 
-at::Tensor GatedBlockSequence::run_blocks(at::Tensor x, const PrecisionPlan& plan, bool training) {
+GatedBlockSequence::Output GatedBlockSequence::run_blocks(at::Tensor x, const PrecisionPlan& plan, bool training) {
   gate_->reset();
-  gating_.clear();
+  std::vector<BlockDecision> decisions;
   const bool candidates = execution_ == GateExecution::Candidates && training;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     GateableBlock& block = *blocks_[i].block;
@@ -46,14 +41,14 @@ at::Tensor GatedBlockSequence::run_blocks(at::Tensor x, const PrecisionPlan& pla
     if (!block.can_skip() && options_.has_skip()) allowed[options_.skip_index()] = false;
     GateDecision decision = gate_->decide(i, x, allowed);
     const GatedBlockRun run{options_, plan.noise_step, block.layers().front()->quantizer_settings().snap_zero_point};
-    BlockGating gating;
-    gating.block = blocks_[i].name;
-    gating.mask = decision.mask;
-    gating.decisions = decision.decisions;
-    gating.macs_per_sample = block.macs_per_sample(x.size(2), x.size(3));
-    gating.fixed_macs_per_sample = block.fixed_precision_macs_per_sample(x.size(2), x.size(3));
-    gating.fixed_precision = block.fixed_precision();
-    gating_.push_back(std::move(gating));
+    BlockDecision taken;
+    taken.block = blocks_[i].name;
+    taken.mask = decision.mask;
+    taken.options = decision.indices;
+    taken.macs_per_sample = block.macs_per_sample(x.size(2), x.size(3));
+    taken.fixed_macs_per_sample = block.fixed_precision_macs_per_sample(x.size(2), x.size(3));
+    taken.fixed_precision = block.fixed_precision();
+    decisions.push_back(std::move(taken));
     try {
       x = candidates ? run_gated_block_candidates(block, x, decision, run)
                      : run_gated_block_mixed(block, x, decision, run);
@@ -65,7 +60,7 @@ at::Tensor GatedBlockSequence::run_blocks(at::Tensor x, const PrecisionPlan& pla
                   "sample runs a block whose maps are 1x1: use larger images");
     }
   }
-  return x;
+  return {x, std::move(decisions)};
 }
 
 }  // namespace fractrain

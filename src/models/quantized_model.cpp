@@ -39,6 +39,22 @@ void QuantizedModel::finalize_layers(const std::string& first_layer, const std::
   head_layer_names_ = std::move(head_layers);
 }
 
+ForwardResult QuantizedModel::run(const at::Tensor& input, const PrecisionPlan& plan) {
+  check_plan(plan);
+  return forward_with_decisions(input, plan);
+}
+
+void QuantizedModel::check_plan(const PrecisionPlan& plan) const {
+  for (const auto& name : plan.overridden_layers()) {
+    bool found = false;
+    for (const auto& l : quantized_layers_) found = found || l->layer_name() == name;
+    for (const auto& m : quantized_matmuls_) found = found || m->layer_name() == name;
+    if (!found)
+      throw Error("the precision plan names layer '" + name + "', which model " + model_name_ +
+                  " does not have; `fractrain cost " + model_name_ + "` lists its quantized layers");
+  }
+}
+
 void QuantizedModel::set_cost_observer(CostObserver* observer) {
   for (auto& l : quantized_layers_) l->set_cost_observer(observer);
   for (auto& m : quantized_matmuls_) m->set_cost_observer(observer);

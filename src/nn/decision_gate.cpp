@@ -23,6 +23,7 @@ GateDecision straight_through_decision(const at::Tensor& probabilities) {
   const at::Tensor index = probabilities.detach().argmax(1);
   const at::Tensor onehot = torch::zeros_like(probabilities).scatter_(1, index.unsqueeze(1), 1.0);
   d.mask = onehot - probabilities.detach() + probabilities;
+  d.indices = index;
   const at::Tensor cpu = index.to(at::kCPU).to(at::kLong).contiguous();
   d.decisions.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
   return d;

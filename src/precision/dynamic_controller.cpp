@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "fractrain/precision/gating_cost.h"
+#include "fractrain/precision/precision_mode.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -18,37 +20,55 @@ std::vector<double> fractrain_targets(double total_cp, double step, int stages) 
   return targets;
 }
 
+namespace {
+
+std::vector<double> checked_targets(std::vector<double> targets) {
+  if (targets.empty()) throw Error("DFQ: no target cp");
+  for (double t : targets)
+    if (!(t > 0 && t <= 100)) throw Error(fmt::format("DFQ: target cp {}% is not in (0, 100]", t));
+  return targets;
+}
+
+std::string target_label(double target) { return fmt::format("cp {:.2f}%", target); }
+
+// DFQ: one stage; FracTrain: a stage per target, advanced by the loss indicator.
+StagedSchedule target_schedule(const std::vector<double>& targets, Precision precision, bool progressive,
+                               PlateauSettings settings) {
+  std::vector<StageInfo> stages;
+  for (double t : targets) stages.push_back({precision, target_label(t)});
+  if (!progressive) return StagedSchedule::single(stages.front());
+  return StagedSchedule::by_indicator(std::move(stages), settings);
+}
+
+}  // namespace
+
 DynamicController::DynamicController(OptionSet options, PrecisionPlan plan, std::vector<double> targets,
-                                     CostSteering steering, std::vector<std::string> blocks)
+                                     CostSteering steering, std::vector<std::string> blocks, bool progressive,
+                                     PlateauSettings settings)
     : options_(std::move(options)),
       plan_(std::move(plan)),
-      targets_(std::move(targets)),
+      targets_(checked_targets(std::move(targets))),
       steering_(steering),
+      progressive_(progressive),
+      schedule_(target_schedule(targets_, precision(), progressive, settings)),
       eval_window_(blocks, options_.size()),
       trace_window_(blocks, options_.size()) {
-  if (targets_.empty()) throw Error("DFQ: no target cp");
-  for (double t : targets_)
-    if (!(t > 0 && t <= 100)) throw Error(fmt::format("DFQ: target cp {}% is not in (0, 100]", t));
   if (steering_.beta < 0 || steering_.dead_band < 0) throw Error("DFQ: beta and dead band must be >= 0");
   plan_.gating = true;
 }
 
 std::unique_ptr<DynamicController> DynamicController::dfq(OptionSet options, PrecisionPlan plan, double target_cp,
                                                           CostSteering steering, std::vector<std::string> blocks) {
-  return std::unique_ptr<DynamicController>(
-      new DynamicController(std::move(options), std::move(plan), {target_cp}, steering, std::move(blocks)));
+  return std::unique_ptr<DynamicController>(new DynamicController(std::move(options), std::move(plan), {target_cp},
+                                                                  steering, std::move(blocks), false, {}));
 }
 
 std::unique_ptr<DynamicController> DynamicController::fractrain(OptionSet options, PrecisionPlan plan,
                                                                 std::vector<double> targets, CostSteering steering,
                                                                 PlateauSettings settings,
                                                                 std::vector<std::string> blocks) {
-  std::unique_ptr<DynamicController> c(
-      new DynamicController(std::move(options), std::move(plan), std::move(targets), steering, std::move(blocks)));
-  c->progressive_ = true;
-  settings.turning_points = c->stage_count() - 1;
-  c->indicator_ = PlateauIndicator(settings);
-  return c;
+  return std::unique_ptr<DynamicController>(new DynamicController(
+      std::move(options), std::move(plan), std::move(targets), steering, std::move(blocks), true, settings));
 }
 
 const PrecisionPlan& DynamicController::plan_for_step(int64_t step) {
@@ -57,22 +77,16 @@ const PrecisionPlan& DynamicController::plan_for_step(int64_t step) {
 }
 
 void DynamicController::observe_window_loss(double mean_loss, int64_t step, double epoch) {
-  if (!progressive_ || stage_ + 1 >= stage_count()) return;
-  const double eps = indicator_.eps();
-  if (!indicator_.observe(mean_loss)) return;
-  ++stage_;
-  turning_points_.push_back(
-      TurningPoint{stage_, step, epoch, indicator_.differences(), eps, precision(), stage_label(stage_)});
+  schedule_.observe_window_loss(mean_loss, step, epoch);
 }
 
-std::string DynamicController::stage_label(int stage) const {
-  return fmt::format("cp {:.2f}%", targets_.at(static_cast<size_t>(stage)));
-}
+std::string DynamicController::stage_label(int stage) const { return target_label(targets_.at(static_cast<size_t>(stage))); }
 
 std::string DynamicController::describe() const {
   std::string targets;
   for (size_t i = 0; i < targets_.size(); ++i) targets += fmt::format("{}{:.3g}", i ? "," : "", targets_[i]);
-  return fmt::format("{} {} target cp {}%{}", progressive_ ? "fractrain" : "dfq", options_.describe(), targets,
+  return fmt::format("{} {} target cp {}%{}", to_string(progressive_ ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
+                     options_.describe(), targets,
                      steering_.blocks_only ? " (blocks)" : "");
 }
 
@@ -88,21 +102,57 @@ void DynamicController::record_batch(const std::vector<std::vector<int64_t>>& de
   trace_window_.add_batch(decisions, cp, cp_blocks);
 }
 
+at::Tensor DynamicController::observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) {
+  const double sign = cost_sign(steering_.blocks_only ? cost.cp_blocks : cost.cp);
+  record_batch(options_on_host(decisions), cost.cp, cost.cp_blocks);
+  if (sign == 0.0 || steering_.beta == 0.0) return {};
+  return (sign * steering_.beta) * gating_cost(decisions, options_);
+}
+
+std::vector<std::string> DynamicController::metric_columns() const {
+  return {"window_cp", "window_cp_blocks", "target_cp"};
+}
+
+// The evaluation window's cp and how often each block chose each option.
+ControllerReport DynamicController::evaluation_report() {
+  const GateWindow w = take_eval_window();
+  ControllerReport report;
+  report.metrics["window_cp"] = w.cp();
+  report.metrics["window_cp_blocks"] = w.cp_blocks();
+  report.metrics["target_cp"] = target_cp();
+  report.metrics["gate_selection"] = w.selection_json();
+  std::vector<std::string> labels;
+  for (size_t k = 0; k < options_.size(); ++k) labels.push_back(options_.label(k));
+  report.metrics["gate_options"] = labels;
+  report.log_lines.push_back(fmt::format("gates: cp {:.3f}% (blocks {:.3f}%) since the last evaluation, target "
+                                         "{:.3f}% ({})",
+                                         w.cp(), w.cp_blocks(), target_cp(),
+                                         steering_.blocks_only ? "blocks" : "network"));
+  return report;
+}
+
+// cp_trace.csv: the cp of the batches since the last trace point, for the cp-versus-iteration curve.
+ControllerTrace DynamicController::trace() const { return {"cp_trace", {"cp", "cp_blocks", "target_cp", "stage"}}; }
+
+nlohmann::json DynamicController::take_trace_record() {
+  const GateWindow w = take_trace_window();
+  return {{"cp", w.cp()}, {"cp_blocks", w.cp_blocks()}, {"target_cp", target_cp()}, {"stage", stage()}};
+}
+
 nlohmann::json DynamicController::state() const {
-  nlohmann::json s = schedule_state(describe(), stage_, turning_points_);
+  nlohmann::json s = schedule_.state(describe());
   s["eval_window"] = eval_window_.state();
   s["trace_window"] = trace_window_.state();
-  if (progressive_) s["indicator"] = indicator_.state();
   return s;
 }
 
 void DynamicController::restore(const nlohmann::json& state) {
-  ScheduleState s = restore_schedule_state(state, describe(), stage_count());
-  if (progressive_) indicator_.restore(state.at("indicator"));
+  // The schedule first: it refuses a checkpoint of another schedule before anything is changed.
+  StagedSchedule schedule = schedule_;
+  schedule.restore(state, describe());
   eval_window_.restore(state.at("eval_window"));
   trace_window_.restore(state.at("trace_window"));
-  stage_ = s.stage;
-  turning_points_ = std::move(s.turning_points);
+  schedule_ = std::move(schedule);
 }
 
 }  // namespace fractrain

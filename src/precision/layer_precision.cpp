@@ -46,4 +46,11 @@ Precision LayerPrecision::for_sample(int64_t i) const {
   return Precision{sample_act_.at(i), weight_, sample_grad_.at(i), false};
 }
 
+std::vector<std::string> PrecisionPlan::overridden_layers() const {
+  std::vector<std::string> names;
+  for (const auto& [name, precision] : overrides_) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace fractrain

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fractrain/data/dataset_split.h"
+#include "fractrain/precision/precision_mode.h"
 #include "fractrain/util/did_you_mean.h"
 
 namespace fractrain::config {
@@ -192,6 +193,22 @@ Check stage_bits() {
   };
 }
 
+// A field of an enum type, written in configs by the names of its NameTable (which also checks them).
+template <class Section, class E>
+KeyDescriptor named_field(const char* key, Section RunConfig::*section, E Section::*member,
+                          const NameTable<E>& names, const char* description) {
+  KeyDescriptor d;
+  d.key = key;
+  d.kind = ValueKind::String;
+  d.description = description;
+  d.get = [section, member, &names](const RunConfig& c) { return Value(names.name((c.*section).*member)); };
+  d.set = [section, member, &names](RunConfig& c, const Value& v) {
+    (c.*section).*member = *names.find(std::get<std::string>(v));
+  };
+  d.problem = [&names](const Value& v) { return names.problem(std::get<std::string>(v)); };
+  return d;
+}
+
 // ---- the table -----------------------------------------------------------------------------------------
 
 std::vector<KeyDescriptor> build_table() {
@@ -248,8 +265,7 @@ std::vector<KeyDescriptor> build_table() {
       field("data.vocab_min_count", &R::data, &DataConfig::vocab_min_count, int_at_least(1),
             "token datasets: words seen fewer times in the train split map to <unk>"),
 
-      field("precision.mode", &R::precision, &PrecisionConfig::mode,
-            one_of({"static", "pfq-manual", "pfq-auto", "dfq", "fractrain"}, "precision mode"),
+      named_field("precision.mode", &R::precision, &PrecisionConfig::mode, precision_mode_names(),
             "static (fw/bw for the whole run), pfq-manual (stages at fixed points), pfq-auto (loss indicator), dfq "
             "(per-sample gates, [dfq]) or fractrain (dfq with targets raised by the loss indicator)"),
       field("precision.fw", &R::precision, &PrecisionConfig::fw, bits(),
@@ -287,7 +303,7 @@ std::vector<KeyDescriptor> build_table() {
             "\"skip,3/6,4/8\""),
       field("dfq.weight_bits", &R::dfq, &DfqConfig::weight_bits, bits(),
             "weight width of every gated layer; 0 = the preset's (4 for the CIFAR sets)"),
-      field("dfq.execution", &R::dfq, &DfqConfig::execution, one_of({"mixed", "candidates"}, "DFQ execution"),
+      named_field("dfq.execution", &R::dfq, &DfqConfig::execution, gate_execution_names(),
             "mixed (one pass, per-sample precision) or candidates (every option on the batch, as released code)"),
       field("dfq.target_cp", &R::dfq, &DfqConfig::target_cp, float_positive(),
             "target cp in percent of FP32 (fractrain: the overall target, stages centred on it)"),

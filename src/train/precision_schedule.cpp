@@ -1,6 +1,7 @@
 #include "fractrain/train/precision_schedule.h"
 
-#include "fractrain/models/gated_network.h"
+#include <fmt/format.h>
+
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/precision/progressive_controller.h"
 #include "fractrain/precision/static_controller.h"
@@ -32,61 +33,92 @@ int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_p
 
 namespace {
 
+PlateauSettings plateau_settings_of(const PrecisionConfig& precision) {
+  PlateauSettings settings;
+  settings.eps = precision.pfq_eps;
+  settings.alpha = precision.pfq_alpha;
+  return settings;
+}
+
 // DFQ and FracTrain: the stem runs FP32 (DESIGN.md 4.2), the classifier as the policy says, head layers outside
 // the blocks (MobileNetV2's last 1x1 conv) at FW-w/BW-8 like a quantized classifier (in FP32 that one conv would
 // cost more than all the gated blocks), the gates the rest.
 std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& config, const QuantizedModel& model) {
-  const auto* gated = dynamic_cast<const GatedNetwork*>(&model);
-  if (!gated) throw Error("precision.mode = " + config.precision.mode + " needs the gated form of " + config.model.name);
+  const std::vector<std::string> blocks = model.gated_blocks();
+  if (blocks.empty())
+    throw Error("precision.mode = " + to_string(config.precision.mode) + " needs the gated form of " +
+                config.model.name);
   const DfqConfig& dfq = config.dfq;
+  OptionSet options = dfq_option_set(config);
   QuantizationPolicy policy = quantization_policy_of(config.precision);
   policy.quantize_first_layer = false;
   PrecisionPlan plan = make_static_plan(model, Precision::full(), policy);
-  const LayerPrecision outside_blocks = LayerPrecision::uniform(Precision::fw_bw(gated->option_set().weight_bits(), 8));
+  const LayerPrecision outside_blocks = LayerPrecision::uniform(Precision::fw_bw(options.weight_bits(), 8));
   if (config.precision.quantize_classifier) plan.set_layer(model.classifier_name(), outside_blocks);
   for (const auto& layer : model.head_layer_names()) plan.set_layer(layer, outside_blocks);
   CostSteering steering;
   steering.beta = dfq.beta;
   steering.dead_band = dfq.dead_band;
   steering.blocks_only = dfq.cp_scope == "blocks";
-  OptionSet options = gated->option_set();
-  if (config.precision.mode == "dfq")
-    return DynamicController::dfq(std::move(options), std::move(plan), dfq.target_cp, steering,
-                                  gated->gated_blocks());
-  PlateauSettings settings;
-  settings.eps = config.precision.pfq_eps;
-  settings.alpha = config.precision.pfq_alpha;
+  if (config.precision.mode == PrecisionMode::Dfq)
+    return DynamicController::dfq(std::move(options), std::move(plan), dfq.target_cp, steering, blocks);
   return DynamicController::fractrain(std::move(options), std::move(plan),
                                       fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages)),
-                                      steering, settings, gated->gated_blocks());
+                                      steering, plateau_settings_of(config.precision), blocks);
 }
 
-}  // namespace
-
-std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
-                                                               int64_t steps_per_epoch, int64_t total_steps) {
+std::unique_ptr<PrecisionController> make_progressive_controller(const RunConfig& config, const QuantizedModel& model,
+                                                                 int64_t steps_per_epoch, int64_t total_steps) {
   const PrecisionConfig& precision = config.precision;
-  validate_precision_schedule(precision);
-  validate_dfq(config);
-  if (is_dynamic_mode(precision.mode)) return make_dynamic_controller(config, model);
   const QuantizationPolicy policy = quantization_policy_of(precision);
-  if (precision.mode == "static") {
-    const Precision p = static_precision_of(precision);
-    return std::make_unique<StaticController>(p, make_static_plan(model, p, policy));
-  }
   std::vector<Precision> stages;
   std::vector<PrecisionPlan> plans;
   for (size_t i = 0; i < precision.pfq_fw.size(); ++i) {
     stages.push_back(Precision::fw_bw(static_cast<int>(precision.pfq_fw[i]), static_cast<int>(precision.pfq_bw[i])));
     plans.push_back(make_static_plan(model, stages.back(), policy));
   }
-  if (precision.mode == "pfq-manual")
-    return ProgressiveController::manual(std::move(stages), std::move(plans),
-                                         manual_switch_steps(precision, steps_per_epoch, total_steps), steps_per_epoch);
-  PlateauSettings settings;
-  settings.eps = precision.pfq_eps;
-  settings.alpha = precision.pfq_alpha;
-  return ProgressiveController::automatic(std::move(stages), std::move(plans), settings);
+  if (precision.mode == PrecisionMode::PfqAuto)
+    return ProgressiveController::automatic(std::move(stages), std::move(plans), plateau_settings_of(precision));
+  return ProgressiveController::manual(std::move(stages), std::move(plans),
+                                       manual_switch_steps(precision, steps_per_epoch, total_steps), steps_per_epoch);
+}
+
+std::unique_ptr<PrecisionController> make_controller_of_mode(const RunConfig& config, const QuantizedModel& model,
+                                                             int64_t steps_per_epoch, int64_t total_steps) {
+  switch (config.precision.mode) {
+    case PrecisionMode::Static: {
+      const Precision p = static_precision_of(config.precision);
+      return std::make_unique<StaticController>(p, make_static_plan(model, p, quantization_policy_of(config.precision)));
+    }
+    case PrecisionMode::PfqManual:
+    case PrecisionMode::PfqAuto:
+      return make_progressive_controller(config, model, steps_per_epoch, total_steps);
+    case PrecisionMode::Dfq:
+    case PrecisionMode::FracTrain:
+      return make_dynamic_controller(config, model);
+  }
+  throw Error("internal: precision mode without a controller");
+}
+
+}  // namespace
+
+std::vector<std::string> precision_schedule_notes(const PrecisionConfig& precision, int64_t steps_per_epoch,
+                                                  int64_t total_steps) {
+  if (precision.mode != PrecisionMode::PfqManual) return {};
+  const auto switches = manual_switch_steps(precision, steps_per_epoch, total_steps);
+  if (switches.back() < total_steps) return {};
+  return {fmt::format("the precision schedule's last stage starts at step {} but the run has {} steps; later "
+                      "stages will not run",
+                      switches.back(), total_steps)};
+}
+
+std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
+                                                               int64_t steps_per_epoch, int64_t total_steps) {
+  validate_precision_schedule(config.precision);
+  validate_dfq(config);
+  auto controller = make_controller_of_mode(config, model, steps_per_epoch, total_steps);
+  model.check_plan(controller->current_plan());
+  return controller;
 }
 
 }  // namespace fractrain

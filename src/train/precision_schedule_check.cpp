@@ -9,18 +9,18 @@
 namespace fractrain {
 
 void validate_precision_schedule(const PrecisionConfig& p) {
-  if (p.mode == "static" || is_dynamic_mode(p.mode)) return;
+  if (!is_progressive(p.mode)) return;
   // Refused rather than ignored: a recipe asking for fw8bw8 and PFQ at once is ambiguous.
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
                             "stages come from precision.pfq_fw / pfq_bw); set both to 0",
-                            p.fw, p.bw, p.mode));
+                            p.fw, p.bw, to_string(p.mode)));
   if (p.pfq_fw.size() != p.pfq_bw.size())
     throw Error(fmt::format("precision.pfq_fw has {} stages but precision.pfq_bw has {}: give one FW and one BW "
                             "width per stage, e.g. pfq_fw = [3, 4, 6, 8], pfq_bw = [6, 6, 8, 8]",
                             p.pfq_fw.size(), p.pfq_bw.size()));
   const bool by_epochs = !p.pfq_switch_epochs.empty(), by_iterations = !p.pfq_switch_iterations.empty();
-  if (p.mode == "pfq-auto" && (by_epochs || by_iterations))
+  if (p.mode == PrecisionMode::PfqAuto && (by_epochs || by_iterations))
     throw Error("precision.pfq_switch_epochs / pfq_switch_iterations are for pfq-manual; pfq-auto finds its "
                 "turning points from the training loss (leave them [])");
   if (by_epochs && by_iterations)
@@ -41,18 +41,18 @@ OptionSet dfq_option_set(const RunConfig& config) {
 void validate_dfq(const RunConfig& config) {
   const PrecisionConfig& p = config.precision;
   const DfqConfig& dfq = config.dfq;
-  if (!is_dynamic_mode(p.mode)) return;
+  if (!is_gated(p.mode)) return;
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
                             "gates choose among dfq.options); set both to 0",
-                            p.fw, p.bw, p.mode));
+                            p.fw, p.bw, to_string(p.mode)));
   const OptionSet options = dfq_option_set(config);
   double lowest = 100, highest = 0;
   for (size_t k = 0; k < options.size(); ++k) {
     lowest = std::min(lowest, 100 * options.relative_cost(k));
     highest = std::max(highest, 100 * options.relative_cost(k));
   }
-  const std::vector<double> targets = p.mode == "fractrain"
+  const std::vector<double> targets = p.mode == PrecisionMode::FracTrain
                                           ? fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages))
                                           : std::vector<double>{dfq.target_cp};
   // The reachable range is that of the gated blocks; the network's cp adds the FP32 stem, so only warn there.

@@ -26,7 +26,7 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 // What a config computes, written one way: a static or PFQ run ignores the dfq section (whose defaults may
 // change between versions), and dfq.options = "auto" stands for the model's preset.
 RunConfig effective(RunConfig config) {
-  if (!is_dynamic_mode(config.precision.mode)) {
+  if (!is_gated(config.precision.mode)) {
     config.dfq = DfqConfig{};
   } else if (config.dfq.options == "auto") {
     config.dfq.options = OptionSet::default_preset_for(config.model.name);

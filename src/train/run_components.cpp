@@ -144,9 +144,8 @@ std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const Model
     throw Error("data.dataset = " + config.data.dataset + " is a token corpus and model.name = " + config.model.name +
                 " an image model: use model.name = transformer-lm");
   torch::manual_seed(config.train.seed);
-  auto model = is_dynamic_mode(config.precision.mode)
-                   ? create_gated_model(config.model.name, input, dfq_option_set(config),
-                                        parse_gate_execution(config.dfq.execution))
+  auto model = is_gated(config.precision.mode)
+                   ? create_gated_model(config.model.name, input, dfq_option_set(config), config.dfq.execution)
                    : create_model(config.model.name, input, transformer_options_of(config.model));
   model->set_quantizer_settings(quantizer_settings_of(config.precision, config.train.seed));
   model->to(device);

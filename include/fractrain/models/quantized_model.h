@@ -8,6 +8,7 @@
 
 #include "fractrain/nn/qmatmul.h"
 #include "fractrain/nn/quantized_layer.h"
+#include "fractrain/precision/block_decision.h"
 
 namespace fractrain {
 
@@ -23,9 +24,24 @@ struct ModelInputSpec {
 // A zero input of one sample as the model takes it: float [1, C, H, W] images, or int64 [1, T] token ids.
 at::Tensor example_input(const ModelInputSpec& input, const at::TensorOptions& options);
 
+// What one forward pass returns: the model's output and the decisions its gates took (none without gates).
+struct ForwardResult {
+  at::Tensor output;
+  std::vector<BlockDecision> decisions;
+};
+
 class QuantizedModel : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) = 0;
+  // The forward pass as the trainer runs it: checks that the plan names only layers of this model (check_plan),
+  // then returns the output with the decisions the pass took.
+  ForwardResult run(const at::Tensor& input, const PrecisionPlan& plan);
+  // Throws fractrain::Error naming the first layer the plan overrides that this model does not have (a typo
+  // would otherwise run that layer silently at the plan's default precision).
+  void check_plan(const PrecisionPlan& plan) const;
+
+  // The blocks whose precision DFQ gates choose, in execution order; empty for a model without gates.
+  virtual std::vector<std::string> gated_blocks() const { return {}; }
 
   const std::string& model_name() const { return model_name_; }
   // Quantized layers in execution order, with their full names and indices assigned.
@@ -49,6 +65,10 @@ class QuantizedModel : public torch::nn::Module {
 
  protected:
   explicit QuantizedModel(std::string model_name) : model_name_(std::move(model_name)) {}
+  // A gated model returns its gates' decisions here; the default runs forward() and decides nothing.
+  virtual ForwardResult forward_with_decisions(const at::Tensor& input, const PrecisionPlan& plan) {
+    return {forward(input, plan), {}};
+  }
   // Call at the end of the derived constructor: names and numbers every quantized layer and matmul.
   // `first_layer` may be "" (no stem).
   void finalize_layers(const std::string& first_layer, const std::string& classifier,

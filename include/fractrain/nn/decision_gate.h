@@ -20,7 +20,8 @@ namespace fractrain {
 struct GateDecision {
   at::Tensor probabilities;        // [N, K]
   at::Tensor mask;                 // [N, K]: one-hot in value, gradient of `probabilities`
-  std::vector<int64_t> decisions;  // [N]: the option index of each sample
+  at::Tensor indices;              // [N] int64: the option index of each sample, on the input's device
+  std::vector<int64_t> decisions;  // the same on the host (per-sample layer precisions are host vectors)
 };
 
 class DecisionGate : public torch::nn::Module {

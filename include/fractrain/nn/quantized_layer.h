@@ -50,7 +50,7 @@ class QuantizedLayer : public torch::nn::Module {
   // Diagnosis of a non-finite loss: while on, forward() throws fractrain::Error naming this layer when its
   // output holds a NaN or Inf.
   void set_check_finite_output(bool on) { check_finite_output_ = on; }
-  // Fault injection (tests; FRACTRAIN_FAULT_NAN in the trainer): while on, the output's first element is NaN.
+  // Fault injection (tests; TrainOptions::inject_nan in the trainer): while on, the output's first element is NaN.
   void set_inject_nan(bool on) { inject_nan_ = on; }
   void set_quantizer_settings(const QuantizerSettings& settings) { settings_ = settings; }
   const QuantizerSettings& quantizer_settings() const { return settings_; }

@@ -1,14 +1,15 @@
 #pragma once
 // DFQ and FracTrain (DESIGN.md 4.5, 4.6). The gates inside the model pick each block's precision per sample;
-// this controller holds what steers them: the target cp, the sign of the cost term of the loss, and (FracTrain)
-// the stages of targets cp_i = cp_0 + i * step advanced by the loss-plateau indicator of auto PFQ. It also
-// keeps the gates' selection statistics.
+// this controller holds what steers them: the target cp, and from each step's decisions and measured cp the
+// signed cost term of the loss; FracTrain's stages of targets cp_i = cp_0 + i * step advance at the
+// loss-plateau indicator's turning points (StagedSchedule, as auto PFQ). It keeps the gates' selection
+// statistics and reports them (metrics, log line, cp_trace.csv).
 #include <memory>
 
 #include "fractrain/precision/gate_statistics.h"
 #include "fractrain/precision/option_set.h"
-#include "fractrain/precision/plateau_indicator.h"
 #include "fractrain/precision/precision_controller.h"
+#include "fractrain/precision/staged_schedule.h"
 
 namespace fractrain {
 
@@ -33,20 +34,28 @@ class DynamicController : public PrecisionController {
   const PrecisionPlan& plan_for_step(int64_t step) override;
   const PrecisionPlan& current_plan() const override { return plan_; }
   void observe_window_loss(double mean_loss, int64_t step, double epoch) override;
-  int stage() const override { return stage_; }
-  int stage_count() const override { return static_cast<int>(targets_.size()); }
+  // Records the decisions and the batch's cp, and returns sign * beta * COST (gating_cost.h), or none when the
+  // sign is 0 (dead band) or beta is 0.
+  at::Tensor observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) override;
+  std::vector<std::string> metric_columns() const override;
+  ControllerReport evaluation_report() override;
+  ControllerTrace trace() const override;
+  nlohmann::json take_trace_record() override;
+
+  int stage() const override { return schedule_.stage(); }
+  int stage_count() const override { return schedule_.stage_count(); }
   // Weights at the run's width; activations and gradients vary per block and sample (0 here).
   Precision precision() const override { return Precision{0, options_.weight_bits(), 0, false}; }
   Precision stage_precision(int stage) const override { return precision(); }
   std::string stage_label(int stage) const override;
   std::string describe() const override;
-  const std::vector<TurningPoint>& turning_points() const override { return turning_points_; }
+  const std::vector<TurningPoint>& turning_points() const override { return schedule_.turning_points(); }
   nlohmann::json state() const override;
   void restore(const nlohmann::json& state) override;
 
   const OptionSet& options() const { return options_; }
   const CostSteering& steering() const { return steering_; }
-  double target_cp() const { return targets_[stage_]; }
+  double target_cp() const { return targets_[stage()]; }
   const std::vector<double>& targets() const { return targets_; }
   // The sign of the cost term for a batch of this cp: -1 below the target (spend more), +1 at or above it,
   // 0 inside the dead band.
@@ -61,16 +70,14 @@ class DynamicController : public PrecisionController {
 
  private:
   DynamicController(OptionSet options, PrecisionPlan plan, std::vector<double> targets, CostSteering steering,
-                    std::vector<std::string> blocks);
+                    std::vector<std::string> blocks, bool progressive, PlateauSettings settings);
 
   OptionSet options_;
   PrecisionPlan plan_;
   std::vector<double> targets_;
   CostSteering steering_;
   bool progressive_ = false;  // FracTrain
-  PlateauIndicator indicator_;
-  int stage_ = 0;
-  std::vector<TurningPoint> turning_points_;
+  StagedSchedule schedule_;
   GateStatistics eval_window_, trace_window_;
 };
 

@@ -52,6 +52,8 @@ class PrecisionPlan {
     auto it = overrides_.find(layer_name);
     return it == overrides_.end() ? default_ : it->second;
   }
+  // The layers with their own precision, sorted (QuantizedModel::check_plan refuses names a model lacks).
+  std::vector<std::string> overridden_layers() const;
 
   // Selects the stochastic-rounding noise of this pass: the same (seed, noise_step) gives the same bits.
   uint64_t noise_step = 0;

@@ -1,13 +1,20 @@
 #pragma once
-// The one place that decides precisions: the trainer asks a controller for the plan of every step and tells it
-// the mean training loss at the end of every indicator window. Static training, PFQ (and later DFQ and
-// FracTrain) differ only in the controller (DESIGN.md 3).
+// The one place that decides precisions, and the only thing the trainer knows about a method (DESIGN.md 6).
+// A training step is a protocol of values:
+//   plan_for_step(step)            -> the plan the model runs (per-layer precisions; for DFQ: gates on)
+//   model.run(inputs, plan)        -> outputs and the decisions the gates took (BlockDecision, device tensors)
+//   observe_step(decisions, cost)  -> an optional term for the loss (DFQ's signed cost term)
+//   observe_window_loss(...)       -> at the end of every indicator window (PFQ, FracTrain turning points)
+//   evaluation_report() / take_trace_record() -> the controller's own metrics and log lines
+// Static training, PFQ, DFQ and FracTrain differ only in the controller.
+#include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "fractrain/precision/block_decision.h"
 #include "fractrain/precision/layer_precision.h"
 
 namespace fractrain {
@@ -35,6 +42,26 @@ struct ScheduleState {
 };
 ScheduleState restore_schedule_state(const nlohmann::json& state, const std::string& schedule, int stage_count);
 
+// What the cost meter counted for the training step in progress (its forward pass), in percent of FP32: the
+// whole network and the gated blocks only.
+struct StepCost {
+  double cp = 0.0;
+  double cp_blocks = 0.0;
+};
+
+// What a controller adds at an evaluation: values for the metrics record and lines for the log.
+struct ControllerReport {
+  nlohmann::json metrics = nlohmann::json::object();
+  std::vector<std::string> log_lines;
+};
+
+// A trace the controller keeps between evaluations (DFQ: cp_trace.csv): the file's stem and its columns after
+// "step" and "epoch". An empty name: no trace.
+struct ControllerTrace {
+  std::string name;
+  std::vector<std::string> columns;
+};
+
 class PrecisionController {
  public:
   virtual ~PrecisionController() = default;
@@ -44,7 +71,7 @@ class PrecisionController {
   // The plan of the stage in progress (evaluation).
   virtual const PrecisionPlan& current_plan() const = 0;
   // The mean training loss of the window that ended after `step` completed steps.
-  virtual void observe_window_loss(double mean_loss, int64_t step, double epoch) = 0;
+  virtual void observe_window_loss(double mean_loss, int64_t step, double epoch) {}
 
   virtual int stage() const = 0;
   virtual int stage_count() const = 0;
@@ -57,6 +84,16 @@ class PrecisionController {
   virtual std::string describe() const = 0;
   // Every stage change so far, in order.
   virtual const std::vector<TurningPoint>& turning_points() const = 0;
+
+  // After the forward pass of a training step with a finite loss: the decisions it took and what it cost so far.
+  // Returns a term to add to the loss, or an undefined tensor for none (the default).
+  virtual at::Tensor observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) { return {}; }
+  // The columns the controller adds to metrics.csv, and at each evaluation their values since the last one.
+  virtual std::vector<std::string> metric_columns() const { return {}; }
+  virtual ControllerReport evaluation_report() { return {}; }
+  // The controller's trace, written every train.log_every steps (default: none), and its record since the last.
+  virtual ControllerTrace trace() const { return {}; }
+  virtual nlohmann::json take_trace_record() { return nlohmann::json::object(); }
 
   // Everything needed for a resumed run to continue identically, and restoring it (nlohmann::json::exception
   // or fractrain::Error when it does not fit this controller).

@@ -1,11 +1,11 @@
 #pragma once
 // Progressive Fractional Quantization (DESIGN.md 4.4): a schedule of stages (FW_i, BW_i), entered in order.
 // Manual PFQ enters stage i once a fixed number of steps is complete; auto PFQ enters the next stage when the
-// loss-plateau indicator finds a turning point at the end of a window.
+// loss-plateau indicator finds a turning point at the end of a window (both: StagedSchedule).
 #include <memory>
 
-#include "fractrain/precision/plateau_indicator.h"
 #include "fractrain/precision/precision_controller.h"
+#include "fractrain/precision/staged_schedule.h"
 
 namespace fractrain {
 
@@ -20,31 +20,24 @@ class ProgressiveController : public PrecisionController {
                                                           std::vector<PrecisionPlan> plans, PlateauSettings settings);
 
   const PrecisionPlan& plan_for_step(int64_t step) override;
-  const PrecisionPlan& current_plan() const override { return plans_[stage_]; }
+  const PrecisionPlan& current_plan() const override { return plans_[stage()]; }
   void observe_window_loss(double mean_loss, int64_t step, double epoch) override;
-  int stage() const override { return stage_; }
-  int stage_count() const override { return static_cast<int>(stages_.size()); }
-  Precision precision() const override { return stages_[stage_]; }
+  int stage() const override { return schedule_.stage(); }
+  int stage_count() const override { return schedule_.stage_count(); }
+  Precision precision() const override { return stages_[stage()]; }
   Precision stage_precision(int stage) const override { return stages_.at(stage); }
   std::string describe() const override;
-  const std::vector<TurningPoint>& turning_points() const override { return turning_points_; }
-  nlohmann::json state() const override;
-  void restore(const nlohmann::json& state) override;
-
-  const PlateauIndicator* indicator() const { return automatic_ ? &indicator_ : nullptr; }
+  const std::vector<TurningPoint>& turning_points() const override { return schedule_.turning_points(); }
+  nlohmann::json state() const override { return schedule_.state(describe()); }
+  void restore(const nlohmann::json& state) override { schedule_.restore(state, describe()); }
 
  private:
-  ProgressiveController(std::vector<Precision> stages, std::vector<PrecisionPlan> plans);
-  void enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps);
+  ProgressiveController(std::vector<Precision> stages, std::vector<PrecisionPlan> plans, StagedSchedule schedule);
+  static std::vector<StageInfo> stage_infos(const std::vector<Precision>& stages);
 
   std::vector<Precision> stages_;
   std::vector<PrecisionPlan> plans_;
-  bool automatic_ = false;
-  std::vector<int64_t> switch_steps_;  // manual
-  int64_t steps_per_epoch_ = 1;        // manual: turning points report their epoch
-  PlateauIndicator indicator_;         // automatic
-  int stage_ = 0;
-  std::vector<TurningPoint> turning_points_;
+  StagedSchedule schedule_;
 };
 
 }  // namespace fractrain

@@ -17,9 +17,15 @@ std::vector<int64_t> manual_switch_steps(const PrecisionConfig& precision, int64
 // The auto-PFQ indicator's window in steps (pfq_window_iterations, or one epoch).
 int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch);
 
+// What a user should know about the schedule of a run of `total_steps` steps (a manual stage that would start
+// after the end), one sentence each.
+std::vector<std::string> precision_schedule_notes(const PrecisionConfig& precision, int64_t steps_per_epoch,
+                                                  int64_t total_steps);
+
 // Validates the schedule (validate_precision_schedule) and builds the controller of precision.mode, every stage's
 // plan following the run's layer policy (quantize_first_layer / quantize_classifier).
-// In dfq/fractrain modes the model must be the gated form (build_model makes it).
+// In dfq/fractrain modes the model must be the gated form (build_model makes it). Every plan is checked against the
+// model (QuantizedModel::check_plan).
 std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
                                                                int64_t steps_per_epoch, int64_t total_steps);
 

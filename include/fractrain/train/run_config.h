@@ -10,7 +10,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "fractrain/models/gate_execution.h"
 #include "fractrain/precision/option_set.h"
+#include "fractrain/precision/precision_mode.h"
 
 namespace fractrain {
 
@@ -50,7 +52,7 @@ struct DataConfig {
 };
 
 struct PrecisionConfig {
-  std::string mode = "static";  // static | pfq-manual | pfq-auto | dfq | fractrain
+  PrecisionMode mode = PrecisionMode::Static;
   int fw = 0;  // forward bits (weights and activations); 0 = full precision; static mode only
   int bw = 0;  // backward bits (gradients); 0 = full precision; static mode only
   // PFQ stages (DESIGN.md 4.4): stage i runs FW pfq_fw[i] / BW pfq_bw[i].
@@ -72,7 +74,7 @@ struct PrecisionConfig {
 struct DfqConfig {
   std::string options = "auto";           // preset, a list such as "skip,3/6,4/8", or auto (the model's preset)
   int weight_bits = 0;                    // 0 = the preset's
-  std::string execution = "mixed";        // mixed | candidates
+  GateExecution execution = GateExecution::Mixed;
   double target_cp = 3.0;                 // percent of FP32; FracTrain: the overall target
   std::string cp_scope = "blocks";        // blocks (the paper's cp of the gated blocks) | network
   double beta = 1e-3;
@@ -171,7 +173,6 @@ void validate_dfq(const RunConfig& config);
 // The gates' options of a dfq/fractrain run: dfq.options at dfq.weight_bits, "auto" being the model's preset
 // (OptionSet::default_preset_for).
 OptionSet dfq_option_set(const RunConfig& config);
-inline bool is_dynamic_mode(const std::string& mode) { return mode == "dfq" || mode == "fractrain"; }
 
 struct ConfigKeyInfo {
   std::string key;            // "train.batch_size"

@@ -14,6 +14,9 @@ struct TrainOptions {
   // Stop after this many completed steps as if interrupted: checkpoint, summary, no final evaluation
   // (time-sliced jobs; 0 = run to the end).
   int64_t stop_at_step = 0;
+  // Fault injection (tests of the non-finite guard, `fractrain train --inject-nan STEP:LAYER`): that quantized
+  // layer outputs a NaN during that step (1-based). "" = none.
+  std::string inject_nan;
 };
 
 // Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). Writes into

@@ -1,4 +1,4 @@
-#include "fractrain/train/gating_cost.h"
+#include "fractrain/precision/gating_cost.h"
 
 #include <torch/torch.h>
 
@@ -7,7 +7,7 @@
 
 namespace fractrain {
 
-at::Tensor gating_cost(const std::vector<BlockGating>& gating, const OptionSet& options) {
+at::Tensor gating_cost(const std::vector<BlockDecision>& gating, const OptionSet& options) {
   if (gating.empty()) throw Error("DFQ cost term: the model ran no gate");
   double mean_macs = 0;
   for (const auto& g : gating) mean_macs += static_cast<double>(g.macs_per_sample);

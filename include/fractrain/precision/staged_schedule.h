@@ -1,0 +1,63 @@
+#pragma once
+// Stages entered in order, the part PFQ and FracTrain share (DESIGN.md 4.4, 4.6): a stage starts at a fixed step
+// (manual PFQ) or at a turning point of the loss-plateau indicator (auto PFQ, FracTrain's targets). It keeps the
+// stage in progress and every turning point so far, and saves both for an exact resume. What a stage *runs*
+// (FW/BW widths, a DFQ target) belongs to the controller that owns the schedule.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fractrain/precision/plateau_indicator.h"
+#include "fractrain/precision/precision_controller.h"
+
+namespace fractrain {
+
+// What a turning point records about the stage it enters (TurningPoint::precision and ::label).
+struct StageInfo {
+  Precision precision;
+  std::string label;
+};
+
+class StagedSchedule {
+ public:
+  // One stage for the whole run (static training, DFQ).
+  static StagedSchedule single(StageInfo stage);
+  // Stage i >= 1 starts once switch_steps[i - 1] steps are complete (strictly increasing, one per turning point).
+  static StagedSchedule at_steps(std::vector<StageInfo> stages, std::vector<int64_t> switch_steps,
+                                 int64_t steps_per_epoch);
+  // Stages advance at the indicator's turning points (its turning_points is set to stages - 1).
+  static StagedSchedule by_indicator(std::vector<StageInfo> stages, PlateauSettings settings);
+
+  // Enters every stage whose switch step `step` (steps completed) has reached; a loop, since a resumed or short
+  // run may cross several at once. Nothing for an indicator schedule.
+  void advance_to_step(int64_t step);
+  // The mean training loss of the window that ended after `step` completed steps: an indicator schedule tests
+  // it and may enter the next stage.
+  void observe_window_loss(double mean_loss, int64_t step, double epoch);
+
+  int stage() const { return stage_; }
+  int stage_count() const { return static_cast<int>(stages_.size()); }
+  bool by_indicator() const { return indicator_enabled_; }
+  const std::vector<TurningPoint>& turning_points() const { return turning_points_; }
+
+  // {"schedule": name, "stage", "turning_points"} and, for an indicator schedule, "indicator". `name` is the
+  // controller's description: a checkpoint of another schedule is refused on restore.
+  nlohmann::json state(const std::string& name) const;
+  void restore(const nlohmann::json& state, const std::string& name);
+
+ private:
+  explicit StagedSchedule(std::vector<StageInfo> stages);
+  void enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps);
+
+  std::vector<StageInfo> stages_;
+  std::vector<int64_t> switch_steps_;  // at_steps
+  int64_t steps_per_epoch_ = 1;        // at_steps: turning points report their epoch
+  bool indicator_enabled_ = false;
+  PlateauIndicator indicator_;
+  int stage_ = 0;
+  std::vector<TurningPoint> turning_points_;
+};
+
+}  // namespace fractrain

@@ -1,0 +1,68 @@
+#include "fractrain/precision/staged_schedule.h"
+
+#include <algorithm>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+
+StagedSchedule::StagedSchedule(std::vector<StageInfo> stages) : stages_(std::move(stages)) {
+  if (stages_.empty()) throw Error("a precision schedule needs at least one stage");
+}
+
+StagedSchedule StagedSchedule::single(StageInfo stage) { return StagedSchedule({std::move(stage)}); }
+
+StagedSchedule StagedSchedule::at_steps(std::vector<StageInfo> stages, std::vector<int64_t> switch_steps,
+                                        int64_t steps_per_epoch) {
+  StagedSchedule s(std::move(stages));
+  if (switch_steps.size() + 1 != s.stages_.size())
+    throw Error("a manual precision schedule of " + std::to_string(s.stages_.size()) + " stages needs " +
+                std::to_string(s.stages_.size() - 1) + " switch points, got " + std::to_string(switch_steps.size()));
+  for (size_t i = 1; i < switch_steps.size(); ++i)
+    if (switch_steps[i] <= switch_steps[i - 1]) throw Error("manual precision switch steps must increase strictly");
+  s.switch_steps_ = std::move(switch_steps);
+  s.steps_per_epoch_ = std::max<int64_t>(1, steps_per_epoch);
+  return s;
+}
+
+StagedSchedule StagedSchedule::by_indicator(std::vector<StageInfo> stages, PlateauSettings settings) {
+  StagedSchedule s(std::move(stages));
+  settings.turning_points = s.stage_count() - 1;
+  s.indicator_enabled_ = true;
+  s.indicator_ = PlateauIndicator(settings);
+  return s;
+}
+
+void StagedSchedule::advance_to_step(int64_t step) {
+  while (!switch_steps_.empty() && stage_ + 1 < stage_count() && step >= switch_steps_[stage_])
+    enter_next_stage(switch_steps_[stage_], static_cast<double>(switch_steps_[stage_]) / steps_per_epoch_, {}, 0.0);
+}
+
+void StagedSchedule::observe_window_loss(double mean_loss, int64_t step, double epoch) {
+  if (!indicator_enabled_) return;
+  const double eps = indicator_.eps();  // the threshold this window is tested against
+  // After the last turning point the indicator is finished and tests nothing.
+  if (indicator_.observe(mean_loss)) enter_next_stage(step, epoch, indicator_.differences(), eps);
+}
+
+void StagedSchedule::enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps) {
+  ++stage_;
+  const StageInfo& entered = stages_[stage_];
+  turning_points_.push_back(TurningPoint{stage_, step, epoch, std::move(differences), eps, entered.precision,
+                                         entered.label});
+}
+
+nlohmann::json StagedSchedule::state(const std::string& name) const {
+  nlohmann::json s = schedule_state(name, stage_, turning_points_);
+  if (indicator_enabled_) s["indicator"] = indicator_.state();
+  return s;
+}
+
+void StagedSchedule::restore(const nlohmann::json& state, const std::string& name) {
+  ScheduleState s = restore_schedule_state(state, name, stage_count());
+  if (indicator_enabled_) indicator_.restore(state.at("indicator"));
+  stage_ = s.stage;
+  turning_points_ = std::move(s.turning_points);
+}
+
+}  // namespace fractrain
