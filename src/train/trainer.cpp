@@ -9,22 +9,21 @@
 #include <filesystem>
 
 #include "fractrain/cost/cost_report.h"
-#include "fractrain/report/run_report.h"
 #include "fractrain/train/checkpoint_rotation.h"
 #include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
-#include "fractrain/train/metrics_log.h"
 #include "fractrain/train/nonfinite_guard.h"
 #include "fractrain/train/optimizer.h"
 #include "fractrain/train/precision_schedule.h"
 #include "fractrain/train/progress.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
+#include "fractrain/train/run_cost.h"
+#include "fractrain/train/run_logs.h"
 #include "fractrain/train/run_setup.h"
 #include "fractrain/train/stage_costs.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
-#include "fractrain/util/gnuplot.h"
 #include "fractrain/util/stop_signal.h"
 
 // The training loop. It moves values between the pieces of a run and knows no method: the precision controller
@@ -35,19 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kMetricColumns = {"step",      "epoch",      "lr",        "train_loss", "train_accuracy",
-                                                 "test_loss", "test_accuracy", "images_per_second", "train_seconds",
-                                                 "precision", "stage"};
-// Every run is compared with FP32 and FW-8/BW-8 runs of the same samples (same layer policy).
-struct CostReference {
-  std::string name;
-  Precision precision;
-};
-const std::vector<CostReference> kCostReferences = {{"fp32", Precision::full()}, {"fw8bw8", Precision::fw_bw(8, 8)}};
-
-// Language models add the perplexity of the training window and of the validation split.
-const std::vector<std::string> kLanguageModelColumns = {"train_perplexity", "test_perplexity"};
-
 class Trainer {
  public:
   Trainer(const RunConfig& config, const TrainOptions& options) : config_(config), options_(options) {}
@@ -57,7 +43,6 @@ class Trainer {
   void setup();
   void setup_cost_meter();
   void setup_precision();
-  void open_logs();
   void train_step(const TaskBatch& batch);
   void skip_or_stop(const std::string& what);
   void end_indicator_window(double epoch);
@@ -65,21 +50,20 @@ class Trainer {
   void evaluate_and_log();
   void save_last();
   TrainerState checkpoint_state() const;
-  void plot_curves() const;
   nlohmann::json summary(bool interrupted) const;
   void print_summary(const nlohmann::json& s) const;
 
   RunConfig config_;
   TrainOptions options_;
   RunSetup run_;
-  std::unique_ptr<MetricsLog> metrics_, trace_;
+  std::unique_ptr<RunLogs> logs_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
   std::unique_ptr<PrecisionController> controller_;
   std::unique_ptr<NonfiniteGuard> guard_;
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
-  int64_t indicator_window_ = 0, trace_every_ = 20;
+  int64_t indicator_window_ = 0;
   TrainerState state_;
   int64_t total_steps_ = 0, eval_every_ = 0, checkpoint_every_ = 0, batches_per_epoch_ = 0;
   double lr_ = 0.0;
@@ -109,27 +93,21 @@ void Trainer::setup() {
   setup_cost_meter();
   setup_precision();
   run_.task->seek(state_.next_epoch, state_.next_batch);
-  open_logs();
+  logs_ = std::make_unique<RunLogs>(config_, run_.task->is_language_model(), run_cost_metric_columns(), *controller_,
+                                    options_.resume_from.empty() ? -1 : state_.step);
   guard_ = std::make_unique<NonfiniteGuard>(config_.train, options_.inject_nan, *run_.model);
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
 }
 
 // The meter sees every layer the model executes; a resumed run continues the checkpoint's totals.
 void Trainer::setup_cost_meter() {
-  const QuantizationPolicy policy = quantization_policy_of(config_.precision);
-  const std::string hardware =
-      config_.cost.hardware.empty() ? default_hardware_model_path() : config_.cost.hardware;
-  cost_meter_ = std::make_unique<CostMeter>(profile_model(*run_.model, run_.task->input_spec()),
-                                            load_hardware_model(hardware));
-  for (const auto& r : kCostReferences)
-    cost_meter_->add_reference(r.name, make_static_plan(*run_.model, r.precision, policy));
+  cost_meter_ = make_run_cost_meter(config_, *run_.model, run_.task->input_spec());
   if (!state_.cost.is_null()) {
     cost_meter_->restore(state_.cost, options_.resume_from);
   } else if (state_.step > 0) {
     std::printf("note: %s has no cost totals; cost is counted from step %lld on\n", options_.resume_from.c_str(),
                 (long long)state_.step);
   }
-  run_.model->set_cost_observer(cost_meter_.get());
 }
 
 // The controller and the per-stage cost continue from the checkpoint, so a resumed PFQ run takes the same
@@ -147,25 +125,6 @@ void Trainer::setup_precision() {
   }
   if (!state_.stage_costs.is_null()) stage_costs_->restore(state_.stage_costs, *cost_meter_, options_.resume_from);
   recorded_turning_points_ = controller_->turning_points().size();
-}
-
-// metrics.{jsonl,csv}: the trainer's columns, the task's, the controller's, the cost's. The controller's trace
-// (DFQ: cp_trace.csv) every train.log_every steps. A resumed run keeps the records up to its checkpoint.
-void Trainer::open_logs() {
-  const int64_t keep_up_to = options_.resume_from.empty() ? -1 : state_.step;
-  std::vector<std::string> columns = kMetricColumns, references;
-  if (run_.task->is_language_model())
-    columns.insert(columns.end(), kLanguageModelColumns.begin(), kLanguageModelColumns.end());
-  for (const auto& c : controller_->metric_columns()) columns.push_back(c);
-  for (const auto& r : kCostReferences) references.push_back(r.name);
-  for (const auto& c : cost_metric_columns(references)) columns.push_back(c);
-  metrics_ = std::make_unique<MetricsLog>(config_.output.dir, columns, keep_up_to);
-  const ControllerTrace trace = controller_->trace();
-  if (trace.name.empty()) return;
-  std::vector<std::string> trace_columns = {"step", "epoch"};
-  trace_columns.insert(trace_columns.end(), trace.columns.begin(), trace.columns.end());
-  trace_ = std::make_unique<MetricsLog>(config_.output.dir, trace_columns, keep_up_to, trace.name);
-  trace_every_ = config_.train.log_every > 0 ? config_.train.log_every : 20;
 }
 
 TrainerState Trainer::checkpoint_state() const {
@@ -265,12 +224,7 @@ void Trainer::train_step(const TaskBatch& batch) {
   state_.indicator_samples += predictions;
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
   if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
-  if (trace_ && state_.step % trace_every_ == 0) {
-    nlohmann::json record = controller_->take_trace_record();
-    record["step"] = state_.step;
-    record["epoch"] = epoch;
-    trace_->append(record);
-  }
+  logs_->trace_step(*controller_, state_.step, epoch);
   progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / predictions, lr_, n);
 }
 
@@ -298,7 +252,7 @@ void Trainer::evaluate_and_log() {
   const ControllerReport report = controller_->evaluation_report();
   record.update(report.metrics);
   for (const auto& line : report.log_lines) std::printf("%s\n", line.c_str());
-  metrics_->append(record);
+  logs_->append_evaluation(record);
   state_.window_loss_sum = 0.0;
   state_.window_correct = state_.window_samples = 0;
   if (language_model)
@@ -327,22 +281,6 @@ void Trainer::save_last() {
   keep_step_checkpoints(config_.output.dir, state_.step, config_.train.keep_checkpoints);
 }
 
-// training_curves.png: train and test accuracy (left axis) and losses (right axis) against the step.
-void Trainer::plot_curves() const {
-  if (metrics_->records().empty()) return;
-  if (!gnuplot_available()) {
-    std::printf("note: gnuplot not found, no training_curves.png (apt-get install gnuplot-nox)\n");
-    return;
-  }
-  try {
-    plot_training_curves(metrics_->csv_path(),
-                         config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe(),
-                         (fs::path(config_.output.dir) / "training_curves.png").string());
-  } catch (const Error& e) {
-    std::printf("note: no training curves plot: %s\n", e.what());  // the CSV has the same data
-  }
-}
-
 nlohmann::json Trainer::run() {
   setup();
   std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads -> %s\n",
@@ -368,7 +306,7 @@ nlohmann::json Trainer::run() {
     std::printf("stopped at step %lld; checkpoint written to %s\n", (long long)state_.step,
                 last_checkpoint_path(config_.output.dir).c_str());
   }
-  plot_curves();
+  logs_->plot_curves(config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe());
   nlohmann::json s = summary(interrupted);
   write_file_atomically((fs::path(config_.output.dir) / "summary.json").string(), s.dump(2) + "\n");
   print_summary(s);

@@ -1,0 +1,35 @@
+#pragma once
+// What a run writes while it trains: metrics.{jsonl,csv}, one record per evaluation with the trainer's columns,
+// the task's (a language model's perplexities), the controller's and the cost's; the controller's trace (DFQ:
+// cp_trace.csv) every train.log_every steps; and training_curves.png at the end.
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fractrain/precision/precision_controller.h"
+#include "fractrain/train/metrics_log.h"
+#include "fractrain/train/run_config.h"
+
+namespace fractrain {
+
+class RunLogs {
+ public:
+  // A resumed run passes its checkpoint's step as `keep_up_to_step`: later records are dropped (-1: new run).
+  RunLogs(const RunConfig& config, bool language_model, const std::vector<std::string>& cost_columns,
+          const PrecisionController& controller, int64_t keep_up_to_step);
+
+  void append_evaluation(const nlohmann::json& record) { metrics_->append(record); }
+  // After step `step`: when it is a trace point, the controller's record since the last one.
+  void trace_step(PrecisionController& controller, int64_t step, double epoch);
+  // training_curves.png from metrics.csv (a printed note when gnuplot is missing or fails: the CSV has the data).
+  void plot_curves(const std::string& title) const;
+
+ private:
+  std::string dir_;
+  std::unique_ptr<MetricsLog> metrics_, trace_;
+  int64_t trace_every_ = 20;
+};
+
+}  // namespace fractrain
