@@ -146,8 +146,7 @@ TEST(DfqGatedMobileNetV2, ForcedOptionGivesTheSameLogitsMixedCandidatesAndStatic
   // the stem, last conv and classifier FP32.
   force_option(*mixed, 3);
   force_option(*candidates, 3);
-  PrecisionPlan fixed = PrecisionPlan::uniform(Precision{6, 8, 10, false});
-  mixed->fix_layer_precisions(fixed, Precision{6, 8, 10, false});
+  PrecisionPlan fixed = make_static_plan(*mixed, Precision{6, 8, 10, false}, QuantizationPolicy{});
   for (const char* layer : {"stem", "last", "fc"}) fixed.set_layer(layer, LayerPrecision::uniform(Precision::full()));
   fixed.gating = false;
   const at::Tensor reference = mixed->forward(x, fixed);

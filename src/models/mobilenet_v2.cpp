@@ -23,6 +23,7 @@ InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, in
     expand_bn_ = register_module("expand_bn", torch::nn::BatchNorm2d(hidden));
   }
   depthwise_ = register_module("depthwise", conv(hidden, hidden, 3, stride, hidden));
+  depthwise_->fix_precision(Precision::fw_bw(8, 16));  // the paper fixes depthwise layers at FW-8/BW-16
   depthwise_bn_ = register_module("depthwise_bn", torch::nn::BatchNorm2d(hidden));
   project_ = register_module("project", conv(hidden, out_channels, 1));
   project_bn_ = register_module("project_bn", torch::nn::BatchNorm2d(out_channels));
@@ -41,7 +42,7 @@ at::Tensor InvertedResidual::residual(const at::Tensor& x, const LayerPrecision&
       expand_ ? clamp_relu6(expand_bn_->forward(expand_->forward(hooked(input_hook, x), precision, noise_step))) : x;
   // The depthwise conv's input is quantized at 8 bits whatever the option: no option gradient there.
   h = clamp_relu6(depthwise_bn_->forward(
-      depthwise_->forward(h, LayerPrecision::uniform(depthwise_precision()), noise_step)));
+      depthwise_->forward(h, layer_precision(*depthwise_, precision), noise_step)));
   return project_bn_->forward(project_->forward(hooked(input_hook, h), precision, noise_step));
 }
 
@@ -59,10 +60,6 @@ std::vector<std::shared_ptr<QuantizedLayer>> InvertedResidual::layers() const {
   out.push_back(depthwise_);
   out.push_back(project_);
   return out;
-}
-
-LayerPrecision InvertedResidual::layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) const {
-  return &layer == depthwise_.get() ? LayerPrecision::uniform(depthwise_precision()) : option;
 }
 
 int64_t InvertedResidual::macs_per_sample(int64_t height, int64_t width) const {
@@ -121,11 +118,5 @@ at::Tensor MobileNetV2::forward(const at::Tensor& images, const PrecisionPlan& p
   return head_forward(x, plan);
 }
 
-void MobileNetV2::fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const {
-  if (precision.is_full()) return;
-  for (const auto& layer : quantized_layers())
-    if (layer->kind() == LayerKind::DepthwiseConv)
-      plan.set_layer(layer->layer_name(), LayerPrecision::uniform(InvertedResidual::depthwise_precision()));
-}
 
 }  // namespace fractrain

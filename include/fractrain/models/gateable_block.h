@@ -38,16 +38,20 @@ class GateableBlock {
   // Every quantized layer of the block, in execution order.
   virtual std::vector<std::shared_ptr<QuantizedLayer>> layers() const = 0;
   // What `layer` (one of layers()) executes when the block runs at `option`: the option itself, or the
-  // layer's fixed precision.
-  virtual LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) const {
-    return option;
+  // layer's fixed precision (QuantizedLayer::fixed_precision).
+  static LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) {
+    return layer.fixed_precision() ? LayerPrecision::uniform(*layer.fixed_precision()) : option;
   }
   // Forward MACs of one sample whose input is height x width: every layer, and of those the layers at a
   // fixed precision (which cost the same whatever the option, and nothing when the sample skips).
   virtual int64_t macs_per_sample(int64_t height, int64_t width) const = 0;
   virtual int64_t fixed_precision_macs_per_sample(int64_t height, int64_t width) const { return 0; }
-  // The precision of those fixed layers (unused when there are none).
-  virtual Precision fixed_precision() const { return Precision::full(); }
+  // The precision of those fixed layers (the first one's; unused when there are none).
+  Precision fixed_precision() const {
+    for (const auto& l : layers())
+      if (l->fixed_precision()) return *l->fixed_precision();
+    return Precision::full();
+  }
 
  protected:
   // x through the hook, when there is one.

@@ -26,11 +26,9 @@ class InvertedResidual : public torch::nn::Module, public GateableBlock {
   at::Tensor forward(const at::Tensor& x, const PrecisionPlan& plan);
   bool has_residual() const { return residual_; }
 
-  // What the depthwise conv runs at in every quantized run, gated or static (the paper's FW-8/BW-16).
-  static Precision depthwise_precision() { return Precision::fw_bw(8, 16); }
-
-  // GateableBlock: the expansion and projection convs run at the option, the depthwise conv at
-  // depthwise_precision() whatever the option; the shortcut is the identity (residual blocks) or none.
+  // GateableBlock: the expansion and projection convs run at the option, the depthwise conv at its fixed
+  // precision (FW-8/BW-16, declared in the constructor) whatever the option; the shortcut is the identity
+  // (residual blocks) or none.
   at::Tensor residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                       const InputHook& input_hook = nullptr) override;
   at::Tensor shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
@@ -39,10 +37,8 @@ class InvertedResidual : public torch::nn::Module, public GateableBlock {
   at::Tensor combine(const at::Tensor& branch, const at::Tensor& shortcut) const override;
   bool can_skip() const override { return residual_; }
   std::vector<std::shared_ptr<QuantizedLayer>> layers() const override;
-  LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) const override;
   int64_t macs_per_sample(int64_t height, int64_t width) const override;
   int64_t fixed_precision_macs_per_sample(int64_t height, int64_t width) const override;
-  Precision fixed_precision() const override { return depthwise_precision(); }
 
  private:
   bool residual_;
@@ -54,8 +50,6 @@ class MobileNetV2 : public QuantizedModel {
  public:
   explicit MobileNetV2(const ModelInputSpec& input);
   at::Tensor forward(const at::Tensor& images, const PrecisionPlan& plan) override;
-  // Depthwise layers at FW-8/BW-16 unless `precision` is FP32.
-  void fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const override;
 
   // The stages (expansion t, channels c, blocks n, stride s of the first block), CIFAR strides.
   struct Stage {

@@ -56,10 +56,6 @@ class QuantizedModel : public torch::nn::Module {
   // cost reports do not count them with the blocks.
   const std::vector<std::string>& head_layer_names() const { return head_layer_names_; }
 
-  // Layers a model runs at a fixed precision whatever the run's (MobileNetV2's depthwise convs at FW-8/BW-16):
-  // the model writes them into a static plan of `precision`. Default: none.
-  virtual void fix_layer_precisions(PrecisionPlan& plan, const Precision& precision) const {}
-
   void set_cost_observer(CostObserver* observer);
   void set_quantizer_settings(const QuantizerSettings& settings);
 

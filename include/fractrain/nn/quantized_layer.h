@@ -53,6 +53,11 @@ class QuantizedLayer : public torch::nn::Module {
   // Fault injection (tests; TrainOptions::inject_nan in the trainer): while on, the output's first element is NaN.
   void set_inject_nan(bool on) { inject_nan_ = on; }
   void set_quantizer_settings(const QuantizerSettings& settings) { settings_ = settings; }
+  // The one declaration of a precision this layer keeps in every quantized run, whatever the plan or the DFQ
+  // option says (MobileNetV2's depthwise convs at FW-8/BW-16, declared by InvertedResidual); FP32 runs keep it
+  // FP32. Static plans (make_static_plan), gated blocks and their cost read it from here.
+  void fix_precision(const Precision& precision) { fixed_precision_ = precision; }
+  const std::optional<Precision>& fixed_precision() const { return fixed_precision_; }
   const QuantizerSettings& quantizer_settings() const { return settings_; }
 
   // Activation range used in eval mode (running average of training batches). Valid once trained.
@@ -90,6 +95,7 @@ class QuantizedLayer : public torch::nn::Module {
   bool check_finite_output_ = false, inject_nan_ = false;
   int64_t last_macs_per_sample_ = 0;
   QuantizerSettings settings_;
+  std::optional<Precision> fixed_precision_;
   // Buffers (saved in checkpoints): running lo and range, and whether any batch has been seen.
   at::Tensor running_lo_, running_span_, statistics_seen_;
 };
