@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Compares fractrain runs made by two binaries (or twice by one) and says whether they behaved identically.
+
+For each run it compares
+  checkpoint  every checkpoints/*.ckpt: the set of files, the envelope (magic, version, CRC-32), the meta JSON
+              without wall-clock fields, and the payload (the LibTorch archive holding the model's and the
+              optimizer's tensors) byte for byte; when the payload bytes differ, the archive's members are
+              compared one by one to name the first differing tensor (and the first differing element);
+  metrics     metrics.jsonl record by record (and cp_trace.jsonl where a run has one) without wall-clock fields;
+  summary     summary.json without wall-clock fields and output_dir.
+The wall-clock fields are train_seconds and images_per_second, wherever they appear. Paths are compared after
+replacing each side's root folder with <ROOT> (the two sides' runs live in different folders; a config that names
+a path under the root, e.g. train.init_from, then compares equal). Floats compare exactly (JSON text written by
+nlohmann round-trips every double), and 1 is not 1.0.
+
+    scripts/compare_runs.py OLD_ROOT NEW_ROOT RUN [RUN ...]   # compare OLD_ROOT/RUN with NEW_ROOT/RUN, as a table
+    scripts/compare_runs.py OLD_RUN_DIR NEW_RUN_DIR            # compare two run folders
+
+Prints one row per run: run / checkpoint / metrics / summary, each "identical" or the first difference.
+Exit status: 0 when everything is identical, 1 on any difference, 2 on a usage error. Plain Python 3, no torch.
+"""
+import argparse
+import binascii
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import zipfile
+
+MAGIC = b"FRACTRAIN-CHECKPOINT\n"
+WALL_CLOCK_KEYS = {"train_seconds", "images_per_second"}
+SUMMARY_IGNORED_KEYS = {"output_dir"}  # top level of summary.json only
+ROOT_PLACEHOLDER = "<ROOT>"
+
+
+class Difference(Exception):
+    """The first difference found, as a short human-readable sentence."""
+
+
+# ---- JSON ------------------------------------------------------------------------------------------------------
+
+
+def normalise(value, roots, ignored_keys, top_level_ignored=frozenset(), depth=0):
+    """A copy of a parsed JSON value with ignored keys dropped and each root folder replaced by <ROOT>."""
+    if isinstance(value, dict):
+        return {k: normalise(v, roots, ignored_keys, top_level_ignored, depth + 1)
+                for k, v in value.items()
+                if k not in ignored_keys and not (depth == 0 and k in top_level_ignored)}
+    if isinstance(value, list):
+        return [normalise(v, roots, ignored_keys, top_level_ignored, depth + 1) for v in value]
+    if isinstance(value, str):
+        for root in roots:
+            value = value.replace(root, ROOT_PLACEHOLDER)
+        return value
+    return value
+
+
+def short(value, limit=80):
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def string_difference(a, b):
+    """Where two strings part, with a little context (a TOML text in a checkpoint's meta is long)."""
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    line = a.count("\n", 0, i) + 1
+    start = max(0, i - 30)
+    return f"text differs at line {line}: {a[start:i + 40]!r} vs {b[start:i + 40]!r}"
+
+
+def json_difference(a, b, path="$"):
+    """None when a and b are the same JSON value (types included: 1 is not 1.0), else where and how they differ."""
+    if type(a) is not type(b):
+        return f"{path}: {short(a)} vs {short(b)} (types {type(a).__name__} vs {type(b).__name__})"
+    if isinstance(a, dict):
+        for key in a:
+            if key not in b:
+                return f"{path}.{key}: only in old ({short(a[key])})"
+        for key in b:
+            if key not in a:
+                return f"{path}.{key}: only in new ({short(b[key])})"
+        if list(a) != list(b):
+            return f"{path}: same keys in another order: {list(a)} vs {list(b)}"
+        for key in a:
+            d = json_difference(a[key], b[key], f"{path}.{key}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = json_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        if len(a) != len(b):
+            return f"{path}: {len(a)} vs {len(b)} entries"
+        return None
+    if isinstance(a, float) and a != a and b != b:
+        return None  # NaN (not valid JSON, but a NaN written by another tool should not look like a change)
+    if a != b:
+        if isinstance(a, str) and (len(a) > 80 or "\n" in a):
+            return f"{path}: {string_difference(a, b)}"
+        return f"{path}: {short(a)} vs {short(b)}"
+    return None
+
+
+def read_jsonl(path):
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise Difference(f"{os.path.basename(path)} line {number} is not JSON ({e})")
+    return records
+
+
+def compare_jsonl(old_path, new_path, roots):
+    name = os.path.basename(old_path)
+    old = [normalise(r, roots, WALL_CLOCK_KEYS) for r in read_jsonl(old_path)]
+    new = [normalise(r, roots, WALL_CLOCK_KEYS) for r in read_jsonl(new_path)]
+    for i, (a, b) in enumerate(zip(old, new)):
+        d = json_difference(a, b, "")
+        if d:
+            step = a.get("step") if isinstance(a, dict) else None
+            where = f"record {i + 1}" + (f" (step {step})" if step is not None else "")
+            raise Difference(f"{name} {where}: {d.lstrip('.')}")
+    if len(old) != len(new):
+        raise Difference(f"{name}: {len(old)} records (old) vs {len(new)} (new)")
+    return len(old)
+
+
+def compare_metrics(old_dir, new_dir, roots):
+    counts = []
+    for name in ("metrics.jsonl", "cp_trace.jsonl"):
+        a, b = os.path.join(old_dir, name), os.path.join(new_dir, name)
+        if not os.path.exists(a) and not os.path.exists(b):
+            if name == "metrics.jsonl":
+                raise Difference("no metrics.jsonl in either run")
+            continue
+        if not os.path.exists(a) or not os.path.exists(b):
+            raise Difference(f"{name} only in the {'old' if os.path.exists(a) else 'new'} run")
+        counts.append(f"{compare_jsonl(a, b, roots)} {name.split('.')[0]}")
+    return "identical (" + ", ".join(counts) + ")"
+
+
+def compare_summary(old_dir, new_dir, roots):
+    values = []
+    for d in (old_dir, new_dir):
+        path = os.path.join(d, "summary.json")
+        if not os.path.exists(path):
+            raise Difference(f"no summary.json in {d}")
+        with open(path, encoding="utf-8") as f:
+            values.append(normalise(json.load(f), roots, WALL_CLOCK_KEYS, SUMMARY_IGNORED_KEYS))
+    d = json_difference(values[0], values[1])
+    if d:
+        raise Difference("summary.json " + d)
+    return "identical"
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path):
+    """(version, meta JSON, payload bytes) of a checkpoint file, checking its envelope as fractrain does."""
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path)
+    if not data.startswith(MAGIC):
+        raise Difference(f"{name} is not a fractrain checkpoint (no magic line)")
+    pos = len(MAGIC)
+    try:
+        (version,) = struct.unpack_from("<I", data, pos)
+        (meta_size,) = struct.unpack_from("<Q", data, pos + 4)
+        pos += 12
+        meta_text = data[pos:pos + meta_size]
+        pos += meta_size
+        (payload_size,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        payload = data[pos:pos + payload_size]
+        pos += payload_size
+        (stored_crc,) = struct.unpack_from("<I", data, pos)
+    except struct.error:
+        raise Difference(f"{name} is truncated")
+    if pos + 4 != len(data):
+        raise Difference(f"{name}: {len(data) - pos - 4} unexpected bytes after the payload")
+    if binascii.crc32(data[:pos]) & 0xFFFFFFFF != stored_crc:
+        raise Difference(f"{name}: CRC-32 mismatch (the file is corrupt)")
+    try:
+        meta = json.loads(meta_text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Difference(f"{name}: meta is not JSON ({e})")
+    return version, meta, payload
+
+
+class _Stub:
+    """Any class a TorchScript pickle names: keeps its constructor arguments and its state."""
+
+    def __init__(self, *args):
+        self.args = args
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _TensorRef:
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *rest):
+    return _TensorRef(storage, offset, size, stride)
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    """Reads a LibTorch data.pkl without torch: tensors become (storage key, dtype, offset, size, stride)."""
+
+    def find_class(self, module, name):
+        if name in ("_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_parameter"):
+            return _rebuild_tensor if name != "_rebuild_parameter" else (lambda t, *rest: t)
+        return type(name, (_Stub,), {"qualified_name": f"{module}.{name}"})
+
+    def persistent_load(self, pid):
+        # ('storage', <class FloatStorage>, key, location, numel)
+        return {"storage_type": getattr(pid[1], "__name__", str(pid[1])), "key": str(pid[2])}
+
+
+def _tensor_names(archive_bytes):
+    """{zip member name: tensor path, dtype, offset, size} for the tensors of a LibTorch archive; {} if unreadable."""
+    names = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive_bytes)) as z:
+            pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            prefix = pkl[: -len("data.pkl")]
+            root = _ArchiveUnpickler(io.BytesIO(z.read(pkl))).load()
+    except Exception:  # a format this reader does not know: the comparison then names zip members only
+        return names
+
+    def walk(value, path, depth=0):
+        if depth > 50:
+            return
+        if isinstance(value, _TensorRef):
+            member = prefix + "data/" + value.storage["key"]
+            names.setdefault(member, (path or "<tensor>", value.storage["storage_type"], value.offset, value.size))
+        elif isinstance(value, _Stub):
+            walk(value.state, path, depth + 1)
+            for i, a in enumerate(value.args):
+                walk(a, path, depth + 1)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k), depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]", depth + 1)
+
+    walk(root, "")
+    return names
+
+
+_ELEMENT_FORMATS = {"FloatStorage": "f", "DoubleStorage": "d", "LongStorage": "q", "IntStorage": "i",
+                    "ShortStorage": "h", "CharStorage": "b", "ByteStorage": "B", "BoolStorage": "?",
+                    "HalfStorage": "e"}
+
+
+def payload_difference(old_payload, new_payload):
+    """The first difference between two LibTorch archives, naming the member and, for a tensor, its path."""
+    try:
+        za, zb = zipfile.ZipFile(io.BytesIO(old_payload)), zipfile.ZipFile(io.BytesIO(new_payload))
+        names_a, names_b = za.namelist(), zb.namelist()
+    except zipfile.BadZipFile as e:
+        return f"payload bytes differ and a payload is not a zip archive ({e})"
+    if sorted(names_a) != sorted(names_b):
+        only_a = sorted(set(names_a) - set(names_b))
+        only_b = sorted(set(names_b) - set(names_a))
+        return f"archive members differ: only in old {only_a[:5]}, only in new {only_b[:5]}"
+    tensors = _tensor_names(old_payload)
+    for name in names_a:
+        a, b = za.read(name), zb.read(name)
+        if a == b:
+            continue
+        if name in tensors:
+            path, storage_type, offset, size = tensors[name]
+            where = f"tensor {path} {list(size)} ({name})"
+            fmt = _ELEMENT_FORMATS.get(storage_type)
+            if fmt and len(a) == len(b):
+                width = struct.calcsize(fmt)
+                i = next(i for i in range(0, len(a), width) if a[i:i + width] != b[i:i + width])
+                x, y = struct.unpack_from("<" + fmt, a, i)[0], struct.unpack_from("<" + fmt, b, i)[0]
+                return f"{where}: storage element {i // width} {x!r} vs {y!r}"
+            return f"{where}: {len(a)} vs {len(b)} bytes"
+        if len(a) != len(b):
+            return f"archive member {name}: {len(a)} vs {len(b)} bytes"
+        i = next(i for i in range(len(a)) if a[i] != b[i])
+        return f"archive member {name}: first differing byte at {i}"
+    if names_a != names_b:
+        return "same archive members in another order"
+    return None  # same members, same contents: only the zip's own bytes (headers, padding) differ
+
+
+def compare_checkpoints(old_dir, new_dir, roots):
+    ckpt_a, ckpt_b = os.path.join(old_dir, "checkpoints"), os.path.join(new_dir, "checkpoints")
+    files = []
+    for d in (ckpt_a, ckpt_b):
+        files.append(sorted(f for f in os.listdir(d) if f.endswith(".ckpt")) if os.path.isdir(d) else [])
+    if files[0] != files[1]:
+        raise Difference(f"checkpoint files differ: {files[0]} vs {files[1]}")
+    if not files[0]:
+        raise Difference("no checkpoints in either run")
+    zip_only = []
+    for name in files[0]:
+        va, meta_a, payload_a = read_checkpoint(os.path.join(ckpt_a, name))
+        vb, meta_b, payload_b = read_checkpoint(os.path.join(ckpt_b, name))
+        if va != vb:
+            raise Difference(f"{name}: format version {va} vs {vb}")
+        d = json_difference(normalise(meta_a, roots, WALL_CLOCK_KEYS), normalise(meta_b, roots, WALL_CLOCK_KEYS))
+        if d:
+            raise Difference(f"{name} meta {d}")
+        if payload_a != payload_b:
+            d = payload_difference(payload_a, payload_b)
+            if d:
+                raise Difference(f"{name}: {d}")
+            zip_only.append(name)
+    note = f"; zip bytes differ but every member is identical in {', '.join(zip_only)}" if zip_only else ""
+    return f"identical ({', '.join(files[0])}{note})"
+
+
+# ---- driver ----------------------------------------------------------------------------------------------------
+
+
+def compare_run(old_dir, new_dir, roots):
+    row = []
+    for check in (compare_checkpoints, compare_metrics, compare_summary):
+        try:
+            row.append((True, check(old_dir, new_dir, roots)))
+        except Difference as e:
+            row.append((False, "DIFFERENT: " + str(e)))
+        except OSError as e:
+            row.append((False, f"ERROR: {e}"))
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old", help="OLD_ROOT (with RUNs) or OLD_RUN_DIR")
+    parser.add_argument("new", help="NEW_ROOT (with RUNs) or NEW_RUN_DIR")
+    parser.add_argument("runs", nargs="*", help="run folder names under both roots")
+    args = parser.parse_args()
+    for d in (args.old, args.new):
+        if not os.path.isdir(d):
+            print(f"compare_runs: {d} is not a directory", file=sys.stderr)
+            return 2
+    old_root, new_root = os.path.abspath(args.old), os.path.abspath(args.new)
+    pairs = [(r, os.path.join(old_root, r), os.path.join(new_root, r)) for r in args.runs] or \
+            [(os.path.basename(old_root), old_root, new_root)]
+    # Longest first, so that a root inside the other is replaced before its parent; relative spellings too.
+    roots = sorted({old_root, new_root, args.old.rstrip("/"), args.new.rstrip("/")} - {""}, key=len, reverse=True)
+
+    rows = [(name, compare_run(a, b, roots)) for name, a, b in pairs]
+    headers = ("run", "checkpoint", "metrics", "summary")
+    width = max(len(headers[0]), *(len(name) for name, _ in rows))
+    print(f"{headers[0]:<{width}}  " + "  |  ".join(headers[1:]))
+    all_same = True
+    for name, row in rows:
+        all_same &= all(ok for ok, _ in row)
+        if all(ok for ok, _ in row):
+            print(f"{name:<{width}}  identical  |  identical  |  identical")
+        else:
+            print(f"{name:<{width}}  " + "  |  ".join("identical" if ok else "DIFFERENT" for ok, _ in row))
+            for header, (ok, text) in zip(headers[1:], row):
+                if not ok:
+                    print(f"{'':<{width}}    {header}: {text}")
+    print("all runs identical" if all_same else "runs DIFFER (see above)")
+    return 0 if all_same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
