@@ -16,7 +16,8 @@ nlohmann round-trips every double), and 1 is not 1.0.
     scripts/compare_runs.py OLD_ROOT NEW_ROOT RUN [RUN ...]   # compare OLD_ROOT/RUN with NEW_ROOT/RUN, as a table
     scripts/compare_runs.py OLD_RUN_DIR NEW_RUN_DIR            # compare two run folders
 
-Prints one row per run: run / checkpoint / metrics / summary, each "identical" or the first difference.
+Prints one row per run: run / checkpoint / metrics / summary, each "identical" or "DIFFERENT", and under a
+DIFFERENT row the first difference of each check (with -v, what each check compared, for every run).
 Exit status: 0 when everything is identical, 1 on any difference, 2 on a usage error. Plain Python 3, no torch.
 """
 import argparse
@@ -337,7 +338,7 @@ def compare_run(old_dir, new_dir, roots):
         try:
             row.append((True, check(old_dir, new_dir, roots)))
         except Difference as e:
-            row.append((False, "DIFFERENT: " + str(e)))
+            row.append((False, str(e)))
         except OSError as e:
             row.append((False, f"ERROR: {e}"))
     return row
@@ -348,6 +349,7 @@ def main():
     parser.add_argument("old", help="OLD_ROOT (with RUNs) or OLD_RUN_DIR")
     parser.add_argument("new", help="NEW_ROOT (with RUNs) or NEW_RUN_DIR")
     parser.add_argument("runs", nargs="*", help="run folder names under both roots")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also say what was compared for identical runs")
     args = parser.parse_args()
     for d in (args.old, args.new):
         if not os.path.isdir(d):
@@ -362,17 +364,14 @@ def main():
     rows = [(name, compare_run(a, b, roots)) for name, a, b in pairs]
     headers = ("run", "checkpoint", "metrics", "summary")
     width = max(len(headers[0]), *(len(name) for name, _ in rows))
-    print(f"{headers[0]:<{width}}  " + "  |  ".join(headers[1:]))
+    print((f"{headers[0]:<{width}}  " + "".join(f"{h:<12}" for h in headers[1:])).rstrip())
     all_same = True
     for name, row in rows:
         all_same &= all(ok for ok, _ in row)
-        if all(ok for ok, _ in row):
-            print(f"{name:<{width}}  identical  |  identical  |  identical")
-        else:
-            print(f"{name:<{width}}  " + "  |  ".join("identical" if ok else "DIFFERENT" for ok, _ in row))
-            for header, (ok, text) in zip(headers[1:], row):
-                if not ok:
-                    print(f"{'':<{width}}    {header}: {text}")
+        print(f"{name:<{width}}  " + "".join(f"{'identical' if ok else 'DIFFERENT':<12}" for ok, _ in row).rstrip())
+        for header, (ok, text) in zip(headers[1:], row):
+            if not ok or args.verbose:
+                print(f"{'':<{width}}    {header}: {text}")
     print("all runs identical" if all_same else "runs DIFFER (see above)")
     return 0 if all_same else 1
 
