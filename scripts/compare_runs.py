@@ -26,6 +26,7 @@ import io
 import json
 import os
 import pickle
+import re
 import struct
 import sys
 import zipfile
@@ -198,11 +199,10 @@ def read_checkpoint(path):
 
 
 class _Stub:
-    """Any class a TorchScript pickle names: keeps its constructor arguments and its state."""
+    """Any class a TorchScript pickle names (the archive's modules): keeps its state, the attribute dict."""
 
     def __init__(self, *args):
         self.args = args
-        self.state = None
 
     def __setstate__(self, state):
         self.state = state
@@ -218,48 +218,89 @@ def _rebuild_tensor(storage, offset, size, stride, *rest):
 
 
 class _ArchiveUnpickler(pickle.Unpickler):
-    """Reads a LibTorch data.pkl without torch: tensors become (storage key, dtype, offset, size, stride)."""
+    """Reads a LibTorch archive's data.pkl without torch: a tensor becomes its storage key, offset, size, stride."""
 
     def find_class(self, module, name):
-        if name in ("_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_parameter"):
-            return _rebuild_tensor if name != "_rebuild_parameter" else (lambda t, *rest: t)
-        return type(name, (_Stub,), {"qualified_name": f"{module}.{name}"})
+        if name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return _rebuild_tensor
+        if name == "_rebuild_parameter":
+            return lambda tensor, *rest: tensor
+        return type(name, (_Stub,), {})
 
     def persistent_load(self, pid):
         # ('storage', <class FloatStorage>, key, location, numel)
-        return {"storage_type": getattr(pid[1], "__name__", str(pid[1])), "key": str(pid[2])}
+        return (getattr(pid[1], "__name__", str(pid[1])), str(pid[2]))
 
 
-def _tensor_names(archive_bytes):
-    """{zip member name: tensor path, dtype, offset, size} for the tensors of a LibTorch archive; {} if unreadable."""
-    names = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive_bytes)) as z:
-            pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
-            prefix = pkl[: -len("data.pkl")]
-            root = _ArchiveUnpickler(io.BytesIO(z.read(pkl))).load()
-    except Exception:  # a format this reader does not know: the comparison then names zip members only
-        return names
+_ADDRESS = re.compile(r"0x[0-9a-f]+")
 
-    def walk(value, path, depth=0):
-        if depth > 50:
-            return
-        if isinstance(value, _TensorRef):
-            member = prefix + "data/" + value.storage["key"]
-            names.setdefault(member, (path or "<tensor>", value.storage["storage_type"], value.offset, value.size))
-        elif isinstance(value, _Stub):
-            walk(value.state, path, depth + 1)
-            for i, a in enumerate(value.args):
-                walk(a, path, depth + 1)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{path}.{k}" if path else str(k), depth + 1)
-        elif isinstance(value, (list, tuple)):
-            for i, v in enumerate(value):
-                walk(v, f"{path}[{i}]", depth + 1)
 
-    walk(root, "")
-    return names
+def archive_entries(payload):
+    """The contents of a LibTorch archive (the model's and the optimizer's) as an ordered dict
+    {attribute path: value}, a tensor as (storage type, size, stride, offset, storage bytes).
+
+    The archive is not a stable byte string for equal tensors: LibTorch names each optimizer state entry, and lists
+    each parameter group's parameters, by the address of the parameter's TensorImpl ("0x55e33cb1ef20"), and writes
+    the state entries in the order of a hash map keyed by those addresses. Addresses change from process to process
+    (ASLR), so the member numbering (archive/data/N) and the code files' attribute names change with them. Here
+    each address becomes "<param G.I>", its place in the parameter groups, and the state entries are sorted by it.
+    """
+    with zipfile.ZipFile(io.BytesIO(payload)) as z:
+        members = z.namelist()
+        pkl = next((n for n in members if n.endswith("/data.pkl")), None)
+        if pkl is None:
+            raise Difference("the payload has no data.pkl (not a LibTorch archive?)")
+        prefix = pkl[: -len("data.pkl")]
+        root = _ArchiveUnpickler(io.BytesIO(z.read(pkl))).load()
+
+        def attributes(v):
+            return v.state if isinstance(v, _Stub) and isinstance(getattr(v, "state", None), dict) else None
+
+        # Parameter addresses -> their place in the optimizer's parameter groups.
+        names = {}
+
+        def find_groups(v, depth=0):
+            a = attributes(v)
+            if a is None or depth > 20:
+                return
+            if "param_groups" in a and attributes(a["param_groups"]) is not None:
+                for gkey, group in attributes(a["param_groups"]).items():
+                    for pkey, address in (attributes(group) or {}).items():  # "params/0": "0x55e33cb0ba90"
+                        if pkey.startswith("params/") and isinstance(address, str) and _ADDRESS.fullmatch(address):
+                            names.setdefault(address, f"<param {gkey.split('/')[-1]}.{pkey.split('/')[-1]}>")
+            for child in a.values():
+                find_groups(child, depth + 1)
+
+        find_groups(root)
+
+        def canonical(key):
+            return names.get(key, key) if isinstance(key, str) else key
+
+        entries = {}
+
+        def walk(v, path):
+            if isinstance(v, _TensorRef):
+                storage_type, key = v.storage
+                entries[path] = ("tensor", storage_type, v.size, v.stride, v.offset, z.read(prefix + "data/" + key))
+                return
+            a = attributes(v)
+            if a is not None:
+                items = [(canonical(k), x) for k, x in a.items()]
+                if any(k in names for k in a):  # the optimizer state: written in hash-map order
+                    items.sort(key=lambda item: [int(n) if n.isdigit() else n for n in re.split(r"(\d+)", item[0])])
+                for k, x in items:
+                    walk(x, f"{path}.{k}" if path else k)
+            elif isinstance(v, (list, tuple)):
+                for i, x in enumerate(v):
+                    walk(x, f"{path}[{i}]")
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, f"{path}[{canonical(k)!r}]")
+            else:
+                entries[path] = ("value", canonical(v))
+
+        walk(root, "")
+        return entries
 
 
 _ELEMENT_FORMATS = {"FloatStorage": "f", "DoubleStorage": "d", "LongStorage": "q", "IntStorage": "i",
@@ -267,39 +308,44 @@ _ELEMENT_FORMATS = {"FloatStorage": "f", "DoubleStorage": "d", "LongStorage": "q
                     "HalfStorage": "e"}
 
 
+def describe_tensor_difference(path, a, b):
+    _, type_a, size_a, stride_a, offset_a, data_a = a
+    _, type_b, size_b, stride_b, offset_b, data_b = b
+    if (type_a, size_a, stride_a, offset_a) != (type_b, size_b, stride_b, offset_b):
+        return f"tensor {path}: {type_a} {list(size_a)} vs {type_b} {list(size_b)} (or another stride/offset)"
+    fmt = _ELEMENT_FORMATS.get(type_a)
+    if fmt and len(data_a) == len(data_b):
+        width = struct.calcsize(fmt)
+        i = next(i for i in range(0, len(data_a), width) if data_a[i:i + width] != data_b[i:i + width])
+        x, y = struct.unpack_from("<" + fmt, data_a, i)[0], struct.unpack_from("<" + fmt, data_b, i)[0]
+        changed = sum(data_a[j:j + width] != data_b[j:j + width] for j in range(0, len(data_a), width))
+        return (f"tensor {path} {list(size_a)}: storage element {i // width} is {x!r} vs {y!r} "
+                f"({changed} of {len(data_a) // width} elements differ)")
+    return f"tensor {path}: storage {len(data_a)} vs {len(data_b)} bytes"
+
+
 def payload_difference(old_payload, new_payload):
-    """The first difference between two LibTorch archives, naming the member and, for a tensor, its path."""
+    """None when two LibTorch archives hold the same tensors bit for bit (and the same other values), else the
+    first difference, naming the tensor (e.g. model.stage1.0.conv1.weight) and the first differing element."""
+    if old_payload == new_payload:
+        return None
     try:
-        za, zb = zipfile.ZipFile(io.BytesIO(old_payload)), zipfile.ZipFile(io.BytesIO(new_payload))
-        names_a, names_b = za.namelist(), zb.namelist()
-    except zipfile.BadZipFile as e:
-        return f"payload bytes differ and a payload is not a zip archive ({e})"
-    if sorted(names_a) != sorted(names_b):
-        only_a = sorted(set(names_a) - set(names_b))
-        only_b = sorted(set(names_b) - set(names_a))
-        return f"archive members differ: only in old {only_a[:5]}, only in new {only_b[:5]}"
-    tensors = _tensor_names(old_payload)
-    for name in names_a:
-        a, b = za.read(name), zb.read(name)
-        if a == b:
+        a, b = archive_entries(old_payload), archive_entries(new_payload)
+    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError) as e:
+        return f"payload bytes differ, and the archive cannot be read to compare its tensors ({e})"
+    for path, x in a.items():
+        if path not in b:
+            return f"{path} only in old"
+        y = b[path]
+        if x == y:
             continue
-        if name in tensors:
-            path, storage_type, offset, size = tensors[name]
-            where = f"tensor {path} {list(size)} ({name})"
-            fmt = _ELEMENT_FORMATS.get(storage_type)
-            if fmt and len(a) == len(b):
-                width = struct.calcsize(fmt)
-                i = next(i for i in range(0, len(a), width) if a[i:i + width] != b[i:i + width])
-                x, y = struct.unpack_from("<" + fmt, a, i)[0], struct.unpack_from("<" + fmt, b, i)[0]
-                return f"{where}: storage element {i // width} {x!r} vs {y!r}"
-            return f"{where}: {len(a)} vs {len(b)} bytes"
-        if len(a) != len(b):
-            return f"archive member {name}: {len(a)} vs {len(b)} bytes"
-        i = next(i for i in range(len(a)) if a[i] != b[i])
-        return f"archive member {name}: first differing byte at {i}"
-    if names_a != names_b:
-        return "same archive members in another order"
-    return None  # same members, same contents: only the zip's own bytes (headers, padding) differ
+        if x[0] == "tensor" and y[0] == "tensor":
+            return describe_tensor_difference(path, x, y)
+        return f"{path}: {short(x[-1] if x[0] == 'value' else '<tensor>')} vs {short(y[-1] if y[0] == 'value' else '<tensor>')}"
+    extra = [p for p in b if p not in a]
+    if extra:
+        return f"{extra[0]} only in new"
+    return None
 
 
 def compare_checkpoints(old_dir, new_dir, roots):
@@ -311,7 +357,7 @@ def compare_checkpoints(old_dir, new_dir, roots):
         raise Difference(f"checkpoint files differ: {files[0]} vs {files[1]}")
     if not files[0]:
         raise Difference("no checkpoints in either run")
-    zip_only = []
+    tensors = 0
     for name in files[0]:
         va, meta_a, payload_a = read_checkpoint(os.path.join(ckpt_a, name))
         vb, meta_b, payload_b = read_checkpoint(os.path.join(ckpt_b, name))
@@ -320,13 +366,11 @@ def compare_checkpoints(old_dir, new_dir, roots):
         d = json_difference(normalise(meta_a, roots, WALL_CLOCK_KEYS), normalise(meta_b, roots, WALL_CLOCK_KEYS))
         if d:
             raise Difference(f"{name} meta {d}")
-        if payload_a != payload_b:
-            d = payload_difference(payload_a, payload_b)
-            if d:
-                raise Difference(f"{name}: {d}")
-            zip_only.append(name)
-    note = f"; zip bytes differ but every member is identical in {', '.join(zip_only)}" if zip_only else ""
-    return f"identical ({', '.join(files[0])}{note})"
+        d = payload_difference(payload_a, payload_b)
+        if d:
+            raise Difference(f"{name}: {d}")
+        tensors += sum(1 for e in archive_entries(payload_a).values() if e[0] == "tensor")
+    return f"identical ({', '.join(files[0])}: meta and {tensors} tensors)"
 
 
 # ---- driver ----------------------------------------------------------------------------------------------------
