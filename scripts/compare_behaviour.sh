@@ -22,7 +22,14 @@
 #                    e.g. --new-set train.seed=2 must be reported as a difference
 #   --jobs 2         run the OLD and the NEW binary's recipes at the same time (each on one thread)
 #   --list           print the recipes and exit
-# The recipes take about 3-4 minutes per binary on one free core (see docs or the table's time column).
+# The recipes take about 3 minutes per binary on one core (the table's time column says how long each took).
+#
+# Why the payloads are not compared as raw bytes: LibTorch's archive keys the optimizer state (and lists each
+# parameter group's parameters) by the address of the parameter's TensorImpl, and writes the state in hash-map order
+# of those addresses; with ASLR they change from process to process, so two identical runs give different zip bytes.
+# compare_runs.py therefore reads the archive's data.pkl (plain pickle, no torch) and compares every tensor's
+# storage bytes, dtype, size, stride and offset by attribute path, each address replaced by its place in the
+# parameter groups. One binary run twice on one thread gives identical results by that comparison.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,13 +40,13 @@ die() { echo "compare_behaviour: $*" >&2; exit 2; }
 # name | config | overrides (space-separated KEY=VALUE; @ROOT@ = this binary's run root, @DATA@ = WORK_DIR/data).
 # Every run also gets train.threads=1 and output.dir. Keep them short: each takes seconds to a minute.
 RECIPES=(
-  "static-fw8bw8|configs/fashion_mnist_fw8bw8.toml|data.split=classes-a train.iterations=30 train.eval_every=15 train.batch_size=64 data.train_subset=2048 data.test_subset=256 train.log_every=10"
+  "static-fw8bw8|configs/fashion_mnist_fw8bw8.toml|data.split=classes-a train.iterations=30 train.eval_every=15 train.batch_size=32 data.train_subset=2048 data.test_subset=256 train.log_every=10"
   "pfq-auto|configs/fashion_mnist_pfq_auto_4stage.toml|train.iterations=40 train.eval_every=20 train.batch_size=32 data.train_subset=2048 data.test_subset=256 precision.pfq_window_iterations=4 precision.pfq_eps=10 train.log_every=10"
   "dfq-mixed|configs/fashion_mnist_dfq.toml|train.iterations=30 train.eval_every=15 train.batch_size=32 data.train_subset=2048 data.test_subset=256 train.log_every=10"
-  "dfq-candidates|configs/fashion_mnist_dfq.toml|dfq.execution=candidates train.iterations=16 train.eval_every=8 train.batch_size=32 data.train_subset=1024 data.test_subset=128 train.log_every=4"
+  "dfq-candidates|configs/fashion_mnist_dfq.toml|dfq.execution=candidates train.iterations=10 train.eval_every=5 train.batch_size=32 data.train_subset=1024 data.test_subset=128 train.log_every=5"
   "fractrain|configs/fashion_mnist_fractrain.toml|train.iterations=40 train.eval_every=20 train.batch_size=32 data.train_subset=2048 data.test_subset=256 precision.pfq_window_iterations=4 precision.pfq_eps=10 train.log_every=10"
   "mobilenetv2-dfq|configs/fashion_mnist_mobilenetv2_dfq.toml|train.iterations=8 train.eval_every=4 train.batch_size=16 data.train_subset=512 data.test_subset=64 train.log_every=2"
-  "transformer-pfq|configs/wordnet_transformer_pfq.toml|data.path=@DATA@/wordnet-lm model.layers=1 model.width=64 model.heads=2 model.ffn_width=128 data.sequence_length=32 train.batch_size=8 train.iterations=30 train.eval_every=15 data.train_subset=200000 data.test_subset=8192 train.log_every=10"
+  "transformer-pfq|configs/wordnet_transformer_pfq.toml|data.path=@DATA@/wordnet-lm model.layers=1 model.width=64 model.heads=2 model.ffn_width=128 data.sequence_length=32 train.batch_size=8 train.iterations=18 train.eval_every=9 data.train_subset=200000 data.test_subset=4096 train.log_every=9"
   "adaptation|configs/fashion_mnist_fractrain.toml|train.init_from=@ROOT@/static-fw8bw8 data.split=classes-b train.iterations=24 train.eval_every=12 train.batch_size=32 data.train_subset=1024 data.test_subset=256 precision.pfq_window_iterations=4 precision.pfq_eps=10 train.log_every=6"
 )
 recipe_names() { for r in "${RECIPES[@]}"; do echo "${r%%|*}"; done; }
