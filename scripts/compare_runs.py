@@ -363,12 +363,11 @@ def compare_checkpoints(old_dir, new_dir, roots):
         vb, meta_b, payload_b = read_checkpoint(os.path.join(ckpt_b, name))
         if va != vb:
             raise Difference(f"{name}: format version {va} vs {vb}")
-        d = json_difference(normalise(meta_a, roots, WALL_CLOCK_KEYS), normalise(meta_b, roots, WALL_CLOCK_KEYS))
-        if d:
-            raise Difference(f"{name} meta {d}")
-        d = payload_difference(payload_a, payload_b)
-        if d:
-            raise Difference(f"{name}: {d}")
+        tensors_d = payload_difference(payload_a, payload_b)
+        meta_d = json_difference(normalise(meta_a, roots, WALL_CLOCK_KEYS), normalise(meta_b, roots, WALL_CLOCK_KEYS))
+        if tensors_d or meta_d:
+            raise Difference(f"{name}: " + "; ".join(
+                [tensors_d or "tensors identical", f"meta {meta_d}" if meta_d else "meta identical"]))
         tensors += sum(1 for e in archive_entries(payload_a).values() if e[0] == "tensor")
     return f"identical ({', '.join(files[0])}: meta and {tensors} tensors)"
 
