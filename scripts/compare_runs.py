@@ -4,8 +4,9 @@
 For each run it compares
   checkpoint  every checkpoints/*.ckpt: the set of files, the envelope (magic, version, CRC-32), the meta JSON
               without wall-clock fields, and the payload (the LibTorch archive holding the model's and the
-              optimizer's tensors) byte for byte; when the payload bytes differ, the archive's members are
-              compared one by one to name the first differing tensor (and the first differing element);
+              optimizer's tensors): equal bytes, or else every tensor's storage bytes, dtype, size, stride and
+              offset compared by attribute path (see archive_entries: LibTorch keys the optimizer state by memory
+              address, so identical runs give different zip bytes), naming the first differing tensor and element;
   metrics     metrics.jsonl record by record (and cp_trace.jsonl where a run has one) without wall-clock fields;
   summary     summary.json without wall-clock fields and output_dir.
 The wall-clock fields are train_seconds and images_per_second, wherever they appear. Paths are compared after
