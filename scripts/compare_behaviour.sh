@@ -14,7 +14,8 @@
 #   scripts/compare_behaviour.sh HEAD~1 build/fractrain
 # WORK_DIR (default /tmp/fractrain-behaviour) gets old/RECIPE and new/RECIPE (the run folders), logs/ (each
 # run's output) and data/wordnet-lm (the Transformer corpus, made once with scripts/make_wordnet_corpus.py).
-# Run folders from an earlier call are deleted first.
+# Run folders from an earlier call are deleted first. Both binaries run from this checkout's root and read its
+# configs/ (and configs/hardware/), so a commit's binary gets the same recipes as the new one.
 #
 # Options:
 #   --only R1,R2     run only these recipes (adaptation needs static-fw8bw8; it is added when missing)
