@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "fractrain/cost/static_cost.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/train/trainer.h"

@@ -15,6 +15,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/models/gated_mobilenet_v2.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/gating_cost.h"
 #include "fractrain/util/gnuplot.h"

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "fractrain/cost/cost_report.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/train/evaluate.h"
