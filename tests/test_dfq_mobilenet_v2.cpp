@@ -248,7 +248,7 @@ TEST(DfqGatedMobileNetV2, AutoOptionsAreTheModelsPreset) {
 }
 
 TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   for (const char* mode : {"dfq", "fractrain"}) {
     test_support::TempDir temp(std::string("fractrain_mnv2_") + mode);
     RunConfig c = test_support::small_run(temp.str(), "mobilenetv2", 64, 32);

@@ -35,7 +35,7 @@ RunConfig guarded_run(const std::string& dir) {
 }  // namespace
 
 TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_stop");
   ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:stage2.0.conv2");
   const std::string message = error_of([&] { train_run(guarded_run(temp.str()), quiet()); });
@@ -46,7 +46,7 @@ TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
 }
 
 TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_skip");
   ScopedEnv fault("FRACTRAIN_FAULT_NAN", "2:stem");
   RunConfig c = guarded_run(temp.str());
@@ -62,7 +62,7 @@ TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
 }
 
 TEST(NumericalGuards, BadFaultSpecificationsAreRefused) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_spec");
   {
     ScopedEnv fault("FRACTRAIN_FAULT_NAN", "3:nowhere");
