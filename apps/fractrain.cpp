@@ -9,6 +9,7 @@
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/cost/static_cost.h"
 #include "fractrain/data/image_folder_writer.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/sweep/sweep_command.h"

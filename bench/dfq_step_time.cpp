@@ -12,6 +12,7 @@
 
 #include "bench_support.h"
 #include "fractrain/cost/cost_meter.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/precision/gating_cost.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fractrain/data/batch_loader.h"
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 #include "test_support.h"
 

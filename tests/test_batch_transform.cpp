@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fractrain/data/batch_transform.h"
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 #include "test_support.h"
 

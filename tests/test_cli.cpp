@@ -69,7 +69,7 @@ TEST(Cli, RejectsCorruptDataFiles) {
 }
 
 TEST(Cli, TrainsEvaluatesAndRejectsDamagedCheckpoints) {
-  if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   TempDir temp("fractrain_cli_train_eval");
   const std::string dir = temp.str();
   auto r = run_cli("train -q " + kTiny + "--set train.iterations=4 --set precision.fw=8 --set precision.bw=8 " +
@@ -97,7 +97,7 @@ TEST(Cli, TrainsEvaluatesAndRejectsDamagedCheckpoints) {
 }
 
 TEST(Cli, SigtermWritesAFinalCheckpointAndTheRunResumes) {
-  if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   TempDir temp("fractrain_cli_sigterm");
   const std::string dir = temp.str();
   // A run far too long to finish; SIGTERM after a few seconds must stop it at a step boundary with a checkpoint.
@@ -120,7 +120,7 @@ TEST(Cli, SigtermWritesAFinalCheckpointAndTheRunResumes) {
 }
 
 TEST(Cli, DfqTrainsEvaluatesWithAndWithoutGatesAndReports) {
-  if (!fractrain::test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   TempDir temp("fractrain_cli_dfq");
   const std::string dir = temp.str();
   auto r = run_cli("train -q " + kTiny + "--set train.iterations=4 --set train.eval_every=2 --set train.log_every=2 " +

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "fractrain/cost/static_cost.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/train/trainer.h"
@@ -75,7 +76,7 @@ TEST(CostCli, TableHasEveryLayerAndBadArgumentsAreRefused) {
 }
 
 TEST(CostCli, TrainingSummaryShowsCostNextToFp32AndFw8Bw8) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir dir("fractrain_cost_summary");
   TrainOptions quiet;
   quiet.quiet = true;
@@ -108,7 +109,7 @@ TEST(CostCli, TrainingSummaryShowsCostNextToFp32AndFw8Bw8) {
 }
 
 TEST(CostCli, ResumedRunCountsTheSameCostAsAnUninterruptedOne) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir whole("fractrain_cost_whole"), split("fractrain_cost_split");
   TrainOptions quiet;
   quiet.quiet = true;

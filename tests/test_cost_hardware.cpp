@@ -4,6 +4,7 @@
 
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/cost/layer_cost.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "test_support.h"
 

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fractrain/cost/layer_profile.h"
 #include "fractrain/cost/mac_count.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"

@@ -5,6 +5,7 @@
 
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/static_cost.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "test_support.h"

@@ -26,7 +26,7 @@ RunConfig dfq_run(const std::string& dir, const std::string& model, int64_t trai
 }  // namespace
 
 TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dfq_target");
   RunConfig c = dfq_run(temp.str(), "resnet14", 2048, 64);  // 32 steps per epoch
   c.train.epochs = 3;
@@ -58,7 +58,7 @@ TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
 }
 
 TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_fractrain");
   RunConfig c = dfq_run(temp.str(), "resnet8", 320, 32);
   c.precision.mode = PrecisionMode::FracTrain;
@@ -79,7 +79,7 @@ TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
 }
 
 TEST(DfqEndToEnd, CandidatesExecutionTrains) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dfq_candidates");
   RunConfig c = dfq_run(temp.str(), "resnet8", 320, 32);
   c.dfq.execution = GateExecution::Candidates;
@@ -95,7 +95,7 @@ TEST(DfqEndToEnd, CandidatesExecutionTrains) {
 }
 
 TEST(DfqEndToEnd, ResumedRunEqualsTheUninterruptedOneBitwise) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   auto config_for = [](const std::string& dir) {
     RunConfig c = dfq_run(dir, "resnet8", 200, 32);
     c.dfq.options = "cifar-paper";

@@ -8,6 +8,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/models/gated_model.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/precision/gating_cost.h"
 #include "dfq_test_support.h"
 

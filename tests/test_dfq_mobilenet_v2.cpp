@@ -15,6 +15,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/cost/hardware_model.h"
 #include "fractrain/models/gated_model.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/precision/gating_cost.h"
 #include "fractrain/util/gnuplot.h"
@@ -248,7 +249,7 @@ TEST(DfqGatedMobileNetV2, AutoOptionsAreTheModelsPreset) {
 }
 
 TEST(DfqGatedMobileNetV2, TrainerRunsDfqAndFracTrain) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   for (const char* mode : {"dfq", "fractrain"}) {
     test_support::TempDir temp(std::string("fractrain_mnv2_") + mode);
     RunConfig c = test_support::small_run(temp.str(), "mobilenetv2", 64, 32);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 using namespace fractrain;

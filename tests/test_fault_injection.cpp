@@ -41,7 +41,7 @@ pid_t start_training(const std::string& dir, bool resume) {
 }  // namespace
 
 TEST(FaultInjection, SigkillAtRandomPointsThenResumeEqualsAnUninterruptedRunBitwise) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir whole("fractrain_kill_whole"), killed("fractrain_kill_split");
   const auto r = run_cli("train -q" + kArgs + " --set output.dir=" + whole.str());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -72,7 +72,7 @@ TEST(FaultInjection, SigkillAtRandomPointsThenResumeEqualsAnUninterruptedRunBitw
 }
 
 TEST(FaultInjection, FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   // The size of one checkpoint of this run.
   test_support::TempDir probe("fractrain_disk_probe");
   RunConfig c = test_support::small_run(probe.str(), "resnet8", 128, 32);
@@ -107,7 +107,7 @@ TEST(FaultInjection, FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint) {
 }
 
 TEST(FaultInjection, KeepsTheLastNCheckpointsAndEachOneLoads) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_keep");
   RunConfig c = test_support::small_run(temp.str(), "resnet8", 128, 32);
   c.train.iterations = 6;

@@ -279,8 +279,7 @@ TEST(IdxReader, NamesAndDefaultDirs) {
 }
 
 TEST(IdxReader, RealFashionMnistLoads) {
-  const std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " not installed (apt-get install dataset-fashion-mnist)";
+  ASSERT_FASHION_MNIST_INSTALLED();
   for (const auto& [split, expected] : {std::pair{Split::Train, int64_t{60000}}, std::pair{Split::Test, int64_t{10000}}}) {
     const ImageDataset data = load_image_dataset("fashion-mnist", "", split);
     ASSERT_EQ(data.size(), expected);

@@ -44,7 +44,7 @@ TEST(ImageFolderTraining, ResNet18AtFw8Bw8LearnsFromAJpegFolder) {
 }
 
 TEST(ImageFolderTraining, MakeImageFolderWritesRealImagesThatScanBack) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   TempDir dir("make_image_folder");
   const auto r = test_support::run_cli("make-image-folder " + dir.file("folder") +
                                        " --train-per-class 3 --val-per-class 2 --size 40");

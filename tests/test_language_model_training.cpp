@@ -162,11 +162,6 @@ TEST(LanguageModelTraining, UnsupportedCombinationsFailClearly) {
   RunConfig resnet = lm_run(data.str(), out.str(), 2);
   resnet.model.name = "resnet20";
   EXPECT_CONTAINS(error_of([&] { train_run(resnet, test_support::quiet()); }), "use model.name = transformer-lm");
-  RunConfig images = lm_run(data.str(), out.str(), 2);
-  images.data.dataset = "fashion-mnist";
-  images.data.path = "";
-  if (test_support::have_fashion_mnist())
-    EXPECT_CONTAINS(error_of([&] { train_run(images, test_support::quiet()); }), "token dataset");
   RunConfig long_windows = lm_run(data.str(), out.str(), 2);
   long_windows.data.sequence_length = 5000;
   EXPECT_CONTAINS(error_of([&] { train_run(long_windows, test_support::quiet()); }),
@@ -174,6 +169,12 @@ TEST(LanguageModelTraining, UnsupportedCombinationsFailClearly) {
   RunConfig heads = lm_run(data.str(), out.str(), 2);
   heads.model.heads = 3;
   EXPECT_CONTAINS(error_of([&] { train_run(heads, test_support::quiet()); }), "not divisible by model.heads");
+  // Last, as it needs the real image dataset: a missing one fails here after the checks above have run.
+  ASSERT_FASHION_MNIST_INSTALLED();
+  RunConfig images = lm_run(data.str(), out.str(), 2);
+  images.data.dataset = "fashion-mnist";
+  images.data.path = "";
+  EXPECT_CONTAINS(error_of([&] { train_run(images, test_support::quiet()); }), "token dataset");
 }
 
 }  // namespace

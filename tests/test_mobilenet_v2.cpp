@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fractrain/cost/layer_profile.h"
 #include "fractrain/models/mobilenet_v2.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "model_test_support.h"

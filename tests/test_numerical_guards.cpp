@@ -32,7 +32,7 @@ RunConfig guarded_run(const std::string& dir) {
 }  // namespace
 
 TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_stop");
   const std::string message = error_of([&] { train_run(guarded_run(temp.str()), injecting("3:stage2.0.conv2")); });
   EXPECT_CONTAINS(message, "at step 3 ");
@@ -42,7 +42,7 @@ TEST(NumericalGuards, InjectedNanStopsTheRunNamingStepAndLayer) {
 }
 
 TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_skip");
   RunConfig c = guarded_run(temp.str());
   c.train.on_nonfinite = "skip";
@@ -57,7 +57,7 @@ TEST(NumericalGuards, SkipPolicySkipsTheStepAndLowersTheLearningRate) {
 }
 
 TEST(NumericalGuards, BadFaultSpecificationsAreRefused) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_nan_spec");
   EXPECT_CONTAINS(error_of([&] { train_run(guarded_run(temp.str()), injecting("3:nowhere")); }),
                   "no quantized layer 'nowhere'");

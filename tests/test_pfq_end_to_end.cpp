@@ -27,7 +27,7 @@ RunConfig tiny_pfq_run(const std::string& dir, const std::string& mode, int64_t 
 }  // namespace
 
 TEST(PfqEndToEnd, ManualScheduleSwitchesPrecisionAndCostAtTheGivenIteration) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_pfq_manual");
   RunConfig c = tiny_pfq_run(temp.str(), "pfq-manual", 8);
   c.precision.pfq_fw = {4, 8};
@@ -67,7 +67,7 @@ TEST(PfqEndToEnd, ManualScheduleSwitchesPrecisionAndCostAtTheGivenIteration) {
 }
 
 TEST(PfqEndToEnd, AutoScheduleResumedMidRunTakesTheSameTurningPointsBitwise) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   // Windows of one step and a wide eps: the indicator fires on every 5th window (steps 5 and 10).
   auto config_for = [](const std::string& dir) {
     RunConfig c = tiny_pfq_run(dir, "pfq-auto", 14);

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the tests: temporary directories, writing and reading whole files, catching a
-// fractrain::Error's message, the real Fashion-MNIST location, and running the CLI binary.
+// fractrain::Error's message, the real Fashion-MNIST location (and the check real-data tests start with), and
+// running the CLI binary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +96,21 @@ inline bool have_fashion_mnist() {
   return std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz") ||
          std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte");
 }
+
+inline const char* kFashionMnistMissing =
+    "Fashion-MNIST is not installed at /usr/share/datasets/fashion-mnist: run scripts/setup.sh "
+    "(apt-get install dataset-fashion-mnist)";
+
+}  // namespace fractrain::test_support
+
+// First line of every test on the real Fashion-MNIST. The setup (scripts/setup.sh, which CI's test command runs)
+// installs it, so a missing copy is a broken setup: the test fails naming the fix rather than skipping, and a run
+// that checked nothing on real data cannot pass.
+#define ASSERT_FASHION_MNIST_INSTALLED()                       \
+  ASSERT_TRUE(::fractrain::test_support::have_fashion_mnist()) \
+      << ::fractrain::test_support::kFashionMnistMissing
+
+namespace fractrain::test_support {
 
 struct CommandResult {
   int exit_code = -1;

@@ -141,7 +141,7 @@ TEST(SweepResults, AggregatesSeedsAndSavingsAgainstTheBaseline) {
 // The CI-sized sweep: two methods x one seed on 256 samples. A SIGINT after the first run finishes stops the
 // sweep; the same command then finishes only what is missing, and the table and plots cover both runs.
 TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir dir("fractrain_sweep");
   const std::string spec_path = dir.file("spec.toml");
   test_support::write_file(

@@ -38,7 +38,7 @@ RunConfig small_run(const std::string& dir, int fw, int bw) {
 }
 
 void expect_learns(int fw, int bw) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_learn_fw" + std::to_string(fw));
   const std::string dir = temp.str();
   TrainOptions options;
@@ -62,7 +62,7 @@ TEST(TrainEndToEnd, Fp32ResNet20LearnsFashionMnist) { expect_learns(0, 0); }
 TEST(TrainEndToEnd, Fw8Bw8ResNet20LearnsFashionMnist) { expect_learns(8, 8); }
 
 TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   auto config_for = [](const std::string& dir, int64_t iterations) {
     RunConfig c;
     c.model.name = "resnet8";
@@ -107,7 +107,7 @@ TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
 }
 
 TEST(TrainEndToEnd, CheckpointOfAnotherModelIsRefused) {
-  if (!test_support::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_other_model");
   const std::string dir = temp.str();
   RunConfig c;

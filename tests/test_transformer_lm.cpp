@@ -2,7 +2,7 @@
 // quantized, that it learns at FW-8/BW-8, and its refusals.
 #include <torch/torch.h>
 
-#include "fractrain/cost/layer_profile.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "test_support.h"

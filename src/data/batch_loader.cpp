@@ -7,7 +7,7 @@
 #include <numeric>
 #include <string>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {

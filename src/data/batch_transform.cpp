@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <string>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {

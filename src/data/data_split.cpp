@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include "fractrain/data/batch_loader.h"
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 
 namespace fractrain {
 

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 
 namespace fractrain {
 

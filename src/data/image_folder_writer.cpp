@@ -13,7 +13,7 @@
 #include "fractrain/data/datasets.h"
 #include "fractrain/data/image_codec.h"
 #include "fractrain/data/image_transform.h"
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {

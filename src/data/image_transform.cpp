@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {

@@ -29,6 +29,12 @@ LayerKind QConv2d::kind() const {
   return depthwise ? LayerKind::DepthwiseConv : LayerKind::Conv;
 }
 
+// Each output position reads in_channels x stride x stride input elements (counted over the whole input, not the
+// receptive field): exact whenever the input's height and width are multiples of the stride.
+WeightedLayerGeometry QConv2d::operand_geometry() const {
+  return {weight_.sizes().vec(), options_.out_channels, options_.in_channels * options_.stride * options_.stride};
+}
+
 at::Tensor QConv2d::compute(const at::Tensor& x, const at::Tensor& w) {
   if (x.dim() != 4 || x.size(1) != options_.in_channels)
     throw Error("layer " + layer_name() + ": expected input [N, " + std::to_string(options_.in_channels) +

@@ -40,6 +40,11 @@ LayerGradients QLinear::gradients() const {
   };
 }
 
+// Each output position (a sample, or a token of it) reads one input vector.
+WeightedLayerGeometry QLinear::operand_geometry() const {
+  return {weight_.sizes().vec(), out_features_, in_features_};
+}
+
 int64_t QLinear::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {
   const int64_t tokens = x.dim() == 2 ? 1 : x.numel() / (x.size(0) * in_features_);
   return linear_macs(in_features_, out_features_, tokens);

@@ -1,6 +1,7 @@
 #include "fractrain/train/run_cost.h"
 
 #include "fractrain/cost/cost_report.h"
+#include "fractrain/models/model_profile.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/train/run_components.h"
 

@@ -1,13 +1,15 @@
 #pragma once
 // What the cost model needs to know about each quantized layer of a model, measured once by running the model:
-// its forward MACs per sample and the sizes of its operands (weights, input and output activations).
+// its forward MACs per sample and the sizes of its operands (weights, input and output activations). Running the
+// model is the model zoo's job (profile_model, next to QuantizedModel); cost only sizes each layer from what the
+// layer reports (layer_operands.h), so it depends on no model.
 #include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "fractrain/cost/cost_observer.h"
-#include "fractrain/models/quantized_model.h"
+#include "fractrain/cost/layer_operands.h"
 
 namespace fractrain {
 
@@ -36,10 +38,9 @@ struct LayerProfile {
 class ModelProfile {
  public:
   ModelProfile() = default;
-  ModelProfile(std::string model, ModelInputSpec input, std::vector<LayerProfile> layers);
+  ModelProfile(std::string model, std::vector<LayerProfile> layers);
 
   const std::string& model() const { return model_; }
-  const ModelInputSpec& input() const { return input_; }
   const std::vector<LayerProfile>& layers() const { return layers_; }
   // Index of the layer in layers(); -1 when the model has no such layer.
   int64_t index_of(const std::string& layer_name) const;
@@ -49,16 +50,14 @@ class ModelProfile {
 
  private:
   std::string model_;
-  ModelInputSpec input_;
   std::vector<LayerProfile> layers_;
   std::unordered_map<std::string, int64_t> index_;
 };
 
-// Runs one FP32 forward pass of a single zero input (example_input: an image or a token sequence; eval mode, no gradients) and records every quantized layer
-// in execution order. Leaves the model's train/eval mode as it was and detaches any cost observer.
-//
-// A convolution's input size is taken as in_channels x (positions x stride^2): exact whenever the input's height
-// and width are multiples of the stride (every model of the zoo at 32x32, 28x28 and 224x224).
-ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input);
+// Sizes the operands of `layer`, whose name and macs_per_sample are set, from what the layer reports. A layer
+// with weights: fractrain::Error when its MACs are not a whole number of output positions (a multiple of its
+// weight elements).
+void set_operand_sizes(LayerProfile& layer, const WeightedLayerGeometry& geometry);
+void set_operand_sizes(LayerProfile& layer, const ActivationMatmulSizes& sizes);
 
 }  // namespace fractrain

@@ -29,6 +29,7 @@ class QConv2d : public QuantizedLayer {
   LayerKind kind() const override;
   const at::Tensor& weight_tensor() const override { return weight_; }
   const at::Tensor& bias_tensor() const override { return bias_; }
+  WeightedLayerGeometry operand_geometry() const override;
   const QConv2dOptions& options() const { return options_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }

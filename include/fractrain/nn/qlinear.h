@@ -12,6 +12,7 @@ class QLinear : public QuantizedLayer {
   LayerKind kind() const override { return LayerKind::Linear; }
   const at::Tensor& weight_tensor() const override { return weight_; }
   const at::Tensor& bias_tensor() const override { return bias_; }
+  WeightedLayerGeometry operand_geometry() const override;
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }
   int64_t in_features() const { return in_features_; }

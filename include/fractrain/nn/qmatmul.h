@@ -13,6 +13,7 @@
 #include <string>
 
 #include "fractrain/cost/cost_observer.h"
+#include "fractrain/cost/layer_operands.h"
 #include "fractrain/nn/quantized_layer.h"
 
 namespace fractrain {
@@ -33,8 +34,7 @@ class QMatmul : public torch::nn::Module {
   // Per sample, from the last forward: MACs, and elements of the two operands together and of the result (what the
   // cost model moves).
   int64_t last_macs_per_sample() const { return macs_per_sample_; }
-  int64_t last_operand_elements_per_sample() const { return operand_elements_; }
-  int64_t last_output_elements_per_sample() const { return output_elements_; }
+  ActivationMatmulSizes last_operand_sizes() const { return {operand_elements_, output_elements_}; }
 
  private:
   std::string layer_name_;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fractrain/cost/cost_observer.h"
+#include "fractrain/cost/layer_operands.h"
 #include "fractrain/nn/layer_gradients.h"
 #include "fractrain/precision/layer_precision.h"
 #include "fractrain/quant/fake_quantize.h"
@@ -68,6 +69,8 @@ class QuantizedLayer : public torch::nn::Module {
   virtual const at::Tensor& weight_tensor() const = 0;
   // Undefined when the layer has no bias.
   virtual const at::Tensor& bias_tensor() const = 0;
+  // What the cost model needs to size this layer's operands from its measured MACs.
+  virtual WeightedLayerGeometry operand_geometry() const = 0;
 
  protected:
   QuantizedLayer();

@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 
 namespace fractrain {
 

@@ -3,7 +3,7 @@
 // range and bit width, optional stochastic rounding from a counter-based RNG. Internal to the quantizer.
 #include <cstdint>
 
-#include "fractrain/quant/philox.h"
+#include "fractrain/random/philox.h"
 
 namespace fractrain::kernel {
 
