@@ -2,6 +2,7 @@
 // language-model keys that stay null until an evaluation, and damaged summaries that name the file and the key.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 
 #include "fractrain/train/run_summary.h"
@@ -141,6 +142,13 @@ TEST(RunSummary, KeepsTheBytesOfAWrittenSummary) {
   // Reading a summary and writing it again changes nothing: the sweep and report tools never rewrite history.
   const std::string text = to_json(language_model_summary(false)).dump(2);
   EXPECT_EQ(to_json(run_summary_from_json(nlohmann::json::parse(text), "memory")).dump(2), text);
+}
+
+TEST(RunSummary, ReadsANullNumberAsNaN) {
+  // nlohmann::json writes a NaN (a diverged loss) as null; the summary still reads.
+  nlohmann::json j = to_json(classification_summary());
+  j["final_test_loss"] = nullptr;
+  EXPECT_TRUE(std::isnan(run_summary_from_json(j, "memory").final_test_loss));
 }
 
 TEST(RunSummary, FinishedMeansRanToTheLastStep) {

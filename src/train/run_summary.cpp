@@ -2,7 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
-#include <tuple>
+#include <limits>
 
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
@@ -89,6 +89,10 @@ void read(const Place& p, int& out, const std::string& where) {
   out = p.value.get<int>();
 }
 void read(const Place& p, double& out, const std::string& where) {
+  if (p.value.is_null()) {  // nlohmann writes NaN and the infinities as null (a diverged loss): read NaN back
+    out = std::numeric_limits<double>::quiet_NaN();
+    return;
+  }
   if (!p.value.is_number()) wrong_type(where, p, "a number");
   out = p.value.get<double>();
 }
