@@ -46,8 +46,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     check_resume_compatible(saved, config, options.resume_from);
   }
   install_stop_handlers();
-  nlohmann::json summary = train_run(config, options);
-  return summary["interrupted"].get<bool>() ? 130 : 0;
+  return train_run(config, options).interrupted ? 130 : 0;
 }
 
 int run_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& precision,

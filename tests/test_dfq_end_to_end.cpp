@@ -109,7 +109,7 @@ TEST(DfqEndToEnd, ResumedRunEqualsTheUninterruptedOneBitwise) {
   const nlohmann::json whole = train_run(config_for(whole_dir.str()), quiet());
   TrainOptions stop = quiet();
   stop.stop_at_step = 6;  // mid evaluation window and mid trace window
-  EXPECT_TRUE(train_run(config_for(split_dir.str()), stop)["interrupted"].get<bool>());
+  EXPECT_TRUE(train_run(config_for(split_dir.str()), stop).interrupted);
   TrainOptions resume = quiet();
   resume.resume_from = last_checkpoint_path(split_dir.str());
   const nlohmann::json split = train_run(config_for(split_dir.str()), resume);

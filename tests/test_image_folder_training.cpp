@@ -87,10 +87,10 @@ TEST(ImageFolderTraining, ResumedRunEqualsUninterruptedRunBitwise) {
   train_run(config_for(dir.file("whole"), 1), test_support::quiet());
   TrainOptions interrupted = test_support::quiet();
   interrupted.stop_at_step = 5;
-  EXPECT_TRUE(train_run(config_for(dir.file("split"), 1), interrupted)["interrupted"].get<bool>());
+  EXPECT_TRUE(train_run(config_for(dir.file("split"), 1), interrupted).interrupted);
   TrainOptions resume = test_support::quiet();
   resume.resume_from = last_checkpoint_path(dir.file("split"));
-  EXPECT_EQ(train_run(config_for(dir.file("split"), 3), resume)["steps"], 8);
+  EXPECT_EQ(train_run(config_for(dir.file("split"), 3), resume).steps, 8);
 
   auto weights = [&](const std::string& out) {
     const RunConfig c = config_for(out, 1);

@@ -125,10 +125,10 @@ TEST(LanguageModelTraining, ResumedRunEqualsUninterruptedRunBitwise) {
   train_run(config_for(whole.str()), test_support::quiet());
   TrainOptions stop = test_support::quiet();
   stop.stop_at_step = 7;
-  EXPECT_TRUE(train_run(config_for(split.str()), stop)["interrupted"].get<bool>());
+  EXPECT_TRUE(train_run(config_for(split.str()), stop).interrupted);
   TrainOptions resume = test_support::quiet();
   resume.resume_from = last_checkpoint_path(split.str());
-  EXPECT_EQ(train_run(config_for(split.str()), resume)["steps"].get<int64_t>(), 14);
+  EXPECT_EQ(train_run(config_for(split.str()), resume).steps, 14);
   const auto a = final_lm_weights(config_for(whole.str())), b = final_lm_weights(config_for(split.str()));
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;

@@ -89,7 +89,7 @@ TEST(PfqEndToEnd, AutoScheduleResumedMidRunTakesTheSameTurningPointsBitwise) {
 
   TrainOptions stop = quiet();
   stop.stop_at_step = 7;  // between the turning points, with 2 windows in the indicator's history
-  EXPECT_TRUE(train_run(config_for(split_dir.str()), stop)["interrupted"].get<bool>());
+  EXPECT_TRUE(train_run(config_for(split_dir.str()), stop).interrupted);
   TrainOptions resume = quiet();
   resume.resume_from = last_checkpoint_path(split_dir.str());
   const nlohmann::json split = train_run(config_for(split_dir.str()), resume);

@@ -88,7 +88,7 @@ TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
   train_run(config_for(whole, 10), quiet);
   TrainOptions interrupted = quiet;
   interrupted.stop_at_step = 7;  // stops mid-epoch, between evaluations, as a signal would
-  EXPECT_TRUE(train_run(config_for(split, 10), interrupted)["interrupted"].get<bool>());
+  EXPECT_TRUE(train_run(config_for(split, 10), interrupted).interrupted);
   TrainOptions resume = quiet;
   resume.resume_from = last_checkpoint_path(split);
   nlohmann::json summary = train_run(config_for(split, 10), resume);

@@ -9,10 +9,9 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "fractrain/report/run_report.h"
-#include "fractrain/sweep/sweep_runner.h"
+#include "fractrain/train/run_summary.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -144,24 +143,14 @@ std::vector<RunResult> collect_results(const SweepSpec& spec) {
   std::vector<RunResult> results;
   for (const auto& run : spec.runs) {
     if (run.method == "pretrain") continue;
-    const fs::path path = fs::path(run.config.output.dir) / "summary.json";
+    const std::string path = run_summary_path(run.config.output.dir);
     if (!fs::exists(path)) continue;
-    std::ifstream in(path);
-    const auto s = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (s.is_discarded()) throw Error(path.string() + " is damaged (not JSON): delete the run's directory and rerun");
-    if (!summary_says_finished(s)) continue;
-    try {
-      const auto& cost = s.at("cost").at("run");
-      results.push_back(RunResult{run.setting, run.method, s.at("precision").get<std::string>(), run.seed,
-                                  s.at("final_test_accuracy").get<double>(), s.at("best_test_accuracy").get<double>(),
-                                  cost.at("cp_percent").get<double>(), cost.at("bit_macs").get<double>(),
-                                  cost.at("energy_j").get<double>(), cost.at("latency_s").get<double>(),
-                                  s.at("train_seconds").get<double>(), s.at("epochs").get<double>(),
-                                  run.config.output.dir});
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(path.string() + " lacks a field the results table needs (" + e.what() +
-                  "): it was written by an older fractrain; rerun that run");
-    }
+    const RunSummary s = read_run_summary(path);  // names the file and the key when it is damaged or old
+    if (!s.finished()) continue;
+    const CostHeadline cost = s.run_cost();
+    results.push_back(RunResult{run.setting, run.method, s.precision, run.seed, s.final_test_accuracy,
+                                s.best_test_accuracy, cost.cp_percent, cost.bit_macs, cost.energy_j, cost.latency_s,
+                                s.train_seconds, s.epochs, run.config.output.dir});
   }
   return results;
 }

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fractrain/train/resume_compatibility.h"
+#include "fractrain/train/run_summary.h"
 #include "fractrain/train/trainer.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
@@ -30,14 +31,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::string run_file(const SweepRun& run, const char* name) { return (fs::path(run.config.output.dir) / name).string(); }
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  auto parsed = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object())
-    throw Error(path + " is damaged (not a JSON object): delete the run's directory to run it again");
-  return parsed;
-}
 
 void check_same_config(const SweepRun& run, const RunConfig& recorded, const std::string& recorded_in) {
   const auto differences = compute_differences(recorded, run.config);
@@ -102,9 +95,8 @@ std::string last_log_line(const SweepRun& run) {
 
 std::string describe_result(const SweepRun& run) {
   try {
-    const auto s = read_json(run_file(run, "summary.json"));
-    return fmt::format("test accuracy {:.2f}%, cp {:.2f}%", 100.0 * s.value("final_test_accuracy", 0.0),
-                       s["cost"]["run"].value("cp_percent", 0.0));
+    const RunSummary s = read_run_summary(run_summary_path(run.config.output.dir));
+    return fmt::format("test accuracy {:.2f}%, cp {:.2f}%", 100.0 * s.final_test_accuracy, s.run_cost().cp_percent);
   } catch (const std::exception&) {
     return "no summary";
   }
@@ -118,11 +110,6 @@ std::string format_seconds(double s) {
 
 }  // namespace
 
-bool summary_says_finished(const nlohmann::json& summary) {
-  return !summary.value("interrupted", true) && summary.value("total_steps", int64_t{0}) > 0 &&
-         summary.value("steps", int64_t{-1}) >= summary.value("total_steps", int64_t{0});
-}
-
 const char* to_string(RunState state) {
   switch (state) {
     case RunState::Finished: return "finished";
@@ -133,9 +120,9 @@ const char* to_string(RunState state) {
 }
 
 RunState run_state(const SweepRun& run) {
-  const std::string summary_path = run_file(run, "summary.json");
+  const std::string summary_path = run_summary_path(run.config.output.dir);
   if (fs::exists(summary_path)) {
-    const auto summary = read_json(summary_path);
+    const RunSummary summary = read_run_summary(summary_path);
     RunConfig recorded;
     try {
       recorded = load_run_config(run_file(run, "config.toml"));
@@ -144,7 +131,7 @@ RunState run_state(const SweepRun& run) {
                   " to run " + run_label(run) + " again");
     }
     check_same_config(run, recorded, run_file(run, "config.toml"));
-    if (summary_says_finished(summary)) return RunState::Finished;
+    if (summary.finished()) return RunState::Finished;
   }
   const std::string checkpoint = last_checkpoint_path(run.config.output.dir);
   if (fs::exists(checkpoint)) return RunState::Interrupted;

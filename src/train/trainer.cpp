@@ -21,7 +21,9 @@
 #include "fractrain/train/run_cost.h"
 #include "fractrain/train/run_logs.h"
 #include "fractrain/train/run_setup.h"
+#include "fractrain/train/run_summary.h"
 #include "fractrain/train/stage_costs.h"
+#include "fractrain/train/summary_printout.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/stop_signal.h"
@@ -37,7 +39,7 @@ namespace fs = std::filesystem;
 class Trainer {
  public:
   Trainer(const RunConfig& config, const TrainOptions& options) : config_(config), options_(options) {}
-  nlohmann::json run();
+  RunSummary run();
 
  private:
   void setup();
@@ -50,8 +52,7 @@ class Trainer {
   void evaluate_and_log();
   void save_last();
   TrainerState checkpoint_state() const;
-  nlohmann::json summary(bool interrupted) const;
-  void print_summary(const nlohmann::json& s) const;
+  RunSummary summary(bool interrupted) const;
 
   RunConfig config_;
   TrainOptions options_;
@@ -281,7 +282,7 @@ void Trainer::save_last() {
   keep_step_checkpoints(config_.output.dir, state_.step, config_.train.keep_checkpoints);
 }
 
-nlohmann::json Trainer::run() {
+RunSummary Trainer::run() {
   setup();
   std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads -> %s\n",
               config_.model.name.c_str(), config_.data.dataset.c_str(), controller_->describe().c_str(),
@@ -307,106 +308,53 @@ nlohmann::json Trainer::run() {
                 last_checkpoint_path(config_.output.dir).c_str());
   }
   logs_->plot_curves(config_.model.name + " on " + config_.data.dataset + ", " + controller_->describe());
-  nlohmann::json s = summary(interrupted);
-  write_file_atomically((fs::path(config_.output.dir) / "summary.json").string(), s.dump(2) + "\n");
-  print_summary(s);
+  const RunSummary s = summary(interrupted);
+  write_run_summary(config_.output.dir, s);
+  print_run_summary(s, *cost_meter_);
   return s;
 }
 
-nlohmann::json Trainer::summary(bool interrupted) const {
-  int64_t parameters = 0;
-  for (const auto& p : run_.model->parameters()) parameters += p.numel();
-  nlohmann::json turning_points = nlohmann::json::array();
-  for (const auto& t : controller_->turning_points()) turning_points.push_back(to_json(t));
-  nlohmann::json s = {{"model", config_.model.name},
-          {"dataset", config_.data.dataset},
-          {"train_samples", run_.task->train_size()},
-          {"test_samples", run_.task->eval_size()},
-          {"parameters", parameters},
-          {"precision", controller_->describe()},
-          {"turning_points", turning_points},
-          {"stages", stage_costs_->summary(*cost_meter_, controller_->stage(), controller_->label(), state_.step)},
-          {"steps", state_.step},
-          {"total_steps", total_steps_},
-          {"epochs", static_cast<double>(state_.step) / batches_per_epoch_},
-          {"interrupted", interrupted},
-          {"skipped_steps", state_.skipped_steps},
-          {"final_test_accuracy", last_eval_.accuracy},
-          {"final_test_loss", last_eval_.loss},
-          {"best_test_accuracy", run_.task->is_language_model() ? 0.0 : state_.best_accuracy},
-          {"best_step", state_.best_step},
-          {"train_seconds", state_.train_seconds},
-          {"images_per_second", progress_->images_per_second()},
-          {"device", run_.device.str()},
-          {"threads", run_.threads},
-          {"output_dir", config_.output.dir},
-          {"cost", cost_summary_json(*cost_meter_)},
-          {"config", to_json(config_)}};
+RunSummary Trainer::summary(bool interrupted) const {
+  RunSummary s;
+  for (const auto& p : run_.model->parameters()) s.parameters += p.numel();
+  for (const auto& t : controller_->turning_points()) s.turning_points.push_back(to_json(t));
+  s.model = config_.model.name;
+  s.dataset = config_.data.dataset;
+  s.train_samples = run_.task->train_size();
+  s.test_samples = run_.task->eval_size();
+  s.precision = controller_->describe();
+  s.stages = stage_costs_->summary(*cost_meter_, controller_->stage(), controller_->label(), state_.step);
+  s.steps = state_.step;
+  s.total_steps = total_steps_;
+  s.epochs = static_cast<double>(state_.step) / batches_per_epoch_;
+  s.interrupted = interrupted;
+  s.skipped_steps = state_.skipped_steps;
+  s.final_test_accuracy = last_eval_.accuracy;
+  s.final_test_loss = last_eval_.loss;
+  s.best_test_accuracy = run_.task->is_language_model() ? 0.0 : state_.best_accuracy;
+  s.best_step = state_.best_step;
+  s.train_seconds = state_.train_seconds;
+  s.images_per_second = progress_->images_per_second();
+  s.device = run_.device.str();
+  s.threads = run_.threads;
+  s.output_dir = config_.output.dir;
+  s.cost = cost_summary_json(*cost_meter_);
+  s.config = to_json(config_);
   // What the task records about its data: the split and class ids, files a streamed dataset skipped.
-  const nlohmann::json data = run_.task->summary();  // named: items() of a temporary would dangle in the loop
-  for (const auto& [key, value] : data.items()) s[key] = value;
+  s.task_data = run_.task->summary();
   if (run_.task->is_language_model()) {
     // Sizes are tokens; the evaluation split is the validation split; the best checkpoint has the lowest loss.
-    // null until an evaluation has run (a run interrupted before its first one)
-    s["eval_split"] = run_.task->eval_split_name();
-    s["final_test_perplexity"] = last_eval_.samples > 0 ? nlohmann::json(std::exp(last_eval_.loss)) : nlohmann::json();
-    s["best_test_loss"] = state_.best_step >= 0 ? nlohmann::json(-state_.best_accuracy) : nlohmann::json();
-    s["best_test_perplexity"] =
-        state_.best_step >= 0 ? nlohmann::json(std::exp(-state_.best_accuracy)) : nlohmann::json();
+    // Empty until an evaluation has run (a run interrupted before its first one).
+    LanguageModelSummary lm;
+    lm.eval_split = run_.task->eval_split_name();
+    if (last_eval_.samples > 0) lm.final_test_perplexity = std::exp(last_eval_.loss);
+    if (state_.best_step >= 0) {
+      lm.best_test_loss = -state_.best_accuracy;
+      lm.best_test_perplexity = std::exp(-state_.best_accuracy);
+    }
+    s.language_model = lm;
   }
   return s;
-}
-
-// "test  accuracy ..." or, for a language model, "valid  perplexity ...".
-std::string evaluation_line(const nlohmann::json& s) {
-  if (s.contains("final_test_perplexity") && (s["final_test_perplexity"].is_null() || s["best_test_perplexity"].is_null()))
-    return "valid        not evaluated in this session\n";
-  if (s.contains("final_test_perplexity"))
-    return fmt::format("valid        perplexity {:.2f}  loss {:.4f}  token accuracy {:.2f}%   (best perplexity {:.2f} at "
-                       "step {})\n",
-                       s["final_test_perplexity"].get<double>(), s["final_test_loss"].get<double>(),
-                       100.0 * s["final_test_accuracy"].get<double>(), s["best_test_perplexity"].get<double>(),
-                       s["best_step"].get<int64_t>());
-  return fmt::format("test         accuracy {:.2f}%  loss {:.4f}   (best {:.2f}% at step {})\n",
-                     100.0 * s["final_test_accuracy"].get<double>(), s["final_test_loss"].get<double>(),
-                     100.0 * s["best_test_accuracy"].get<double>(), s["best_step"].get<int64_t>());
-}
-
-void Trainer::print_summary(const nlohmann::json& s) const {
-  std::printf(
-      "\n== fractrain run summary ==\n"
-      "model        %s on %s (%lld train / %lld test samples, %lld parameters)\n"
-      "precision    %s\n"
-      "steps        %lld of %lld (%.2f epochs)%s\n"
-      "%s"
-      "time         %s training, %.0f images/s on %s with %d threads\n"
-      "output       %s/{summary.json,metrics.csv,metrics.jsonl,training_curves.png,checkpoints/}\n",
-      s["model"].get<std::string>().c_str(), s["dataset"].get<std::string>().c_str(),
-      (long long)s["train_samples"].get<int64_t>(), (long long)s["test_samples"].get<int64_t>(),
-      (long long)s["parameters"].get<int64_t>(), s["precision"].get<std::string>().c_str(),
-      (long long)s["steps"].get<int64_t>(), (long long)s["total_steps"].get<int64_t>(), s["epochs"].get<double>(),
-      s["interrupted"].get<bool>() ? " INTERRUPTED (resume with --resume)" : "",
-      evaluation_line(s).c_str(),
-      ProgressLine::format_duration(s["train_seconds"].get<double>()).c_str(), s["images_per_second"].get<double>(),
-      s["device"].get<std::string>().c_str(), s["threads"].get<int>(), s["output_dir"].get<std::string>().c_str());
-  if (s.contains("data") && s["data"]["train"].is_object()) {
-    const auto& train = s["data"]["train"];
-    const auto& test = s["data"]["test"];
-    std::printf("data         %s: %zu classes; corrupt files skipped: %lld train, %lld test\n",
-                train["dir"].get<std::string>().c_str(), train["classes"].size(),
-                (long long)train["skipped_corrupt_files"].get<int64_t>(),
-                (long long)test["skipped_corrupt_files"].get<int64_t>());
-  }
-  std::printf("cost         bit-weighted MACs, energy and latency on %s (docs/cost.md)\n%s",
-              cost_meter_->hardware().name.c_str(), format_cost_comparison(run_comparison(*cost_meter_)).c_str());
-  if (s["stages"].size() < 2) return;
-  std::printf("stages       %s: cost spent in each stage\n", s["precision"].get<std::string>().c_str());
-  for (const auto& stage : s["stages"]) {
-    const int64_t first = stage["first_step"].get<int64_t>(), steps = stage["steps"].get<int64_t>();
-    std::printf("  stage %d  %-9s steps %lld..%lld  cp %.2f%%  bit-MACs %.3e\n", stage["stage"].get<int>(),
-                stage["precision"].get<std::string>().c_str(), (long long)first, (long long)(first + steps),
-                stage["cost"]["cp_percent"].get<double>(), stage["cost"]["bit_macs"].get<double>());
-  }
 }
 
 }  // namespace
@@ -419,7 +367,7 @@ std::string best_checkpoint_path(const std::string& output_dir) {
   return (fs::path(output_dir) / "checkpoints" / "best.ckpt").string();
 }
 
-nlohmann::json train_run(const RunConfig& config, const TrainOptions& options) {
+RunSummary train_run(const RunConfig& config, const TrainOptions& options) {
   Trainer trainer(config, options);
   return trainer.run();
 }

@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "fractrain/sweep/sweep_spec.h"
 
 namespace fractrain {
@@ -20,9 +18,6 @@ enum class RunState {
   New,          // nothing yet
 };
 const char* to_string(RunState state);
-
-// A run's summary.json says it ran to its last step (not stopped early).
-bool summary_says_finished(const nlohmann::json& summary);
 
 // Throws fractrain::Error when the directory holds a run made with a config that computes something else
 // (the spec changed since): the sweep must not mix results of two specs.

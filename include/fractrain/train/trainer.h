@@ -1,10 +1,9 @@
 #pragma once
 // `fractrain train`: the training loop with evaluation, metrics, checkpoints and the run summary.
-#include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "fractrain/train/run_config.h"
+#include "fractrain/train/run_summary.h"
 
 namespace fractrain {
 
@@ -21,8 +20,8 @@ struct TrainOptions {
 
 // Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). Writes into
 // config.output.dir: config.toml, metrics.jsonl, metrics.csv, checkpoints/{last,best}.ckpt, summary.json.
-// Returns the summary.
-nlohmann::json train_run(const RunConfig& config, const TrainOptions& options = {});
+// Returns the summary (what summary.json holds).
+RunSummary train_run(const RunConfig& config, const TrainOptions& options = {});
 
 // Where a run directory keeps its latest checkpoint.
 std::string last_checkpoint_path(const std::string& output_dir);
