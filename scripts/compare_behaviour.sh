@@ -40,7 +40,9 @@ die() { echo "compare_behaviour: $*" >&2; exit 2; }
 
 # ---- the recipes ------------------------------------------------------------------------------------------------
 # name | config | overrides (space-separated KEY=VALUE; @ROOT@ = this binary's run root, @DATA@ = WORK_DIR/data).
-# Every run also gets train.threads=1 and output.dir. Keep them short: each takes seconds to a minute.
+# Every run also gets train.threads=1, output.dir and this checkout's hardware table (cost.hardware: a binary's
+# default is the file in the source folder it was built from, which summary.json names). Keep them short: each
+# takes seconds to a minute.
 RECIPES=(
   "static-fw8bw8|configs/fashion_mnist_fw8bw8.toml|data.split=classes-a train.iterations=30 train.eval_every=15 train.batch_size=32 data.train_subset=2048 data.test_subset=256 train.log_every=10"
   "pfq-auto|configs/fashion_mnist_pfq_auto_4stage.toml|train.iterations=40 train.eval_every=20 train.batch_size=32 data.train_subset=2048 data.test_subset=256 precision.pfq_window_iterations=4 precision.pfq_eps=10 train.log_every=10"
@@ -143,7 +145,9 @@ run_side() {
     IFS='|' read -r name config sets <<<"$r"
     sets="${sets//@ROOT@/$root}"; sets="${sets//@DATA@/$WORK/data}"
     local args=(train --quiet --config "$config")
-    for s in $sets "train.threads=1" "output.dir=$root/$name" "$@"; do args+=(--set "$s"); done
+    for s in $sets "train.threads=1" "output.dir=$root/$name" "cost.hardware=$REPO/configs/hardware/bitfusion.toml" "$@"; do
+      args+=(--set "$s")
+    done
     start=$(date +%s.%N)
     status=0
     (cd "$REPO" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$bin" "${args[@]}") >"$WORK/logs/$side-$name.log" 2>&1 || status=$?
