@@ -5,8 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+phase_start=$start
+# Prints how long the phase that just ended took (CI has 90 minutes for all of them).
+phase_done() {
+  echo "phase '$1' took $(( $(date +%s) - phase_start )) s"
+  phase_start=$(date +%s)
+}
 scripts/build.sh   # runs scripts/setup.sh first, which installs Fashion-MNIST for the real-data tests
+phase_done "setup and build"
 (cd build && ctest --output-on-failure -j 2 --timeout 900) | tee build/ctest.log
+phase_done "tests"
 # A test may skip only where the machine lacks what it exercises: a GPU, /dev/full, the right to mount a tmpfs.
 # Any other skip (a real-data test, say) means CI checked less than it reports, so it fails the test command.
 environment_skips='Device\.QuantizedTrainingStepOnCudaMatchesCpuForward|AtomicFile\.ShortWriteToAFullDeviceThrows'
@@ -20,5 +28,6 @@ fi
 echo "tests finished in $(( $(date +%s) - start )) s (including the build)"
 if [[ "${FRACTRAIN_SKIP_SANITIZE:-0}" != 1 ]]; then
   scripts/sanitize_smoke.sh 10
+  phase_done "sanitizer smoke"
 fi
 echo "test command finished in $(( $(date +%s) - start )) s"
