@@ -1,8 +1,10 @@
 #include "fractrain/train/run_logs.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "fractrain/cost/cost_report.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/gnuplot.h"
@@ -20,7 +22,7 @@ const std::vector<std::string> kLanguageModelColumns = {"train_perplexity", "tes
 
 RunLogs::RunLogs(const RunConfig& config, bool language_model, const std::vector<std::string>& cost_columns,
                  const PrecisionController& controller, int64_t keep_up_to_step)
-    : dir_(config.output.dir) {
+    : dir_(config.output.dir), language_model_(language_model) {
   std::vector<std::string> columns = kTrainerColumns;
   if (language_model) columns.insert(columns.end(), kLanguageModelColumns.begin(), kLanguageModelColumns.end());
   for (const auto& c : controller.metric_columns()) columns.push_back(c);
@@ -32,6 +34,41 @@ RunLogs::RunLogs(const RunConfig& config, bool language_model, const std::vector
   trace_columns.insert(trace_columns.end(), trace.columns.begin(), trace.columns.end());
   trace_ = std::make_unique<MetricsLog>(dir_, trace_columns, keep_up_to_step, trace.name);
   trace_every_ = config.train.log_every > 0 ? config.train.log_every : 20;
+}
+
+void RunLogs::log_evaluation(const EvaluationPoint& point, const CostMeter& meter, PrecisionController& controller,
+                             ProgressLine& progress) {
+  nlohmann::json record = {{"step", point.step},
+                           {"epoch", point.epoch},
+                           {"lr", point.lr},
+                           {"train_loss", point.train_loss},
+                           {"train_accuracy", point.train_accuracy},
+                           {"test_loss", point.test.loss},
+                           {"test_accuracy", point.test.accuracy},
+                           {"images_per_second", point.images_per_second},
+                           {"train_seconds", point.train_seconds},
+                           {"precision", point.precision},
+                           {"stage", point.stage}};
+  if (language_model_) {
+    record["train_perplexity"] = std::exp(point.train_loss);
+    record["test_perplexity"] = std::exp(point.test.loss);
+  }
+  record.update(cost_metrics_record(meter));
+  progress.break_line();
+  const ControllerReport report = controller.evaluation_report();
+  record.update(report.metrics);
+  for (const auto& line : report.log_lines) std::printf("%s\n", line.c_str());
+  metrics_->append(record);
+  if (language_model_)
+    std::printf("eval step %lld: valid loss %.4f  perplexity %.2f  token accuracy %.2f%%  (train loss %.4f, "
+                "perplexity %.2f)\n",
+                (long long)point.step, point.test.loss, std::exp(point.test.loss), 100.0 * point.test.accuracy,
+                point.train_loss, std::exp(point.train_loss));
+  else
+    std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
+                (long long)point.step, point.test.loss, 100.0 * point.test.accuracy, point.train_loss,
+                100.0 * point.train_accuracy);
+  std::printf("%s\n", format_cost_line(meter).c_str());
 }
 
 void RunLogs::trace_step(PrecisionController& controller, int64_t step, double epoch) {

@@ -232,40 +232,20 @@ void Trainer::train_step(const TaskBatch& batch) {
 void Trainer::evaluate_and_log() {
   last_eval_ = run_.task->evaluate(*run_.model, controller_->current_plan(), run_.device);
   const double samples = std::max<int64_t>(1, state_.window_samples);
-  nlohmann::json record = {{"step", state_.step},
-                           {"epoch", static_cast<double>(state_.step) / batches_per_epoch_},
-                           {"lr", lr_},
-                           {"train_loss", state_.window_loss_sum / samples},
-                           {"train_accuracy", state_.window_correct / samples},
-                           {"test_loss", last_eval_.loss},
-                           {"test_accuracy", last_eval_.accuracy},
-                           {"images_per_second", progress_->images_per_second()},
-                           {"train_seconds", state_.train_seconds},
-                           {"precision", controller_->label()},
-                           {"stage", controller_->stage()}};
-  const bool language_model = run_.task->is_language_model();
-  if (language_model) {
-    record["train_perplexity"] = std::exp(record["train_loss"].get<double>());
-    record["test_perplexity"] = std::exp(last_eval_.loss);
-  }
-  record.update(cost_metrics_record(*cost_meter_));
-  progress_->break_line();
-  const ControllerReport report = controller_->evaluation_report();
-  record.update(report.metrics);
-  for (const auto& line : report.log_lines) std::printf("%s\n", line.c_str());
-  logs_->append_evaluation(record);
+  EvaluationPoint point;
+  point.step = state_.step;
+  point.epoch = static_cast<double>(state_.step) / batches_per_epoch_;
+  point.lr = lr_;
+  point.train_loss = state_.window_loss_sum / samples;
+  point.train_accuracy = state_.window_correct / samples;
+  point.test = last_eval_;
+  point.images_per_second = progress_->images_per_second();
+  point.train_seconds = state_.train_seconds;
+  point.precision = controller_->label();
+  point.stage = controller_->stage();
+  logs_->log_evaluation(point, *cost_meter_, *controller_, *progress_);
   state_.window_loss_sum = 0.0;
   state_.window_correct = state_.window_samples = 0;
-  if (language_model)
-    std::printf("eval step %lld: valid loss %.4f  perplexity %.2f  token accuracy %.2f%%  (train loss %.4f, "
-                "perplexity %.2f)\n",
-                (long long)state_.step, last_eval_.loss, std::exp(last_eval_.loss), 100.0 * last_eval_.accuracy,
-                record["train_loss"].get<double>(), record["train_perplexity"].get<double>());
-  else
-    std::printf("eval step %lld: test loss %.4f  test accuracy %.2f%%  (train loss %.4f, accuracy %.2f%%)\n",
-                (long long)state_.step, last_eval_.loss, 100.0 * last_eval_.accuracy,
-                record["train_loss"].get<double>(), 100.0 * record["train_accuracy"].get<double>());
-  std::printf("%s\n", format_cost_line(*cost_meter_).c_str());
   const double score = run_.task->score(last_eval_);
   if (state_.best_step < 0 || score > state_.best_accuracy) {
     state_.best_accuracy = score;

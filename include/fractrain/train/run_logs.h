@@ -8,11 +8,25 @@
 #include <string>
 #include <vector>
 
+#include "fractrain/cost/cost_meter.h"
 #include "fractrain/precision/precision_controller.h"
+#include "fractrain/train/evaluate.h"
 #include "fractrain/train/metrics_log.h"
+#include "fractrain/train/progress.h"
 #include "fractrain/train/run_config.h"
 
 namespace fractrain {
+
+// One evaluation, as its metrics record and log lines show it.
+struct EvaluationPoint {
+  int64_t step = 0;
+  double epoch = 0.0, lr = 0.0;
+  double train_loss = 0.0, train_accuracy = 0.0;  // the training window since the last evaluation
+  EvalResult test;
+  double images_per_second = 0.0, train_seconds = 0.0;
+  std::string precision;  // the controller's label of the stage in progress
+  int stage = 0;
+};
 
 class RunLogs {
  public:
@@ -20,7 +34,11 @@ class RunLogs {
   RunLogs(const RunConfig& config, bool language_model, const std::vector<std::string>& cost_columns,
           const PrecisionController& controller, int64_t keep_up_to_step);
 
-  void append_evaluation(const nlohmann::json& record) { metrics_->append(record); }
+  // Appends the evaluation's record (the point, a language model's perplexities, the cost so far, the
+  // controller's report since the last evaluation) and prints the controller's lines, the evaluation line and
+  // the cost line.
+  void log_evaluation(const EvaluationPoint& point, const CostMeter& meter, PrecisionController& controller,
+                      ProgressLine& progress);
   // After step `step`: when it is a trace point, the controller's record since the last one.
   void trace_step(PrecisionController& controller, int64_t step, double epoch);
   // training_curves.png from metrics.csv (a printed note when gnuplot is missing or fails: the CSV has the data).
@@ -28,6 +46,7 @@ class RunLogs {
 
  private:
   std::string dir_;
+  bool language_model_ = false;
   std::unique_ptr<MetricsLog> metrics_, trace_;
   int64_t trace_every_ = 20;
 };
