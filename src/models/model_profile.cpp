@@ -46,18 +46,6 @@ class ProbeGuard {
   bool was_training_;
 };
 
-const QuantizedLayer* layer_named(const QuantizedModel& model, const std::string& name) {
-  for (const auto& l : model.quantized_layers())
-    if (l->layer_name() == name) return l.get();
-  return nullptr;
-}
-
-const QMatmul* matmul_named(const QuantizedModel& model, const std::string& name) {
-  for (const auto& m : model.quantized_matmuls())
-    if (m->layer_name() == name) return m.get();
-  return nullptr;
-}
-
 LayerRole role_in(const QuantizedModel& model, const std::string& layer) {
   const auto& head = model.head_layer_names();
   return layer == model.first_layer_name()                          ? LayerRole::Stem
@@ -90,9 +78,9 @@ ModelProfile profile_model(QuantizedModel& model, const ModelInputSpec& input) {
     p.error_backward_runs = p.role != LayerRole::Stem;
     // The layers report their operands (cost/layer_operands.h); read after the pass, a matmul's sizes are those
     // of the profiling input.
-    if (const QuantizedLayer* layer = layer_named(model, p.name)) {
+    if (const auto layer = model.layer_named(p.name)) {
       set_operand_sizes(p, layer->operand_geometry());
-    } else if (const QMatmul* matmul = matmul_named(model, p.name)) {
+    } else if (const auto matmul = model.matmul_named(p.name)) {
       set_operand_sizes(p, matmul->last_operand_sizes());
     } else {
       throw Error("cost profile of " + model.model_name() + ": executed layer '" + p.name +

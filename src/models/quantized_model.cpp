@@ -21,11 +21,7 @@ void QuantizedModel::finalize_layers(const std::string& first_layer, const std::
     layer->set_layer_index(static_cast<int64_t>(quantized_layers_.size()));
     quantized_layers_.push_back(layer);
   }
-  auto has = [&](const std::string& name) {
-    for (const auto& l : quantized_layers_)
-      if (l->layer_name() == name) return true;
-    return false;
-  };
+  auto has = [&](const std::string& name) { return layer_named(name) != nullptr; };
   // Matmuls number after the layers, so that every noise stream is distinct and the layers' are as before.
   for (size_t i = 0; i < quantized_matmuls_.size(); ++i)
     quantized_matmuls_[i]->set_layer_index(static_cast<int64_t>(quantized_layers_.size() + i));
@@ -39,6 +35,18 @@ void QuantizedModel::finalize_layers(const std::string& first_layer, const std::
   head_layer_names_ = std::move(head_layers);
 }
 
+std::shared_ptr<QuantizedLayer> QuantizedModel::layer_named(const std::string& name) const {
+  for (const auto& l : quantized_layers_)
+    if (l->layer_name() == name) return l;
+  return nullptr;
+}
+
+std::shared_ptr<QMatmul> QuantizedModel::matmul_named(const std::string& name) const {
+  for (const auto& m : quantized_matmuls_)
+    if (m->layer_name() == name) return m;
+  return nullptr;
+}
+
 ForwardResult QuantizedModel::run(const at::Tensor& input, const PrecisionPlan& plan) {
   check_plan(plan);
   return forward_with_decisions(input, plan);
@@ -46,10 +54,7 @@ ForwardResult QuantizedModel::run(const at::Tensor& input, const PrecisionPlan& 
 
 void QuantizedModel::check_plan(const PrecisionPlan& plan) const {
   for (const auto& name : plan.overridden_layers()) {
-    bool found = false;
-    for (const auto& l : quantized_layers_) found = found || l->layer_name() == name;
-    for (const auto& m : quantized_matmuls_) found = found || m->layer_name() == name;
-    if (!found)
+    if (!layer_named(name) && !matmul_named(name))
       throw Error("the precision plan names layer '" + name + "', which model " + model_name_ +
                   " does not have; `fractrain cost " + model_name_ + "` lists its quantized layers");
   }

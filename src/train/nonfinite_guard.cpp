@@ -18,8 +18,7 @@ NonfiniteGuard::NonfiniteGuard(const TrainConfig& train, const std::string& inje
     throw Error("--inject-nan '" + inject_nan + "': write STEP:LAYER, e.g. 3:stage1.0.conv1");
   }
   const std::string layer = colon == std::string::npos ? "" : inject_nan.substr(colon + 1);
-  for (const auto& l : model_.quantized_layers())
-    if (l->layer_name() == layer) fault_layer_ = l;
+  fault_layer_ = model_.layer_named(layer);
   if (!fault_layer_) throw Error("--inject-nan: the model has no quantized layer '" + layer + "'");
   std::printf("fault injection: layer %s outputs a NaN at step %lld\n", layer.c_str(), (long long)fault_step_);
 }

@@ -48,6 +48,9 @@ class QuantizedModel : public torch::nn::Module {
   const std::vector<std::shared_ptr<QuantizedLayer>>& quantized_layers() const { return quantized_layers_; }
   // Activation-by-activation matmuls (attention), in execution order; empty for convolutional models.
   const std::vector<std::shared_ptr<QMatmul>>& quantized_matmuls() const { return quantized_matmuls_; }
+  // The quantized layer / matmul of that full name; null when the model has none.
+  std::shared_ptr<QuantizedLayer> layer_named(const std::string& name) const;
+  std::shared_ptr<QMatmul> matmul_named(const std::string& name) const;
   // The stem convolution and the classifier: kept FP32 or quantized by policy (DESIGN.md 4.2). A model whose
   // first quantized layer does not read the data (a language model reads embeddings) has no stem: "".
   const std::string& first_layer_name() const { return first_layer_name_; }
