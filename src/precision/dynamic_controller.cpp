@@ -49,7 +49,6 @@ DynamicController::DynamicController(OptionSet options, PrecisionPlan plan, std:
       plan_(std::move(plan)),
       targets_(checked_targets(std::move(targets))),
       steering_(steering),
-      progressive_(progressive),
       schedule_(target_schedule(targets_, precision(), progressive, settings)),
       eval_window_(blocks, options_.size()),
       trace_window_(blocks, options_.size()) {
@@ -85,7 +84,7 @@ std::string DynamicController::stage_label(int stage) const { return target_labe
 std::string DynamicController::describe() const {
   std::string targets;
   for (size_t i = 0; i < targets_.size(); ++i) targets += fmt::format("{}{:.3g}", i ? "," : "", targets_[i]);
-  return fmt::format("{} {} target cp {}%{}", to_string(progressive_ ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
+  return fmt::format("{} {} target cp {}%{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
                      options_.describe(), targets,
                      steering_.blocks_only ? " (blocks)" : "");
 }

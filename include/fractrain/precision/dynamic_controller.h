@@ -76,8 +76,7 @@ class DynamicController : public PrecisionController {
   PrecisionPlan plan_;
   std::vector<double> targets_;
   CostSteering steering_;
-  bool progressive_ = false;  // FracTrain
-  StagedSchedule schedule_;
+  StagedSchedule schedule_;  // FracTrain's advances by the loss indicator; DFQ's has one stage
   GateStatistics eval_window_, trace_window_;
 };
 
