@@ -53,16 +53,26 @@ void StagedSchedule::enter_next_stage(int64_t step, double epoch, std::vector<do
 }
 
 nlohmann::json StagedSchedule::state(const std::string& name) const {
-  nlohmann::json s = schedule_state(name, stage_, turning_points_);
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& t : turning_points_) points.push_back(to_json(t));
+  nlohmann::json s = {{"schedule", name}, {"stage", stage_}, {"turning_points", points}};
   if (indicator_enabled_) s["indicator"] = indicator_.state();
   return s;
 }
 
 void StagedSchedule::restore(const nlohmann::json& state, const std::string& name) {
-  ScheduleState s = restore_schedule_state(state, name, stage_count());
+  if (state.at("schedule").get<std::string>() != name)
+    throw Error("the checkpoint's precision schedule is '" + state.at("schedule").get<std::string>() +
+                "', this run's is '" + name + "'");
+  const int stage = state.at("stage").get<int>();
+  if (stage < 0 || stage >= stage_count())
+    throw Error("the checkpoint's precision stage " + std::to_string(stage) + " is not in 0.." +
+                std::to_string(stage_count() - 1));
+  std::vector<TurningPoint> points;
+  for (const auto& t : state.at("turning_points")) points.push_back(turning_point_from_json(t));
   if (indicator_enabled_) indicator_.restore(state.at("indicator"));
-  stage_ = s.stage;
-  turning_points_ = std::move(s.turning_points);
+  stage_ = stage;
+  turning_points_ = std::move(points);
 }
 
 }  // namespace fractrain

@@ -29,22 +29,4 @@ TurningPoint turning_point_from_json(const nlohmann::json& j) {
   return t;
 }
 
-nlohmann::json schedule_state(const std::string& schedule, int stage, const std::vector<TurningPoint>& points) {
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& t : points) list.push_back(to_json(t));
-  return {{"schedule", schedule}, {"stage", stage}, {"turning_points", list}};
-}
-
-ScheduleState restore_schedule_state(const nlohmann::json& state, const std::string& schedule, int stage_count) {
-  if (state.at("schedule").get<std::string>() != schedule)
-    throw Error("the checkpoint's precision schedule is '" + state.at("schedule").get<std::string>() +
-                "', this run's is '" + schedule + "'");
-  ScheduleState s{state.at("stage").get<int>(), {}};
-  if (s.stage < 0 || s.stage >= stage_count)
-    throw Error("the checkpoint's precision stage " + std::to_string(s.stage) + " is not in 0.." +
-                std::to_string(stage_count - 1));
-  for (const auto& t : state.at("turning_points")) s.turning_points.push_back(turning_point_from_json(t));
-  return s;
-}
-
 }  // namespace fractrain

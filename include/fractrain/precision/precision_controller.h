@@ -33,15 +33,6 @@ struct TurningPoint {
 nlohmann::json to_json(const TurningPoint& t);
 TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception when damaged
 
-// Shared by the controllers' state(): {"schedule", "stage", "turning_points"}, and its check on restore (throws
-// fractrain::Error when the state is of another schedule or its stage is out of range).
-nlohmann::json schedule_state(const std::string& schedule, int stage, const std::vector<TurningPoint>& points);
-struct ScheduleState {
-  int stage;
-  std::vector<TurningPoint> turning_points;
-};
-ScheduleState restore_schedule_state(const nlohmann::json& state, const std::string& schedule, int stage_count);
-
 // What the cost meter counted for the training step in progress (its forward pass), in percent of FP32: the
 // whole network and the gated blocks only.
 struct StepCost {
