@@ -7,12 +7,6 @@
 
 namespace fractrain {
 
-const NameTable<GateExecution>& gate_execution_names() {
-  static const NameTable<GateExecution> table("DFQ execution", {{GateExecution::Mixed, "mixed"},
-                                                                {GateExecution::Candidates, "candidates"}});
-  return table;
-}
-
 GatedBlockSequence::GatedBlockSequence(OptionSet options, GateExecution execution)
     : options_(std::move(options)), execution_(execution) {}
 
