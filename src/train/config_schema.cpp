@@ -146,11 +146,7 @@ Check one_of(std::vector<std::string> allowed, const char* noun) {
   return [allowed, noun](const Value& v) -> std::string {
     const auto& s = std::get<std::string>(v);
     if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return "";
-    std::string choices;
-    for (size_t i = 0; i < allowed.size(); ++i) {
-      choices += (i == 0 ? "" : (i + 1 == allowed.size() ? " or " : ", ")) + allowed[i];
-    }
-    return fmt::format("is not a known {}: use {}", noun, choices);
+    return fmt::format("is not a known {}: use {}", noun, choice_list(allowed));
   };
 }
 

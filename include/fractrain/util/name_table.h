@@ -49,12 +49,7 @@ class NameTable {
     throw Error(where + " = '" + text + "' " + problem(text));
   }
   // "a, b or c".
-  std::string choices() const {
-    std::string out;
-    for (size_t i = 0; i < entries_.size(); ++i)
-      out += (i == 0 ? "" : (i + 1 == entries_.size() ? " or " : ", ")) + entries_[i].name;
-    return out;
-  }
+  std::string choices() const { return choice_list(names()); }
 
  private:
   std::string noun_;
