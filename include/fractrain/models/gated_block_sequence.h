@@ -17,7 +17,6 @@ namespace fractrain {
 class GatedBlockSequence {
  public:
   const OptionSet& option_set() const { return options_; }
-  GateExecution execution() const { return execution_; }
   std::vector<std::string> block_names() const;
 
  protected:
