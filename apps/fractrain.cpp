@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <new>
 
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/cost/static_cost.h"
@@ -195,8 +196,13 @@ int main(int argc, char** argv) {
   TrainOptions train_options;
   train->add_option("-c,--config", config_path, "TOML recipe (see configs/); defaults apply to keys it omits");
   train->add_option("-s,--set", overrides, "override a config key, e.g. --set train.epochs=3 (repeatable)");
-  train->add_option("--resume", resume_path, "continue from a checkpoint (default: OUTPUT_DIR/checkpoints/last.ckpt)")
-      ->expected(0, 1);
+  auto* resume_option =
+      train->add_option("--resume", resume_path, "continue from a checkpoint (default: OUTPUT_DIR/checkpoints/last.ckpt)")
+          ->expected(0, 1);
+  train->add_flag("--overwrite", train_options.overwrite,
+                  "replace the run that output.dir holds (its checkpoints, metrics and summary are deleted); without "
+                  "it a fresh run refuses such a directory")
+      ->excludes(resume_option);
   train->add_flag("-q,--quiet", train_options.quiet, "no progress line");
   train->add_option("--stop-at", train_options.stop_at_step,
                     "checkpoint and exit after this many steps (time-sliced jobs; continue with --resume)")
@@ -303,8 +309,18 @@ int main(int argc, char** argv) {
   } catch (const fractrain::Error& e) {
     std::fprintf(stderr, "fractrain: error: %s\n", e.what());
     return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A file operation fractrain did not wrap in an Error of its own: the message names the path.
+    std::fprintf(stderr, "fractrain: error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "fractrain: error: out of memory: use a smaller data.batch_size or model\n");
+    return 2;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "fractrain: internal error (please report): %s\n", e.what_without_backtrace());
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fractrain: internal error (please report): %s\n", e.what());
     return 3;
   }
 }

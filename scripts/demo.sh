@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-exec build/fractrain train --config configs/fashion_mnist_fw8bw8.toml "$@"
+# --overwrite: running the demo again replaces the previous demo run (a plain `fractrain train` into a directory
+# that holds a run refuses to start, so that nothing is replaced by accident).
+exec build/fractrain train --config configs/fashion_mnist_fw8bw8.toml --overwrite "$@"

@@ -7,6 +7,7 @@
 #include "fractrain/sweep/sweep_runner.h"
 #include "fractrain/sweep/sweep_spec.h"
 #include "fractrain/util/atomic_file.h"
+#include "fractrain/util/directory_lock.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/stop_signal.h"
 #include "fractrain/util/toml_file.h"
@@ -44,8 +45,11 @@ int run_sweep_command(const SweepCommand& command) {
       std::printf("%-12s %s  %s\n", to_string(run_state(run)), run_label(run).c_str(), run.config.output.dir.c_str());
     return 0;
   }
+  // One sweep at a time writes its directory: a second one would start the same runs (they lock their own
+  // directories too, but the table and plots would be written twice).
+  const DirectoryLock lock = create_and_lock_directory(spec.output, command.spec_path + ": output", "fractrain sweep",
+                                                       "set `output` in the spec");
   // A copy of the spec beside the results, so `fractrain report OUTPUT` can redraw them later.
-  std::filesystem::create_directories(spec.output);
   write_file_atomically(sweep_spec_copy_path(spec.output),
                         read_text_file(command.spec_path, "sweep spec", "check the path"));
   SweepOutcome outcome;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fractrain/train/resume_compatibility.h"
+#include "fractrain/train/run_directory.h"
 #include "fractrain/train/run_summary.h"
 #include "fractrain/train/trainer.h"
 #include "fractrain/util/atomic_file.h"
@@ -65,6 +66,8 @@ Child launch(const std::string& executable, const SweepRun& run, size_t index, b
   if (log < 0) throw Error("sweep: cannot open " + log_path + " for writing");
   std::vector<std::string> args = {executable, "train", "--config", config_path};
   if (resume) args.push_back("--resume");
+  // A run with no checkpoint and no finished summary left only the start of an attempt behind: start it over.
+  else if (holds_run(run.config.output.dir)) args.push_back("--overwrite");
   const pid_t pid = fork();
   if (pid < 0) {
     ::close(log);

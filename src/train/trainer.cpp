@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/train/checkpoint_rotation.h"
@@ -19,6 +20,7 @@
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
 #include "fractrain/train/run_cost.h"
+#include "fractrain/train/run_directory.h"
 #include "fractrain/train/run_logs.h"
 #include "fractrain/train/run_setup.h"
 #include "fractrain/train/run_summary.h"
@@ -56,6 +58,7 @@ class Trainer {
 
   RunConfig config_;
   TrainOptions options_;
+  std::optional<DirectoryLock> directory_lock_;  // held while the run writes output.dir; released last
   RunSetup run_;
   std::unique_ptr<RunLogs> logs_;
   std::unique_ptr<ProgressLine> progress_;
@@ -72,6 +75,11 @@ class Trainer {
 };
 
 void Trainer::setup() {
+  // The output directory is checked and locked before any data is read, so a run that cannot keep its results
+  // stops at once.
+  directory_lock_ = claim_run_directory(config_.output.dir, !options_.resume_from.empty() ? RunDirectoryUse::Continue
+                                                            : options_.overwrite         ? RunDirectoryUse::Replace
+                                                                                         : RunDirectoryUse::Fresh);
   run_ = set_up_run(config_, run_dir_of_checkpoint(options_.resume_from));
   if (!config_.train.init_from.empty() && options_.resume_from.empty()) {
     const InitialWeightsReport init = load_initial_weights(config_.train.init_from, *run_.model);

@@ -9,6 +9,9 @@ namespace fractrain {
 
 struct TrainOptions {
   std::string resume_from;  // a checkpoint file to continue from ("" = fresh run)
+  // A fresh run into an output.dir that holds a run replaces it (removes its files) instead of refusing to
+  // start (run_directory.h).
+  bool overwrite = false;
   bool quiet = false;       // no progress line (tests)
   // Stop after this many completed steps as if interrupted: checkpoint, summary, no final evaluation
   // (time-sliced jobs; 0 = run to the end).
@@ -18,8 +21,10 @@ struct TrainOptions {
   std::string inject_nan;
 };
 
-// Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). Writes into
-// config.output.dir: config.toml, metrics.jsonl, metrics.csv, checkpoints/{last,best}.ckpt, summary.json.
+// Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). First claims
+// config.output.dir (run_directory.h: created, locked, and refused if it holds a run and this is neither a
+// resume nor an overwrite), then writes into it: config.toml, metrics.jsonl, metrics.csv,
+// checkpoints/{last,best}.ckpt, summary.json.
 // Returns the summary (what summary.json holds).
 RunSummary train_run(const RunConfig& config, const TrainOptions& options = {});
 
