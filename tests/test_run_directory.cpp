@@ -156,6 +156,13 @@ TEST(RunDirectory, AFreshRunRefusesAFinishedRunsDirectoryUntilToldToResumeOrOver
   auto both = run_cli(run + " --overwrite --resume");
   EXPECT_NE(both.exit_code, 0);
   EXPECT_CONTAINS(both.output, "excludes");
+  // A resume may go into a new directory, not over another run.
+  TempDir other("fractrain_run_dir_other");
+  ASSERT_EQ(run_cli(kTinyRun + "--set train.iterations=2 --set output.dir=" + other.str()).exit_code, 0);
+  expect_refused(run_cli("train -q --resume " + other.file("checkpoints/last.ckpt") + " --set train.iterations=4 " +
+                         "--set output.dir=" + temp.str()),
+                 temp.str() + "' holds another run than the one --resume continues", "resume into that run's directory");
+  EXPECT_EQ(fractrain::test_support::read_metrics(temp.str()).back()["step"], 4);  // still the resumed run
   auto replaced = run_cli(run + " --overwrite");
   ASSERT_EQ(replaced.exit_code, 0) << replaced.output;
   EXPECT_CONTAINS(replaced.output, "replacing the run in " + temp.str());
@@ -205,4 +212,18 @@ TEST(RunDirectory, ASecondRunIntoALiveRunsDirectoryIsRefusedAndADeadRunsLockDoes
   auto after = run_cli(kTinyRun + "--set train.iterations=2 --overwrite --set output.dir=" + temp.str());
   EXPECT_EQ(after.exit_code, 0) << after.output;
   fs::remove(temp.str() + ".first.log");
+}
+
+// A run refused for its config (here a malformed --inject-nan) writes nothing, so fixing the config and starting
+// again needs neither --resume nor --overwrite.
+TEST(RunDirectory, ARunRefusedForItsConfigLeavesTheDirectoryWithoutARun) {
+  ASSERT_FASHION_MNIST_INSTALLED();
+  TempDir temp("fractrain_run_dir_refused_config");
+  const std::string run = kTinyRun + "--set train.iterations=2 --set output.dir=" + temp.str();
+  auto refused = run_cli(run + " --inject-nan x");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_CONTAINS(refused.output, "STEP:LAYER");
+  EXPECT_FALSE(fractrain::holds_run(temp.str()));
+  auto fixed = run_cli(run);
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.output;
 }

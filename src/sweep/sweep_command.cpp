@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "fractrain/sweep/sweep_results.h"
 #include "fractrain/sweep/sweep_runner.h"
@@ -45,10 +46,15 @@ int run_sweep_command(const SweepCommand& command) {
       std::printf("%-12s %s  %s\n", to_string(run_state(run)), run_label(run).c_str(), run.config.output.dir.c_str());
     return 0;
   }
-  // One sweep at a time writes its directory: a second one would start the same runs (they lock their own
-  // directories too, but the table and plots would be written twice).
-  const DirectoryLock lock = create_and_lock_directory(spec.output, command.spec_path + ": output", "fractrain sweep",
-                                                       "set `output` in the spec");
+  // One sweep at a time runs in its directory: a second one would start the same runs (they lock their own
+  // directories too, but would fail one by one). --report-only may redraw while a sweep runs: the table and
+  // plots are written atomically.
+  std::optional<DirectoryLock> lock;
+  if (command.report_only)
+    std::filesystem::create_directories(spec.output);
+  else
+    lock.emplace(create_and_lock_directory(spec.output, command.spec_path + ": output", "fractrain sweep",
+                                           "set `output` in the spec"));
   // A copy of the spec beside the results, so `fractrain report OUTPUT` can redraw them later.
   write_file_atomically(sweep_spec_copy_path(spec.output),
                         read_text_file(command.spec_path, "sweep spec", "check the path"));

@@ -43,8 +43,14 @@ void remove_run_outputs(const std::string& dir) {
   if (ec) throw Error("--overwrite: cannot list " + dir + ": " + ec.message());
 }
 
-DirectoryLock claim_run_directory(const std::string& dir, RunDirectoryUse use) {
+DirectoryLock claim_run_directory(const std::string& dir, RunDirectoryUse use, const std::string& continued_run_dir) {
   DirectoryLock lock = create_and_lock_directory(dir, "output.dir", "fractrain run", kElsewhere);
+  std::error_code ec;
+  // A checkpoint named relative to its own run directory ("checkpoints/last.ckpt") has the run directory "".
+  const std::string continued = continued_run_dir.empty() ? "." : continued_run_dir;
+  if (use == RunDirectoryUse::Continue && holds_run(dir) && !fs::equivalent(dir, continued, ec))
+    throw Error("output.dir = '" + dir + "' holds another run than the one --resume continues (from " +
+                continued_run_dir + "): resume into that run's directory or an empty one (" + kElsewhere + ")");
   if (use == RunDirectoryUse::Fresh && holds_run(dir))
     throw Error("output.dir = '" + dir + "' holds a run already: continue it with --resume, replace it with " +
                 "--overwrite, or choose another directory (" + kElsewhere + ")");

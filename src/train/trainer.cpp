@@ -75,12 +75,8 @@ class Trainer {
 };
 
 void Trainer::setup() {
-  // The output directory is checked and locked before any data is read, so a run that cannot keep its results
-  // stops at once.
-  directory_lock_ = claim_run_directory(config_.output.dir, !options_.resume_from.empty() ? RunDirectoryUse::Continue
-                                                            : options_.overwrite         ? RunDirectoryUse::Replace
-                                                                                         : RunDirectoryUse::Fresh);
-  run_ = set_up_run(config_, run_dir_of_checkpoint(options_.resume_from));
+  const std::string resumed_run_dir = run_dir_of_checkpoint(options_.resume_from);
+  run_ = set_up_run(config_, resumed_run_dir);
   if (!config_.train.init_from.empty() && options_.resume_from.empty()) {
     const InitialWeightsReport init = load_initial_weights(config_.train.init_from, *run_.model);
     std::printf("initialised %zu tensors from %s%s\n", init.loaded.size(), init.checkpoint.c_str(),
@@ -90,21 +86,29 @@ void Trainer::setup() {
   total_steps_ = config_.train.iterations > 0 ? config_.train.iterations : config_.train.epochs * batches_per_epoch_;
   eval_every_ = config_.train.eval_every > 0 ? config_.train.eval_every : batches_per_epoch_;
   checkpoint_every_ = config_.train.checkpoint_every > 0 ? config_.train.checkpoint_every : eval_every_;
-
-  fs::create_directories(fs::path(config_.output.dir) / "checkpoints");
-  write_file_atomically((fs::path(config_.output.dir) / "config.toml").string(), to_toml(config_));
-  run_.task->save_run_files(config_.output.dir);
   if (!options_.resume_from.empty()) {
     state_ = load_run_checkpoint(options_.resume_from, *run_.model, *run_.optimizer);
     run_.task->restore(state_.task, options_.resume_from);
-    std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
   }
   setup_cost_meter();
   setup_precision();
+  guard_ = std::make_unique<NonfiniteGuard>(config_.train, options_.inject_nan, *run_.model);
+
+  // Everything the config and the checkpoint ask for is valid. Only now is the output directory claimed
+  // (created, locked, refused if it holds another run) and written, so a refused config leaves nothing behind
+  // and a refused directory is left as it was; no step has run yet.
+  const RunDirectoryUse use = !options_.resume_from.empty() ? RunDirectoryUse::Continue
+                              : options_.overwrite          ? RunDirectoryUse::Replace
+                                                            : RunDirectoryUse::Fresh;
+  directory_lock_ = claim_run_directory(config_.output.dir, use, resumed_run_dir);
+  fs::create_directories(fs::path(config_.output.dir) / "checkpoints");
+  write_file_atomically((fs::path(config_.output.dir) / "config.toml").string(), to_toml(config_));
+  run_.task->save_run_files(config_.output.dir);
+  if (!options_.resume_from.empty())
+    std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
   run_.task->seek(state_.next_epoch, state_.next_batch);
   logs_ = std::make_unique<RunLogs>(config_, run_.task->is_language_model(), run_cost_metric_columns(), *controller_,
                                     options_.resume_from.empty() ? -1 : state_.step);
-  guard_ = std::make_unique<NonfiniteGuard>(config_.train, options_.inject_nan, *run_.model);
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
 }
 

@@ -12,13 +12,14 @@ namespace fractrain {
 
 enum class RunDirectoryUse {
   Fresh,     // a new run: the directory may not hold one
-  Continue,  // --resume: the directory may hold the run being continued
+  Continue,  // --resume: the directory may hold the run being continued, and no other
   Replace,   // --overwrite: a run the directory holds is removed first
 };
 
 // Creates the directory if needed, takes its lock and applies the rule for `use`. The returned lock must live
-// as long as the run writes into the directory.
-DirectoryLock claim_run_directory(const std::string& dir, RunDirectoryUse use);
+// as long as the run writes into the directory. `continued_run_dir` (Continue only) is the directory of the
+// checkpoint being resumed: a run may resume into its own directory or a new one, not over another run.
+DirectoryLock claim_run_directory(const std::string& dir, RunDirectoryUse use, const std::string& continued_run_dir = "");
 
 // Whether `dir` holds (part of) a run: its config.toml, metrics, summary or a checkpoint.
 bool holds_run(const std::string& dir);
