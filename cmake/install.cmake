@@ -7,6 +7,9 @@ include(CMakePackageConfigHelpers)
 set(FRACTRAIN_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fractrain)
 
 install(TARGETS fractrain EXPORT fractrainTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# A LibTorch outside the system's library paths (a CUDA one from CMAKE_PREFIX_PATH) stays on the installed CLI's
+# RPATH; the system's is found without one.
+set_target_properties(fractrain_cli PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
 install(TARGETS fractrain_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY include/fractrain DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # The recipes, sweeps and hardware models, for reading and copying; the library does not read them (the default
