@@ -42,9 +42,9 @@ class SmallNet : public ft::QuantizedModel {
   std::shared_ptr<ft::QLinear> fc_;
 };
 
-// Ten classes, each a fixed random 28x28 pattern; a sample is its class's pattern plus noise.
+// Ten classes, each a fixed random 28x28 pattern; a sample is its class's pattern, faint, under noise.
 struct SyntheticImages {
-  at::Tensor patterns = torch::randn({10, 1, 28, 28});
+  at::Tensor patterns = 0.3 * torch::randn({10, 1, 28, 28});
   std::pair<at::Tensor, at::Tensor> batch(int64_t n) const {
     at::Tensor labels = torch::randint(10, {n}, torch::kLong);
     return {patterns.index_select(0, labels) + torch::randn({n, 1, 28, 28}), labels};
@@ -69,7 +69,7 @@ int run() {
   model->set_cost_observer(&meter);
 
   SyntheticImages data;
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
   model->train();
   double first_losses = 0, last_losses = 0;  // mean over the first and the last 10 steps
   for (int64_t step = 0; step < kSteps; ++step) {
