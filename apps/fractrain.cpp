@@ -230,7 +230,8 @@ int main(int argc, char** argv) {
   cost->add_option("--iterations", cost_command.iterations, "training iterations (default 1)")
       ->check(CLI::PositiveNumber);
   cost->add_option("--batch", cost_command.batch, "samples per iteration (default 128)")->check(CLI::PositiveNumber);
-  cost->add_option("--hardware", cost_command.hardware, "accelerator model TOML (default: the built-in BitFusion model, configs/hardware/bitfusion.toml)");
+  cost->add_option("--hardware", cost_command.hardware,
+                   "accelerator model TOML (default: the built-in BitFusion model, configs/hardware/bitfusion.toml)");
   cost->add_flag("--quantize-first-layer,!--fp32-first-layer", cost_command.quantize_first_layer,
                  "quantize the stem conv (default) or keep it FP32");
   cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");

@@ -47,4 +47,5 @@ grep -qE '^cost of [0-9]+ samples at fw8bw8: .* cp [0-9.]+% of FP32' "$work/exam
   { cat "$work/cost.log"; fail "the installed 'fractrain cost resnet20' failed"; }
 grep -q '^hardware: .*(built-in BitFusion model' "$work/cost.log" ||
   { cat "$work/cost.log"; fail "the installed CLI did not price with the built-in hardware model"; }
-echo "check_install: the package installs, examples/custom_model builds against it and trains, the CLI runs from $prefix"
+echo "check_install: the package installs, examples/custom_model builds against it and trains, and the CLI runs" \
+     "from the prefix"

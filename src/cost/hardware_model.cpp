@@ -126,7 +126,9 @@ HardwareModel load_hardware_model(const std::string& path) {
 // The text of configs/hardware/bitfusion.toml, in a file CMake generates (cmake/builtin_hardware_model.cpp.in).
 extern const char kBuiltinHardwareToml[];
 
-HardwareModel builtin_hardware_model() { return parse_hardware_model(kBuiltinHardwareToml, kBuiltinHardwareModelSource); }
+HardwareModel builtin_hardware_model() {
+  return parse_hardware_model(kBuiltinHardwareToml, kBuiltinHardwareModelSource);
+}
 
 HardwareModel hardware_model_or_builtin(const std::string& path) {
   return path.empty() ? builtin_hardware_model() : load_hardware_model(path);
