@@ -136,7 +136,7 @@ int run_cost(const CostCommand& c) {
   }
   auto model = create_model(c.model, input, transformer_options_of(config.model));
   const ModelProfile profile = profile_model(*model, input);
-  const HardwareModel hardware = load_hardware_model(c.hardware.empty() ? default_hardware_model_path() : c.hardware);
+  const HardwareModel hardware = hardware_model_or_builtin(c.hardware);
   QuantizationPolicy policy;
   policy.quantize_first_layer = c.quantize_first_layer;
   policy.quantize_classifier = c.quantize_classifier;
@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
   cost->add_option("--iterations", cost_command.iterations, "training iterations (default 1)")
       ->check(CLI::PositiveNumber);
   cost->add_option("--batch", cost_command.batch, "samples per iteration (default 128)")->check(CLI::PositiveNumber);
-  cost->add_option("--hardware", cost_command.hardware, "accelerator model TOML (default configs/hardware/bitfusion.toml)");
+  cost->add_option("--hardware", cost_command.hardware,
+                   "accelerator model TOML (default: the built-in BitFusion model, configs/hardware/bitfusion.toml)");
   cost->add_flag("--quantize-first-layer,!--fp32-first-layer", cost_command.quantize_first_layer,
                  "quantize the stem conv (default) or keep it FP32");
   cost->add_flag("--quantize-classifier", cost_command.quantize_classifier, "quantize the classifier too");

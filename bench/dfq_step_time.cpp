@@ -87,7 +87,7 @@ Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string&
     t.options = OptionSet::parse(a.options, 0);
     t.model = create_gated_model(a.model, in, t.options, gate_execution_names().parse(execution, "--execution"));
     t.meter = std::make_unique<CostMeter>(profile_model(*t.model, in),
-                                          load_hardware_model(default_hardware_model_path()));
+                                          builtin_hardware_model());
     t.model->set_cost_observer(t.meter.get());
     t.plan = PrecisionPlan::uniform(Precision::full());  // gates decide the blocks; stem and classifier FP32
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, build, and run the whole test suite (GoogleTest via CTest), then the sanitizer smoke (a clang
+# Set up, build, and run the whole test suite (GoogleTest via CTest), then the install check (scripts/check_install.sh:
+# examples/custom_model built against an installed fractrain), then the sanitizer smoke (a clang
 # ASan + UBSan build of the input-parser and quantizer tests and a short run of every fuzz target). This is what
 # CI runs (.ci/run). FRACTRAIN_SKIP_SANITIZE=1 skips the sanitizer smoke (a quicker local run).
 set -euo pipefail
@@ -27,6 +28,8 @@ if [[ -n "$unexpected_skips" ]]; then
   exit 1
 fi
 echo "tests finished in $(( $(date +%s) - start )) s (including the build)"
+scripts/check_install.sh build   # the installed package: examples/custom_model against it, the CLI outside the tree
+phase_done "install and example"
 if [[ "${FRACTRAIN_SKIP_SANITIZE:-0}" != 1 ]]; then
   scripts/sanitize_smoke.sh 10
   phase_done "sanitizer smoke"

@@ -44,7 +44,7 @@ TEST(CostCli, ResNet74AtTheCifarRecipeMatchesThePaperConvention) {
   auto model = create_model("resnet74", input);
   const ModelProfile profile = profile_model(*model, input);
   const PrecisionPlan plan = make_static_plan(*model, Precision::fw_bw(8, 8), QuantizationPolicy{});
-  const CostTotals run = summarize(static_step_cost(profile, plan, 128, load_hardware_model(default_hardware_model_path())),
+  const CostTotals run = summarize(static_step_cost(profile, plan, 128, builtin_hardware_model()),
                                    profile)
                              .scaled(64000);
   EXPECT_DOUBLE_EQ(run.paper_macs(), 3.0 * 8192000 * (168214528 / 16 + 640));

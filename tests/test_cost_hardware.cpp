@@ -72,7 +72,7 @@ TEST(CostHardware, LatencyIsTheLongerOfComputeAndMemoryTime) {
 }
 
 TEST(CostHardware, TheShippedBitFusionModel) {
-  const HardwareModel hw = load_hardware_model(default_hardware_model_path());
+  const HardwareModel hw = builtin_hardware_model();
   EXPECT_EQ(hw.bitbricks, 512 * 16);
   EXPECT_DOUBLE_EQ(hw.frequency_hz, 500e6);
   EXPECT_DOUBLE_EQ(hw.dram_bits_per_second, 192 * 500e6);
@@ -83,11 +83,30 @@ TEST(CostHardware, TheShippedBitFusionModel) {
   EXPECT_DOUBLE_EQ(hw.compute_seconds(4.096e12), 1.0);
 }
 
+// The library compiles configs/hardware/bitfusion.toml in (so that an installed CLI needs no source tree): the
+// built-in model must be exactly what the file in the source tree says.
+TEST(CostHardware, TheBuiltInModelIsTheShippedFile) {
+  const std::string path = std::string(FRACTRAIN_SOURCE_DIR) + "/configs/hardware/bitfusion.toml";
+  const HardwareModel file = load_hardware_model(path);
+  const HardwareModel builtin = builtin_hardware_model();
+  EXPECT_EQ(builtin.name, file.name);
+  EXPECT_EQ(builtin.source, kBuiltinHardwareModelSource);
+  EXPECT_EQ(builtin.frequency_hz, file.frequency_hz);
+  EXPECT_EQ(builtin.bitbricks, file.bitbricks);
+  EXPECT_EQ(builtin.bitbrick_energy_j, file.bitbrick_energy_j);
+  EXPECT_EQ(builtin.sram_energy_per_bit_j, file.sram_energy_per_bit_j);
+  EXPECT_EQ(builtin.dram_energy_per_bit_j, file.dram_energy_per_bit_j);
+  EXPECT_EQ(builtin.dram_bits_per_second, file.dram_bits_per_second);
+  // An empty path (no cost.hardware, no --hardware) means the built-in model; any other is read from its file.
+  EXPECT_EQ(hardware_model_or_builtin("").source, kBuiltinHardwareModelSource);
+  EXPECT_EQ(hardware_model_or_builtin(path).source, path);
+}
+
 TEST(CostHardware, EnergyAndLatencyNeverDecreaseWhenAPrecisionRises) {
   const ModelInputSpec input{3, 32, 32, 10};
   auto model = create_model("resnet20", input);
   const ModelProfile profile = profile_model(*model, input);
-  const HardwareModel hw = load_hardware_model(default_hardware_model_path());
+  const HardwareModel hw = builtin_hardware_model();
   const std::vector<int> widths = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};  // ascending; 32 is also FP32 (0)
   auto cost = [&](const LayerProfile& l, int a, int w, int g) {
     return layer_cost(l, l.macs_per_sample, 16, LayerPrecision::uniform(Precision{a, w, g, false}), hw);

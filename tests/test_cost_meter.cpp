@@ -17,7 +17,7 @@ namespace {
 const ModelInputSpec kInput{3, 8, 8, 10};  // small images keep the training forwards cheap
 constexpr int64_t kBatch = 4;
 
-HardwareModel hardware() { return load_hardware_model(default_hardware_model_path()); }
+HardwareModel hardware() { return builtin_hardware_model(); }
 
 struct Fixture {
   std::shared_ptr<QuantizedModel> model = create_model("resnet20", kInput);

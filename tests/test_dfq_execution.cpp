@@ -79,7 +79,7 @@ TEST(DfqGatedResNet, OneDecisionPerBlockAndSampleAndTheMeterCountsThem) {
   torch::manual_seed(1);
   const ModelInputSpec input{1, 12, 12, 10};
   GatedResNet model(OptionSet::parse("cifar-release", 0), GateExecution::Mixed, cifar_resnet_layout(8), input);
-  CostMeter meter(profile_model(model, input), load_hardware_model(default_hardware_model_path()));
+  CostMeter meter(profile_model(model, input), builtin_hardware_model());
   model.set_cost_observer(&meter);
   model.train();
   const PrecisionPlan plan = PrecisionPlan::uniform(Precision::full());  // gating on; stem and fc FP32

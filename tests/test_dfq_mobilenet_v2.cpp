@@ -189,7 +189,7 @@ std::vector<BlockMacs> block_macs_by_hand(int64_t size) {
 TEST(DfqGatedMobileNetV2, CostOfAForcedOptionEqualsTheHandCount) {
   const ModelInputSpec input{1, 8, 8, 10};
   auto model = gated_model(input, GateExecution::Mixed);
-  CostMeter meter(profile_model(*model, input), load_hardware_model(default_hardware_model_path()));
+  CostMeter meter(profile_model(*model, input), builtin_hardware_model());
   model->set_cost_observer(&meter);
   model->train();
   const std::vector<BlockMacs> hand = block_macs_by_hand(8);

@@ -123,6 +123,15 @@ HardwareModel load_hardware_model(const std::string& path) {
       path);
 }
 
-std::string default_hardware_model_path() { return std::string(FRACTRAIN_SOURCE_DIR) + "/configs/hardware/bitfusion.toml"; }
+// The text of configs/hardware/bitfusion.toml, in a file CMake generates (cmake/builtin_hardware_model.cpp.in).
+extern const char kBuiltinHardwareToml[];
+
+HardwareModel builtin_hardware_model() {
+  return parse_hardware_model(kBuiltinHardwareToml, kBuiltinHardwareModelSource);
+}
+
+HardwareModel hardware_model_or_builtin(const std::string& path) {
+  return path.empty() ? builtin_hardware_model() : load_hardware_model(path);
+}
 
 }  // namespace fractrain

@@ -357,7 +357,8 @@ std::vector<KeyDescriptor> build_table() {
             "linear learning-rate warm-up over the first N iterations"),
 
       field("cost.hardware", &R::cost, &CostConfig::hardware, any(),
-            "accelerator model for energy and latency (TOML); empty = configs/hardware/bitfusion.toml"),
+            "accelerator model for energy and latency (TOML); empty = the built-in BitFusion model "
+            "(configs/hardware/bitfusion.toml)"),
 
       field("output.dir", &R::output, &OutputConfig::dir, non_empty("name a directory, e.g. runs/default"),
             "directory for metrics, checkpoints and reports"),

@@ -19,8 +19,8 @@ const std::vector<CostReference> kCostReferences = {{"fp32", Precision::full()},
 std::unique_ptr<CostMeter> make_run_cost_meter(const RunConfig& config, QuantizedModel& model,
                                                const ModelInputSpec& input) {
   const QuantizationPolicy policy = quantization_policy_of(config.precision);
-  const std::string hardware = config.cost.hardware.empty() ? default_hardware_model_path() : config.cost.hardware;
-  auto meter = std::make_unique<CostMeter>(profile_model(model, input), load_hardware_model(hardware));
+  auto meter =
+      std::make_unique<CostMeter>(profile_model(model, input), hardware_model_or_builtin(config.cost.hardware));
   for (const auto& r : kCostReferences) meter->add_reference(r.name, make_static_plan(model, r.precision, policy));
   model.set_cost_observer(meter.get());
   return meter;

@@ -39,7 +39,13 @@ struct HardwareModel {
 HardwareModel load_hardware_model(const std::string& path);
 HardwareModel parse_hardware_model(const std::string& toml_text, const std::string& source_name);
 
-// configs/hardware/bitfusion.toml of the source tree: the model used when none is configured.
-std::string default_hardware_model_path();
+// The model used when none is configured: configs/hardware/bitfusion.toml, compiled into the library at build
+// time so that an installed library or CLI needs no source tree. Its source is kBuiltinHardwareModelSource.
+HardwareModel builtin_hardware_model();
+inline constexpr const char* kBuiltinHardwareModelSource =
+    "built-in BitFusion model (configs/hardware/bitfusion.toml)";
+
+// The configured model: the built-in one for an empty path, otherwise load_hardware_model(path).
+HardwareModel hardware_model_or_builtin(const std::string& path);
 
 }  // namespace fractrain

@@ -120,7 +120,7 @@ struct ScheduleConfig {
 };
 
 struct CostConfig {
-  std::string hardware;  // accelerator model TOML; empty = configs/hardware/bitfusion.toml
+  std::string hardware;  // accelerator model TOML; empty = builtin_hardware_model() (configs/hardware/bitfusion.toml)
 };
 
 struct OutputConfig {
