@@ -1,6 +1,7 @@
 #include "fractrain/train/tensorboard_log.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -14,10 +15,13 @@ namespace fs = std::filesystem;
 namespace fractrain {
 namespace {
 
-// Numbers become scalars; strings ("precision"), booleans and nulls are not numbers TensorBoard can plot.
+// Numbers become scalars; strings ("precision"), booleans and nulls are not numbers TensorBoard can plot. A
+// non-finite number is null in metrics.jsonl (JSON has no NaN), so it is left out here too: the event file
+// holds exactly metrics.jsonl's numbers.
 void collect(const nlohmann::json& value, const std::string& tag, std::vector<std::pair<std::string, double>>& out) {
   if (value.is_number()) {
-    out.emplace_back(tag, value.get<double>());
+    const double v = value.get<double>();
+    if (std::isfinite(v)) out.emplace_back(tag, v);
   } else if (value.is_object()) {
     for (const auto& [key, child] : value.items()) collect(child, tag + "/" + key, out);
   } else if (value.is_array()) {

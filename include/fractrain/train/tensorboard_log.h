@@ -1,8 +1,9 @@
 #pragma once
 // The numbers of a run's metrics records as TensorBoard scalars (output.tensorboard): every numeric field of a
 // record but "step", tagged by its key (a nested field by its path, "cost/run/cp"; an array element by its
-// index, "gate_selection/layer1.0/2"), at the record's step. The event file lives in the run directory next to
-// metrics.jsonl, so `tensorboard --logdir` on a run or a sweep directory finds it.
+// index, "gate_selection/layer1.0/2"), at the record's step; a non-finite number is null in metrics.jsonl and
+// left out here. The event file lives in the run directory next to metrics.jsonl, so `tensorboard --logdir` on
+// a run or a sweep directory finds it.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
