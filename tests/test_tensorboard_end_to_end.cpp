@@ -7,9 +7,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,7 @@ namespace {
 using Scalars = std::map<std::string, float>;  // tag -> value
 
 struct EventFile {
-  std::string file_version;                               // of the first event
+  std::string file_version;                        // of the first event
   std::vector<std::pair<int64_t, Scalars>> steps;  // the summary events, in file order
 };
 
