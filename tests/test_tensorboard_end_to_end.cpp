@@ -56,9 +56,13 @@ EventFile read_event_file(const std::string& path) {
     }
     if (!event.has_summary()) throw std::runtime_error(path + ": an event after the first without a summary");
     Scalars scalars;
-    for (const auto& v : event.summary().value())
+    for (const auto& v : event.summary().value()) {
+      if (!v.has_simple_value())  // TensorBoard would not take it for a scalar
+        throw std::runtime_error(path + ": tag " + v.tag() + " without a simple_value at step " +
+                                 std::to_string(event.step()));
       if (!scalars.emplace(v.tag(), v.simple_value()).second)
         throw std::runtime_error(path + ": tag " + v.tag() + " twice at step " + std::to_string(event.step()));
+    }
     file.steps.emplace_back(event.step(), scalars);
   }
   return file;

@@ -156,6 +156,8 @@ TEST(TensorBoardEvents, ScalarEventRoundTrip) {
   EXPECT_EQ(event.values[0].second, 0.1f);  // stored as float, as TensorBoard's simple_value
   EXPECT_EQ(event.values[1].first, "cost/run/cp");
   EXPECT_EQ(event.values[1].second, 3.0f);
+  // A 0 is written too (field 2, fixed32, four zero bytes): TensorBoard takes a value without it for no scalar.
+  EXPECT_NE(encode_scalar_event(1.0, 1, {{"zero", 0.0}}).find(std::string("\x15\0\0\0\0", 5)), std::string::npos);
   EXPECT_FALSE(decode_scalar_event(encode_file_version_event(1.0), event));
   EXPECT_THROW(decode_scalar_event("\xff\xff\xff", event), Error);
 }
