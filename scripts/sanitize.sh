@@ -11,6 +11,7 @@ configure_log=$(mktemp)
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DFRACTRAIN_SANITIZE=ON -DFRACTRAIN_BUILD_BENCH=OFF > "$configure_log" 2>&1 || { cat "$configure_log"; exit 1; }
 ninja -C build-asan -j2
+scripts/python_env.sh build-asan   # tests/tensorboard_reads_events.py
 # LibTorch keeps global allocations alive at exit and was built without ASan: its leak and new/delete-mismatch
 # reports are not ours. UBSan stops at the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:alloc_dealloc_mismatch=0}

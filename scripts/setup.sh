@@ -16,6 +16,8 @@ PACKAGES=(
   gnuplot-nox             # plots
   dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
   wordnet-base python3    # scripts/make_wordnet_corpus.py: a small real text corpus for the Transformer LM
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files (src/report/tensorboard_event.proto)
+  python3-venv            # scripts/python_env.sh: a venv with TensorBoard's reader for the event-file test
 )
 # Scripts that need more (scripts/fuzz.sh, scripts/sanitize.sh: clang and its sanitizer runtimes) name them here.
 read -r -a extra <<< "${FRACTRAIN_EXTRA_PACKAGES:-}"

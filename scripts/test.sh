@@ -13,6 +13,7 @@ phase_done() {
   phase_start=$(date +%s)
 }
 scripts/build.sh   # runs scripts/setup.sh first, which installs Fashion-MNIST for the real-data tests
+scripts/python_env.sh build   # tensorboard from PyPI, for tests/tensorboard_reads_events.py
 phase_done "setup and build"
 (cd build && ctest --output-on-failure -j 2 --timeout 900) | tee build/ctest.log
 phase_done "tests"

@@ -180,6 +180,17 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
 
   EXPECT_NE(test_support::read_file(dir.file("out/standard/pfq-manual/seed-1/train.log")).find("ETA"), std::string::npos)
       << "a run's log shows its progress";
+  // Each run has its own event file in its own directory (the interrupted one too, resumed into one file), so
+  // `tensorboard --logdir out` shows the runs side by side, named by their paths under out/.
+  auto event_files_in = [](const std::string& d) {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(d))
+      n += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+    return n;
+  };
+  EXPECT_EQ(event_files_in(dir.file("out/standard/fw8bw8/seed-1")), 1);
+  EXPECT_EQ(event_files_in(dir.file("out/standard/pfq-manual/seed-1")), 1);
+  EXPECT_EQ(event_files_in(dir.file("out")), 0);
   const std::string table = test_support::read_file(dir.file("out/results.csv"));
   EXPECT_NE(table.find("standard,fw8bw8,1,"), std::string::npos) << table;
   EXPECT_NE(table.find("standard,pfq-manual,1,"), std::string::npos) << table;

@@ -362,6 +362,9 @@ std::vector<KeyDescriptor> build_table() {
 
       field("output.dir", &R::output, &OutputConfig::dir, non_empty("name a directory, e.g. runs/default"),
             "directory for metrics, checkpoints and reports"),
+      field("output.tensorboard", &R::output, &OutputConfig::tensorboard, any(),
+            "write TensorBoard events (events.out.tfevents.*) in output.dir: metrics.jsonl's numbers, tagged by "
+            "their keys"),
   };
 }
 

@@ -39,6 +39,7 @@ RunConfig effective(RunConfig config) {
 const std::vector<std::string>& keys_resume_may_change() {
   static const std::vector<std::string> keys = {"train.epochs",    "train.iterations", "train.threads",
                                                 "train.log_every", "train.device",     "output.dir",
+                                                "output.tensorboard",  // a resume folds the earlier events in
                                                 "data.workers"};  // decoding threads: batches do not depend on them
   return keys;
 }

@@ -28,6 +28,7 @@ RunLogs::RunLogs(const RunConfig& config, bool language_model, const std::vector
   for (const auto& c : controller.metric_columns()) columns.push_back(c);
   columns.insert(columns.end(), cost_columns.begin(), cost_columns.end());
   metrics_ = std::make_unique<MetricsLog>(dir_, columns, keep_up_to_step);
+  if (config.output.tensorboard) tensorboard_ = std::make_unique<TensorBoardLog>(dir_, keep_up_to_step);
   const ControllerTrace trace = controller.trace();
   if (trace.name.empty()) return;
   std::vector<std::string> trace_columns = {"step", "epoch"};
@@ -59,6 +60,7 @@ void RunLogs::log_evaluation(const EvaluationPoint& point, const CostMeter& mete
   record.update(report.metrics);
   for (const auto& line : report.log_lines) std::printf("%s\n", line.c_str());
   metrics_->append(record);
+  if (tensorboard_) tensorboard_->append(record);
   if (language_model_)
     std::printf("eval step %lld: valid loss %.4f  perplexity %.2f  token accuracy %.2f%%  (train loss %.4f, "
                 "perplexity %.2f)\n",

@@ -125,6 +125,7 @@ struct CostConfig {
 
 struct OutputConfig {
   std::string dir = "runs/default";
+  bool tensorboard = true;  // events.out.tfevents.* in dir: metrics.jsonl's numbers for TensorBoard
 };
 
 struct RunConfig {

@@ -1,7 +1,8 @@
 #pragma once
 // What a run writes while it trains: metrics.{jsonl,csv}, one record per evaluation with the trainer's columns,
 // the task's (a language model's perplexities), the controller's and the cost's; the controller's trace (DFQ:
-// cp_trace.csv) every train.log_every steps; and training_curves.png at the end.
+// cp_trace.csv) every train.log_every steps; the metrics' numbers as TensorBoard events (output.tensorboard);
+// and training_curves.png at the end.
 #include <nlohmann/json.hpp>
 
 #include <memory>
@@ -14,6 +15,7 @@
 #include "fractrain/train/metrics_log.h"
 #include "fractrain/train/progress.h"
 #include "fractrain/train/run_config.h"
+#include "fractrain/train/tensorboard_log.h"
 
 namespace fractrain {
 
@@ -48,6 +50,7 @@ class RunLogs {
   std::string dir_;
   bool language_model_ = false;
   std::unique_ptr<MetricsLog> metrics_, trace_;
+  std::unique_ptr<TensorBoardLog> tensorboard_;  // null when output.tensorboard is off
   int64_t trace_every_ = 20;
 };
 
