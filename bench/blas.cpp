@@ -17,6 +17,7 @@
 
 #include "bench_support.h"
 #include "fractrain/models/model_registry.h"
+#include "fractrain/precision/precision.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/util/blas_library.h"
