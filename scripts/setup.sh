@@ -41,3 +41,12 @@ if ((${#missing[@]})); then
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+# Installing OpenBLAS selects it only while the libblas.so.3 alternative is in auto mode; one set by hand keeps
+# pointing at the reference BLAS. Say so here rather than leave every Linear layer ~10x slower.
+blas_alternative="libblas.so.3-$(gcc -print-multiarch)"
+blas_in_use=$(update-alternatives --query "$blas_alternative" 2>/dev/null | sed -n 's/^Value: //p')
+if [[ "$blas_in_use" != */openblas*/* ]]; then
+  echo "setup.sh: warning: libblas.so.3 is ${blas_in_use:-not set}, not OpenBLAS;" \
+       "sudo update-alternatives --auto $blas_alternative selects it" >&2
+fi
