@@ -170,7 +170,9 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const std::string first = test_support::read_file(log);
   ASSERT_TRUE(WIFEXITED(status)) << first;
   // Either the second run was paused (exit 1, "interrupted") or it had already finished too (exit 0).
-  if (WEXITSTATUS(status) == 1) EXPECT_NE(first.find("interrupted"), std::string::npos) << first;
+  if (WEXITSTATUS(status) == 1) {
+    EXPECT_NE(first.find("interrupted"), std::string::npos) << first;
+  }
 
   const auto second = test_support::run_cli("sweep " + spec_path);
   ASSERT_EQ(second.exit_code, 0) << second.output;
