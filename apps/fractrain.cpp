@@ -24,6 +24,7 @@
 #include "fractrain/train/trainer.h"
 #include "fractrain/train/training_task.h"
 #include "fractrain/util/allocator_tuning.h"
+#include "fractrain/util/blas_library.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/stop_signal.h"
 
@@ -182,6 +183,13 @@ void print_config_keys() {
                 k.description.c_str());
 }
 
+// Training spends most of a Linear layer's time in BLAS; with the reference BLAS it runs ~10x slower and
+// nothing else would say so.
+void warn_if_reference_blas() {
+  const std::string warning = reference_blas_warning(loaded_blas_library());
+  if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -284,6 +292,7 @@ int main(int argc, char** argv) {
         print_config_keys();
         return 0;
       }
+      warn_if_reference_blas();
       return run_train(config_path, overrides, resume, resume_path, train_options);
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);

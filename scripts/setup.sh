@@ -5,6 +5,14 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU, oneDNN): tensors, autograd, optimizers
+  # LibTorch's Linear and matmul call the Fortran BLAS in libblas.so.3; Debian's default is the reference BLAS,
+  # about 10x slower. OpenBLAS registers a libblas.so.3 (and liblapack.so.3) alternative with priority 95
+  # against the reference's 10, and the alternative is in auto mode, so installing it is enough:
+  # `update-alternatives --display libblas.so.3-x86_64-linux-gnu` then shows the openblas-openmp one as current.
+  # The OpenMP flavour runs on LibTorch's OpenMP threads (libgomp) instead of starting a second pthread pool
+  # that would compete with them for the cores.
+  libopenblas0-openmp
+  libblas3                # the reference BLAS: the test that `train` warns about it loads it explicitly
   libcli11-dev            # command line
   libtomlplusplus-dev     # TOML configs
   nlohmann-json3-dev      # metrics and summaries
@@ -34,4 +42,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Installing OpenBLAS selects it only while the libblas.so.3 alternative is in auto mode; one set by hand keeps
+# pointing at the reference BLAS. Say so here rather than leave every Linear layer ~10x slower.
+blas_alternative="libblas.so.3-$(gcc -print-multiarch)"
+blas_in_use=$(update-alternatives --query "$blas_alternative" 2>/dev/null | sed -n 's/^Value: //p')
+if [[ "$blas_in_use" != */openblas*/* ]]; then
+  echo "setup.sh: warning: libblas.so.3 is ${blas_in_use:-not set}, not OpenBLAS;" \
+       "sudo update-alternatives --auto $blas_alternative selects it" >&2
 fi

@@ -85,7 +85,9 @@ void expect_each_sample_runs_as_alone(Block& block, const OptionSet& options, co
     (upstream.narrow(0, n, 1) * alone).sum().backward();
     EXPECT_TRUE(torch::allclose(y.narrow(0, n, 1), alone, 1e-5, 1e-5)) << "sample " << n;
     EXPECT_TRUE(torch::allclose(x.grad().narrow(0, n, 1), xn.grad(), 1e-5, 1e-5)) << "sample " << n;
-    if (p.skip) EXPECT_TRUE(torch::equal(y.narrow(0, n, 1), x.detach().narrow(0, n, 1)));
+    if (p.skip) {
+      EXPECT_TRUE(torch::equal(y.narrow(0, n, 1), x.detach().narrow(0, n, 1)));
+    }
   }
   // The gate learns from the task loss through every option column.
   ASSERT_TRUE(decision.probabilities.grad().defined());

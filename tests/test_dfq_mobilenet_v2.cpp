@@ -121,7 +121,9 @@ TEST(DfqGatedMobileNetV2, OneDecisionPerBlockAndSampleSkippingOnlyIdentityBlocks
     ASSERT_EQ(decisions[b].size(), 3u);
     for (int64_t k : decisions[b]) EXPECT_EQ(k, identity_blocks()[b] ? kSkip : 1) << gating[b].block;
     // Where skip is not allowed its probability, and so its mask column, is exactly 0.
-    if (!identity_blocks()[b]) EXPECT_EQ(gating[b].mask.select(1, kSkip).abs().sum().item<double>(), 0.0);
+    if (!identity_blocks()[b]) {
+      EXPECT_EQ(gating[b].mask.select(1, kSkip).abs().sum().item<double>(), 0.0);
+    }
   }
 }
 

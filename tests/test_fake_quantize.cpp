@@ -245,7 +245,9 @@ TEST(FakeQuantizeOut, IntoBufferInPlaceAndStridedEqualReference) {
         EXPECT_TRUE(torch::equal(in_place, ref)) << "in place, bits " << bits;
         // A non-contiguous destination (the kernel writes contiguous memory) and a non-contiguous source.
         at::Tensor strided = torch::zeros({x.numel(), 2}).select(1, 1).view(shape);
-        if (x.numel() > 1) ASSERT_FALSE(strided.is_contiguous());
+        if (x.numel() > 1) {
+          ASSERT_FALSE(strided.is_contiguous());
+        }
         fake_quantize_out(x, bits, r, o, strided);
         EXPECT_TRUE(torch::equal(strided, ref)) << "strided out, bits " << bits;
         at::Tensor x_strided = torch::zeros({x.numel(), 2}).select(1, 0).view(shape).copy_(x);

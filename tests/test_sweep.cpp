@@ -119,9 +119,9 @@ TEST(SweepSpec, MalformedSpecsAreRefusedNamingTheProblem) {
 TEST(SweepResults, AggregatesSeedsAndSavingsAgainstTheBaseline) {
   const SweepSpec spec = parse_sweep_spec(spec_text("/tmp/out"), "s.toml");
   std::vector<RunResult> runs = {
-      {"standard", "fp32", "fp32", 1, 0.90, 0.91, 100.0, 1000.0, 10.0, 20.0, 0, 3},
-      {"standard", "fp32", "fp32", 2, 0.92, 0.93, 100.0, 1000.0, 10.0, 20.0, 0, 3},
-      {"standard", "fw8bw8", "fw8bw8", 1, 0.89, 0.90, 6.25, 62.5, 2.0, 4.0, 0, 3},
+      {"standard", "fp32", "fp32", 1, 0.90, 0.91, 100.0, 1000.0, 10.0, 20.0, 0, 3, ""},
+      {"standard", "fp32", "fp32", 2, 0.92, 0.93, 100.0, 1000.0, 10.0, 20.0, 0, 3, ""},
+      {"standard", "fw8bw8", "fw8bw8", 1, 0.89, 0.90, 6.25, 62.5, 2.0, 4.0, 0, 3, ""},
   };
   const auto rows = aggregate_results(spec, runs);
   ASSERT_EQ(rows.size(), 2u);
@@ -170,7 +170,9 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const std::string first = test_support::read_file(log);
   ASSERT_TRUE(WIFEXITED(status)) << first;
   // Either the second run was paused (exit 1, "interrupted") or it had already finished too (exit 0).
-  if (WEXITSTATUS(status) == 1) EXPECT_NE(first.find("interrupted"), std::string::npos) << first;
+  if (WEXITSTATUS(status) == 1) {
+    EXPECT_NE(first.find("interrupted"), std::string::npos) << first;
+  }
 
   const auto second = test_support::run_cli("sweep " + spec_path);
   ASSERT_EQ(second.exit_code, 0) << second.output;
@@ -208,8 +210,9 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const auto elsewhere = test_support::run_cli("report " + dir.file("out") + " -o " + dir.file("redrawn"));
   ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.output;
   EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/results.csv"))) << "-o places a sweep's redraw elsewhere";
-  if (gnuplot_available())
+  if (gnuplot_available()) {
     EXPECT_TRUE(std::filesystem::exists(dir.file("redrawn/standard/fw8bw8/seed-1/curves_vs_cost.svg")));
+  }
   // A third call has nothing to do; changing what a finished run computes is refused, not silently mixed.
   const auto third = test_support::run_cli("sweep " + spec_path + " --list");
   EXPECT_NE(third.output.find("finished     standard/pfq-manual/seed-1"), std::string::npos) << third.output;

@@ -1,5 +1,6 @@
 #include "fractrain/precision/dynamic_controller.h"
 
+#include <ATen/TensorOperators.h>  // Scalar * Tensor
 #include <fmt/format.h>
 
 #include "fractrain/precision/gating_cost.h"

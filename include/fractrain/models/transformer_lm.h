@@ -12,6 +12,8 @@
 //
 // Input int64 [B, T] token ids; output logits [B, T, vocabulary]. Dropout masks are drawn from a generator seeded
 // by (run seed, step), so a resumed run draws the masks an uninterrupted one does.
+#include <torch/nn/modules/container/any.h>
+
 #include <memory>
 
 #include "fractrain/models/quantized_model.h"
