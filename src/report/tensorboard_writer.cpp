@@ -1,28 +1,15 @@
 #include "fractrain/report/tensorboard_writer.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 
 #include "fractrain/report/tensorboard_events.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/host_name.h"
 #include "fractrain/util/tfrecord.h"
 
 namespace fractrain {
-namespace {
-
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
-  std::string host(name);
-  for (char& c : host)
-    if (c == '/') c = '_';  // a file name, not a path
-  return host;
-}
-
-}  // namespace
 
 double tensorboard_wall_time() {
   using namespace std::chrono;

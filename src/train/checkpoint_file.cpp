@@ -15,6 +15,7 @@
 
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/little_endian.h"
 
 namespace fractrain {
 namespace {
@@ -22,17 +23,6 @@ namespace {
 constexpr char kMagic[] = "FRACTRAIN-CHECKPOINT\n";
 constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 constexpr size_t kCrcSize = 4;
-
-// Explicit little-endian so a checkpoint moves between machines regardless of host byte order.
-void put_uint(std::string& out, uint64_t value, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
-uint64_t get_uint(const std::string& in, size_t pos, int bytes) {
-  uint64_t value = 0;
-  for (int i = 0; i < bytes; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(in[pos + i])) << (8 * i);
-  return value;
-}
 
 // zlib's length argument is 32-bit; feed it in chunks so multi-GB payloads are checksummed correctly.
 uint32_t crc32_of(const char* data, size_t size) {
@@ -121,13 +111,14 @@ Container parse_container(const std::string& path, const std::string& bytes) {
   }
   size_t pos = kMagicSize;
   if (size < pos + 4) throw Error(truncated(path, pos + 4, size));
-  const auto version = static_cast<uint32_t>(get_uint(bytes, pos, 4));
+  const auto version = static_cast<uint32_t>(read_little_endian(bytes.data() + pos, 4));
   pos += 4;
   if (version != kCheckpointFormatVersion) {
     // Every format version ends in a CRC over the rest, so a flipped version field reads as damage rather
     // than as a file from the future.
     const bool intact =
-        size >= pos + kCrcSize && crc32_of(bytes.data(), size - kCrcSize) == get_uint(bytes, size - kCrcSize, 4);
+        size >= pos + kCrcSize &&
+        crc32_of(bytes.data(), size - kCrcSize) == read_little_endian(bytes.data() + size - kCrcSize, 4);
     if (!intact) {
       throw Error("checkpoint '" + path + "' is corrupt: checksum mismatch (its header reads format version " +
                   std::to_string(version) + "); resume from an earlier checkpoint");
@@ -137,13 +128,13 @@ Container parse_container(const std::string& path, const std::string& bytes) {
                 "; load it with the fractrain version that wrote it");
   }
   if (size < pos + 8) throw Error(truncated(path, pos + 8, size));
-  const uint64_t meta_size = get_uint(bytes, pos, 8);
+  const uint64_t meta_size = read_little_endian(bytes.data() + pos, 8);
   pos += 8;
   if (meta_size > size - pos) throw Error(truncated(path, add_lengths(pos, meta_size), size));
   const size_t meta_offset = pos;
   pos += meta_size;
   if (size < pos + 8) throw Error(truncated(path, pos + 8, size));
-  const uint64_t payload_size = get_uint(bytes, pos, 8);
+  const uint64_t payload_size = read_little_endian(bytes.data() + pos, 8);
   pos += 8;
   if (payload_size > size - pos || size - pos - payload_size < kCrcSize) {
     throw Error(truncated(path, add_lengths(pos + kCrcSize, payload_size), size));
@@ -154,7 +145,7 @@ Container parse_container(const std::string& path, const std::string& bytes) {
     throw Error("checkpoint '" + path + "' is corrupt: " + std::to_string(size - pos - kCrcSize) +
                 " unexpected bytes after the payload; resume from an earlier checkpoint");
   }
-  const auto stored = static_cast<uint32_t>(get_uint(bytes, pos, 4));
+  const auto stored = static_cast<uint32_t>(read_little_endian(bytes.data() + pos, 4));
   const uint32_t computed = crc32_of(bytes.data(), pos);
   if (stored != computed) {
     throw Error("checkpoint '" + path + "' is corrupt: checksum mismatch (stored " + hex32(stored) + ", computed " +
@@ -192,12 +183,12 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
   std::string bytes;
   bytes.reserve(kMagicSize + 4 + 8 + meta_text.size() + 8 + payload.size() + kCrcSize);
   bytes.append(kMagic, kMagicSize);
-  put_uint(bytes, kCheckpointFormatVersion, 4);
-  put_uint(bytes, meta_text.size(), 8);
+  append_little_endian(bytes, kCheckpointFormatVersion, 4);
+  append_little_endian(bytes, meta_text.size(), 8);
   bytes += meta_text;
-  put_uint(bytes, payload.size(), 8);
+  append_little_endian(bytes, payload.size(), 8);
   bytes += payload;
-  put_uint(bytes, crc32_of(bytes.data(), bytes.size()), 4);
+  append_little_endian(bytes, crc32_of(bytes.data(), bytes.size()), 4);
   write_file_atomically(path, bytes);
 }
 

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "fractrain/util/error.h"
+#include "fractrain/util/host_name.h"
 
 namespace fractrain {
 namespace {
@@ -26,13 +27,11 @@ std::string holder_of(const std::string& path) {
 }
 
 std::string this_holder() {
-  char host[256] = {0};
-  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "?");
   const std::time_t now = std::time(nullptr);
   char when[64] = {0};
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   std::ostringstream s;
-  s << "process " << ::getpid() << " on " << host << ", since " << when << "\n";
+  s << "process " << ::getpid() << " on " << host_name() << ", since " << when << "\n";
   return s.str();
 }
 

@@ -4,30 +4,17 @@
 
 #include "fractrain/util/crc32c.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/little_endian.h"
 
 namespace fractrain {
-namespace {
-
-// Byte order is fixed (little endian) whatever the host's, so the file reads the same everywhere.
-void put_le(std::string& out, uint64_t value, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFFu));
-}
-
-uint64_t get_le(const char* in, int bytes) {
-  uint64_t value = 0;
-  for (int i = 0; i < bytes; ++i) value |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return value;
-}
-
-}  // namespace
 
 std::string tfrecord_frame(std::string_view data) {
   std::string out;
   out.reserve(data.size() + 16);
-  put_le(out, data.size(), 8);
-  put_le(out, mask_crc32c(crc32c(out.data(), 8)), 4);
+  append_little_endian(out, data.size(), 8);
+  append_little_endian(out, mask_crc32c(crc32c(out.data(), 8)), 4);
   out.append(data);
-  put_le(out, mask_crc32c(crc32c(data)), 4);
+  append_little_endian(out, mask_crc32c(crc32c(data)), 4);
   return out;
 }
 
@@ -44,8 +31,8 @@ bool TFRecordReader::next(std::string& data) {
   in_.read(header, sizeof header);
   if (in_.gcount() == 0 && in_.eof()) return false;
   if (in_.gcount() != sizeof header) damaged("is cut short in its length header (a write was interrupted?)");
-  const uint64_t length = get_le(header, 8);
-  if (mask_crc32c(crc32c(header, 8)) != static_cast<uint32_t>(get_le(header + 8, 4)))
+  const uint64_t length = read_little_endian(header, 8);
+  if (mask_crc32c(crc32c(header, 8)) != static_cast<uint32_t>(read_little_endian(header + 8, 4)))
     damaged("has a damaged length (checksum mismatch)");
   // The length is checked, so a huge value is a real record size and not a flipped bit; still read it in
   // pieces so a file cut short fails on its missing bytes, not on an allocation.
@@ -61,7 +48,7 @@ bool TFRecordReader::next(std::string& data) {
   char footer[4];
   in_.read(footer, sizeof footer);
   if (in_.gcount() != sizeof footer) damaged("is cut short in its data checksum (a write was interrupted?)");
-  if (mask_crc32c(crc32c(data)) != static_cast<uint32_t>(get_le(footer, 4)))
+  if (mask_crc32c(crc32c(data)) != static_cast<uint32_t>(read_little_endian(footer, 4)))
     damaged("has damaged data (checksum mismatch)");
   offset_ += 16 + length;
   return true;
