@@ -14,27 +14,22 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "fractrain/train/run_directory.h"
 #include "fractrain/util/directory_lock.h"
 #include "run_test_support.h"
 #include "test_support.h"
 
+using fractrain::test_support::read_file;
 using fractrain::test_support::run_cli;
-using fractrain::test_support::run_shell;
 using fractrain::test_support::TempDir;
+using fractrain::test_support::wait_for;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kTinyRun = "train -q --set model.name=resnet8 --set data.train_subset=128 --set data.test_subset=64 "
                              "--set train.batch_size=32 --set train.threads=1 ";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void expect_refused(const fractrain::test_support::CommandResult& r, const std::string& path, const std::string& fix) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -43,25 +38,6 @@ void expect_refused(const fractrain::test_support::CommandResult& r, const std::
   EXPECT_CONTAINS(r.output, fix);
   EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("step "), std::string::npos) << "training started: " << r.output;
-}
-
-// A killed process whose parent has not reaped it yet (a zombie) holds no files, hence no lock.
-bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string pid_field, name, state;
-  if (!(stat >> pid_field >> name >> state)) return false;
-  return state != "Z" && state != "X";
-}
-
-// Polls `condition` every 50 ms for up to `seconds`.
-template <class Condition>
-bool wait_for(Condition condition, double seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
 }
 
 }  // namespace
@@ -187,16 +163,19 @@ TEST(RunDirectory, ASecondRunIntoALiveRunsDirectoryIsRefusedAndADeadRunsLockDoes
   ASSERT_FASHION_MNIST_INSTALLED();
   TempDir temp("fractrain_run_dir_two_writers");
   // The first run trains far longer than the test lasts; it is killed below.
-  auto started = run_shell(std::string(FRACTRAIN_CLI_PATH) + " " + kTinyRun + "--set train.iterations=1000000 " +
-                           "--set output.dir=" + temp.str() + " > " + temp.str() + ".first.log 2>&1 & echo $!");
-  const pid_t first = static_cast<pid_t>(std::stol(started.output));
+  const std::string first_log = temp.str() + ".first.log";
+  const pid_t first = fractrain::test_support::start_cli(
+      kTinyRun + "--set train.iterations=1000000 --set output.dir=" + temp.str(), first_log);
   struct Kill {
     pid_t pid;
-    ~Kill() { ::kill(pid, SIGKILL); }
+    ~Kill() {
+      if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    }
   } kill_at_exit{first};
   const std::string lock_path = temp.file(fractrain::DirectoryLock::kFileName);
-  ASSERT_TRUE(wait_for([&] { return read_file(lock_path).find("process " + std::to_string(first)) != std::string::npos; }, 120))
-      << read_file(temp.str() + ".first.log");
+  ASSERT_TRUE(wait_for([&] { return read_file(lock_path).find("process " + std::to_string(first)) != std::string::npos; },
+                       std::chrono::minutes(2)))
+      << read_file(first_log);
 
   auto second = run_cli(kTinyRun + "--set train.iterations=2 --set output.dir=" + temp.str());
   expect_refused(second, temp.str() + " is in use by another fractrain run (process " + std::to_string(first),
@@ -207,11 +186,12 @@ TEST(RunDirectory, ASecondRunIntoALiveRunsDirectoryIsRefusedAndADeadRunsLockDoes
 
   // Killed without a chance to clean up, the first run leaves its lock file; it no longer blocks.
   ::kill(first, SIGKILL);
-  ASSERT_TRUE(wait_for([&] { return !process_alive(first); }, 30));
+  ASSERT_EQ(::waitpid(first, nullptr, 0), first);  // gone: its files, and so its lock, are closed
+  kill_at_exit.pid = 0;
   EXPECT_TRUE(fs::exists(lock_path));
   auto after = run_cli(kTinyRun + "--set train.iterations=2 --overwrite --set output.dir=" + temp.str());
   EXPECT_EQ(after.exit_code, 0) << after.output;
-  fs::remove(temp.str() + ".first.log");
+  fs::remove(first_log);
 }
 
 // A run refused for its config (here a malformed --inject-nan) writes nothing, so fixing the config and starting

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "fractrain/util/error.h"
@@ -133,5 +135,27 @@ inline CommandResult run_shell(const std::string& shell_command) {
 
 // Runs the fractrain CLI with `args` (a shell fragment).
 inline CommandResult run_cli(const std::string& args) { return run_shell(std::string(FRACTRAIN_CLI_PATH) + " " + args); }
+
+// Starts the fractrain CLI with `args` (a shell fragment) in a child process that writes its stdout and stderr to
+// `log_path`, and returns at once with the child's pid: the CLI itself (the shell execs it), so signals reach it.
+// The caller reaps it with waitpid.
+inline pid_t start_cli(const std::string& args, const std::string& log_path) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = std::string("exec ") + FRACTRAIN_CLI_PATH + " " + args + " > " + log_path + " 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Polls `condition` every 50 ms until it holds or `timeout` has passed; returns whether it holds.
+template <class Condition, class Duration>
+bool wait_for(Condition condition, Duration timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return condition();
+}
 
 }  // namespace fractrain::test_support

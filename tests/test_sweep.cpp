@@ -9,7 +9,6 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "fractrain/sweep/sweep_results.h"
 #include "fractrain/sweep/sweep_runner.h"
@@ -154,16 +153,9 @@ TEST(SweepEndToEnd, InterruptedSweepFinishesOnlyTheMissingRunsAndWritesTheTable)
   const std::string first_summary = dir.file("out/standard/fw8bw8/seed-1/summary.json");
   const std::string log = dir.file("sweep1.log");
 
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string command = std::string("exec ") + FRACTRAIN_CLI_PATH + " sweep " + spec_path + " > " + log + " 2>&1";
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (!std::filesystem::exists(first_summary) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(std::filesystem::exists(first_summary)) << test_support::read_file(log);
+  const pid_t pid = test_support::start_cli("sweep " + spec_path, log);
+  ASSERT_TRUE(test_support::wait_for([&] { return std::filesystem::exists(first_summary); }, std::chrono::minutes(5)))
+      << test_support::read_file(log);
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
