@@ -13,15 +13,19 @@
 namespace fractrain {
 
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> data, int64_t batch_size, bool shuffle, bool drop_last,
-                         AugmentConfig aug, bool augment, uint64_t seed)
+                         AugmentConfig aug, bool augment, uint64_t seed, BatchShard shard)
     : data_(std::move(data)),
       batch_size_(batch_size),
       shuffle_(shuffle),
       drop_last_(drop_last),
       aug_(aug),
       augment_(augment),
-      seed_(seed) {
+      seed_(seed),
+      shard_(shard) {
   if (!data_) throw Error("BatchLoader: no dataset given");
+  if (shard_.count < 1 || shard_.index < 0 || shard_.index >= shard_.count)
+    throw Error("BatchLoader: shard " + std::to_string(shard_.index) + " of " + std::to_string(shard_.count) +
+                " does not exist");
   const std::string name = "dataset '" + data_->name + "'";
   if (batch_size_ <= 0) throw Error("batch size " + std::to_string(batch_size_) + " must be positive");
   if (data_->size() == 0) throw Error(name + " is empty: there is nothing to train or evaluate on");
@@ -86,8 +90,8 @@ Batch BatchLoader::get(int64_t epoch, int64_t batch_in_epoch) const {
                 " does not exist: an epoch has batches 0.." + std::to_string(batches_per_epoch() - 1));
   }
   const auto order = cached_order(epoch);
-  const int64_t begin = batch_in_epoch * batch_size_;
-  const int64_t end = std::min(data_->size(), begin + batch_size_);
+  const auto [begin, end] =
+      shard_.of(batch_in_epoch * batch_size_, std::min(data_->size(), (batch_in_epoch + 1) * batch_size_));
   std::vector<int64_t> indices(order->begin() + begin, order->begin() + end);
 
   Batch batch;

@@ -30,7 +30,7 @@ std::vector<int64_t> epoch_sample_order(int64_t n, bool shuffle, uint64_t seed, 
 nlohmann::json DataSplit::report() const { return nullptr; }
 
 std::unique_ptr<BatchSource> InMemorySplit::make_loader(const LoaderOptions& o) const {
-  return std::make_unique<BatchLoader>(data_, o.batch_size, o.shuffle, o.drop_last, augment_, o.augment, o.seed);
+  return std::make_unique<BatchLoader>(data_, o.batch_size, o.shuffle, o.drop_last, augment_, o.augment, o.seed, o.shard);
 }
 
 }  // namespace fractrain

@@ -87,8 +87,8 @@ std::vector<int64_t> ImageFolderLoader::batch_indices(int64_t epoch, int64_t bat
     orders_[epoch] = order;
     while (orders_.size() > 2) orders_.erase(orders_.begin());
   }
-  const int64_t begin = batch_in_epoch * options_.batch_size;
-  const int64_t end = std::min(index_->size(), begin + options_.batch_size);
+  const auto [begin, end] = options_.shard.of(batch_in_epoch * options_.batch_size,
+                                              std::min(index_->size(), (batch_in_epoch + 1) * options_.batch_size));
   return std::vector<int64_t>(order->begin() + begin, order->begin() + end);
 }
 

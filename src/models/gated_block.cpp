@@ -59,7 +59,9 @@ at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, cons
   const int64_t n = x.size(0);
   const int skip = options.skip_index();
   const KeptSamples kept = kept_samples(decision, options, block.can_skip());
-  if (kept.index.empty()) return x;  // every sample skips: the output is the identity shortcut
+  // Every sample skips: the output is the identity shortcut. A data-parallel rank still runs the block on no
+  // samples, because the other ranks' samples may run it, and its layers' range agreements are collectives.
+  if (kept.index.empty() && !run.range_agreement) return x;
   const bool all = static_cast<int64_t>(kept.index.size()) == n;
   at::Tensor index;
   if (!all) index = torch::tensor(kept.index, torch::kLong).to(x.device());
@@ -78,7 +80,10 @@ at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, cons
     at::Tensor mask = decision.mask.index_select(1, torch::tensor(columns, torch::kLong).to(x.device()));
     if (!all) mask = mask.index_select(0, index);
     const bool snap = run.snap_zero_point;
-    hook = [mask, column_bits, snap](const at::Tensor& t) { return attach_option_gradient(t, mask, column_bits, snap); };
+    RangeAgreement* agreement = run.range_agreement.get();
+    hook = [mask, column_bits, snap, agreement](const at::Tensor& t) {
+      return attach_option_gradient(t, mask, column_bits, snap, agreement);
+    };
   }
   at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);
   // Blocks without an identity shortcut never skip (the gate gives skip probability 0 there).

@@ -34,7 +34,9 @@ GatedBlockSequence::Output GatedBlockSequence::run_blocks(at::Tensor x, const Pr
     std::vector<bool> allowed(options_.size(), true);
     if (!block.can_skip() && options_.has_skip()) allowed[options_.skip_index()] = false;
     GateDecision decision = gate_->decide(i, x, allowed);
-    const GatedBlockRun run{options_, plan.noise_step, block.layers().front()->quantizer_settings().snap_zero_point};
+    const QuantizerSettings& settings = block.layers().front()->quantizer_settings();
+    const GatedBlockRun run{options_, plan.noise_step, settings.snap_zero_point,
+                            training ? settings.range_agreement : nullptr};
     BlockDecision taken;
     taken.block = blocks_[i].name;
     taken.mask = decision.mask;

@@ -69,10 +69,12 @@ void check_shapes(const at::Tensor& x, const at::Tensor& g, size_t options) {
 class OptionGradient : public torch::autograd::Function<OptionGradient> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& mask,
-                            const std::vector<int64_t>& act_bits, bool snap_zero_point) {
+                            const std::vector<int64_t>& act_bits, bool snap_zero_point, double lo, double hi) {
     ctx->save_for_backward({x});
     ctx->saved_data["act_bits"] = act_bits;
     ctx->saved_data["snap"] = snap_zero_point;
+    ctx->saved_data["lo"] = lo;
+    ctx->saved_data["hi"] = hi;
     return x.view_as(x);
   }
 
@@ -81,22 +83,28 @@ class OptionGradient : public torch::autograd::Function<OptionGradient> {
     const auto bits64 = ctx->saved_data["act_bits"].toIntVector();
     const std::vector<int> bits(bits64.begin(), bits64.end());
     const bool snap = ctx->saved_data["snap"].toBool();
+    const QuantRange range{static_cast<float>(ctx->saved_data["lo"].toDouble()),
+                           static_cast<float>(ctx->saved_data["hi"].toDouble())};
     at::Tensor g = grads[0];
     at::Tensor mask_grad;
-    if (g.defined()) mask_grad = option_inner_products(x, g, bits, tensor_range(x), snap);
-    return {g, mask_grad, at::Tensor(), at::Tensor()};
+    if (g.defined()) mask_grad = option_inner_products(x, g, bits, range, snap);
+    return {g, mask_grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, std::vector<int> act_bits,
-                                  bool snap_zero_point) {
+                                  bool snap_zero_point, RangeAgreement* agreement) {
   if (mask.dim() != 2 || mask.size(0) != x.size(0) || mask.size(1) != static_cast<int64_t>(act_bits.size()))
     throw Error("option gradient: mask must be [samples, options] = [" + std::to_string(x.size(0)) + ", " +
                 std::to_string(act_bits.size()) + "]");
   const std::vector<int64_t> bits(act_bits.begin(), act_bits.end());
-  return OptionGradient::apply(x, mask, bits, snap_zero_point);
+  // The range is taken here rather than in backward: with data parallelism it is a collective, which the forward
+  // pass orders the same way on every rank. Floats survive the round trip through double exactly.
+  const QuantRange range = agreed_range(x.detach(), agreement);
+  return OptionGradient::apply(x, mask, bits, snap_zero_point, static_cast<double>(range.lo),
+                               static_cast<double>(range.hi));
 }
 
 at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in, const std::vector<int>& act_bits,

@@ -9,12 +9,13 @@ namespace fractrain {
 namespace {
 
 // Fake-quantized in the forward pass, gradient passed straight through.
-at::Tensor quantize_operand(const at::Tensor& x, int bits, bool snap_zero_point) {
+// In training the range is the whole batch's (agreed across data-parallel ranks; `agreement` null in one process).
+at::Tensor quantize_operand(const at::Tensor& x, int bits, bool snap_zero_point, RangeAgreement* agreement) {
   if (bits == 0) return x;
   const at::Tensor value = x.detach();
   QuantizeOptions options;
   options.snap_zero_point = snap_zero_point;
-  at::Tensor q = fake_quantize(value.contiguous(), bits, tensor_range(value), options);
+  at::Tensor q = fake_quantize(value.contiguous(), bits, agreed_range(value, agreement), options);
   return x.requires_grad() ? straight_through(x, q) : q;
 }
 
@@ -27,14 +28,17 @@ at::Tensor QMatmul::forward(const at::Tensor& a, const at::Tensor& b, const Prec
   if (a.dim() < 3 || b.dim() != a.dim() || a.size(-1) != b.size(-2) || a.size(0) != b.size(0))
     throw Error("layer " + layer_name_ + ": cannot multiply " + std::to_string(a.dim()) + "-D by " +
                 std::to_string(b.dim()) + "-D operands of mismatched shapes");
-  const at::Tensor qa = quantize_operand(a, precision.act_bits(), settings_.snap_zero_point);
-  const at::Tensor qb = quantize_operand(b, precision.weight_bits(), settings_.snap_zero_point);
+  RangeAgreement* agreement = is_training() ? settings_.range_agreement.get() : nullptr;
+  const at::Tensor qa = quantize_operand(a, precision.act_bits(), settings_.snap_zero_point, agreement);
+  const at::Tensor qb = quantize_operand(b, precision.weight_bits(), settings_.snap_zero_point, agreement);
   at::Tensor y = at::matmul(qa, qb);
   if (is_training() && precision.grad_bits() != 0 && y.requires_grad()) {
     GradientQuantization spec;
     spec.bits = precision.grad_bits();
     spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), plan.noise_step)};
     spec.snap_zero_point = settings_.snap_zero_point;
+    spec.range_agreement = settings_.range_agreement;
+    spec.first_sample = settings_.first_sample;
     y = quantize_gradient_in_backward(y, spec);
   }
   const int64_t batch = a.size(0);

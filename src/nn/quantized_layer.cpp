@@ -56,8 +56,11 @@ void QuantizedLayer::update_running_range(QuantRange batch) {
 
 QuantRange QuantizedLayer::input_range(const at::Tensor& x) {
   if (!is_training() && has_activation_statistics()) return running_activation_range();
-  const QuantRange batch = tensor_range(x);
-  if (is_training()) update_running_range(batch);
+  if (!is_training()) return tensor_range(x);
+  // In training the range is the whole batch's (across data-parallel ranks), so the running range stays the
+  // same on every rank.
+  const QuantRange batch = agreed_range(x, settings_.range_agreement.get());
+  update_running_range(batch);
   return batch;
 }
 
@@ -88,6 +91,8 @@ std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const 
   if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
   spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
   spec.snap_zero_point = settings_.snap_zero_point;
+  spec.range_agreement = settings_.range_agreement;
+  spec.first_sample = settings_.first_sample;
   return spec;
 }
 

@@ -24,7 +24,8 @@ void quantize_with_params(const at::Tensor& x, const std::vector<kernel::RowQuan
   const int64_t rows = static_cast<int64_t>(params.size());
   const int64_t row_len = rows == 0 ? 0 : input.numel() / rows;
   const PhiloxStream* noise = options.rounding == Rounding::Stochastic ? &options.noise : nullptr;
-  kernel::quantize_rows(input.data_ptr<float>(), target.data_ptr<float>(), rows, row_len, params.data(), noise);
+  kernel::quantize_rows(input.data_ptr<float>(), target.data_ptr<float>(), rows, row_len, params.data(), noise,
+                        options.noise_first_index);
   if (!target.is_same(out)) out.copy_(target);
 }
 

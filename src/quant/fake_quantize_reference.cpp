@@ -20,7 +20,7 @@ at::Tensor quantize_rows(const at::Tensor& x, at::Tensor lo, const at::Tensor& h
   at::Tensor t = (flat - lo) / s;
   if (options.rounding == Rounding::Stochastic) {
     if (x.device().is_cpu()) {
-      t = t + rounding_noise(flat, options.noise);
+      t = t + rounding_noise(flat, options.noise, options.noise_first_index);
     } else {
       // Off the CPU the noise comes from the device generator (seeded from the run seed); it is unbiased
       // but not bit-identical to the CPU's Philox stream.
@@ -40,10 +40,10 @@ float levels_for(int bits) { return bits <= 0 ? 0.0f : static_cast<float>((uint6
 
 }  // namespace
 
-at::Tensor rounding_noise(const at::Tensor& like, const PhiloxStream& noise) {
+at::Tensor rounding_noise(const at::Tensor& like, const PhiloxStream& noise, uint64_t first_index) {
   at::Tensor out = at::empty({like.numel()}, at::TensorOptions().dtype(at::kFloat));
   float* p = out.data_ptr<float>();
-  for (int64_t i = 0; i < like.numel(); ++i) p[i] = noise.uniform(static_cast<uint64_t>(i)) - 0.5f;
+  for (int64_t i = 0; i < like.numel(); ++i) p[i] = noise.uniform(first_index + static_cast<uint64_t>(i)) - 0.5f;
   return out.reshape(like.sizes());
 }
 

@@ -135,11 +135,11 @@ void philox_tile_uniform(const PhiloxStream& stream, uint64_t tile, float* out) 
 }
 
 // noise[i] = U(-0.5, 0.5) for flat indices [begin, begin + n), whole tiles at a time.
-void fill_noise(const PhiloxStream& stream, int64_t begin, int64_t n, float* out) {
+void fill_noise(const PhiloxStream& stream, uint64_t begin, int64_t n, float* out) {
   float tile_values[64];
   int64_t i = 0;
   while (i < n) {
-    const uint64_t index = static_cast<uint64_t>(begin + i);
+    const uint64_t index = begin + static_cast<uint64_t>(i);
     const int64_t offset = static_cast<int64_t>(index & 63);
     const int64_t take = std::min<int64_t>(64 - offset, n - i);
     if (offset == 0 && take == 64) {
@@ -184,7 +184,7 @@ RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point) {
 }
 
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
-                   const PhiloxStream* noise) {
+                   const PhiloxStream* noise, uint64_t noise_first_index) {
   const int64_t total = rows * row_len;
   if (total == 0) return;
   parallel_chunks(y, total, [&](int64_t begin, int64_t end) {
@@ -198,7 +198,7 @@ void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, cons
       if (p.levels == 0.0f) {
         std::copy(x + i, x + i + n, y + i);
       } else {
-        if (noise) fill_noise(*noise, i, n, noise_buffer);
+        if (noise) fill_noise(*noise, noise_first_index + static_cast<uint64_t>(i), n, noise_buffer);
         quantize_span(x + i, y + i, n, p.lo, p.scale, p.levels, noise ? noise_buffer : nullptr);
       }
       i += n;

@@ -18,11 +18,10 @@ class ClassificationTask : public TrainingTask {
                 {"split_seed", config.data.split_seed},
                 {"classes", data_.classes},
                 {"init_from", config.train.init_from}}) {
-    LoaderOptions training;
-    training.batch_size = config.train.batch_size;
-    training.shuffle = training.drop_last = training.augment = true;
-    training.seed = config.train.seed;
-    loader_ = data_.train->make_loader(training);
+    training_.batch_size = config.train.batch_size;
+    training_.shuffle = training_.drop_last = training_.augment = true;
+    training_.seed = config.train.seed;
+    loader_ = data_.train->make_loader(training_);
   }
 
   bool is_language_model() const override { return false; }
@@ -37,6 +36,10 @@ class ClassificationTask : public TrainingTask {
     return TaskBatch{b.images, b.labels};
   }
   void seek(int64_t epoch, int64_t batch_in_epoch) override { loader_->seek(epoch, batch_in_epoch); }
+  void shard_training_batches(BatchShard shard) override {
+    training_.shard = shard;
+    loader_ = data_.train->make_loader(training_);
+  }
   int64_t next_epoch() const override { return loader_->next_epoch(); }
   int64_t next_batch_in_epoch() const override { return loader_->next_batch_in_epoch(); }
 
@@ -56,6 +59,7 @@ class ClassificationTask : public TrainingTask {
   RunData data_;
   int64_t batch_size_;
   nlohmann::json split_;  // which data this run saw (DESIGN.md 4.10 settings)
+  LoaderOptions training_;
   std::unique_ptr<BatchSource> loader_;
 };
 

@@ -70,8 +70,11 @@ class LanguageModelTask : public TrainingTask {
   int64_t batches_per_epoch() const override { return train_->batches_per_epoch(); }
   TaskBatch next_batch() override {
     LmBatch b = train_->next();
-    return TaskBatch{b.inputs, b.targets};
+    // Sequences are cheap to cut out of the token stream: every rank makes the whole batch and keeps its rows.
+    const auto [first, last] = shard_.of(0, b.inputs.size(0));
+    return TaskBatch{b.inputs.slice(0, first, last), b.targets.slice(0, first, last)};
   }
+  void shard_training_batches(BatchShard shard) override { shard_ = shard; }
   void seek(int64_t epoch, int64_t batch_in_epoch) override { train_->seek(epoch, batch_in_epoch); }
   int64_t next_epoch() const override { return train_->next_epoch(); }
   int64_t next_batch_in_epoch() const override { return train_->next_batch_in_epoch(); }
@@ -125,6 +128,7 @@ class LanguageModelTask : public TrainingTask {
   at::Tensor train_stream_, eval_stream_;
   std::string train_checksum_;
   std::unique_ptr<LmBatches> train_, eval_;
+  BatchShard shard_;
 };
 
 }  // namespace

@@ -23,8 +23,9 @@ class BatchLoader : public BatchSource {
  public:
   // Throws fractrain::Error for batch_size <= 0, an empty dataset, or drop_last with fewer samples than one
   // batch (which would leave epochs without batches).
+  // `shard`: the part of each batch this loader returns (data parallel; the whole batch by default).
   BatchLoader(std::shared_ptr<const ImageDataset> data, int64_t batch_size, bool shuffle, bool drop_last,
-              AugmentConfig aug, bool augment, uint64_t seed);
+              AugmentConfig aug, bool augment, uint64_t seed, BatchShard shard = {});
   ~BatchLoader() override;  // stops and joins the prefetch thread
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace fractrain {
@@ -15,6 +16,19 @@ struct Batch {
   at::Tensor labels;  // int64 [B]
   int64_t epoch = 0;
   int64_t batch_in_epoch = 0;
+};
+
+// Data parallel: the part of every batch one rank loads. Shard i of n takes rows [i*B/n, (i+1)*B/n) of a batch of
+// B samples (rounded down), so the n shards of a batch are the batch a single loader returns: the same samples in
+// the same order, with the same augmentation (drawn per sample, not per position).
+struct BatchShard {
+  int64_t index = 0;
+  int64_t count = 1;
+  // The shard's rows [first, last) of the batch of the loader's order positions [begin, end).
+  std::pair<int64_t, int64_t> of(int64_t begin, int64_t end) const {
+    const int64_t n = end - begin;
+    return {begin + index * n / count, begin + (index + 1) * n / count};
+  }
 };
 
 // How a loader walks its split: training shuffles, augments and drops the last partial batch; evaluation
@@ -28,6 +42,7 @@ struct LoaderOptions {
   // Only epoch 0 will be read (evaluation): a loader need prepare nothing past its end, and a streaming one
   // refuses to go further.
   bool single_pass = false;
+  BatchShard shard;
 };
 
 class BatchSource {

@@ -16,13 +16,15 @@
 #include <vector>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/range_agreement.h"
 
 namespace fractrain {
 
 // x: the layer input [N, ...]; mask: [N, K] (differentiable); act_bits[k]: option k's activation width (0 =
-// FP32, Q_k(x) = x). Returns x (as a new autograd node) whose backward also fills mask's gradient.
+// FP32, Q_k(x) = x). Returns x (as a new autograd node) whose backward also fills mask's gradient. Q_k uses the
+// range of x, agreed across data-parallel ranks by `agreement` (null: x's own).
 at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, std::vector<int> act_bits,
-                                  bool snap_zero_point);
+                                  bool snap_zero_point, RangeAgreement* agreement = nullptr);
 
 // out[n, k] = sum_i g[n, i] * Q_k(x[n, i]) over the flattened sample, Q_k with act_bits[k] over `range`.
 // A fused CPU kernel for float tensors; a tensor-op version elsewhere (and as the tests' reference).

@@ -6,6 +6,7 @@
 // src/nn/quantized_layer_backward.h for why the quantized input is recomputed rather than kept.
 #include <torch/nn/module.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "fractrain/nn/layer_gradients.h"
 #include "fractrain/precision/layer_precision.h"
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/range_agreement.h"
 #include "fractrain/quant/straight_through.h"
 
 namespace fractrain {
@@ -26,6 +28,10 @@ struct QuantizerSettings {
   bool snap_zero_point = false;
   // Run seed for stochastic rounding of gradients; the noise stream also mixes in the layer index and step.
   uint64_t noise_seed = 0;
+  // Data parallel (null and 0 in one process): training ranges are agreed across the ranks, and this rank's
+  // samples start at `first_sample` of each global batch (quant/range_agreement.h, GradientQuantization).
+  std::shared_ptr<RangeAgreement> range_agreement;
+  int64_t first_sample = 0;
 };
 
 class QuantizedLayer : public torch::nn::Module {

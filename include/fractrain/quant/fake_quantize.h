@@ -24,8 +24,11 @@ struct QuantRange {
 
 struct QuantizeOptions {
   Rounding rounding = Rounding::Nearest;
-  // Stochastic rounding noise: element i (flat index in x) uses noise.uniform(i) - 0.5.
+  // Stochastic rounding noise: element i (flat index in x) uses noise.uniform(noise_first_index + i) - 0.5.
   PhiloxStream noise;
+  // Where x starts in the stream: a data-parallel rank quantizing its slice of a batch passes the slice's offset
+  // in the whole batch, so that every sample gets the noise it would get in one process.
+  uint64_t noise_first_index = 0;
   // Snap the zero point `lo` to the integer grid (lo = round(lo / s) * s), as real integer kernels need.
   bool snap_zero_point = false;
 };
@@ -56,8 +59,9 @@ at::Tensor fake_quantize(const at::Tensor& x, int bits, QuantRange range, const 
 at::Tensor fake_quantize_rows(const at::Tensor& x, const std::vector<int>& row_bits, QuantRange range,
                               const QuantizeOptions& options = {});
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
-// The stochastic-rounding noise tensor the fused kernel uses (shape of x, values in [-0.5, 0.5)).
-at::Tensor rounding_noise(const at::Tensor& like, const PhiloxStream& noise);
+// The stochastic-rounding noise tensor the fused kernel uses (shape of x, values in [-0.5, 0.5)): element i is
+// noise.uniform(first_index + i) - 0.5.
+at::Tensor rounding_noise(const at::Tensor& like, const PhiloxStream& noise, uint64_t first_index = 0);
 }  // namespace reference
 
 }  // namespace fractrain

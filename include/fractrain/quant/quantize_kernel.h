@@ -16,9 +16,10 @@ struct RowQuantParams {
 // Computes s and the (optionally snapped) zero point for `bits` over [lo, hi] exactly as the reference does.
 RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point);
 
-// y[r, :] = quantize(x[r, :], params[r]) for `rows` rows of `row_len` floats. `noise` null = nearest rounding.
-// Parallel over elements; results do not depend on the thread count.
+// y[r, :] = quantize(x[r, :], params[r]) for `rows` rows of `row_len` floats. `noise` null = nearest rounding;
+// otherwise element i draws noise->uniform(noise_first_index + i). Parallel over elements; results do not depend
+// on the thread count.
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
-                   const PhiloxStream* noise);
+                   const PhiloxStream* noise, uint64_t noise_first_index = 0);
 
 }  // namespace fractrain::kernel

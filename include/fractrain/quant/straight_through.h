@@ -4,9 +4,11 @@
 // output in the backward pass while the forward value passes unchanged.
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <vector>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/range_agreement.h"
 
 namespace fractrain {
 
@@ -21,6 +23,11 @@ struct GradientQuantization {
   std::vector<int> row_bits;
   PhiloxStream noise;
   bool snap_zero_point = false;
+  // Data parallel: the gradient is this rank's slice of the batch's, starting at sample `first_sample` of the
+  // whole batch; its range is agreed with the other ranks (null: one process) and its noise continues the whole
+  // batch's stream at that sample, so each sample is rounded as in one process.
+  std::shared_ptr<RangeAgreement> range_agreement;
+  int64_t first_sample = 0;
 };
 
 // Fake-quantizes a gradient as `spec` says. In place when `g` is the only handle to its memory (no other

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "fractrain/data/batch_source.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/run_config.h"
@@ -41,6 +42,9 @@ class TrainingTask {
   virtual void seek(int64_t epoch, int64_t batch_in_epoch) = 0;
   virtual int64_t next_epoch() const = 0;
   virtual int64_t next_batch_in_epoch() const = 0;
+  // Data parallel: next_batch() returns only this rank's part of each training batch (data/batch_source.h).
+  // Call before the first batch.
+  virtual void shard_training_batches(BatchShard shard) = 0;
 
   // The whole evaluation split in eval mode under `plan`.
   virtual EvalResult evaluate(QuantizedModel& model, const PrecisionPlan& plan, c10::Device device) const = 0;
