@@ -1,8 +1,10 @@
 // The fractrain command line: train, eval, cost, report, sweep, models, make-image-folder.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <new>
@@ -14,6 +16,7 @@
 #include "fractrain/models/model_registry.h"
 #include "fractrain/report/run_report.h"
 #include "fractrain/sweep/sweep_command.h"
+#include "fractrain/train/distributed_run.h"
 #include "fractrain/train/evaluate.h"
 #include "fractrain/train/optimizer.h"
 #include "fractrain/train/precision_schedule.h"
@@ -32,8 +35,10 @@ using namespace fractrain;
 
 namespace {
 
+// `argv`: the whole command line, which a launcher (--nproc, --nnodes) hands its ranks without the launch flags.
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides, bool resume,
-              const std::string& resume_path, TrainOptions options) {
+              const std::string& resume_path, TrainOptions options, const DistributedFlags& distributed,
+              const std::vector<std::string>& argv) {
   RunConfig config = config_path.empty() ? RunConfig{} : load_run_config(config_path);
   for (const auto& o : overrides) apply_override(config, o);
   if (resume) {
@@ -46,6 +51,14 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
       config = resumed;
     }
     check_resume_compatible(saved, config, options.resume_from);
+  }
+  if (distributed.launch()) return launch_training_ranks(distributed, config, argv);
+  const RankConnection rank = connect_rank_from_environment(config);
+  if (rank.connected()) {
+    options.communicator = rank.step;
+    options.gradient_communicator = rank.gradients;
+    // The launcher's share of the cores (torchrun and schedulers leave train.threads as configured).
+    if (const char* threads = std::getenv("FRACTRAIN_THREADS")) config.train.threads = std::atoi(threads);
   }
   install_stop_handlers();
   return train_run(config, options).interrupted ? 130 : 0;
@@ -219,6 +232,17 @@ int main(int argc, char** argv) {
                     "fault injection: STEP:LAYER makes that quantized layer output a NaN during that step (tests "
                     "train.on_nonfinite)");
   train->add_flag("--help-config", help_config, "list every config key with its type, default and meaning");
+  DistributedFlags distributed;
+  train->add_option("--nproc", distributed.nproc,
+                    "data parallel: start this many ranks on this machine (train.batch_size stays the global batch)")
+      ->check(CLI::Range(1, 1024));
+  train->add_option("--nnodes", distributed.nnodes, "data parallel: machines taking part (each runs --nproc ranks)")
+      ->check(CLI::Range(1, 1 << 16));
+  train->add_option("--node-rank", distributed.node_rank, "data parallel: this machine's index, 0..nnodes-1")
+      ->check(CLI::NonNegativeNumber);
+  train->add_option("--master", distributed.master,
+                    "data parallel: HOST:PORT where node 0's rank 0 gathers the group (default with one machine: a "
+                    "free loopback port)");
 
   auto* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test split");
   std::string checkpoint, precision;
@@ -293,7 +317,8 @@ int main(int argc, char** argv) {
         return 0;
       }
       warn_if_reference_blas();
-      return run_train(config_path, overrides, resume, resume_path, train_options);
+      return run_train(config_path, overrides, resume, resume_path, train_options, distributed,
+                       std::vector<std::string>(argv, argv + argc));
     }
     if (*eval) return run_eval(checkpoint, eval_overrides, precision, json);
     if (*cost) {
@@ -317,7 +342,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const fractrain::Error& e) {
-    std::fprintf(stderr, "fractrain: error: %s\n", e.what());
+    // A rank of a data-parallel run says which one it is (collective errors already do).
+    const int rank = rank_from_environment();
+    const std::string message = e.what();
+    const bool named = rank < 0 || message.rfind("rank ", 0) == 0;
+    std::fprintf(stderr, "fractrain: error: %s%s\n", named ? "" : fmt::format("rank {}: ", rank).c_str(),
+                 message.c_str());
     return 2;
   } catch (const std::filesystem::filesystem_error& e) {
     // A file operation fractrain did not wrap in an Error of its own: the message names the path.

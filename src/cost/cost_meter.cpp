@@ -57,11 +57,27 @@ void CostMeter::add_reference(const std::string& name, PrecisionPlan plan) {
 
 void CostMeter::on_layer(const LayerExecution& e) {
   if (!e.training) return;
-  const int64_t i = profile_.index_of(e.layer);
+  if (deferred_)
+    recorded_.push_back(RecordedExecution{e.layer, e.kind, e.macs_per_sample, e.batch, e.precision});
+  else
+    count_execution(e.layer, e.macs_per_sample, e.batch, e.precision);
+}
+
+std::vector<CostMeter::RecordedExecution> CostMeter::take_recorded() {
+  std::vector<RecordedExecution> out;
+  out.swap(recorded_);
+  return out;
+}
+
+void CostMeter::count(const RecordedExecution& e) { count_execution(e.layer, e.macs_per_sample, e.batch, e.precision); }
+
+void CostMeter::count_execution(const std::string& layer, int64_t macs_per_sample, int64_t batch,
+                                const LayerPrecision& precision) {
+  const int64_t i = profile_.index_of(layer);
   if (i < 0)
-    throw Error("cost meter: layer '" + e.layer + "' is not in the cost profile of " + profile_.model() +
+    throw Error("cost meter: layer '" + layer + "' is not in the cost profile of " + profile_.model() +
                 " (profile the model the meter is attached to)");
-  step_.layers[i] += layer_cost(profile_.layers()[i], e.macs_per_sample, e.batch, e.precision, hardware_);
+  step_.layers[i] += layer_cost(profile_.layers()[i], macs_per_sample, batch, precision, hardware_);
 }
 
 void CostMeter::end_step(int64_t samples) {

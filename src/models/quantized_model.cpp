@@ -66,6 +66,7 @@ void QuantizedModel::set_cost_observer(CostObserver* observer) {
 }
 
 void QuantizedModel::set_quantizer_settings(const QuantizerSettings& settings) {
+  quantizer_settings_ = settings;
   for (auto& l : quantized_layers_) l->set_quantizer_settings(settings);
   for (auto& m : quantized_matmuls_) m->set_quantizer_settings(settings);
 }

@@ -64,9 +64,16 @@ QuantRange QuantizedLayer::input_range(const at::Tensor& x) {
   return batch;
 }
 
+// A per-sample (DFQ) precision differs between data-parallel ranks, and may leave all of one rank's samples
+// (or none: a block all of them skip) unquantized while another rank's are not. Whether a layer takes part in a
+// range agreement (a collective) must not depend on that, so such a layer always does, in training.
+bool QuantizedLayer::agrees_ranges(const LayerPrecision& precision) const {
+  return settings_.range_agreement && is_training() && precision.is_per_sample();
+}
+
 InputQuantization QuantizedLayer::input_quantization(const at::Tensor& x, const LayerPrecision& precision) {
   InputQuantization q;
-  if (precision.act_full()) return q;
+  if (precision.act_full() && !agrees_ranges(precision)) return q;
   q.bits = precision.act_bits();
   if (precision.is_per_sample()) q.row_bits = precision.sample_act_bits();
   q.range = input_range(x);
@@ -85,7 +92,7 @@ at::Tensor QuantizedLayer::quantize_weight(int bits) const {
 
 std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const LayerPrecision& precision,
                                                                           uint64_t noise_step) const {
-  if (precision.grad_full() || !is_training()) return std::nullopt;
+  if (!is_training() || (precision.grad_full() && !agrees_ranges(precision))) return std::nullopt;
   GradientQuantization spec;
   spec.bits = precision.grad_bits();
   if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
@@ -129,8 +136,8 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
     throw Error("layer " + layer_name_ + ": per-sample precision has " + std::to_string(precision.samples()) +
                 " entries but the batch has " + std::to_string(x.size(0)) + " samples");
   // Nothing quantized: the plain float op under autograd, exactly as an unquantized layer.
-  const bool quantized =
-      !precision.act_full() || precision.weight_bits() != 0 || (!precision.grad_full() && is_training());
+  const bool quantized = !precision.act_full() || precision.weight_bits() != 0 ||
+                         (!precision.grad_full() && is_training()) || agrees_ranges(precision);
   at::Tensor y = quantized ? forward_quantized(x, precision, noise_step) : compute(x, weight_tensor());
 
   if (inject_nan_) {

@@ -3,6 +3,8 @@
 #include <ATen/TensorOperators.h>  // Scalar * Tensor
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "fractrain/precision/gating_cost.h"
 #include "fractrain/precision/precision_mode.h"
 #include "fractrain/util/error.h"
@@ -90,6 +92,17 @@ std::string DynamicController::describe() const {
                      steering_.blocks_only ? " (blocks)" : "");
 }
 
+int DynamicController::gradient_bits() const {
+  int widest = 0;
+  for (size_t k = 0; k < options_.size(); ++k) {
+    const Precision& p = options_.at(k);
+    if (p.skip) continue;
+    if (p.grad == 0) return 0;  // an FP32 gradient option: exchange at FP32
+    widest = std::max(widest, p.grad);
+  }
+  return widest;
+}
+
 double DynamicController::cost_sign(double batch_cp) const {
   const double target = target_cp();
   if (steering_.dead_band > 0 && std::abs(batch_cp - target) < steering_.dead_band) return 0.0;
@@ -104,7 +117,7 @@ void DynamicController::record_batch(const std::vector<std::vector<int64_t>>& de
 
 at::Tensor DynamicController::observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) {
   const double sign = cost_sign(steering_.blocks_only ? cost.cp_blocks : cost.cp);
-  record_batch(options_on_host(decisions), cost.cp, cost.cp_blocks);
+  record_batch(cost.batch_options.empty() ? options_on_host(decisions) : cost.batch_options, cost.cp, cost.cp_blocks);
   if (sign == 0.0 || steering_.beta == 0.0) return {};
   return (sign * steering_.beta) * gating_cost(decisions, options_);
 }

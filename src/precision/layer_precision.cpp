@@ -19,7 +19,7 @@ LayerPrecision LayerPrecision::uniform(const Precision& p) {
 
 LayerPrecision LayerPrecision::per_sample(int weight_bits, std::vector<int> act_bits, std::vector<int> grad_bits) {
   check_bits(weight_bits, "weight bits");
-  if (act_bits.empty() || act_bits.size() != grad_bits.size())
+  if (act_bits.size() != grad_bits.size())
     throw Error("per-sample precision needs one activation and one gradient width per sample (got " +
                 std::to_string(act_bits.size()) + " and " + std::to_string(grad_bits.size()) + ")");
   for (int b : act_bits) check_bits(b, "per-sample activation bits");
@@ -28,6 +28,7 @@ LayerPrecision LayerPrecision::per_sample(int weight_bits, std::vector<int> act_
   lp.weight_ = weight_bits;
   lp.sample_act_ = std::move(act_bits);
   lp.sample_grad_ = std::move(grad_bits);
+  lp.per_sample_ = true;
   return lp;
 }
 

@@ -292,6 +292,9 @@ std::vector<KeyDescriptor> build_table() {
             "EMA momentum of the activation ranges, in [0, 1)"),
       field("precision.snap_zero_point", &R::precision, &PrecisionConfig::snap_zero_point, any(),
             "round the quantization zero point to an integer so that 0 is exact"),
+      field("precision.sync_ranges", &R::precision, &PrecisionConfig::sync_ranges, any(),
+            "data parallel: quantize on the whole batch's ranges (agreed across ranks, as one process would); "
+            "false = each rank's own"),
 
       field("dfq.options", &R::dfq, &DfqConfig::options, non_empty("name a preset, e.g. cifar-release"),
             "gate options: auto (mobilenet-paper for mobilenetv2, cifar-release otherwise), cifar-release, "
@@ -334,6 +337,14 @@ std::vector<KeyDescriptor> build_table() {
       field("train.init_from", &R::train, &TrainConfig::init_from, any(),
             "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
             "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),
+      field("train.sync_batchnorm", &R::train, &TrainConfig::sync_batchnorm, any(),
+            "data parallel: BatchNorm uses the whole batch's statistics (forward and backward), as one process"),
+      field("train.grad_comm", &R::train, &TrainConfig::grad_comm, one_of({"fp32", "fp16", "bw"}, "gradient format"),
+            "data parallel: gradients are exchanged as fp32, fp16, or bw (quantized to the step's backward "
+            "width with stochastic rounding)"),
+      field("train.comm_timeout_s", &R::train, &TrainConfig::comm_timeout_s, float_positive(),
+            "data parallel: seconds a rank waits for its peers (rendezvous, any collective) before the run ends "
+            "with an error"),
 
       field("optim.name", &R::optim, &OptimConfig::name, one_of({"sgd", "adam"}, "optimizer"),
             "sgd (momentum, weight_decay, nesterov) or adam (adam_beta1, adam_beta2, adam_eps, weight_decay)"),

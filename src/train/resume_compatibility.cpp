@@ -40,7 +40,8 @@ const std::vector<std::string>& keys_resume_may_change() {
   static const std::vector<std::string> keys = {"train.epochs",    "train.iterations", "train.threads",
                                                 "train.log_every", "train.device",     "output.dir",
                                                 "output.tensorboard",  // a resume folds the earlier events in
-                                                "data.workers"};  // decoding threads: batches do not depend on them
+                                                "data.workers",  // decoding threads: batches do not depend on them
+                                                "train.comm_timeout_s"};  // how long ranks wait, not what they compute
   return keys;
 }
 

@@ -25,7 +25,9 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"cost", s.cost},
           {"skipped_steps", s.skipped_steps},
           {"lr_scale", s.lr_scale},
-          {"task", s.task}};
+          {"task", s.task},
+          {"world_size", s.world_size},
+          {"gradient_bytes_per_rank", s.gradient_bytes_per_rank}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -48,6 +50,9 @@ TrainerState state_from_json(const nlohmann::json& j) {
   if (j.contains("skipped_steps")) s.skipped_steps = j.at("skipped_steps").get<int64_t>();
   if (j.contains("lr_scale")) s.lr_scale = j.at("lr_scale").get<double>();
   if (j.contains("task")) s.task = j.at("task");
+  // Checkpoints from before data parallelism: one process.
+  if (j.contains("world_size")) s.world_size = j.at("world_size").get<int64_t>();
+  if (j.contains("gradient_bytes_per_rank")) s.gradient_bytes_per_rank = j.at("gradient_bytes_per_rank").get<int64_t>();
   return s;
 }
 

@@ -11,6 +11,7 @@
 
 #include "fractrain/cost/cost_report.h"
 #include "fractrain/train/checkpoint_rotation.h"
+#include "fractrain/train/data_parallel.h"
 #include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/nonfinite_guard.h"
@@ -64,6 +65,8 @@ class Trainer {
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<CostMeter> cost_meter_;
   std::unique_ptr<PrecisionController> controller_;
+  std::unique_ptr<DataParallel> data_parallel_;
+  bool stop_agreed_ = false;  // data parallel: some rank was asked to stop; every rank stops after this step
   std::unique_ptr<NonfiniteGuard> guard_;
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
@@ -77,9 +80,11 @@ class Trainer {
 void Trainer::setup() {
   const std::string resumed_run_dir = run_dir_of_checkpoint(options_.resume_from);
   run_ = set_up_run(config_, resumed_run_dir);
+  data_parallel_ = std::make_unique<DataParallel>(options_.communicator, options_.gradient_communicator, config_);
   if (!config_.train.init_from.empty() && options_.resume_from.empty()) {
     const InitialWeightsReport init = load_initial_weights(config_.train.init_from, *run_.model);
-    std::printf("initialised %zu tensors from %s%s\n", init.loaded.size(), init.checkpoint.c_str(),
+    if (data_parallel_->writes())
+      std::printf("initialised %zu tensors from %s%s\n", init.loaded.size(), init.checkpoint.c_str(),
                 init.kept.empty() ? "" : fmt::format(" ({} not in it keep their initialisation)", init.kept.size()).c_str());
   }
   batches_per_epoch_ = run_.task->batches_per_epoch();
@@ -89,10 +94,21 @@ void Trainer::setup() {
   if (!options_.resume_from.empty()) {
     state_ = load_run_checkpoint(options_.resume_from, *run_.model, *run_.optimizer);
     run_.task->restore(state_.task, options_.resume_from);
+    if (state_.world_size != data_parallel_->world_size() && data_parallel_->writes())
+      std::printf("note: %s was written by %lld rank(s), this run has %d; the global batch is the same "
+                  "(train.batch_size), so the run continues on the same samples\n",
+                  options_.resume_from.c_str(), (long long)state_.world_size, data_parallel_->world_size());
   }
   setup_cost_meter();
   setup_precision();
   guard_ = std::make_unique<NonfiniteGuard>(config_.train, options_.inject_nan, *run_.model);
+  data_parallel_->prepare(*run_.model, *run_.task);
+  cost_meter_->set_deferred(data_parallel_->active());
+  if (!data_parallel_->writes()) {  // every other rank trains in step, silently, and writes nothing
+    run_.task->seek(state_.next_epoch, state_.next_batch);
+    progress_ = std::make_unique<ProgressLine>(total_steps_, 0);
+    return;
+  }
 
   // Everything the config and the checkpoint ask for is valid. Only now is the output directory claimed
   // (created, locked, refused if it holds another run) and written, so a refused config leaves nothing behind
@@ -107,6 +123,7 @@ void Trainer::setup() {
   if (!options_.resume_from.empty())
     std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
   run_.task->seek(state_.next_epoch, state_.next_batch);
+  // Rank 0 only from here: the other ranks returned above.
   logs_ = std::make_unique<RunLogs>(config_, run_.task->is_language_model(), run_cost_metric_columns(), *controller_,
                                     options_.resume_from.empty() ? -1 : state_.step);
   progress_ = std::make_unique<ProgressLine>(total_steps_, options_.quiet ? 0 : config_.train.log_every);
@@ -128,8 +145,9 @@ void Trainer::setup_cost_meter() {
 void Trainer::setup_precision() {
   controller_ = make_precision_controller(config_, *run_.model, batches_per_epoch_, total_steps_);
   indicator_window_ = indicator_window_steps(config_.precision, batches_per_epoch_);
-  for (const auto& note : precision_schedule_notes(config_.precision, batches_per_epoch_, total_steps_))
-    std::printf("note: %s\n", note.c_str());
+  if (data_parallel_->writes())
+    for (const auto& note : precision_schedule_notes(config_.precision, batches_per_epoch_, total_steps_))
+      std::printf("note: %s\n", note.c_str());
   stage_costs_ = std::make_unique<StageCosts>(*cost_meter_);
   try {
     if (!state_.precision.is_null()) controller_->restore(state_.precision);
@@ -146,6 +164,8 @@ TrainerState Trainer::checkpoint_state() const {
   s.precision = controller_->state();
   s.stage_costs = stage_costs_->state(*cost_meter_);
   s.task = run_.task->state();
+  s.world_size = data_parallel_->world_size();
+  s.gradient_bytes_per_rank = state_.gradient_bytes_per_rank + data_parallel_->gradient_bytes_sent();
   return s;
 }
 
@@ -161,6 +181,7 @@ void Trainer::record_turning_points() {
       for (double d : t.differences) test += fmt::format(" {:.4g}", d);
       test += fmt::format(" all <= eps {:.4g}", t.eps);
     }
+    if (!data_parallel_->writes()) continue;
     progress_->break_line();
     std::printf("turning point at epoch %.2f (step %lld)%s; stage %d -> %d, precision now %s\n", t.epoch,
                 (long long)t.step, test.c_str(), t.stage - 1, t.stage, t.label.c_str());
@@ -181,6 +202,7 @@ void Trainer::end_indicator_window(double epoch) {
 void Trainer::skip_or_stop(const std::string& what) {
   state_.lr_scale *= guard_->handle(what, state_.step + 1, controller_->label());
   ++state_.skipped_steps;
+  if (!data_parallel_->writes()) return;
   progress_->break_line();
   std::printf("warning: skipped step %lld (precision %s): %s; learning rate now x%.4g (%lld steps skipped so far)\n",
               (long long)(state_.step + 1), controller_->label().c_str(), what.c_str(), state_.lr_scale,
@@ -188,7 +210,9 @@ void Trainer::skip_or_stop(const std::string& what) {
 }
 
 // One step: the controller's plan -> the model's forward pass (outputs and decisions) -> the loss and the
-// controller's term for it (given the decisions and what the meter counted) -> backward -> optimizer.
+// controller's term for it (given the decisions and what the meter counted) -> backward -> optimizer. With data
+// parallelism, this rank's part of the batch runs here, and what the step decides on (the loss, whether it is
+// finite, the cost, the gates' statistics, the gradients) is first made the whole batch's.
 void Trainer::train_step(const TaskBatch& batch) {
   lr_ = state_.lr_scale * learning_rate(config_.schedule, config_.optim.lr,
                                         ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
@@ -200,20 +224,41 @@ void Trainer::train_step(const TaskBatch& batch) {
   guard_->arm_for_step(state_.step + 1);
   ForwardResult forward = run_.model->run(inputs, plan);
   at::Tensor loss = prediction_loss(forward.output, targets);
-  const double loss_value = loss.item<double>();
-  const int64_t n = batch.samples();                // images or sequences: the cost meter's unit
-  const int64_t predictions = targets.numel();      // images or tokens: the loss's unit
-  bool finite = std::isfinite(loss_value);
+  const double local_loss = loss.item<double>();
+  StepTotals local;
+  local.predictions = static_cast<double>(targets.numel());  // images or tokens: the loss's unit
+  local.loss_sum = local_loss * local.predictions;
+  local.correct = static_cast<double>(correct_predictions(forward.output, targets));
+  local.samples = static_cast<double>(batch.samples());  // images or sequences: the cost meter's unit
+  local.nonfinite = !std::isfinite(local_loss);
+  local.stop = stop_requested();
+  data_parallel_->count_step_cost(*cost_meter_);
+  const StepTotals step = data_parallel_->reduce(local);
+  stop_agreed_ = data_parallel_->active() && step.stop;
+  const double loss_value = step.nonfinite ? local_loss : step.loss_sum / step.predictions;
+  const auto n = static_cast<int64_t>(step.samples);
+  bool finite = !step.nonfinite;
   if (!finite) {
-    const std::string where = guard_->locate_nonfinite_output(inputs, plan, cost_meter_.get());
+    // Locating the layer reruns the forward pass with checks that stop at the first bad layer: on one rank only,
+    // which would leave the others waiting in a collective.
+    const std::string where = data_parallel_->active()
+                                  ? "rerun it in one process to find the layer"
+                                  : guard_->locate_nonfinite_output(inputs, plan, cost_meter_.get());
     guard_->disarm();
     skip_or_stop("the training loss became " + std::to_string(loss_value) + ": " + where);
   } else {
     guard_->disarm();
     run_.optimizer->zero_grad();
     const CostTotals so_far = cost_meter_->step_in_progress(n);
-    const at::Tensor term = controller_->observe_step(forward.decisions, StepCost{so_far.cp(), so_far.cp_blocks()});
+    StepCost cost{so_far.cp(), so_far.cp_blocks(), data_parallel_->gather_options(forward.decisions)};
+    at::Tensor term = controller_->observe_step(forward.decisions, cost);
+    // The gates' cost term sums over this rank's samples; averaging gradients divides by the ranks, so scaling it
+    // by their number makes the average the gradient of the sum over the whole batch, as in one process.
+    if (term.defined() && data_parallel_->active()) term = term * static_cast<double>(data_parallel_->world_size());
+    const int exchange_bits = controller_->gradient_bits();
+    data_parallel_->begin_backward(exchange_bits, static_cast<uint64_t>(state_.step));
     (term.defined() ? loss + term : loss).backward();
+    data_parallel_->average_gradients(exchange_bits, static_cast<uint64_t>(state_.step));
     const std::string parameter = guard_->first_nonfinite_gradient();
     finite = parameter.empty();
     if (finite)
@@ -229,19 +274,20 @@ void Trainer::train_step(const TaskBatch& batch) {
   cost_meter_->end_step(n);
   if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
   if (!finite) return;  // a skipped step: nothing to learn from, nothing to average
-  const int64_t correct = correct_predictions(forward.output, targets);
-  state_.window_loss_sum += loss_value * predictions;
-  state_.window_correct += correct;
-  state_.window_samples += predictions;
-  state_.indicator_loss_sum += loss_value * predictions;
-  state_.indicator_samples += predictions;
+  state_.window_loss_sum += step.loss_sum;
+  state_.window_correct += static_cast<int64_t>(step.correct);
+  state_.window_samples += static_cast<int64_t>(step.predictions);
+  state_.indicator_loss_sum += step.loss_sum;
+  state_.indicator_samples += static_cast<int64_t>(step.predictions);
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
   if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
-  logs_->trace_step(*controller_, state_.step, epoch);
-  progress_->update(state_.step, epoch, loss_value, static_cast<double>(correct) / predictions, lr_, n);
+  if (logs_) logs_->trace_step(*controller_, state_.step, epoch);
+  progress_->update(state_.step, epoch, loss_value, step.correct / step.predictions, lr_, n);
 }
 
+// Rank 0 evaluates alone (the other ranks go on to the next step, whose first collective waits for it).
 void Trainer::evaluate_and_log() {
+  if (!data_parallel_->writes()) return;
   last_eval_ = run_.task->evaluate(*run_.model, controller_->current_plan(), run_.device);
   const double samples = std::max<int64_t>(1, state_.window_samples);
   EvaluationPoint point;
@@ -269,6 +315,7 @@ void Trainer::evaluate_and_log() {
 
 // last.ckpt is replaced atomically; train.keep_checkpoints > 1 keeps the newest step checkpoints beside it.
 void Trainer::save_last() {
+  if (!data_parallel_->writes()) return;
   save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *run_.model, *run_.optimizer,
                       checkpoint_state());
   keep_step_checkpoints(config_.output.dir, state_.step, config_.train.keep_checkpoints);
@@ -276,13 +323,19 @@ void Trainer::save_last() {
 
 RunSummary Trainer::run() {
   setup();
-  std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads -> %s\n",
-              config_.model.name.c_str(), config_.data.dataset.c_str(), controller_->describe().c_str(),
-              (long long)total_steps_, (long long)batches_per_epoch_, run_.device.str().c_str(), run_.threads,
-              config_.output.dir.c_str());
+  if (data_parallel_->writes())
+    std::printf("training %s on %s, precision %s, %lld steps (%lld per epoch), device %s, %d threads%s -> %s\n",
+                config_.model.name.c_str(), config_.data.dataset.c_str(), controller_->describe().c_str(),
+                (long long)total_steps_, (long long)batches_per_epoch_, run_.device.str().c_str(), run_.threads,
+                data_parallel_->active() ? fmt::format(" x {} ranks ({})", data_parallel_->world_size(),
+                                                       data_parallel_->communicator().backend_name()).c_str()
+                                         : "",
+                config_.output.dir.c_str());
   bool interrupted = false;
   while (state_.step < total_steps_) {
-    if (stop_requested() || (options_.stop_at_step > 0 && state_.step >= options_.stop_at_step)) {
+    // Ranks stop together: a signal to one of them takes effect after the step in which they all learn of it.
+    const bool stop = data_parallel_->active() ? stop_agreed_ : stop_requested();
+    if (stop || (options_.stop_at_step > 0 && state_.step >= options_.stop_at_step)) {
       interrupted = true;
       break;
     }
@@ -294,6 +347,10 @@ RunSummary Trainer::run() {
     if (state_.step % checkpoint_every_ == 0 || last) save_last();
   }
   progress_->break_line();
+  if (!data_parallel_->writes()) {
+    directory_lock_.reset();
+    return summary(interrupted);
+  }
   if (interrupted) {
     save_last();
     std::printf("stopped at step %lld; checkpoint written to %s\n", (long long)state_.step,
@@ -331,6 +388,14 @@ RunSummary Trainer::summary(bool interrupted) const {
   s.threads = run_.threads;
   s.output_dir = config_.output.dir;
   s.cost = cost_summary_json(*cost_meter_);
+  if (data_parallel_->active()) {
+    const int64_t per_rank = state_.gradient_bytes_per_rank + data_parallel_->gradient_bytes_sent();
+    s.cost["data_parallel"] = {{"ranks", data_parallel_->world_size()},
+                               {"backend", data_parallel_->communicator().backend_name()},
+                               {"gradient_format", config_.train.grad_comm},
+                               {"gradient_bytes_sent_per_rank", per_rank},
+                               {"gradient_bytes_sent", per_rank * data_parallel_->world_size()}};
+  }
   s.config = to_json(config_);
   // What the task records about its data: the split and class ids, files a streamed dataset skipped.
   s.task_data = run_.task->summary();

@@ -30,6 +30,23 @@ class CostMeter : public CostObserver {
   // Counts training executions (forward, error backward, weight gradient) as they happen. Evaluation forwards
   // (execution.training == false) are not training cost and are not counted.
   void on_layer(const LayerExecution& execution) override;
+
+  // Data parallel: each rank executes its slice of a batch, but the step's cost is that of the whole batch
+  // executed at once (weights move once per batch, and the accelerator's latency is not linear in the batch).
+  // While deferring, training executions are recorded instead of counted; whoever merges the ranks' records
+  // (train/data_parallel_cost.h) counts the merged ones with count().
+  struct RecordedExecution {
+    std::string layer;
+    LayerKind kind{};
+    int64_t macs_per_sample = 0;
+    int64_t batch = 0;
+    LayerPrecision precision;
+  };
+  void set_deferred(bool deferred) { deferred_ = deferred; }
+  // The recorded executions of the step in progress, in execution order; clears the record.
+  std::vector<RecordedExecution> take_recorded();
+  // Counts a training execution into the step in progress.
+  void count(const RecordedExecution& execution);
   // Closes a training step of `samples` samples: it joins the epoch and the run, and the references advance by
   // the same samples.
   void end_step(int64_t samples);
@@ -60,7 +77,12 @@ class CostMeter : public CostObserver {
 
   ModelProfile profile_;
   HardwareModel hardware_;
+  void count_execution(const std::string& layer, int64_t macs_per_sample, int64_t batch,
+                       const LayerPrecision& precision);
+
   CostPeriod step_;  // the step in progress
+  bool deferred_ = false;
+  std::vector<RecordedExecution> recorded_;
   CostLedger ledger_;
   std::vector<Reference> references_;
 };

@@ -60,7 +60,9 @@ class QuantizedModel : public torch::nn::Module {
   const std::vector<std::string>& head_layer_names() const { return head_layer_names_; }
 
   void set_cost_observer(CostObserver* observer);
+  // The settings of every quantized layer and matmul (the last set_quantizer_settings; defaults before).
   void set_quantizer_settings(const QuantizerSettings& settings);
+  const QuantizerSettings& quantizer_settings() const { return quantizer_settings_; }
 
  protected:
   explicit QuantizedModel(std::string model_name) : model_name_(std::move(model_name)) {}
@@ -78,6 +80,7 @@ class QuantizedModel : public torch::nn::Module {
   std::vector<std::string> head_layer_names_;
   std::vector<std::shared_ptr<QuantizedLayer>> quantized_layers_;
   std::vector<std::shared_ptr<QMatmul>> quantized_matmuls_;
+  QuantizerSettings quantizer_settings_;
 };
 
 }  // namespace fractrain

@@ -90,6 +90,7 @@ class QuantizedLayer : public torch::nn::Module {
 
  private:
   at::Tensor forward_quantized(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step);
+  bool agrees_ranges(const LayerPrecision& precision) const;
   InputQuantization input_quantization(const at::Tensor& x, const LayerPrecision& precision);
   at::Tensor quantize_weight(int bits) const;
   std::optional<GradientQuantization> gradient_quantization(const LayerPrecision& precision,

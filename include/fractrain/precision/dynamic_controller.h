@@ -46,6 +46,8 @@ class DynamicController : public PrecisionController {
   int stage_count() const override { return schedule_.stage_count(); }
   // Weights at the run's width; activations and gradients vary per block and sample (0 here).
   Precision precision() const override { return Precision{0, options_.weight_bits(), 0, false}; }
+  // The widest gradient any option runs at: samples choose their own, so a shared exchange needs the widest.
+  int gradient_bits() const override;
   Precision stage_precision(int stage) const override { return precision(); }
   std::string stage_label(int stage) const override;
   std::string describe() const override;

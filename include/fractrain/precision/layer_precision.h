@@ -14,10 +14,11 @@ class LayerPrecision {
  public:
   LayerPrecision() = default;
   static LayerPrecision uniform(const Precision& p);
-  // One activation and one gradient width per sample (dimension 0 of the layer's input).
+  // One activation and one gradient width per sample (dimension 0 of the layer's input). No samples is allowed:
+  // a data-parallel rank runs a DFQ block on none when all its samples skip it (models/gated_block.h).
   static LayerPrecision per_sample(int weight_bits, std::vector<int> act_bits, std::vector<int> grad_bits);
 
-  bool is_per_sample() const { return !sample_act_.empty(); }
+  bool is_per_sample() const { return per_sample_; }
   int weight_bits() const { return weight_; }
   int act_bits() const { return act_; }    // uniform case
   int grad_bits() const { return grad_; }  // uniform case
@@ -33,6 +34,7 @@ class LayerPrecision {
 
  private:
   int weight_ = 0, act_ = 0, grad_ = 0;
+  bool per_sample_ = false;
   std::vector<int> sample_act_, sample_grad_;
 };
 

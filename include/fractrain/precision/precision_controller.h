@@ -38,6 +38,9 @@ TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohma
 struct StepCost {
   double cp = 0.0;
   double cp_blocks = 0.0;
+  // Data parallel: the whole batch's option indices, [block][sample] across every rank, for the statistics a
+  // controller keeps (the decisions passed beside are this rank's, for its loss term). Empty in one process.
+  std::vector<std::vector<int64_t>> batch_options;
 };
 
 // What a controller adds at an evaluation: values for the metrics record and lines for the log.
@@ -67,6 +70,8 @@ class PrecisionController {
   virtual int stage() const = 0;
   virtual int stage_count() const = 0;
   virtual Precision precision() const = 0;  // of the stage in progress
+  // The gradient width of the stage in progress, for exchanging gradients at it (train.grad_comm = bw; 0 = FP32).
+  virtual int gradient_bits() const { return precision().grad; }
   virtual Precision stage_precision(int stage) const = 0;
   // How a stage is named in logs, metrics and summaries: its precision ("fw4bw6"), or for DFQ its target cp.
   virtual std::string stage_label(int stage) const { return to_string(stage_precision(stage)); }

@@ -39,6 +39,10 @@ struct TrainerState {
   double lr_scale = 1.0;
   // What the task records about its data (TrainingTask::state(): a language model's vocabulary and corpus checksums).
   nlohmann::json task;
+  // Data parallel: the ranks that wrote the checkpoint (1: one process), and the bytes each rank has sent in
+  // gradient exchanges (all sessions). Another world size may resume it: the global batch is the config's.
+  int64_t world_size = 1;
+  int64_t gradient_bytes_per_rank = 0;
 };
 
 void save_run_checkpoint(const std::string& path, const RunConfig& config, QuantizedModel& model,

@@ -67,6 +67,9 @@ struct PrecisionConfig {
   bool quantize_classifier = false;
   double activation_momentum = 0.9;  // EMA momentum of activation ranges, in [0, 1)
   bool snap_zero_point = false;
+  // Data parallel: every rank quantizes on the whole batch's ranges (one collective per quantized tensor), so
+  // N ranks compute what one process does; off, each rank uses its slice's ranges (fewer collectives).
+  bool sync_ranges = true;
 };
 
 // DFQ and FracTrain (DESIGN.md 4.5, 4.6); used when precision.mode is dfq or fractrain. FracTrain's indicator
@@ -99,6 +102,12 @@ struct TrainConfig {
   // Start from the weights of another run (its checkpoint file, or its output dir for checkpoints/last.ckpt):
   // pretraining for the adaptation and fine-tuning settings. Fresh optimizer, schedule and cost.
   std::string init_from;
+  // Data parallel (fractrain train --nproc, or RANK/WORLD_SIZE from a launcher): BatchNorm normalises with the
+  // whole batch's statistics; gradients travel as fp32, fp16, or quantized to the step's backward width (bw);
+  // a collective that waits longer than comm_timeout_s (a dead or stuck peer) ends the run.
+  bool sync_batchnorm = true;
+  std::string grad_comm = "fp32";
+  double comm_timeout_s = 300;
 };
 
 struct OptimConfig {

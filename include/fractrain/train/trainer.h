@@ -1,6 +1,9 @@
 #pragma once
 // `fractrain train`: the training loop with evaluation, metrics, checkpoints and the run summary.
+#include <memory>
 #include <string>
+
+#include "fractrain/dist/communicator.h"
 
 #include "fractrain/train/run_config.h"
 #include "fractrain/train/run_summary.h"
@@ -19,6 +22,12 @@ struct TrainOptions {
   // Fault injection (tests of the non-finite guard, `fractrain train --inject-nan STEP:LAYER`): that quantized
   // layer outputs a NaN during that step (1-based). "" = none.
   std::string inject_nan;
+  // Data parallel: this process is one rank of the communicator's group (null: a single process). Every rank
+  // runs train_run with the same config; rank 0 alone writes the run directory (train/data_parallel.h).
+  std::shared_ptr<Communicator> communicator;
+  // The same group's second connection, for gradient buckets sent while backward runs (distributed_run.h); null:
+  // `communicator` sends them too, after backward.
+  std::shared_ptr<Communicator> gradient_communicator;
 };
 
 // Runs training to the end (or until SIGINT/SIGTERM, which writes a final checkpoint). First claims
