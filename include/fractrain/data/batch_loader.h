@@ -63,6 +63,7 @@ class BatchLoader : public BatchSource {
   AugmentConfig aug_;
   bool augment_;
   uint64_t seed_;
+  BatchShard shard_;
 
   int64_t cursor_epoch_ = 0;
   int64_t cursor_batch_ = 0;
