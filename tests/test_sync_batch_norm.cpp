@@ -174,7 +174,7 @@ TEST(SyncBatchNorm, TooFewValuesOverAllRanksIsAClearError) {
 }
 
 TEST(SyncBatchNorm, SetCommunicatorReachesEveryBatchNormOfAModel) {
-  for (const std::string name : {"resnet20", "mobilenet_v2"}) {
+  for (const std::string name : {"resnet20", "mobilenetv2"}) {
     auto model = create_model(name, ModelInputSpec{});
     const int count = set_batch_norm_communicator(*model, make_single_process_communicator());
     int expected = 0;
