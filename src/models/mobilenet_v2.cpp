@@ -20,13 +20,13 @@ InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, in
   const int64_t hidden = in_channels * expansion;
   if (expansion != 1) {
     expand_ = register_module("expand", conv(in_channels, hidden, 1));
-    expand_bn_ = register_module("expand_bn", torch::nn::BatchNorm2d(hidden));
+    expand_bn_ = register_module("expand_bn", std::make_shared<SyncBatchNorm2d>(hidden));
   }
   depthwise_ = register_module("depthwise", conv(hidden, hidden, 3, stride, hidden));
   depthwise_->fix_precision(Precision::fw_bw(8, 16));  // the paper fixes depthwise layers at FW-8/BW-16
-  depthwise_bn_ = register_module("depthwise_bn", torch::nn::BatchNorm2d(hidden));
+  depthwise_bn_ = register_module("depthwise_bn", std::make_shared<SyncBatchNorm2d>(hidden));
   project_ = register_module("project", conv(hidden, out_channels, 1));
-  project_bn_ = register_module("project_bn", torch::nn::BatchNorm2d(out_channels));
+  project_bn_ = register_module("project_bn", std::make_shared<SyncBatchNorm2d>(out_channels));
 }
 
 at::Tensor InvertedResidual::forward(const at::Tensor& x, const PrecisionPlan& plan) {
@@ -86,7 +86,7 @@ MobileNetV2::MobileNetV2(const ModelInputSpec& input) : QuantizedModel("mobilene
     throw Error("MobileNetV2: invalid input spec (channels " + std::to_string(input.channels) + ", classes " +
                 std::to_string(input.num_classes) + ")");
   stem_ = register_module("stem", conv(input.channels, kStemChannels, 3));
-  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(kStemChannels));
+  stem_bn_ = register_module("stem_bn", std::make_shared<SyncBatchNorm2d>(kStemChannels));
   auto list = register_module("blocks", torch::nn::ModuleList());
   int64_t in_channels = kStemChannels;
   for (const Stage& stage : stages()) {
@@ -98,7 +98,7 @@ MobileNetV2::MobileNetV2(const ModelInputSpec& input) : QuantizedModel("mobilene
     }
   }
   last_ = register_module("last", conv(in_channels, kLastChannels, 1));
-  last_bn_ = register_module("last_bn", torch::nn::BatchNorm2d(kLastChannels));
+  last_bn_ = register_module("last_bn", std::make_shared<SyncBatchNorm2d>(kLastChannels));
   fc_ = register_module("fc", std::make_shared<QLinear>(kLastChannels, input.num_classes));
   finalize_layers("stem", "fc", {"last"});
 }

@@ -15,12 +15,12 @@ std::shared_ptr<QConv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_t s
 
 BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride) {
   conv1_ = register_module("conv1", conv(in_channels, out_channels, 3, stride));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(out_channels));
+  bn1_ = register_module("bn1", std::make_shared<SyncBatchNorm2d>(out_channels));
   conv2_ = register_module("conv2", conv(out_channels, out_channels, 3, 1));
-  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out_channels));
+  bn2_ = register_module("bn2", std::make_shared<SyncBatchNorm2d>(out_channels));
   if (stride != 1 || in_channels != out_channels) {
     shortcut_conv_ = register_module("shortcut_conv", conv(in_channels, out_channels, 1, stride));
-    shortcut_bn_ = register_module("shortcut_bn", torch::nn::BatchNorm2d(out_channels));
+    shortcut_bn_ = register_module("shortcut_bn", std::make_shared<SyncBatchNorm2d>(out_channels));
   }
 }
 
@@ -95,7 +95,7 @@ ResNet::ResNet(const ResNetLayout& layout, const ModelInputSpec& input)
     throw Error(layout.name + ": invalid input spec (channels " + std::to_string(input.channels) + ", classes " +
                 std::to_string(input.num_classes) + ")");
   stem_ = register_module("stem", conv(input.channels, layout.stem_channels, layout.stem_kernel, layout.stem_stride));
-  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(layout.stem_channels));
+  stem_bn_ = register_module("stem_bn", std::make_shared<SyncBatchNorm2d>(layout.stem_channels));
   int64_t in_channels = layout.stem_channels;
   for (size_t s = 0; s < layout.widths.size(); ++s) {
     const std::string stage = "stage" + std::to_string(s + 1);

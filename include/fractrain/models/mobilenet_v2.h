@@ -9,10 +9,10 @@
 // choice: depthwise layers are few MACs and sensitive to low precision) and FP32 in an FP32 run. The last 1x1
 // conv (320 -> 1280) lies outside the inverted-residual blocks: cost reports count it with the head, not with
 // the blocks (LayerRole::Head).
-#include <torch/nn/modules/batchnorm.h>
 
 #include "fractrain/models/gateable_block.h"
 #include "fractrain/models/quantized_model.h"
+#include "fractrain/nn/batch_norm.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
 
@@ -43,7 +43,7 @@ class InvertedResidual : public torch::nn::Module, public GateableBlock {
  private:
   bool residual_;
   std::shared_ptr<QConv2d> expand_, depthwise_, project_;  // expand_ is null when the expansion is 1
-  torch::nn::BatchNorm2d expand_bn_{nullptr}, depthwise_bn_{nullptr}, project_bn_{nullptr};
+  std::shared_ptr<SyncBatchNorm2d> expand_bn_, depthwise_bn_, project_bn_;
 };
 
 class MobileNetV2 : public QuantizedModel {
@@ -72,7 +72,7 @@ class MobileNetV2 : public QuantizedModel {
 
  private:
   std::shared_ptr<QConv2d> stem_, last_;
-  torch::nn::BatchNorm2d stem_bn_{nullptr}, last_bn_{nullptr};
+  std::shared_ptr<SyncBatchNorm2d> stem_bn_, last_bn_;
   std::vector<NamedBlock> blocks_;
   std::shared_ptr<QLinear> fc_;
 };

@@ -7,11 +7,11 @@
 //  - ImageNet (section 3.3, Table 1): a 7x7 stride-2 stem with 64 channels and 3x3 stride-2 max pooling, four
 //    stages with 64/128/256/512 channels, [2, 2, 2, 2] blocks (resnet18) or [3, 4, 6, 3] (resnet34).
 // Any input channel count and image size works.
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "fractrain/models/gateable_block.h"
 #include "fractrain/models/quantized_model.h"
+#include "fractrain/nn/batch_norm.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
 
@@ -41,7 +41,7 @@ class BasicBlock : public torch::nn::Module, public GateableBlock {
 
  private:
   std::shared_ptr<QConv2d> conv1_, conv2_, shortcut_conv_;
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
+  std::shared_ptr<SyncBatchNorm2d> bn1_, bn2_, shortcut_bn_;
 };
 
 struct ResNetLayout {
@@ -75,7 +75,7 @@ class ResNet : public QuantizedModel {
  private:
   ResNetLayout layout_;
   std::shared_ptr<QConv2d> stem_;
-  torch::nn::BatchNorm2d stem_bn_{nullptr};
+  std::shared_ptr<SyncBatchNorm2d> stem_bn_;
   std::vector<NamedBlock> blocks_;
   std::shared_ptr<QLinear> fc_;
 };

@@ -1,0 +1,217 @@
+#include "fractrain/nn/batch_norm.h"
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+#include <torch/nn/functional/batchnorm.h>
+#include <torch/nn/init.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "fractrain/util/error.h"
+
+namespace fractrain {
+namespace {
+
+using torch::autograd::variable_list;
+
+std::string sizes_of(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+// Per-channel view for broadcasting against NCHW.
+at::Tensor channel_view(const at::Tensor& per_channel) { return per_channel.view({1, -1, 1, 1}); }
+
+// dx of one BatchNorm over the global batch needs the global sums of dy and dy * x_hat; dweight and dbias are
+// this rank's sums (see the header for why they are not reduced here).
+class SyncBatchNormBackward : public torch::autograd::Node {
+ public:
+  variable_list apply(variable_list&& grads) override {
+    const at::Tensor input = input_.unpack();
+    const at::Tensor weight = weight_.unpack();
+    at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(input);
+    const int64_t channels = input.size(1);
+
+    // float64 for the same reason as the forward sums: the global reduction order differs from a single
+    // BatchNorm's, and in float64 that difference stays far below float32 rounding.
+    const at::Tensor x_hat = (input.to(at::kDouble) - channel_view(mean_)) * channel_view(invstd_);
+    const at::Tensor dy64 = dy.to(at::kDouble);
+    at::Tensor sums = at::empty({2, channels}, x_hat.options());
+    sums[0].copy_(dy64.sum({0, 2, 3}));
+    sums[1].copy_((dy64 * x_hat).sum({0, 2, 3}));
+    const at::Tensor local = sums.clone();
+    communicator_->all_reduce({sums}, ReduceOp::Sum, "BatchNorm backward sums");
+
+    variable_list out(3);
+    if (should_compute_output(0)) {
+      at::Tensor scale = invstd_;
+      if (weight.defined()) scale = scale * weight.to(at::kDouble);
+      const at::Tensor mean_dy = sums[0] / count_, mean_dy_xhat = sums[1] / count_;
+      out[0] = (channel_view(scale) * (dy64 - channel_view(mean_dy) - x_hat * channel_view(mean_dy_xhat)))
+                   .to(input.scalar_type());
+    }
+    if (weight.defined() && should_compute_output(1)) out[1] = local[1].to(weight.scalar_type());
+    if (should_compute_output(2) && bias_type_ != at::ScalarType::Undefined) out[2] = local[0].to(bias_type_);
+    return out;
+  }
+  std::string name() const override { return "SyncBatchNormBackward"; }
+  void release_variables() override {
+    input_.reset_data();
+    weight_.reset_data();
+  }
+
+  torch::autograd::SavedVariable input_, weight_;
+  at::Tensor mean_, invstd_;  // float64, per channel, of the global batch
+  double count_ = 0;          // samples x height x width over all ranks
+  at::ScalarType bias_type_ = at::ScalarType::Undefined;
+  std::shared_ptr<Communicator> communicator_;
+};
+
+}  // namespace
+
+SyncBatchNorm2d::SyncBatchNorm2d(const torch::nn::BatchNormOptions& options) : options_(options) {
+  // Registration exactly as torch::nn::BatchNorm2d does it: same names, same order, same initial values.
+  const int64_t channels = options_.num_features();
+  if (options_.affine()) {
+    weight = register_parameter("weight", torch::empty({channels}));
+    bias = register_parameter("bias", torch::empty({channels}));
+  } else {
+    weight = register_parameter("weight", at::Tensor(), /*requires_grad=*/false);
+    bias = register_parameter("bias", at::Tensor(), /*requires_grad=*/false);
+  }
+  if (options_.track_running_stats()) {
+    running_mean = register_buffer("running_mean", torch::zeros({channels}));
+    running_var = register_buffer("running_var", torch::ones({channels}));
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::dtype(torch::kLong)));
+  } else {
+    running_mean = register_buffer("running_mean", at::Tensor());
+    running_var = register_buffer("running_var", at::Tensor());
+    num_batches_tracked = register_buffer("num_batches_tracked", at::Tensor());
+  }
+  reset_running_stats();
+  if (options_.affine()) {
+    torch::nn::init::ones_(weight);
+    torch::nn::init::zeros_(bias);
+  }
+}
+
+void SyncBatchNorm2d::reset_running_stats() {
+  if (!options_.track_running_stats()) return;
+  torch::NoGradGuard no_grad;
+  running_mean.zero_();
+  running_var.fill_(1);
+  num_batches_tracked.zero_();
+}
+
+double SyncBatchNorm2d::running_average_factor() {
+  // Mirrors torch::nn::BatchNormImplBase::forward, including when num_batches_tracked is counted.
+  double factor = options_.momentum() ? *options_.momentum() : 0.0;
+  if (is_training() && options_.track_running_stats() && num_batches_tracked.defined()) {
+    num_batches_tracked += 1;
+    factor = options_.momentum() ? *options_.momentum() : 1.0 / num_batches_tracked.item<double>();
+  }
+  return factor;
+}
+
+at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input) {
+  if (input.dim() != 4)
+    throw Error("SyncBatchNorm2d: expected a 4-D input (N, C, H, W), got sizes " + sizes_of(input));
+  const double factor = running_average_factor();
+  if (is_training() && communicator_ && communicator_->distributed()) return synchronised_forward(input, factor);
+  return torch::nn::functional::detail::batch_norm(input, running_mean, running_var, weight, bias,
+                                                   is_training() || !options_.track_running_stats(), factor,
+                                                   options_.eps());
+}
+
+at::Tensor SyncBatchNorm2d::synchronised_forward(const at::Tensor& input, double factor) {
+  const int64_t channels = options_.num_features();
+  if (input.size(1) != channels)
+    throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
+                std::to_string(channels) + " (input sizes " + sizes_of(input) + ")");
+  const at::Tensor x = input.contiguous();
+
+  // One allreduce of [sum | sum of squares | count]. Local sums in float64: the global sum adds rank partial
+  // sums in another order than a single BatchNorm would, and float64 keeps that difference (and the
+  // cancellation in E[x^2] - E[x]^2 for inputs whose mean is a few standard deviations) far below float32
+  // rounding of the normalised output.
+  at::Tensor stats = at::zeros({2 * channels + 1}, x.options().dtype(at::kDouble));
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor x64 = x.detach().to(at::kDouble);
+    stats.slice(0, 0, channels).copy_(x64.sum({0, 2, 3}));
+    stats.slice(0, channels, 2 * channels).copy_((x64 * x64).sum({0, 2, 3}));
+    stats[2 * channels].fill_(static_cast<double>(x.numel() / channels));
+  }
+  communicator_->all_reduce({stats}, ReduceOp::Sum, "BatchNorm statistics");
+  const double count = stats[2 * channels].item<double>();
+  if (count <= 1)
+    throw Error("SyncBatchNorm2d: expected more than 1 value per channel over all ranks when training, got " +
+                std::to_string(static_cast<int64_t>(count)) + " (this rank's input sizes " + sizes_of(input) +
+                ", " + std::to_string(communicator_->world_size()) + " ranks)");
+  const at::Tensor mean = stats.slice(0, 0, channels) / count;
+  const at::Tensor var = (stats.slice(0, channels, 2 * channels) / count - mean * mean).clamp_min(0.0);
+  const at::Tensor invstd = (var + options_.eps()).rsqrt();
+
+  at::Tensor output;
+  {
+    // The normalisation itself is torch's eval-mode kernel with the global statistics as "running" ones.
+    torch::NoGradGuard no_grad;
+    const at::Tensor w = weight.defined() ? weight.detach() : at::Tensor();
+    const at::Tensor b = bias.defined() ? bias.detach() : at::Tensor();
+    output = x.numel() == 0 ? at::empty_like(x)
+                            : torch::batch_norm(x.detach(), w, b, mean.to(x.scalar_type()), var.to(x.scalar_type()),
+                                                /*training=*/false, 0.0, options_.eps(),
+                                                at::globalContext().userEnabledCuDNN());
+    if (options_.track_running_stats()) {
+      const at::Tensor unbiased = var * (count / (count - 1));
+      running_mean.copy_(running_mean.to(at::kDouble) * (1 - factor) + mean * factor);
+      running_var.copy_(running_var.to(at::kDouble) * (1 - factor) + unbiased * factor);
+    }
+  }
+
+  const bool needs_grad = torch::GradMode::is_enabled() && (x.requires_grad() ||
+                                                            (weight.defined() && weight.requires_grad()) ||
+                                                            (bias.defined() && bias.requires_grad()));
+  if (needs_grad) {
+    auto node = std::shared_ptr<SyncBatchNormBackward>(new SyncBatchNormBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(x, weight, bias));
+    node->input_ = torch::autograd::SavedVariable(x, false);
+    node->weight_ = torch::autograd::SavedVariable(weight, false);
+    node->mean_ = mean;
+    node->invstd_ = invstd;
+    node->count_ = count;
+    node->bias_type_ = bias.defined() ? bias.scalar_type() : at::ScalarType::Undefined;
+    node->communicator_ = communicator_;
+    torch::autograd::set_history(output, node);
+  }
+  return output;
+}
+
+void SyncBatchNorm2d::pretty_print(std::ostream& stream) const {
+  stream << "fractrain::SyncBatchNorm2d(" << options_.num_features() << ", eps=" << options_.eps()
+         << ", momentum=";
+  if (options_.momentum())
+    stream << *options_.momentum();
+  else
+    stream << "None";
+  stream << ", affine=" << options_.affine() << ", track_running_stats=" << options_.track_running_stats()
+         << (communicator_ && communicator_->distributed() ? ", synchronised" : "") << ")";
+}
+
+int set_batch_norm_communicator(torch::nn::Module& model, std::shared_ptr<Communicator> communicator) {
+  int count = 0;
+  auto visit = [&](torch::nn::Module& module) {
+    if (auto* bn = dynamic_cast<SyncBatchNorm2d*>(&module)) {
+      bn->set_communicator(communicator);
+      ++count;
+    }
+  };
+  visit(model);
+  for (const auto& child : model.modules(/*include_self=*/false)) visit(*child);
+  return count;
+}
+
+}  // namespace fractrain
