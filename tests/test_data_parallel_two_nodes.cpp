@@ -10,7 +10,6 @@
 #include <chrono>
 #include <string>
 
-#include "fractrain/dist/launch.h"
 #include "run_test_support.h"
 #include "test_support.h"
 

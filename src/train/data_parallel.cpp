@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "fractrain/dist/range_agreement_over_ranks.h"
+#include "fractrain/dist/timed_communicator.h"
 #include "fractrain/nn/batch_norm.h"
 #include "fractrain/util/error.h"
 
@@ -66,8 +67,9 @@ CostMeter::RecordedExecution merge(const CostMeter::RecordedExecution& local, co
 
 DataParallel::DataParallel(std::shared_ptr<Communicator> communicator,
                            std::shared_ptr<Communicator> gradient_communicator, const RunConfig& config)
-    : communicator_(communicator ? std::move(communicator) : make_single_process_communicator()),
-      gradient_communicator_(std::move(gradient_communicator)),
+    : clock_(std::make_shared<CommunicationClock>()),
+      communicator_(with_timing(communicator ? std::move(communicator) : make_single_process_communicator(), clock_)),
+      gradient_communicator_(gradient_communicator ? with_timing(std::move(gradient_communicator), clock_) : nullptr),
       sync_ranges_(config.precision.sync_ranges),
       sync_batchnorm_(config.train.sync_batchnorm),
       local_batch_(config.train.batch_size / std::max(1, communicator_->world_size())) {

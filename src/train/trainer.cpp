@@ -394,7 +394,10 @@ RunSummary Trainer::summary(bool interrupted) const {
                                {"backend", data_parallel_->communicator().backend_name()},
                                {"gradient_format", config_.train.grad_comm},
                                {"gradient_bytes_sent_per_rank", per_rank},
-                               {"gradient_bytes_sent", per_rank * data_parallel_->world_size()}};
+                               {"gradient_bytes_sent", per_rank * data_parallel_->world_size()},
+                               // Rank 0's, this session: the share of training time its collectives took.
+                               {"communication_seconds", data_parallel_->communication_seconds()},
+                               {"collectives", data_parallel_->collectives()}};
   }
   s.config = to_json(config_);
   // What the task records about its data: the split and class ids, files a streamed dataset skipped.

@@ -14,6 +14,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/dist/communicator.h"
 #include "fractrain/dist/gradient_sync.h"
+#include "fractrain/dist/timed_communicator.h"
 #include "fractrain/models/quantized_model.h"
 #include "fractrain/precision/block_decision.h"
 #include "fractrain/train/run_config.h"
@@ -56,6 +57,9 @@ class DataParallel {
   void average_gradients(int backward_bits, uint64_t step);
   // Bytes this rank has sent in gradient exchanges so far.
   int64_t gradient_bytes_sent() const;
+  // Wall time this rank has spent in collectives so far (starting them and waiting for them), and how many.
+  double communication_seconds() const { return clock_->seconds(); }
+  int64_t collectives() const { return clock_->collectives.load(); }
 
   // Replaces the step's recorded layer executions (the meter defers while active) by the whole batch's and
   // counts them.
@@ -65,6 +69,7 @@ class DataParallel {
   StepTotals reduce(const StepTotals& local) const;
 
  private:
+  std::shared_ptr<CommunicationClock> clock_;
   std::shared_ptr<Communicator> communicator_, gradient_communicator_;
   bool sync_ranges_, sync_batchnorm_;
   int64_t local_batch_;  // this rank's slice of every training batch
