@@ -42,6 +42,13 @@ extern "C" void on_launcher_signal(int signal) {
   errno = saved_errno;
 }
 
+extern "C" void on_child_exit(int) {
+  const int saved_errno = errno;
+  const char byte = 1;
+  if (g_wake_pipe[1] >= 0) (void)!::write(g_wake_pipe[1], &byte, 1);
+  errno = saved_errno;
+}
+
 std::string signal_name(int signal) {
   const char* abbreviation = sigabbrev_np(signal);
   return abbreviation ? std::string("SIG") + abbreviation : "unknown signal";
@@ -62,7 +69,11 @@ class SignalScope {
     sigemptyset(&action.sa_mask);
     ::sigaction(SIGINT, &action, &old_int_);
     ::sigaction(SIGTERM, &action, &old_term_);
-    ::sigaction(SIGCHLD, &action, &old_chld_);
+    struct sigaction child_action {};
+    child_action.sa_handler = on_child_exit;  // only wakes the wait loop
+    child_action.sa_flags = SA_NOCLDSTOP;
+    sigemptyset(&child_action.sa_mask);
+    ::sigaction(SIGCHLD, &child_action, &old_chld_);
   }
   ~SignalScope() {
     ::sigaction(SIGINT, &old_int_, nullptr);
@@ -285,7 +296,9 @@ int run_local_ranks(const LaunchRequest& request, const std::vector<std::string>
       }
       if (code != 0 && result == 0) {
         result = code;
-        if (!kill_pending && running() > 0) {
+        // After a forwarded SIGINT/SIGTERM the others are stopping already: a second signal could cut short the
+        // checkpoint they are writing.
+        if (!kill_pending && handled_signals == 0 && running() > 0) {
           say(fmt::format("stopping the other {} rank(s) (SIGTERM; SIGKILL after {} s)", running(),
                           std::chrono::duration<double>(options.grace_period).count()));
           signal_running(ranks, SIGTERM);
