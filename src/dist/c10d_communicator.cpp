@@ -37,7 +37,7 @@ std::string exception_cause(const std::exception_ptr& error) {
 }
 
 std::string seconds_text(std::chrono::duration<double> duration) {
-  return fmt::format("{:.3g}", duration.count());
+  return fmt::format("{:g}", duration.count());
 }
 
 #if FRACTRAIN_HAVE_C10D
@@ -53,8 +53,9 @@ struct GroupInfo {
 
 Error collective_failed(const GroupInfo& group, const std::string& what, Clock::time_point started,
                         const std::string& cause) {
-  return Error(fmt::format("rank {}: {} failed after {} s: {} (a peer died or is stuck; see its output)",
-                           group.rank, what, seconds_text(Clock::now() - started), cause));
+  const std::chrono::duration<double> elapsed = Clock::now() - started;
+  return Error(fmt::format("rank {}: {} failed after {:.1f} s: {} (a peer died or is stuck; see its output)",
+                           group.rank, what, elapsed.count(), cause));
 }
 
 // Waits for every Work in launch order; the first failure is the error (later ones are its consequences).

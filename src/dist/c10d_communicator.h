@@ -15,7 +15,7 @@ namespace fractrain::dist_detail {
 // A c10d or gloo exception's message without LibTorch's backtrace, on one line.
 std::string exception_cause(const std::exception& error);
 std::string exception_cause(const std::exception_ptr& error);
-// "3", "0.5", "10": a duration in seconds for messages.
+// "3", "0.5", "10": a configured duration (a timeout) in seconds for messages.
 std::string seconds_text(std::chrono::duration<double> duration);
 
 #if FRACTRAIN_HAVE_C10D

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <thread>
 
 #include "c10d_communicator.h"
@@ -73,15 +74,19 @@ c10::intrusive_ptr<c10d::Store> open_store(const ProcessGroupOptions& options) {
         options.master_addr, c10d_compat::tcp_store_options(options.master_port, server, options.timeout));
   } catch (const std::exception& e) {
     const std::string cause = exception_cause(e);
-    // 1.13: c10d::SocketError "The server socket has failed to bind to [::]:P (errno: 98 - Address already in use)".
-    if (server && cause.find("in use") != std::string::npos) {
+    // Matched on the text, lower-cased, because the exception types changed in 2.x (c10d::SocketError and
+    // TimeoutError became c10::DistNetworkError and friends) and so did the wording (libuv's "address already in
+    // use"). 1.13: "The server socket has failed to bind to [::]:P (errno: 98 - Address already in use)".
+    std::string lower = cause;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (server && lower.find("in use") != std::string::npos) {
       throw Error(fmt::format("rank 0: port {} on {} is in use: pick another --master port (or MASTER_PORT), or stop "
                               "the process that holds it",
                               options.master_port, options.master_addr));
     }
     // 1.13: c10d::TimeoutError "The client socket has timed out after Ns while trying to connect to (H, P)";
-    // connection refused is retried until then.
-    if (!server && (dynamic_cast<const c10d::TimeoutError*>(&e) || cause.find("timed out") != std::string::npos)) {
+    // a refused connection is retried until then.
+    if (!server && lower.find("timed out") != std::string::npos) {
       throw Error(fmt::format("rank {}: could not reach the master at {} within {} s: start rank 0 (it hosts the "
                               "rendezvous) or check --master / MASTER_ADDR and MASTER_PORT",
                               options.rank, master_text(options), seconds_text(options.timeout)));
