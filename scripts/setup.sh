@@ -5,6 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU, oneDNN): tensors, autograd, optimizers
+  libgloo-dev             # Gloo headers for c10d ProcessGroupGloo (multi-process training; Gloo itself is in LibTorch)
   # LibTorch's Linear and matmul call the Fortran BLAS in libblas.so.3; Debian's default is the reference BLAS,
   # about 10x slower. OpenBLAS registers a libblas.so.3 (and liblapack.so.3) alternative with priority 95
   # against the reference's 10, and the alternative is in auto mode, so installing it is enough:
