@@ -156,11 +156,11 @@ std::string local_address_towards(const ProcessGroupOptions& options) {
 }
 
 std::shared_ptr<Communicator> connect_gloo(const c10::intrusive_ptr<c10d::Store>& store,
-                                           const ProcessGroupOptions& options) {
+                                           const ProcessGroupOptions& options, const std::string& prefix) {
   try {
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local_address_towards(options)));
-    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", store),
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>(prefix, store),
                                                              options.rank, options.world_size, gloo_options);
     return dist_detail::make_c10d_communicator(group, store, options.rank, options.world_size, "gloo",
                                                options.timeout);
@@ -176,7 +176,7 @@ std::shared_ptr<Communicator> connect_gloo(const c10::intrusive_ptr<c10d::Store>
 // Not run by the test suite (no GPU on the build machine, no NCCL in Debian's LibTorch): written against the 1.13
 // headers and the 2.x API described in the notes.
 std::shared_ptr<Communicator> connect_nccl(const c10::intrusive_ptr<c10d::Store>& store,
-                                           const ProcessGroupOptions& options) {
+                                           const ProcessGroupOptions& options, const std::string& prefix) {
   const int devices = static_cast<int>(c10::cuda::device_count());
   if (options.local_rank >= devices) {
     throw Error(fmt::format("rank {}: local rank {} needs cuda:{}, but this machine has {} CUDA device(s): start at "
@@ -188,7 +188,7 @@ std::shared_ptr<Communicator> connect_nccl(const c10::intrusive_ptr<c10d::Store>
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(options.local_rank));
     auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
     nccl_options->timeout = options.timeout;
-    auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store),
+    auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>(prefix, store),
                                                              options.rank, options.world_size, nccl_options);
     c10d::ProcessGroupNCCL* raw = group.get();  // the communicator owns the group and outlives this callback
     return dist_detail::make_c10d_communicator(group, store, options.rank, options.world_size, "nccl",
@@ -211,8 +211,13 @@ bool process_group_backend_available(const std::string& backend) {
 }
 
 std::shared_ptr<Communicator> connect_process_group(const ProcessGroupOptions& options) {
+  return connect_process_groups(options, 1).front();
+}
+
+std::vector<std::shared_ptr<Communicator>> connect_process_groups(const ProcessGroupOptions& options, int groups) {
   validate(options);
-  if (options.world_size == 1) return make_single_process_communicator();
+  if (groups < 1) throw Error(fmt::format("cannot connect {} process groups: at least 1", groups));
+  if (options.world_size == 1) return std::vector<std::shared_ptr<Communicator>>(groups, make_single_process_communicator());
   if (options.backend == "gloo" && !FRACTRAIN_HAVE_GLOO) {
     throw Error(fmt::format("fractrain was built without Gloo (the headers <gloo/rendezvous/store.h> were not found "
                             "at build time), so it cannot connect {} ranks: install libgloo-dev (scripts/setup.sh "
@@ -232,12 +237,18 @@ std::shared_ptr<Communicator> connect_process_group(const ProcessGroupOptions& o
   }
   store = c10::make_intrusive<c10d::PrefixStore>("fractrain", store);
   wait_for_all_ranks(*store, options, deadline);
+  // Each group under its own store prefix: the backends keep their keys apart.
+  std::vector<std::shared_ptr<Communicator>> connected;
+  for (int g = 0; g < groups; ++g) {
+    const std::string prefix = options.backend + (g == 0 ? "" : std::to_string(g));
 #if FRACTRAIN_HAVE_GLOO
-  if (options.backend == "gloo") return connect_gloo(store, options);
+    if (options.backend == "gloo") connected.push_back(connect_gloo(store, options, prefix));
 #endif
 #if FRACTRAIN_HAVE_NCCL
-  if (options.backend == "nccl") return connect_nccl(store, options);
+    if (options.backend == "nccl") connected.push_back(connect_nccl(store, options, prefix));
 #endif
+  }
+  if (static_cast<int>(connected.size()) == groups) return connected;
 #endif
   throw Error(fmt::format("process group backend '{}' is not available in this build", options.backend));
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fractrain/dist/communicator.h"
 
@@ -33,6 +34,9 @@ struct ProcessGroupOptions {
 // in use, the master cannot be reached, some rank does not join, or this fractrain lacks the backend (no Gloo
 // headers at build time; a LibTorch without NCCL).
 std::shared_ptr<Communicator> connect_process_group(const ProcessGroupOptions& options);
+// The same ranks connected `groups` times over one rendezvous: independent groups whose collectives never wait
+// for each other's (e.g. gradient buckets sent from autograd hooks beside the step's own collectives).
+std::vector<std::shared_ptr<Communicator>> connect_process_groups(const ProcessGroupOptions& options, int groups);
 
 // Whether connect_process_group can run this backend ("gloo", "nccl") with more than one rank in this build.
 bool process_group_backend_available(const std::string& backend);

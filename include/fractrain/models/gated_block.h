@@ -13,7 +13,7 @@ struct GatedBlockRun {
   bool snap_zero_point = false;
   // Data parallel (null in one process): ranges are agreed across ranks, which makes every quantized layer a
   // collective, so a block runs (on no samples) even when every local sample skips it.
-  std::shared_ptr<RangeAgreement> range_agreement;
+  std::shared_ptr<RangeAgreement> range_agreement{};
 };
 
 // mixed: the block runs once on the samples that do not skip, each quantized at its own option (activations

@@ -40,7 +40,7 @@ struct StepCost {
   double cp_blocks = 0.0;
   // Data parallel: the whole batch's option indices, [block][sample] across every rank, for the statistics a
   // controller keeps (the decisions passed beside are this rank's, for its loss term). Empty in one process.
-  std::vector<std::vector<int64_t>> batch_options;
+  std::vector<std::vector<int64_t>> batch_options{};
 };
 
 // What a controller adds at an evaluation: values for the metrics record and lines for the log.
