@@ -61,7 +61,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     if (const char* threads = std::getenv("FRACTRAIN_THREADS")) config.train.threads = std::atoi(threads);
   }
   install_stop_handlers();
-  return train_run(config, options).interrupted ? 130 : 0;
+  return train_run(config, options).interrupted ? kInterruptedExitStatus : 0;
 }
 
 int run_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& precision,

@@ -181,3 +181,23 @@ TEST(DataParallelFailures, ABatchThatDoesNotSplitOverTheRanksIsRefusedBeforeAnyR
   EXPECT_CONTAINS(r.output, "train.batch_size = 32 does not split over 3 ranks");
   EXPECT_FALSE(fs::exists(c.output.dir));
 }
+
+// The checkpoint of a 2-rank run resumes in one process (the global batch is the config's, so the samples are the
+// same), saying so, and in 2 ranks again; another global batch is refused as for any resume.
+TEST(DataParallelFailures, ACheckpointOfTwoRanksResumesWithAnotherNumberOfRanks) {
+  ASSERT_FASHION_MNIST_INSTALLED();
+  test_support::TempDir temp("fractrain_dp_world_size");
+  const RunConfig c = resumable_run(temp.str() + "/run");
+  const std::string config = config_file(c);
+  const auto first = test_support::run_cli("train -q -c " + config + " --nproc 2 --stop-at 8");
+  ASSERT_EQ(first.exit_code, 130) << first.output;
+  const auto alone = test_support::run_cli("train -q -c " + config + " --resume --stop-at 16");
+  ASSERT_EQ(alone.exit_code, 130) << alone.output;
+  EXPECT_CONTAINS(alone.output, "written by 2 rank(s), this run has 1");
+  const auto again = test_support::run_cli("train -q -c " + config + " --nproc 2 --resume");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_CONTAINS(again.output, "written by 1 rank(s), this run has 2");
+  const auto other_batch = test_support::run_cli("train -q -c " + config + " --nproc 2 --resume --set train.batch_size=64");
+  EXPECT_EQ(other_batch.exit_code, 2) << other_batch.output;
+  EXPECT_CONTAINS(other_batch.output, "train.batch_size");
+}

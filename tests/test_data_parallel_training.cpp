@@ -171,3 +171,58 @@ TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessDfqWithTheSameDecisions) {
   for (size_t i = 0; i < 2; ++i) EXPECT_EQ(a[i]["gate_selection"], b[i]["gate_selection"]) << "step " << i + 1;
   expect_within_summation_order_envelope(runs.one, runs.two_threads, runs.two_ranks, 0);
 }
+
+// DFQ with a skip option, at the recipe's lr so that the gates learn to skip within the run: a block that none of
+// a rank's samples run still runs there on no samples when the other rank's samples run it, and is skipped on
+// every rank when no sample of the batch runs it (both happen here: whole batches skip some blocks by the end).
+// The first step's decisions are one process's, and the run's cost stays close to it.
+TEST(DataParallelTraining, TwoRanksRunDfqBlocksThatOnlySomeRanksSamplesRun) {
+  ASSERT_FASHION_MNIST_INSTALLED();
+  test_support::TempDir temp("fractrain_dp_dfq_skip");
+  RunConfig one = parallel_run(temp.str() + "/one", "dfq");
+  one.dfq.options = "cifar-paper";  // skip, 2/6, 3/6, 4/6, 4/12, 6/8, 6/12
+  one.optim.lr = 0.1;
+  one.train.eval_every = 1;
+  one.data.test_subset = 32;
+  RunConfig two = one;
+  two.output.dir = temp.str() + "/two";
+  train_run(one, test_support::quiet());
+  train_two_ranks(two);
+  const auto a = test_support::read_metrics(one.output.dir), b = test_support::read_metrics(two.output.dir);
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u);
+  EXPECT_EQ(a[0]["gate_selection"], b[0]["gate_selection"]) << "step 1";
+  double most_skipped = 0;  // the largest share of a batch that skipped one block
+  for (const auto& row : b)
+    for (const auto& block : row["gate_selection"].items())
+      most_skipped = std::max(most_skipped, block.value()[0].get<double>());
+  std::printf("[ data parallel ] largest share of a batch skipping a block: %.3g\n", most_skipped);
+  EXPECT_EQ(most_skipped, 1.0) << "no block was skipped by a whole batch: this test would not exercise skipping";
+  const nlohmann::json s1 = nlohmann::json::parse(test_support::read_file(one.output.dir + "/summary.json"));
+  const nlohmann::json s2 = nlohmann::json::parse(test_support::read_file(two.output.dir + "/summary.json"));
+  EXPECT_NEAR(s1["cost"]["run"]["cp_percent"].get<double>(), s2["cost"]["run"]["cp_percent"].get<double>(), 0.2);
+}
+
+// Gradients exchanged as fp16 or quantized to the step's gradient width (bw) train like fp32 and send half, or
+// at 8 bits about a quarter, of fp32's bytes (plus a range per bucket and a flag per parameter).
+TEST(DataParallelTraining, GradientsSentAsFp16OrAtTheBackwardWidthSendFewerBytes) {
+  ASSERT_FASHION_MNIST_INSTALLED();
+  test_support::TempDir temp("fractrain_dp_grad_comm");
+  std::map<std::string, nlohmann::json> summaries;
+  for (const std::string format : {"fp32", "fp16", "bw"}) {
+    RunConfig c = parallel_run(temp.str() + "/" + format, "fw8bw8");
+    c.train.iterations = 10;
+    c.train.grad_comm = format;
+    train_two_ranks(c);
+    summaries[format] = nlohmann::json::parse(test_support::read_file(c.output.dir + "/summary.json"));
+  }
+  const auto bytes = [&](const std::string& f) {
+    return summaries[f]["cost"]["data_parallel"]["gradient_bytes_sent"].get<double>();
+  };
+  EXPECT_NEAR(bytes("fp16") / bytes("fp32"), 0.5, 0.02);
+  EXPECT_NEAR(bytes("bw") / bytes("fp32"), 0.25, 0.03);
+  for (const auto& [format, s] : summaries) {
+    EXPECT_EQ(s["cost"]["data_parallel"]["gradient_format"], format);
+    EXPECT_NEAR(s["final_test_loss"].get<double>(), summaries["fp32"]["final_test_loss"].get<double>(), 0.05) << format;
+  }
+}

@@ -268,6 +268,7 @@ int run_local_ranks(const LaunchRequest& request, const std::vector<std::string>
   }
 
   int result = 0;
+  bool stopped = false;  // some rank exited with options.stopped_status
   int handled_signals = 0;
   // Set once the others were asked to stop after a failure (a bool beside the time: GCC 12 warns, wrongly, that an
   // optional<time_point> may be read uninitialized).
@@ -286,6 +287,12 @@ int run_local_ranks(const LaunchRequest& request, const std::vector<std::string>
       if (done != r.pid) continue;
       r.running = false;
       int code = 0;
+      if (WIFEXITED(status) && options.stopped_status != 0 && WEXITSTATUS(status) == options.stopped_status) {
+        // Stopped on request (a signal, --stop-at) with its checkpoint written: the others stop at the same step
+        // on their own. The launcher reports the status, but it is not a failure to act on.
+        if (result == 0) stopped = true;
+        continue;
+      }
       if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
         code = WEXITSTATUS(status);
         say(fmt::format("rank {} (pid {}) exited with status {}", r.rank, r.pid, code));
@@ -336,7 +343,7 @@ int run_local_ranks(const LaunchRequest& request, const std::vector<std::string>
     while (::read(g_wake_pipe[0], drain, sizeof(drain)) > 0) {
     }
   }
-  return result;
+  return result == 0 && stopped ? options.stopped_status : result;
 }
 
 }  // namespace fractrain

@@ -24,6 +24,12 @@ class RangeAgreementOverRanks : public RangeAgreement {
     return {lo, hi};
   }
 
+  bool any_rank(bool local) override {
+    at::Tensor flag = at::full({1}, local ? 1.0f : 0.0f, at::kFloat);
+    communicator_->all_reduce({flag}, ReduceOp::Max, "whether a block runs");
+    return flag.item<float>() > 0;
+  }
+
  private:
   std::shared_ptr<Communicator> communicator_;
 };

@@ -59,9 +59,10 @@ at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, cons
   const int64_t n = x.size(0);
   const int skip = options.skip_index();
   const KeptSamples kept = kept_samples(decision, options, block.can_skip());
-  // Every sample skips: the output is the identity shortcut. A data-parallel rank still runs the block on no
-  // samples, because the other ranks' samples may run it, and its layers' range agreements are collectives.
-  if (kept.index.empty() && !run.range_agreement) return x;
+  // Every sample skips: the output is the identity shortcut. A data-parallel rank runs the block on no samples
+  // when another rank's samples run it, because its layers' range agreements and BatchNorm are collectives.
+  const bool runs = run.range_agreement ? run.range_agreement->any_rank(!kept.index.empty()) : !kept.index.empty();
+  if (!runs) return x;
   const bool all = static_cast<int64_t>(kept.index.size()) == n;
   at::Tensor index;
   if (!all) index = torch::tensor(kept.index, torch::kLong).to(x.device());

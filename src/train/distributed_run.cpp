@@ -66,7 +66,9 @@ int launch_training_ranks(const DistributedFlags& flags, const RunConfig& config
   std::printf("fractrain: starting %d rank(s) on this node (%lld in all), %d thread(s) each\n", flags.nproc,
               (long long)world, threads);
   std::fflush(stdout);
-  return run_local_ranks(request, without_launch_flags(argv), threads);
+  LaunchOptions options;
+  options.stopped_status = kInterruptedExitStatus;
+  return run_local_ranks(request, without_launch_flags(argv), threads, options);
 }
 
 RankConnection connect_rank_from_environment(const RunConfig& config) {

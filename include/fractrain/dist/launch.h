@@ -61,6 +61,10 @@ struct LaunchOptions {
   std::string executable = "/proc/self/exe";
   // After one rank fails, how long the others get between SIGTERM and SIGKILL.
   std::chrono::milliseconds grace_period{std::chrono::seconds(10)};
+  // The exit status of a rank that stopped on request with its work saved (fractrain train: 130, after SIGINT,
+  // SIGTERM or --stop-at): not a failure, so the others are left to stop on their own; the launcher returns it
+  // when no rank failed. 0: none.
+  int stopped_status = 0;
 };
 
 // Starts request.nproc ranks of this node, each executing options.executable with argv_for_ranks (argv[0]
@@ -71,7 +75,8 @@ struct LaunchOptions {
 // - When a rank exits non-zero or dies by a signal, prints "fractrain: rank R (pid P) exited with status S" or
 //   "... was killed by signal N (SIGNAME)" on stderr, sends SIGTERM to the others and SIGKILL to those still
 //   running after options.grace_period.
-// Returns 0 when every rank exited with 0; otherwise the first failure's exit status (128 + N for signal N).
+// Returns 0 when every rank exited with 0; otherwise the first failure's exit status (128 + N for signal N), or
+// options.stopped_status when ranks stopped on request and none failed.
 // Throws fractrain::Error for an invalid request or when a rank cannot be started.
 int run_local_ranks(const LaunchRequest& request, const std::vector<std::string>& argv_for_ranks,
                     int threads_per_rank, const LaunchOptions& options = {});

@@ -16,6 +16,9 @@ class RangeAgreement {
   // DFQ block that every local sample skips), so its `local` range takes no part. Every rank must call this for
   // the same tensors in the same order: it is a collective.
   virtual QuantRange agree(QuantRange local, bool local_empty) = 0;
+  // Whether `local` holds on some rank (also a collective). A DFQ block that no sample of the whole batch runs is
+  // skipped on every rank, as one process skips it; one that some rank's samples run runs on every rank.
+  virtual bool any_rank(bool local) = 0;
 };
 
 // tensor_range(x), made the range of the whole batch by `agreement` when there is one (null: the local range).

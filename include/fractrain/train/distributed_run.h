@@ -11,6 +11,9 @@
 
 namespace fractrain {
 
+// The exit status of `fractrain train` stopped on request (SIGINT, SIGTERM, --stop-at) with its checkpoint written.
+constexpr int kInterruptedExitStatus = 130;
+
 struct DistributedFlags {
   int nproc = 1;
   int nnodes = 1;
