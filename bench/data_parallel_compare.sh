@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel throughput on this machine, side by side in one run: ResNet-20 training steps as 1 process x 1
-# thread, 1 process x 2 threads and 2 ranks x 1 thread (fractrain train --nproc 2, Gloo on 127.0.0.1), for FP32
-# and FW-8/BW-8, several rounds in alternating order. Reports images/s (median of the rounds), the speedup of
+# thread, 1 process x 2 threads and 2 ranks x 1 thread (fractrain train --nproc 2, Gloo on 127.0.0.1; "2x1" with
+# synchronised BatchNorm and quantizer ranges, the defaults, "2x1local" with each rank's own), for FP32 and
+# FW-8/BW-8, several rounds in alternating order. Reports images/s (median of the rounds), the speedup of
 # each against 1 process x 1 thread, and the share of a 2-rank step that rank 0 spends in collectives (gradient
 # buckets, BatchNorm statistics, quantizer ranges, step totals; waiting for the slower rank included).
 #
@@ -37,16 +38,18 @@ runs="$out/data_parallel_runs.csv"
 echo "round,precision,layout,images_per_second,train_seconds,communication_seconds" > "$runs"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 for ((round = 0; round < rounds; ++round)); do
-  layouts="1x1 1x2 2x1"
-  ((round % 2)) && layouts="2x1 1x2 1x1"
+  layouts="1x1 1x2 2x1 2x1local"
+  ((round % 2)) && layouts="2x1local 2x1 1x2 1x1"
   for precision in fp32 fw8bw8; do
     bits=0
     [[ $precision == fw8bw8 ]] && bits=8
     for layout in $layouts; do
-      ranks=${layout%x*} threads=${layout#*x}
+      ranks=${layout%%x*} threads=${layout#*x}
+      threads=${threads%local}
       dir="$work/$precision-$layout-$round"
       launch=()
       ((ranks > 1)) && launch=(--nproc "$ranks")
+      [[ $layout == *local ]] && launch+=(--set train.sync_batchnorm=false --set precision.sync_ranges=false)
       "$cli" train -q --set model.name=resnet20 --set data.dataset=fashion-mnist --set data.train_subset=$samples \
         --set data.test_subset=256 --set train.batch_size=$batch --set train.iterations=$steps \
         --set train.eval_every=$steps --set train.log_every=0 --set precision.fw=$bits \
@@ -59,7 +62,7 @@ s = json.load(open(sys.argv[1]))
 comm = s["cost"].get("data_parallel", {}).get("communication_seconds", 0.0)
 print(f'{sys.argv[2]},{s["images_per_second"]},{s["train_seconds"]},{comm}')
 PY
-      echo "round $round, $precision, $ranks rank(s) x $threads thread(s): $(tail -1 "$runs" | cut -d, -f4) images/s"
+      echo "round $round, $precision, $layout (ranks x threads): $(tail -1 "$runs" | cut -d, -f4) images/s"
     done
   done
 done
@@ -74,7 +77,7 @@ for row in csv.DictReader(open(runs_path)):
 rows = []
 for precision in ("fp32", "fw8bw8"):
     base = statistics.median(float(r["images_per_second"]) for r in by[(precision, "1x1")])
-    for layout in ("1x1", "1x2", "2x1"):
+    for layout in ("1x1", "1x2", "2x1", "2x1local"):
         rs = by[(precision, layout)]
         rate = statistics.median(float(r["images_per_second"]) for r in rs)
         share = statistics.median(float(r["communication_seconds"]) / float(r["train_seconds"]) for r in rs)

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <string>
@@ -35,6 +36,25 @@ inline RunConfig small_run(const std::string& dir, const std::string& model, int
   c.optim.lr = 0.05;
   c.output.dir = dir;
   return c;
+}
+
+// A short run of `model` for the data-parallel tests: FP32, `steps` steps, one evaluation in the middle and one at
+// the end, no progress log or TensorBoard events.
+inline RunConfig short_run(const std::string& dir, const std::string& model, int64_t train_samples, int64_t batch,
+                           int64_t steps) {
+  RunConfig c = small_run(dir, model, train_samples, batch);
+  c.train.iterations = steps;
+  c.train.eval_every = std::max<int64_t>(1, steps / 2);
+  c.train.log_every = 0;
+  c.output.tensorboard = false;
+  return c;
+}
+
+// Writes `c` next to its output directory (OUTPUT_DIR.toml) for `fractrain train -c`, and returns the path.
+inline std::string write_config_file(const RunConfig& c) {
+  const std::string path = c.output.dir + ".toml";
+  std::ofstream(path) << to_toml(c);
+  return path;
 }
 
 inline TrainOptions quiet() {

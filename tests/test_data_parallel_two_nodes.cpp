@@ -43,21 +43,9 @@ class NamespacePair {
   std::string error_;
 };
 
-RunConfig two_node_run(const std::string& dir) {
-  RunConfig c = test_support::small_run(dir, "resnet8", 320, 32);
-  c.precision.mode = PrecisionMode::Static;
-  c.train.iterations = 10;
-  c.train.eval_every = 10;
-  c.train.log_every = 0;
-  c.output.tensorboard = false;
-  return c;
-}
+RunConfig two_node_run(const std::string& dir) { return test_support::short_run(dir, "resnet8", 320, 32, 10); }
 
-std::string config_file(const RunConfig& c) {
-  const std::string path = c.output.dir + ".toml";
-  test_support::write_file(path, to_toml(c));
-  return path;
-}
+std::string config_file(const RunConfig& c) { return test_support::write_config_file(c); }
 
 }  // namespace
 
