@@ -24,6 +24,7 @@ PACKAGES=(
   libpng-dev              # PNG decoding for image folders (ImageNet holds a few PNGs)
   gnuplot-nox             # plots
   dataset-fashion-mnist   # default data: /usr/share/datasets/fashion-mnist
+  iproute2                # tests: two network namespaces stand for two machines (ip netns)
   wordnet-base python3    # scripts/make_wordnet_corpus.py: a small real text corpus for the Transformer LM
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (src/report/tensorboard_event.proto)
   python3-venv            # scripts/python_env.sh: a venv with TensorBoard's reader for the event-file test

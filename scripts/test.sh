@@ -21,11 +21,13 @@ scripts/python_env.sh build   # tensorboard from PyPI, for tests/tensorboard_rea
 phase_done "setup and build"
 (cd build && ctest --output-on-failure -j 2 --timeout 900) | tee build/ctest.log
 phase_done "tests"
-# A test may skip only where the machine lacks what it exercises: a GPU, /dev/full, the right to mount a tmpfs.
+# A test may skip only where the machine lacks what it exercises: a GPU, /dev/full, the right to mount a tmpfs or
+# to create network namespaces.
 # Any other skip (a real-data test, say) means CI checked less than it reports, so it fails the test command.
 environment_skips='Device\.QuantizedTrainingStepOnCudaMatchesCpuForward|AtomicFile\.ShortWriteToAFullDeviceThrows'
 environment_skips+='|FaultInjection\.FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint'
 environment_skips+='|RunDirectory\.AnOutputDirOnAReadOnlyFileSystemEndsWithItsPathAndExitCode2'
+environment_skips+='|DataParallelTwoNodes\.TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne'
 unexpected_skips=$(grep -E ' \(Skipped\)$' build/ctest.log | grep -Ev " - (${environment_skips}) \(Skipped\)$" || true)
 if [[ -n "$unexpected_skips" ]]; then
   echo "error: these tests skipped, and only the environment-dependent ones may:" >&2
