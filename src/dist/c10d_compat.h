@@ -14,7 +14,9 @@
 // asks the compiler whether they are there. USE_C10D_NCCL comes from a CUDA LibTorch's CMake target.
 #include <torch/version.h>
 
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/rendezvous/store.h>)
+// FRACTRAIN_GLOO_HEADERS_MISMATCH (set by CMake): the gloo headers found belong to another LibTorch than the one
+// built against (libgloo-dev matches Debian's); class layouts could differ, so Gloo stays off.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/rendezvous/store.h>) && !defined(FRACTRAIN_GLOO_HEADERS_MISMATCH)
 #define FRACTRAIN_HAVE_GLOO 1
 #else
 #define FRACTRAIN_HAVE_GLOO 0
