@@ -65,6 +65,13 @@ CostMeter::RecordedExecution merge(const CostMeter::RecordedExecution& local, co
 
 }  // namespace
 
+void check_batch_splits_over_ranks(int64_t batch_size, int64_t ranks) {
+  if (batch_size % ranks != 0)
+    throw Error(fmt::format("train.batch_size = {} does not split over {} ranks: it is the global batch, so it must "
+                            "be a multiple of the number of ranks (--nproc x --nnodes; e.g. {})",
+                            batch_size, ranks, std::max<int64_t>(ranks, batch_size / ranks * ranks)));
+}
+
 DataParallel::DataParallel(std::shared_ptr<Communicator> communicator,
                            std::shared_ptr<Communicator> gradient_communicator, const RunConfig& config)
     : clock_(std::make_shared<CommunicationClock>()),
@@ -77,12 +84,7 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> communicator,
   // Buckets go out during backward only on a connection of their own (see the constructor's comment).
   gradient_options_.launch_from_hooks = gradient_communicator_ != nullptr;
   gradient_options_.seed = config.train.seed;
-  const int64_t world = communicator_->world_size();
-  if (config.train.batch_size % world != 0)
-    throw Error(fmt::format("train.batch_size = {} does not split over {} ranks: it is the global batch, so it must "
-                            "be a multiple of the number of ranks (e.g. {})",
-                            config.train.batch_size, world,
-                            std::max<int64_t>(world, config.train.batch_size / world * world)));
+  check_batch_splits_over_ranks(config.train.batch_size, communicator_->world_size());
 }
 
 void DataParallel::prepare(QuantizedModel& model, TrainingTask& task) {
@@ -119,11 +121,8 @@ void DataParallel::average_gradients(int backward_bits, uint64_t step) {
 int64_t DataParallel::gradient_bytes_sent() const { return gradients_ ? gradients_->bytes_communicated() : 0; }
 
 void DataParallel::count_step_cost(CostMeter& meter) const {
+  if (!active()) return;  // the meter counted every execution as it ran (it defers only while active)
   const std::vector<CostMeter::RecordedExecution> local = meter.take_recorded();
-  if (!active()) {
-    for (const auto& e : local) meter.count(e);
-    return;
-  }
   int64_t samples = 0;
   for (const auto& e : local) samples = std::max(samples, e.batch);
   // Ranks agree first on the shape of what they gather: as many executions, slices of one size. One MAX gives

@@ -1,15 +1,14 @@
 #include "fractrain/train/distributed_run.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include "fractrain/dist/launch.h"
 #include "fractrain/dist/process_group.h"
-#include "fractrain/util/error.h"
+#include "fractrain/train/data_parallel.h"
 
 namespace fractrain {
 namespace {
@@ -58,10 +57,7 @@ int launch_training_ranks(const DistributedFlags& flags, const RunConfig& config
   request.master = flags.master;
   validate_launch_request(request);
   const int64_t world = static_cast<int64_t>(flags.nproc) * flags.nnodes;
-  if (config.train.batch_size % world != 0)
-    throw Error(fmt::format("train.batch_size = {} does not split over {} ranks: it is the global batch, so it must "
-                            "be a multiple of --nproc x --nnodes",
-                            config.train.batch_size, world));
+  check_batch_splits_over_ranks(config.train.batch_size, world);
   const int threads = threads_per_rank(config, flags.nproc);
   std::printf("fractrain: starting %d rank(s) on this node (%lld in all), %d thread(s) each\n", flags.nproc,
               (long long)world, threads);

@@ -347,10 +347,7 @@ RunSummary Trainer::run() {
     if (state_.step % checkpoint_every_ == 0 || last) save_last();
   }
   progress_->break_line();
-  if (!data_parallel_->writes()) {
-    directory_lock_.reset();
-    return summary(interrupted);
-  }
+  if (!data_parallel_->writes()) return summary(interrupted);  // it claimed no directory and writes nothing
   if (interrupted) {
     save_last();
     std::printf("stopped at step %lld; checkpoint written to %s\n", (long long)state_.step,

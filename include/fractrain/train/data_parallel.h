@@ -32,6 +32,10 @@ struct StepTotals {
   bool stop = false;       // some rank was asked to stop (SIGINT/SIGTERM)
 };
 
+// Throws fractrain::Error unless the global batch splits evenly over `ranks` (the launcher checks before it starts
+// them, each rank again for launchers that are not ours).
+void check_batch_splits_over_ranks(int64_t batch_size, int64_t ranks);
+
 class DataParallel {
  public:
   // `communicator` carries the step's collectives; `gradient_communicator`, a second connection of the same
