@@ -12,6 +12,7 @@
 
 #include "fractrain/cost/cost_observer.h"
 #include "fractrain/cost/layer_operands.h"
+#include "fractrain/nn/execution_mode.h"
 #include "fractrain/nn/layer_gradients.h"
 #include "fractrain/precision/layer_precision.h"
 #include "fractrain/quant/fake_quantize.h"
@@ -26,6 +27,9 @@ struct QuantizerSettings {
   // Running activation range for eval mode: new = momentum * old + (1 - momentum) * batch.
   float activation_momentum = 0.9f;
   bool snap_zero_point = false;
+  // How the passes compute (nn/execution_mode.h), and the weight the error backward multiplies.
+  ExecutionMode execution = ExecutionMode::Simulated;
+  ErrorWeightRanges error_weight_ranges = ErrorWeightRanges::PerOutputChannel;
   // Run seed for stochastic rounding of gradients; the noise stream also mixes in the layer index and step.
   uint64_t noise_seed = 0;
   // Data parallel (null and 0 in one process): training ranges are agreed across the ranks, and this rank's
