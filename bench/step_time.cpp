@@ -4,6 +4,7 @@
 //   bench_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 7] [--steps 3]
 //                   [--threads N] [--fw 8 --bw 8] [--profile trace.json [--profile-steps 1]]
 //                   [--only fp32|quantized]  (one kind only, e.g. under perf record)
+//                   [--execution simulated|integer]  (how the quantized layers compute; nn/execution_mode.h)
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -32,6 +33,7 @@ struct Args {
   std::string profile;  // write a chrome trace of FP32 and quantized steps here
   int profile_steps = 1;  // alternating FP32/quantized pairs in the trace
   std::string only;       // "fp32" or "quantized": time just that kind (for perf record); "" = both, side by side
+  ExecutionMode execution = ExecutionMode::Simulated;
 };
 
 Args parse(int argc, char** argv) {
@@ -51,6 +53,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--profile") a.profile = v;
     else if (k == "--profile-steps") a.profile_steps = std::stoi(v);
     else if (k == "--only") a.only = v;
+    else if (k == "--execution") a.execution = execution_mode_names().parse(v, "--execution");
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -87,6 +90,11 @@ int main(int argc, char** argv) {
   const ModelInputSpec in{a.channels, a.size, a.size, 10};
   auto model = create_model(a.model, in);
   model->train();
+  QuantizerSettings settings = model->quantizer_settings();
+  settings.execution = a.execution;
+  settings.error_weight_ranges =
+      a.execution == ExecutionMode::Integer ? ErrorWeightRanges::PerInputChannel : ErrorWeightRanges::PerOutputChannel;
+  model->set_quantizer_settings(settings);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
   const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size});
   const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
@@ -127,6 +135,18 @@ int main(int argc, char** argv) {
               (long long)a.channels, (long long)a.size, (long long)a.size, threads);
   std::printf("median step time: fp32 %.1f ms, fw%dbw%d %.1f ms\n", median(t_fp32) * 1e3, a.fw, a.bw,
               median(t_quant) * 1e3);
-  std::printf("median ratio fw%dbw%d / fp32: %.3f (target <= 1.15)\n", a.fw, a.bw, median(ratios));
+  std::printf("median ratio fw%dbw%d (%s) / fp32: %.3f (target: simulated <= 1.15, integer <= 0.6)\n", a.fw, a.bw,
+              to_string(a.execution).c_str(), median(ratios));
+  if (a.execution == ExecutionMode::Integer) {
+    ExecutionCounts counts;
+    for (const auto& layer : model->quantized_layers()) counts.add(layer->execution_counts());
+    std::printf("integer passes: forward %lld/%lld, error backward %lld/%lld, weight gradient %lld/%lld%s%s\n",
+                (long long)counts.forward.integer, (long long)(counts.forward.integer + counts.forward.simulated),
+                (long long)counts.error_backward.integer,
+                (long long)(counts.error_backward.integer + counts.error_backward.simulated),
+                (long long)counts.weight_gradient.integer,
+                (long long)(counts.weight_gradient.integer + counts.weight_gradient.simulated),
+                counts.last_fallback.empty() ? "" : "; last fallback: ", counts.last_fallback.c_str());
+  }
   return 0;
 }

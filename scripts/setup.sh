@@ -13,6 +13,7 @@ PACKAGES=(
   # The OpenMP flavour runs on LibTorch's OpenMP threads (libgomp) instead of starting a second pthread pool
   # that would compete with them for the cores.
   libopenblas0-openmp
+  libdnnl-dev             # oneDNN's headers: int8 primitives for integer execution (the libdnnl2 LibTorch runs on)
   libblas3                # the reference BLAS: the test that `train` warns about it loads it explicitly
   libcli11-dev            # command line
   libtomlplusplus-dev     # TOML configs

@@ -6,6 +6,7 @@
 
 #include "fractrain/cost/mac_count.h"
 #include "fractrain/util/error.h"
+#include "integer_layer_backward.h"
 
 namespace fractrain {
 
@@ -57,6 +58,30 @@ LayerGradients QConv2d::gradients() const {
                                  {needed[0], needed[1], needed[2] && has_bias});
     return std::array<at::Tensor, 3>{dx, dw, db};
   };
+}
+
+// Grouped (depthwise) convolutions have no integer kernel yet: oneDNN's int8 deconvolution and the weight
+// gradient's matmul would each need a per-group formulation.
+std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
+  if (options_.groups != 1 || x.dim() != 4 || x.size(1) != options_.in_channels) return std::nullopt;
+  IntegerShape shape;
+  integer::ConvGeometry& g = shape.geometry;
+  g.batch = x.size(0);
+  g.in_channels = options_.in_channels;
+  g.out_channels = options_.out_channels;
+  g.height = x.size(2);
+  g.width = x.size(3);
+  g.kernel = options_.kernel_size;
+  g.stride = options_.stride;
+  g.padding = options_.padding;
+  shape.layout = integer::FeatureLayout::ChannelsFirst;
+  shape.output_sizes = {g.batch, g.out_channels, g.out_height(), g.out_width()};
+  return shape;
+}
+
+std::string QConv2d::integer_refusal() const {
+  return options_.groups != 1 ? "no integer kernel for grouped (depthwise) convolutions"
+                              : QuantizedLayer::integer_refusal();
 }
 
 int64_t QConv2d::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {

@@ -6,6 +6,7 @@
 
 #include "fractrain/cost/mac_count.h"
 #include "fractrain/util/error.h"
+#include "integer_layer_backward.h"
 
 namespace fractrain {
 
@@ -43,6 +44,22 @@ LayerGradients QLinear::gradients() const {
 // Each output position (a sample, or a token of it) reads one input vector.
 WeightedLayerGeometry QLinear::operand_geometry() const {
   return {weight_.sizes().vec(), out_features_, in_features_};
+}
+
+// A 1x1 convolution over the tokens (one token for [N, in] inputs), channels last.
+std::optional<IntegerShape> QLinear::integer_shape(const at::Tensor& x) const {
+  if (x.dim() < 2 || x.size(-1) != in_features_) return std::nullopt;
+  IntegerShape shape;
+  integer::ConvGeometry& g = shape.geometry;
+  g.batch = x.size(0);
+  g.in_channels = in_features_;
+  g.out_channels = out_features_;
+  g.height = x.numel() / std::max<int64_t>(1, x.size(0) * in_features_);
+  g.width = 1;
+  shape.layout = integer::FeatureLayout::ChannelsLast;
+  shape.output_sizes = x.sizes().vec();
+  shape.output_sizes.back() = out_features_;
+  return shape;
 }
 
 int64_t QLinear::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {

@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "fractrain/util/error.h"
+#include "fractrain/integer/integer_support.h"
+#include "integer_layer_backward.h"
 #include "quantized_layer_backward.h"
 
 namespace fractrain {
@@ -77,7 +79,7 @@ InputQuantization QuantizedLayer::input_quantization(const at::Tensor& x, const 
   q.bits = precision.act_bits();
   if (precision.is_per_sample()) q.row_bits = precision.sample_act_bits();
   q.range = input_range(x);
-  q.snap_zero_point = settings_.snap_zero_point;
+  q.snap_zero_point = snaps_zero_point();
   return q;
 }
 
@@ -86,7 +88,7 @@ at::Tensor QuantizedLayer::quantize_weight(int bits) const {
   if (bits == 0) return w;
   RECORD_USER_SCOPE("fractrain::quantize_weight");
   QuantizeOptions options;
-  options.snap_zero_point = settings_.snap_zero_point;
+  options.snap_zero_point = snaps_zero_point();
   return fake_quantize_per_channel(w, bits, options);
 }
 
@@ -97,7 +99,7 @@ std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const 
   spec.bits = precision.grad_bits();
   if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
   spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
-  spec.snap_zero_point = settings_.snap_zero_point;
+  spec.snap_zero_point = snaps_zero_point();
   spec.range_agreement = settings_.range_agreement;
   spec.first_sample = settings_.first_sample;
   return spec;
@@ -105,11 +107,17 @@ std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const 
 
 at::Tensor QuantizedLayer::forward_quantized(const at::Tensor& x, const LayerPrecision& precision,
                                              uint64_t noise_step) {
+  const bool graph_needed = needs_graph(x);
   QuantizedLayerGraph graph;
-  at::Tensor y;
   {
     torch::NoGradGuard no_grad;
     graph.input = input_quantization(x, precision);
+  }
+  if (integer_execution())
+    if (std::optional<at::Tensor> y = forward_integer(x, precision, graph.input, noise_step, graph_needed)) return *y;
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
     graph.quantized_weight = quantize_weight(precision.weight_bits());
     const at::Tensor x_q = graph.input.apply_transient(x);
     y = compute(x_q, graph.quantized_weight);
@@ -117,14 +125,71 @@ at::Tensor QuantizedLayer::forward_quantized(const at::Tensor& x, const LayerPre
     if (!x_q.is_same(x) && y.is_alias_of(x_q))
       throw Error("layer " + layer_name_ + ": compute() returned a view of its input");
   }  // The backward pass requantizes x (see quantized_layer_backward.h).
-  const at::Tensor& w = weight_tensor();
-  const at::Tensor& b = bias_tensor();
-  const bool needs_graph = at::GradMode::is_enabled() &&
-                           (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
-  if (!needs_graph) return y;
+  if (!graph_needed) return y;
   graph.gradient = gradient_quantization(precision, noise_step);
   graph.gradients = gradients();
-  return attach_quantized_layer_backward(std::move(y), x, w, b, std::move(graph));
+  return attach_quantized_layer_backward(std::move(y), x, weight_tensor(), bias_tensor(), std::move(graph));
+}
+
+bool QuantizedLayer::needs_graph(const at::Tensor& x) const {
+  const at::Tensor& w = weight_tensor();
+  const at::Tensor& b = bias_tensor();
+  return at::GradMode::is_enabled() &&
+         (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+}
+
+std::optional<IntegerShape> QuantizedLayer::integer_shape(const at::Tensor&) const { return std::nullopt; }
+
+std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, const LayerPrecision& precision,
+                                                          const InputQuantization& input, uint64_t noise_step,
+                                                          bool graph_needed) {
+  const std::optional<IntegerShape> shape = integer_shape(x);
+  const std::vector<int> act_bits =
+      input.row_bits.empty() ? std::vector<int>(static_cast<size_t>(x.size(0)), input.bits) : input.row_bits;
+  std::string refusal;
+  if (!integer_support().available)
+    refusal = integer_support().detail;
+  else if (!shape)
+    refusal = integer_refusal();
+  else if (!x.device().is_cpu() || x.scalar_type() != at::kFloat)
+    refusal = "integer kernels run on CPU float tensors";
+  else
+    refusal = integer_width_refusal({precision.weight_bits()}, "weight");
+  if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");
+  std::optional<integer::FeatureCodes> codes;
+  if (refusal.empty()) {
+    integer::FeatureQuantization q;
+    q.sample_bits = act_bits;
+    q.range = input.range;
+    try {
+      codes = integer::quantize_features(x.detach().contiguous(), shape->layout, q);
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+  }
+  if (!codes) {
+    execution_log_->fell_back(LayerPass::Forward, refusal);
+    return std::nullopt;
+  }
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    const integer::WeightCodes w = integer::quantize_weight(weight_tensor().detach(), precision.weight_bits(), 0);
+    const at::Tensor& b = bias_tensor();
+    y = integer::conv_forward(shape->geometry, *codes, w, b.defined() ? b.detach() : b, shape->layout)
+            .view(shape->output_sizes);
+  }
+  execution_log_->ran_integer(LayerPass::Forward);
+  if (!graph_needed) return y;
+  IntegerLayerGraph graph;
+  graph.shape = *shape;
+  graph.input = std::move(*codes);
+  graph.weight_bits = precision.weight_bits();
+  graph.gradient = gradient_quantization(precision, noise_step);
+  graph.simulated_input = input;
+  graph.gradients = gradients();
+  graph.log = execution_log_;
+  return attach_integer_layer_backward(std::move(y), x, weight_tensor(), bias_tensor(), std::move(graph));
 }
 
 at::Tensor QuantizedLayer::forward(const at::Tensor& x, const PrecisionPlan& plan) {

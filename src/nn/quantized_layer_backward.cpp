@@ -47,11 +47,10 @@ class QuantizedLayerBackward : public Node {
     if (!g.defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
     if (at::GradMode::is_enabled())
       throw Error("quantized layers do not support double backward (backward with create_graph)");
-    if (gradient_) g = quantize_gradient(std::move(g), *gradient_);
     const std::array<bool, 3> needed{task_should_compute_output(0), task_should_compute_output(1),
                                      task_should_compute_output(2)};
-    const at::Tensor x_q = input_.apply_transient(x_.unpack());
-    std::array<at::Tensor, 3> result = gradients_(g, x_q, weight_.unpack(), needed);
+    std::array<at::Tensor, 3> result =
+        simulated_layer_gradients(std::move(g), x_.unpack(), weight_.unpack(), input_, gradient_, gradients_, needed);
     return {std::move(result[0]), std::move(result[1]), std::move(result[2])};
   }
 
@@ -71,6 +70,15 @@ class QuantizedLayerBackward : public Node {
 };
 
 }  // namespace
+
+std::array<at::Tensor, 3> simulated_layer_gradients(at::Tensor g, const at::Tensor& x, const at::Tensor& weight,
+                                                    const InputQuantization& input,
+                                                    const std::optional<GradientQuantization>& gradient,
+                                                    const LayerGradients& gradients, std::array<bool, 3> needed) {
+  if (gradient) g = quantize_gradient(std::move(g), *gradient);
+  const at::Tensor x_q = input.apply_transient(x);
+  return gradients(g, x_q, weight, needed);
+}
 
 bool InputQuantization::active() const {
   if (row_bits.empty()) return bits != 0;

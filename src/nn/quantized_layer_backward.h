@@ -10,6 +10,7 @@
 // convolution would), and requantizing it with the forward range is cheap and bit-identical (nearest rounding).
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -39,6 +40,13 @@ struct QuantizedLayerGraph {
   std::optional<GradientQuantization> gradient;
   LayerGradients gradients;
 };
+
+// The simulated backward of one layer execution: quantizes g (in place when it is the only handle to its
+// memory), requantizes x, and returns the gradients of the float op at (Q(x), weight) for Q(g).
+std::array<at::Tensor, 3> simulated_layer_gradients(at::Tensor g, const at::Tensor& x, const at::Tensor& weight,
+                                                    const InputQuantization& input,
+                                                    const std::optional<GradientQuantization>& gradient,
+                                                    const LayerGradients& gradients, std::array<bool, 3> needed);
 
 // Makes y (computed without autograd from the quantized operands) differentiable with respect to x, w and
 // bias (bias may be undefined) through one backward node as described above.

@@ -41,6 +41,16 @@ void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float
   }
 }
 
+FRACTRAIN_CLONES
+void codes_span(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels, const float* noise,
+                int shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    float t = (x[i] - lo) / s + (noise ? noise[i] : 0.0f);
+    t = std::min(std::max(t, 0.0f), levels);
+    out[i] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(t)) - shift);
+  }
+}
+
 constexpr uint32_t kPhiloxMul0 = 0xD2511F53u, kPhiloxMul1 = 0xCD9E8D57u;
 constexpr uint32_t kPhiloxWeyl0 = 0x9E3779B9u, kPhiloxWeyl1 = 0xBB67AE85u;
 
@@ -204,6 +214,16 @@ void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, cons
       i += n;
     }
   });
+}
+
+void quantize_span_to_codes(const float* x, int64_t n, const RowQuantParams& params, const PhiloxStream* noise,
+                            uint64_t noise_index, int shift, uint8_t* out) {
+  float noise_buffer[kSpan];
+  for (int64_t i = 0; i < n; i += kSpan) {
+    const int64_t len = std::min(kSpan, n - i);
+    if (noise) fill_noise(*noise, noise_index + static_cast<uint64_t>(i), len, noise_buffer);
+    codes_span(x + i, out + i, len, params.lo, params.scale, params.levels, noise ? noise_buffer : nullptr, shift);
+  }
 }
 
 }  // namespace fractrain::kernel

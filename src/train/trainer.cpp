@@ -360,6 +360,22 @@ RunSummary Trainer::run() {
   return s;
 }
 
+// Which passes ran on integer kernels this session and which fell back to simulated (precision.execution), next
+// to the measured time (train_seconds) and the modelled cost.
+nlohmann::json execution_json(const QuantizedModel& model, ExecutionMode mode) {
+  ExecutionCounts counts;
+  for (const auto& layer : model.quantized_layers()) counts.add(layer->execution_counts());
+  nlohmann::json passes;
+  for (LayerPass pass : {LayerPass::Forward, LayerPass::ErrorBackward, LayerPass::WeightGradient})
+    passes[to_string(pass)] = {{"integer", counts.of(pass).integer}, {"simulated", counts.of(pass).simulated}};
+  nlohmann::json j = {{"mode", to_string(mode)}};
+  if (mode == ExecutionMode::Integer) {
+    j["layer_passes_this_session"] = passes;
+    j["last_fallback"] = counts.last_fallback;
+  }
+  return j;
+}
+
 RunSummary Trainer::summary(bool interrupted) const {
   RunSummary s;
   for (const auto& p : run_.model->parameters()) s.parameters += p.numel();
@@ -396,6 +412,7 @@ RunSummary Trainer::summary(bool interrupted) const {
                                {"communication_seconds", data_parallel_->communication_seconds()},
                                {"collectives", data_parallel_->collectives()}};
   }
+  s.cost["execution"] = execution_json(*run_.model, config_.precision.execution);
   s.config = to_json(config_);
   // What the task records about its data: the split and class ids, files a streamed dataset skipped.
   s.task_data = run_.task->summary();

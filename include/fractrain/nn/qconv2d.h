@@ -41,6 +41,8 @@ class QConv2d : public QuantizedLayer {
   at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;
   LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
+  std::optional<IntegerShape> integer_shape(const at::Tensor& x) const override;
+  std::string integer_refusal() const override;
 
  private:
   QConv2dOptions options_;

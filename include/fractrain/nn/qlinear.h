@@ -22,6 +22,7 @@ class QLinear : public QuantizedLayer {
   at::Tensor compute(const at::Tensor& x, const at::Tensor& w) override;
   LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
+  std::optional<IntegerShape> integer_shape(const at::Tensor& x) const override;
 
  private:
   int64_t in_features_, out_features_;

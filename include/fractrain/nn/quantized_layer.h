@@ -12,6 +12,7 @@
 
 #include "fractrain/cost/cost_observer.h"
 #include "fractrain/cost/layer_operands.h"
+#include "fractrain/nn/execution_log.h"
 #include "fractrain/nn/execution_mode.h"
 #include "fractrain/nn/layer_gradients.h"
 #include "fractrain/precision/layer_precision.h"
@@ -22,6 +23,7 @@
 namespace fractrain {
 
 struct InputQuantization;  // internal: how an input is quantized, forward and (again) backward
+struct IntegerShape;       // internal: the layer as the integer kernels see it (src/nn/integer_layer_backward.h)
 
 struct QuantizerSettings {
   // Running activation range for eval mode: new = momentum * old + (1 - momentum) * batch.
@@ -73,6 +75,8 @@ class QuantizedLayer : public torch::nn::Module {
 
   // Activation range used in eval mode (running average of training batches). Valid once trained.
   QuantRange running_activation_range() const;
+  // Under integer execution: which passes ran on integer kernels and which fell back (and why).
+  ExecutionCounts execution_counts() const { return execution_log_->counts(); }
   bool has_activation_statistics() const;
 
   virtual LayerKind kind() const = 0;
@@ -91,9 +95,23 @@ class QuantizedLayer : public torch::nn::Module {
   virtual LayerGradients gradients() const = 0;
   // Forward MACs per sample given the input and output shapes.
   virtual int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const = 0;
+  // The layer for x as the integer kernels see it; nullopt when they cannot run it (empty: integer execution
+  // falls back to simulated, saying `integer_refusal()`).
+  virtual std::optional<IntegerShape> integer_shape(const at::Tensor& x) const;
+  virtual std::string integer_refusal() const { return std::string("no integer kernel for ") + to_string(kind()) + " layers"; }
 
  private:
   at::Tensor forward_quantized(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step);
+  // The integer execution of forward_quantized, or nullopt (logged) when a pass cannot run on integer codes.
+  std::optional<at::Tensor> forward_integer(const at::Tensor& x, const LayerPrecision& precision,
+                                            const InputQuantization& input, uint64_t noise_step,
+                                            bool graph_needed);
+  // Whether this execution must be differentiable (autograd on, and x, the weight or the bias needs a gradient).
+  bool needs_graph(const at::Tensor& x) const;
+  bool integer_execution() const { return settings_.execution == ExecutionMode::Integer; }
+  // Integer kernels need integer zero points: integer execution snaps them whatever the settings say, so that
+  // its simulated fallbacks compute the same quantization.
+  bool snaps_zero_point() const { return settings_.snap_zero_point || integer_execution(); }
   bool agrees_ranges(const LayerPrecision& precision) const;
   InputQuantization input_quantization(const at::Tensor& x, const LayerPrecision& precision);
   at::Tensor quantize_weight(int bits) const;
@@ -110,6 +128,7 @@ class QuantizedLayer : public torch::nn::Module {
   int64_t last_macs_per_sample_ = 0;
   QuantizerSettings settings_;
   std::optional<Precision> fixed_precision_;
+  std::shared_ptr<ExecutionLog> execution_log_ = std::make_shared<ExecutionLog>();
   // Buffers (saved in checkpoints): running lo and range, and whether any batch has been seen.
   at::Tensor running_lo_, running_span_, statistics_seen_;
 };

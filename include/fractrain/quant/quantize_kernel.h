@@ -22,4 +22,11 @@ RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point);
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
                    const PhiloxStream* noise, uint64_t noise_first_index = 0);
 
+// The integer codes quantize_rows rounds to, for integer execution (src/integer): for the n elements of one row,
+// out[i] = t_i - shift as a byte (t_i in [0, 2^b - 1]; a shift of 128 makes 8-bit codes fit int8), so that
+// quantize_rows would give t_i * s + lo. Stochastic rounding when `noise` is not null: element i draws
+// noise->uniform(noise_index + i), as in quantize_rows. Serial: callers parallelise over rows.
+void quantize_span_to_codes(const float* x, int64_t n, const RowQuantParams& params, const PhiloxStream* noise,
+                            uint64_t noise_index, int shift, uint8_t* out);
+
 }  // namespace fractrain::kernel

@@ -1,0 +1,167 @@
+#include "fractrain/integer/integer_codes.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/util/error.h"
+
+namespace fractrain::integer {
+namespace {
+
+// The fake quantizer's parameters with a snapped zero point, and the affine map of the stored bytes.
+struct RowCodes {
+  kernel::RowQuantParams params;
+  CodeScale scale;
+  int shift = 0;
+};
+
+RowCodes row_codes(int bits, float lo, float hi, bool signed_codes) {
+  if (bits < 1 || bits > 8) throw Error("integer codes: bit width " + std::to_string(bits) + " is not in 1..8");
+  RowCodes r;
+  r.params = kernel::row_params(bits, lo, hi, /*snap_zero_point=*/true);
+  r.shift = signed_codes ? int8_shift(bits) : 0;
+  // row_params snaps lo to nearbyint(lo / s) * s: that integer is the zero point.
+  const double zero = std::nearbyint(static_cast<double>(lo / r.params.scale));
+  if (std::abs(zero) > double{1 << 24})
+    throw Error("integer codes: the range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                "] puts the zero point out of integer reach (a range of width ~0 far from 0)");
+  r.scale = {r.params.scale, static_cast<int32_t>(zero) + r.shift};
+  return r;
+}
+
+template <typename Code>
+void sum_positions(const Code* codes, int64_t positions, int64_t channels, int32_t* sums) {
+  for (int64_t p = 0; p < positions; ++p) {
+    int32_t s = 0;
+    const Code* row = codes + p * channels;
+    for (int64_t c = 0; c < channels; ++c) s += row[c];
+    sums[p] = s;
+  }
+}
+
+}  // namespace
+
+FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const FeatureQuantization& q) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() < 2)
+    throw Error("integer codes: expected a contiguous float CPU tensor with a batch dimension, got " + x.toString() +
+                " " + c10::str(x.sizes()));
+  const int64_t batch = x.size(0);
+  if (static_cast<int64_t>(q.sample_bits.size()) != batch)
+    throw Error("integer codes: " + std::to_string(q.sample_bits.size()) + " bit widths for " +
+                std::to_string(batch) + " samples");
+  if (q.channel_major && !q.signed_codes) throw Error("integer codes: the channel-major copy is int8 only");
+  FeatureCodes out;
+  out.channels = layout == FeatureLayout::ChannelsFirst ? x.size(1) : x.size(-1);
+  out.positions = batch == 0 ? 0 : x.numel() / (batch * out.channels);
+  out.bits = q.sample_bits;
+  const int64_t C = out.channels, S = out.positions, per_sample = C * S;
+  std::vector<RowCodes> rows;
+  rows.reserve(batch);
+  for (int b : q.sample_bits) rows.push_back(row_codes(b, q.range.lo, q.range.hi, q.signed_codes));
+  for (const RowCodes& r : rows) out.samples.push_back(r.scale);
+
+  const auto byte_type = q.signed_codes ? at::kChar : at::kByte;
+  out.codes = at::empty({batch, S, C}, x.options().dtype(byte_type));
+  out.position_sums = at::empty({batch, S}, x.options().dtype(at::kInt));
+  if (q.channel_major) out.channel_major = at::empty({C, batch * S}, x.options().dtype(at::kChar));
+  const float* src = x.data_ptr<float>();
+  uint8_t* codes = static_cast<uint8_t*>(out.codes.data_ptr());
+  int8_t* major = q.channel_major ? out.channel_major.data_ptr<int8_t>() : nullptr;
+  int32_t* sums = out.position_sums.data_ptr<int32_t>();
+
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> row(static_cast<size_t>(layout == FeatureLayout::ChannelsFirst ? S : 0));
+    for (int64_t n = begin; n < end; ++n) {
+      const RowCodes& r = rows[n];
+      const PhiloxStream* noise = q.noise;
+      const uint64_t first = q.noise_first_index + static_cast<uint64_t>(n * per_sample);
+      uint8_t* sample = codes + n * per_sample;
+      if (layout == FeatureLayout::ChannelsLast) {
+        kernel::quantize_span_to_codes(src + n * per_sample, per_sample, r.params, noise, first, r.shift, sample);
+        if (major)
+          for (int64_t p = 0; p < S; ++p)
+            for (int64_t c = 0; c < C; ++c) major[c * batch * S + n * S + p] = static_cast<int8_t>(sample[p * C + c]);
+      } else {
+        // Each channel's row in x's own order (so the noise index is x's flat index), then transposed.
+        for (int64_t c = 0; c < C; ++c) {
+          kernel::quantize_span_to_codes(src + n * per_sample + c * S, S, r.params, noise,
+                                         first + static_cast<uint64_t>(c * S), r.shift, row.data());
+          for (int64_t p = 0; p < S; ++p) sample[p * C + c] = row[p];
+          if (major) std::copy(row.begin(), row.end(), reinterpret_cast<uint8_t*>(major + c * batch * S + n * S));
+        }
+      }
+      if (q.signed_codes)
+        sum_positions(reinterpret_cast<const int8_t*>(sample), S, C, sums + n * S);
+      else
+        sum_positions(sample, S, C, sums + n * S);
+    }
+  });
+  return out;
+}
+
+at::Tensor dequantize_features(const FeatureCodes& codes, FeatureLayout layout, at::IntArrayRef sizes) {
+  const int64_t batch = codes.batch();
+  at::Tensor stored = codes.codes.to(at::kFloat);  // [N, S, C]
+  std::vector<float> scale, offset;
+  for (const CodeScale& s : codes.samples) {
+    scale.push_back(s.scale);
+    offset.push_back(static_cast<float>(s.offset));
+  }
+  const at::Tensor s = at::tensor(scale).view({batch, 1, 1}), o = at::tensor(offset).view({batch, 1, 1});
+  at::Tensor values = (stored + o) * s;
+  if (layout == FeatureLayout::ChannelsFirst) values = values.permute({0, 2, 1});
+  return values.contiguous().view(sizes);
+}
+
+WeightCodes quantize_weight(const at::Tensor& w, int bits, int axis) {
+  if (axis != 0 && axis != 1) throw Error("integer codes: weight ranges are per output (0) or input (1) channel");
+  if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || w.dim() < 2)
+    throw Error("integer codes: expected a float CPU weight [O, I, ...], got " + w.toString());
+  const at::Tensor weight = w.contiguous();
+  const int64_t O = weight.size(0), I = weight.size(1), taps = weight.numel() / (O * I);
+  const at::Tensor by_channel = axis == 0 ? weight.reshape({O, -1}) : weight.transpose(0, 1).reshape({I, -1});
+  auto [lo, hi] = at::aminmax(by_channel, 1);
+  std::vector<RowCodes> channels;
+  for (int64_t c = 0; c < by_channel.size(0); ++c)
+    channels.push_back(row_codes(bits, lo.data_ptr<float>()[c], hi.data_ptr<float>()[c], /*signed_codes=*/true));
+  WeightCodes out;
+  out.axis = axis;
+  out.bits = bits;
+  for (const RowCodes& r : channels) out.channels.push_back(r.scale);
+  out.codes = at::empty(weight.sizes(), weight.options().dtype(at::kChar));
+  const float* src = weight.data_ptr<float>();
+  uint8_t* dst = reinterpret_cast<uint8_t*>(out.codes.data_ptr<int8_t>());
+  at::parallel_for(0, O, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      if (axis == 0) {
+        const RowCodes& r = channels[o];
+        kernel::quantize_span_to_codes(src + o * I * taps, I * taps, r.params, nullptr, 0, r.shift,
+                                       dst + o * I * taps);
+      } else {
+        for (int64_t i = 0; i < I; ++i) {
+          const RowCodes& r = channels[i];
+          const int64_t at = (o * I + i) * taps;
+          kernel::quantize_span_to_codes(src + at, taps, r.params, nullptr, 0, r.shift, dst + at);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+at::Tensor dequantize_weight(const WeightCodes& w) {
+  std::vector<float> scale, offset;
+  for (const CodeScale& s : w.channels) {
+    scale.push_back(s.scale);
+    offset.push_back(static_cast<float>(s.offset));
+  }
+  std::vector<int64_t> shape(static_cast<size_t>(w.codes.dim()), 1);
+  shape[static_cast<size_t>(w.axis)] = static_cast<int64_t>(w.channels.size());
+  return (w.codes.to(at::kFloat) + at::tensor(offset).view(shape)) * at::tensor(scale).view(shape);
+}
+
+}  // namespace fractrain::integer

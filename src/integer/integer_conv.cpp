@@ -1,0 +1,359 @@
+#include "fractrain/integer/integer_conv.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "fractrain/util/error.h"
+#include "onednn_int8.h"
+
+namespace fractrain::integer {
+namespace {
+
+int64_t taps_of(const ConvGeometry& g) { return g.kernel * g.kernel; }
+int64_t in_positions(const ConvGeometry& g) { return g.height * g.width; }
+int64_t out_positions(const ConvGeometry& g) { return g.out_height() * g.out_width(); }
+
+// The input position that output position (oh, ow) reads through tap (kh, kw), or -1 in the padding.
+int64_t input_position(const ConvGeometry& g, int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+  const int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+  if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) return -1;
+  return ih * g.width + iw;
+}
+
+// For every output position and tap, the input position it reads (-1: padding), [P][taps].
+std::vector<int64_t> tap_map(const ConvGeometry& g) {
+  const int64_t taps = taps_of(g);
+  std::vector<int64_t> map(static_cast<size_t>(out_positions(g) * taps));
+  for (int64_t oh = 0; oh < g.out_height(); ++oh)
+    for (int64_t ow = 0; ow < g.out_width(); ++ow)
+      for (int64_t kh = 0; kh < g.kernel; ++kh)
+        for (int64_t kw = 0; kw < g.kernel; ++kw)
+          map[static_cast<size_t>((oh * g.out_width() + ow) * taps + kh * g.kernel + kw)] =
+              input_position(g, oh, ow, kh, kw);
+  return map;
+}
+
+void check_features(const FeatureCodes& f, int64_t batch, int64_t channels, int64_t positions, const char* what) {
+  if (f.batch() != batch || f.channels != channels || f.positions != positions)
+    throw Error(std::string("integer ") + what + ": codes of " + std::to_string(f.batch()) + " samples x " +
+                std::to_string(f.positions) + " positions x " + std::to_string(f.channels) +
+                " channels do not fit the layer (" + std::to_string(batch) + " x " + std::to_string(positions) +
+                " x " + std::to_string(channels) + ")");
+}
+
+void check_weight(const WeightCodes& w, const ConvGeometry& g, int axis, const char* what) {
+  if (w.axis != axis || w.codes.size(0) != g.out_channels || w.codes.size(1) != g.in_channels ||
+      w.codes.numel() != g.out_channels * g.in_channels * taps_of(g))
+    throw Error(std::string("integer ") + what + ": weight codes " + c10::str(w.codes.sizes()) + " (ranges per " +
+                (w.axis == 0 ? "output" : "input") + " channel) do not fit the layer");
+}
+
+int max_bits(const std::vector<int>& bits) { return bits.empty() ? 1 : *std::max_element(bits.begin(), bits.end()); }
+
+void check_exact(int64_t terms, int64_t magnitude_a, int64_t magnitude_b, const char* what) {
+  if (terms > max_exact_terms(magnitude_a, magnitude_b))
+    throw Error(std::string("integer ") + what + ": " + std::to_string(terms) +
+                " terms per sum could overflow int32 at these widths");
+}
+
+// Per output channel (forward) or input channel (error backward) and tap: the sum of the weight codes over the
+// other channel axis.
+std::vector<int64_t> weight_tap_sums(const WeightCodes& w, const ConvGeometry& g, int axis) {
+  const int64_t O = g.out_channels, I = g.in_channels, taps = taps_of(g);
+  const int64_t channels = axis == 0 ? O : I;
+  std::vector<int64_t> sums(static_cast<size_t>(channels * taps), 0);
+  const int8_t* codes = w.codes.data_ptr<int8_t>();
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t t = 0; t < taps; ++t)
+        sums[static_cast<size_t>((axis == 0 ? o : i) * taps + t)] += codes[(o * I + i) * taps + t];
+  return sums;
+}
+
+// Writes value(n, position, channel) into the float result in the caller's layout.
+at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, FeatureLayout layout) {
+  return layout == FeatureLayout::ChannelsFirst ? at::empty({batch, channels, positions}, at::kFloat)
+                                                : at::empty({batch, positions, channels}, at::kFloat);
+}
+
+}  // namespace
+
+int64_t max_exact_terms(int64_t magnitude_a, int64_t magnitude_b) {
+  return std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, magnitude_a * magnitude_b);
+}
+
+at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const WeightCodes& w, const at::Tensor& bias,
+                        FeatureLayout layout) {
+  RECORD_USER_SCOPE("fractrain::integer_conv_forward");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), taps = taps_of(g);
+  check_features(x, N, I, in_positions(g), "forward");
+  check_weight(w, g, 0, "forward");
+  check_exact(I * taps, code_magnitude(max_bits(x.bits), false), code_magnitude(w.bits, true), "forward");
+  at::Tensor acc = at::empty({N, P, O}, at::kInt);
+  conv_forward_s32(g, x.codes.data_ptr<uint8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+
+  // The valid terms of each output position: the weights' tap sums (M), their count (K), and per sample the box
+  // sum of the input codes (A).
+  const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 0);
+  std::vector<int64_t> M(static_cast<size_t>(O * P), 0), K(static_cast<size_t>(P), 0);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t t = 0; t < taps; ++t) {
+      if (map[static_cast<size_t>(p * taps + t)] < 0) continue;
+      K[static_cast<size_t>(p)] += I;
+      for (int64_t o = 0; o < O; ++o) M[static_cast<size_t>(o * P + p)] += wsum[static_cast<size_t>(o * taps + t)];
+    }
+  at::Tensor y = new_result(N, O, P, layout);
+  const int32_t* a = acc.data_ptr<int32_t>();
+  const int32_t* sums = x.position_sums.data_ptr<int32_t>();
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* out = y.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> box(static_cast<size_t>(P));
+    for (int64_t n = begin; n < end; ++n) {
+      const int32_t* s = sums + n * in_positions(g);
+      for (int64_t p = 0; p < P; ++p) {
+        int64_t total = 0;
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t at = map[static_cast<size_t>(p * taps + t)];
+          if (at >= 0) total += s[at];
+        }
+        box[static_cast<size_t>(p)] = total;
+      }
+      const int64_t ox = x.samples[n].offset;
+      for (int64_t o = 0; o < O; ++o) {
+        const int64_t ow = w.channels[o].offset;
+        const float scale = x.samples[n].scale * w.channels[o].scale, shift = b ? b[o] : 0.0f;
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t exact = a[(n * P + p) * O + o] + ow * box[static_cast<size_t>(p)] +
+                                ox * M[static_cast<size_t>(o * P + p)] + ox * ow * K[static_cast<size_t>(p)];
+          const float value = static_cast<float>(exact) * scale + shift;
+          if (layout == FeatureLayout::ChannelsFirst)
+            out[(n * O + o) * P + p] = value;
+          else
+            out[(n * P + p) * O + o] = value;
+        }
+      }
+    }
+  });
+  return y;
+}
+
+at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, const WeightCodes& w,
+                              FeatureLayout layout) {
+  RECORD_USER_SCOPE("fractrain::integer_conv_backward_data");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g);
+  check_features(dy, N, O, P, "error backward");
+  check_weight(w, g, 1, "error backward");
+  check_exact(O * taps, code_magnitude(max_bits(dy.bits), true), code_magnitude(w.bits, true), "error backward");
+  at::Tensor acc = at::empty({N, Q, I}, at::kInt);
+  conv_backward_data_s32(g, dy.codes.data_ptr<int8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+
+  // Which (output position, tap) pairs reach each input position: their weight sums (M), count (K) and, per
+  // sample, the sum of the gradient codes there (A).
+  const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 1);
+  std::vector<int64_t> M(static_cast<size_t>(I * Q), 0), K(static_cast<size_t>(Q), 0);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t q = map[static_cast<size_t>(p * taps + t)];
+      if (q < 0) continue;
+      K[static_cast<size_t>(q)] += O;
+      for (int64_t i = 0; i < I; ++i) M[static_cast<size_t>(i * Q + q)] += wsum[static_cast<size_t>(i * taps + t)];
+    }
+  at::Tensor dx = new_result(N, I, Q, layout);
+  const int32_t* a = acc.data_ptr<int32_t>();
+  const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
+  float* out = dx.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> box(static_cast<size_t>(Q));
+    for (int64_t n = begin; n < end; ++n) {
+      std::fill(box.begin(), box.end(), 0);
+      const int32_t* s = sums + n * P;
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t q = map[static_cast<size_t>(p * taps + t)];
+          if (q >= 0) box[static_cast<size_t>(q)] += s[p];
+        }
+      const int64_t og = dy.samples[n].offset;
+      for (int64_t i = 0; i < I; ++i) {
+        const int64_t ow = w.channels[i].offset;
+        const float scale = dy.samples[n].scale * w.channels[i].scale;
+        for (int64_t q = 0; q < Q; ++q) {
+          const int64_t exact = a[(n * Q + q) * I + i] + ow * box[static_cast<size_t>(q)] +
+                                og * M[static_cast<size_t>(i * Q + q)] + og * ow * K[static_cast<size_t>(q)];
+          const float value = static_cast<float>(exact) * scale;
+          if (layout == FeatureLayout::ChannelsFirst)
+            out[(n * I + i) * Q + q] = value;
+          else
+            out[(n * Q + q) * I + i] = value;
+        }
+      }
+    }
+  });
+  return dx;
+}
+
+namespace {
+
+// Samples whose activation and gradient codes share scale and offset: one integer sum each in the weight
+// gradient.
+struct SampleGroup {
+  std::vector<int64_t> samples;
+  CodeScale x, dy;
+  int x_shift = 0;
+  int64_t x_magnitude = 0, dy_magnitude = 0;
+};
+
+std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes& dy) {
+  std::map<std::tuple<float, int32_t, int, float, int32_t, int>, size_t> index;
+  std::vector<SampleGroup> groups;
+  for (int64_t n = 0; n < x.batch(); ++n) {
+    const auto key = std::make_tuple(x.samples[n].scale, x.samples[n].offset, x.bits[n], dy.samples[n].scale,
+                                     dy.samples[n].offset, dy.bits[n]);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      it = index.emplace(key, groups.size()).first;
+      SampleGroup group;
+      group.x = x.samples[n];
+      group.dy = dy.samples[n];
+      group.x_shift = int8_shift(x.bits[n]);
+      group.x_magnitude = code_magnitude(x.bits[n], true);
+      group.dy_magnitude = code_magnitude(dy.bits[n], true);
+      groups.push_back(group);
+    }
+    groups[it->second].samples.push_back(n);
+  }
+  return groups;
+}
+
+}  // namespace
+
+at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy) {
+  RECORD_USER_SCOPE("fractrain::integer_conv_backward_weight");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g), K = taps * I;
+  check_features(x, N, I, Q, "weight gradient");
+  check_features(dy, N, O, P, "weight gradient");
+  if (!dy.channel_major.defined()) throw Error("integer weight gradient: the gradient codes lack their channel-major copy");
+  const std::vector<int64_t> map = tap_map(g);
+  const std::vector<SampleGroup> groups = sample_groups(x, dy);
+
+  // Rows (sample, output position) in group order: the input patches as int8 codes (x's codes shifted like the
+  // group's, 0 in the padding), and the gradient codes channel-major, gathered when the groups interleave.
+  std::vector<int64_t> order;
+  for (const SampleGroup& group : groups) order.insert(order.end(), group.samples.begin(), group.samples.end());
+  bool identity = true;
+  for (int64_t r = 0; r < N; ++r) identity = identity && order[static_cast<size_t>(r)] == r;
+  at::Tensor patches = at::zeros({N * P, K}, at::kChar);
+  int8_t* patch = patches.data_ptr<int8_t>();
+  const uint8_t* xc = x.codes.data_ptr<uint8_t>();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = order[static_cast<size_t>(r)];
+      const int shift = int8_shift(x.bits[n]);
+      for (int64_t p = 0; p < P; ++p) {
+        int8_t* row = patch + (r * P + p) * K;
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t at = map[static_cast<size_t>(p * taps + t)];
+          if (at < 0) continue;
+          const uint8_t* src = xc + (n * Q + at) * I;
+          for (int64_t i = 0; i < I; ++i) row[t * I + i] = static_cast<int8_t>(src[i] - shift);
+        }
+      }
+    }
+  });
+  at::Tensor gathered = dy.channel_major;
+  if (!identity) {
+    gathered = at::empty_like(dy.channel_major);
+    const int8_t* src = dy.channel_major.data_ptr<int8_t>();
+    int8_t* dst = gathered.data_ptr<int8_t>();
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t r = 0; r < N; ++r)
+        std::copy(src + o * N * P + order[static_cast<size_t>(r)] * P,
+                  src + o * N * P + (order[static_cast<size_t>(r)] + 1) * P, dst + o * N * P + r * P);
+  }
+
+  std::vector<double> dw(static_cast<size_t>(O * K), 0.0);
+  std::vector<int64_t> exact(static_cast<size_t>(O * K));
+  at::Tensor partial = at::empty({O, K}, at::kInt);
+  const int8_t* dyc = dy.codes.data_ptr<int8_t>();
+  int64_t first_row = 0;
+  for (const SampleGroup& group : groups) {
+    const int64_t rows = static_cast<int64_t>(group.samples.size()) * P;
+    std::fill(exact.begin(), exact.end(), 0);
+    // The integer product, in chunks of rows whose int32 sums cannot overflow.
+    const int64_t chunk = max_exact_terms(group.x_magnitude, group.dy_magnitude);
+    for (int64_t r = 0; r < rows; r += chunk) {
+      const int64_t len = std::min(chunk, rows - r);
+      matmul_s32(O, K, len, gathered.data_ptr<int8_t>() + first_row + r, N * P, patch + (first_row + r) * K,
+                 partial.data_ptr<int32_t>());
+      const int32_t* c = partial.data_ptr<int32_t>();
+      for (int64_t e = 0; e < O * K; ++e) exact[static_cast<size_t>(e)] += c[e];
+    }
+    // Corrections: per tap, the group's input codes summed over the positions that tap reads (xs), the gradient
+    // codes summed over the output positions where the tap is valid (gs), and how many such positions (count).
+    std::vector<int64_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
+    for (int64_t n : group.samples) {
+      const uint8_t* xs = xc + n * Q * I;
+      for (int64_t e = 0; e < Q * I; ++e) xsum[static_cast<size_t>(e)] += xs[e] - group.x_shift;
+      const int8_t* ds = dyc + n * P * O;
+      for (int64_t e = 0; e < P * O; ++e) dysum[static_cast<size_t>(e)] += ds[e];
+    }
+    std::vector<int64_t> xs(static_cast<size_t>(K), 0), gs(static_cast<size_t>(O * taps), 0), count(static_cast<size_t>(taps), 0);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t at = map[static_cast<size_t>(p * taps + t)];
+        if (at < 0) continue;
+        ++count[static_cast<size_t>(t)];
+        for (int64_t i = 0; i < I; ++i) xs[static_cast<size_t>(t * I + i)] += xsum[static_cast<size_t>(at * I + i)];
+        for (int64_t o = 0; o < O; ++o) gs[static_cast<size_t>(o * taps + t)] += dysum[static_cast<size_t>(p * O + o)];
+      }
+    const int64_t ox = group.x.offset + group.x_shift, og = group.dy.offset;
+    const int64_t samples = static_cast<int64_t>(group.samples.size());
+    const double scale = static_cast<double>(group.x.scale) * static_cast<double>(group.dy.scale);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t i = 0; i < I; ++i) {
+          const size_t e = static_cast<size_t>(o * K + t * I + i);
+          const int64_t total = exact[e] + og * xs[static_cast<size_t>(t * I + i)] +
+                                ox * gs[static_cast<size_t>(o * taps + t)] + samples * count[static_cast<size_t>(t)] * ox * og;
+          dw[e] += static_cast<double>(total) * scale;
+        }
+    first_row += rows;
+  }
+  // [O][tap][I] -> [O, I, k, k]
+  at::Tensor out = at::empty({O, I, g.kernel, g.kernel}, at::kFloat);
+  float* o_ptr = out.data_ptr<float>();
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t t = 0; t < taps; ++t)
+        o_ptr[(o * I + i) * taps + t] = static_cast<float>(dw[static_cast<size_t>(o * K + t * I + i)]);
+  return out;
+}
+
+at::Tensor bias_gradient(const FeatureCodes& dy) {
+  const int64_t N = dy.batch(), P = dy.positions, O = dy.channels;
+  std::vector<double> db(static_cast<size_t>(O), 0.0);
+  const int8_t* codes = dy.codes.data_ptr<int8_t>();
+  std::vector<int64_t> sums(static_cast<size_t>(O));
+  for (int64_t n = 0; n < N; ++n) {
+    std::fill(sums.begin(), sums.end(), 0);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t o = 0; o < O; ++o) sums[static_cast<size_t>(o)] += codes[(n * P + p) * O + o];
+    for (int64_t o = 0; o < O; ++o)
+      db[static_cast<size_t>(o)] += static_cast<double>(sums[static_cast<size_t>(o)] + P * dy.samples[n].offset) *
+                                    static_cast<double>(dy.samples[n].scale);
+  }
+  at::Tensor out = at::empty({O}, at::kFloat);
+  for (int64_t o = 0; o < O; ++o) out.data_ptr<float>()[o] = static_cast<float>(db[static_cast<size_t>(o)]);
+  return out;
+}
+
+}  // namespace fractrain::integer

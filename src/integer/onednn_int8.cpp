@@ -1,0 +1,177 @@
+#include "onednn_int8.h"
+
+#ifdef FRACTRAIN_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+#endif
+
+#include "fractrain/util/error.h"
+
+namespace fractrain::integer {
+
+#ifndef FRACTRAIN_HAVE_ONEDNN
+
+void conv_forward_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_t*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+void conv_backward_data_s32(const ConvGeometry&, const int8_t*, const int8_t*, int32_t*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+void matmul_s32(int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*, int32_t*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+
+#else
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A primitive, the weights layout it wants, and the reorder from the caller's plain layout into it (weights
+// change at every step, so the reorder runs every time; it is small next to the product).
+struct WeightedPrimitive {
+  dnnl::primitive primitive;
+  memory::desc plain_weights, weights;
+  dnnl::reorder weights_reorder;
+  bool needs_reorder = false;
+};
+
+using ConvKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+ConvKey key_of(int kind, const ConvGeometry& g) {
+  return {kind, g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
+}
+
+memory::dims dims_of(std::initializer_list<int64_t> values) { return memory::dims(values.begin(), values.end()); }
+
+template <typename Primitive>
+WeightedPrimitive finish(const typename Primitive::primitive_desc& pd, const memory::desc& plain_weights) {
+  WeightedPrimitive p;
+  p.plain_weights = plain_weights;
+  p.weights = pd.weights_desc();
+  p.needs_reorder = p.weights != plain_weights;
+  if (p.needs_reorder) p.weights_reorder = dnnl::reorder(memory(plain_weights, cpu_engine()), memory(p.weights, cpu_engine()));
+  p.primitive = Primitive(pd);
+  return p;
+}
+
+WeightedPrimitive make_forward(const ConvGeometry& g) {
+  const auto src = memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::u8, tag::nhwc);
+  const auto dst = memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s32, tag::nhwc);
+  const auto wdims = dims_of({g.out_channels, g.in_channels, g.kernel, g.kernel});
+  const auto weights_any = memory::desc(wdims, dt::s8, tag::any);
+  const memory::dims strides{g.stride, g.stride}, padding{g.padding, g.padding};
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             src, weights_any, dst, strides, padding, padding);
+  return finish<dnnl::convolution_forward>(dnnl::convolution_forward::primitive_desc(desc, cpu_engine()), memory::desc(wdims, dt::s8, tag::oihw));
+}
+
+// The error backward as oneDNN's int8 deconvolution forward (its backward passes are float only): the
+// deconvolution's output channels are the layer's input channels, so its weights are the layer's OIHW weights
+// read as IOHW.
+WeightedPrimitive make_backward_data(const ConvGeometry& g) {
+  const auto src = memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc);
+  const auto dst = memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc);
+  const auto wdims = dims_of({g.in_channels, g.out_channels, g.kernel, g.kernel});
+  const auto weights_any = memory::desc(wdims, dt::s8, tag::any);
+  const memory::dims strides{g.stride, g.stride}, padding{g.padding, g.padding};
+  // The same paddings as the forward: oneDNN checks the shapes with the forward's rounding-down division, so a
+  // row the stride skipped (k = 1, stride 2) is an output that no product reaches, i.e. 0, as it should be.
+  const dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                               dnnl::algorithm::deconvolution_direct, src, weights_any, dst, strides,
+                                               padding, padding);
+  return finish<dnnl::deconvolution_forward>(dnnl::deconvolution_forward::primitive_desc(desc, cpu_engine()),
+                memory::desc(wdims, dt::s8, tag::iohw));
+}
+
+struct Cache {
+  std::mutex mutex;
+  std::map<ConvKey, WeightedPrimitive> convs;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> matmuls;
+};
+
+Cache& cache() {
+  static Cache c;
+  return c;
+}
+
+const WeightedPrimitive& cached_conv(int kind, const ConvGeometry& g) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  const ConvKey key = key_of(kind, g);
+  auto it = c.convs.find(key);
+  if (it == c.convs.end()) it = c.convs.emplace(key, kind == 0 ? make_forward(g) : make_backward_data(g)).first;
+  return it->second;
+}
+
+// Runs `p` with src, plain weights and dst; reorders the weights into the primitive's layout first.
+void run(const WeightedPrimitive& p, const memory::desc& src_desc, const void* src, const void* weights,
+         const memory::desc& dst_desc, void* dst) {
+  dnnl::engine& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  memory src_mem(src_desc, engine, const_cast<void*>(src));
+  memory plain(p.plain_weights, engine, const_cast<void*>(weights));
+  memory dst_mem(dst_desc, engine, dst);
+  memory weights_mem = plain;
+  if (p.needs_reorder) {
+    weights_mem = memory(p.weights, engine);
+    p.weights_reorder.execute(stream, plain, weights_mem);
+  }
+  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}});
+  stream.wait();
+}
+
+}  // namespace
+
+void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc) {
+  const WeightedPrimitive& p = cached_conv(0, g);
+  run(p, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::u8, tag::nhwc), x_nhwc, w_oihw,
+      memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s32, tag::nhwc), y_nhwc);
+}
+
+void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
+  const WeightedPrimitive& p = cached_conv(1, g);
+  run(p, memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc), dy_nhwc,
+      w_oihw, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc), dx_nhwc);
+}
+
+void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {
+  if (m == 0 || n == 0) return;
+  const memory::desc a_desc(dims_of({m, k}), dt::s8, dims_of({lda, 1}));
+  const memory::desc b_desc(dims_of({k, n}), dt::s8, tag::ab);
+  const memory::desc c_desc(dims_of({m, n}), dt::s32, tag::ab);
+  dnnl::matmul primitive;
+  {
+    Cache& cc = cache();
+    std::lock_guard<std::mutex> lock(cc.mutex);
+    const auto key = std::make_tuple(m, n, k, lda);
+    auto it = cc.matmuls.find(key);
+    if (it == cc.matmuls.end())
+      it = cc.matmuls
+               .emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_desc, b_desc, c_desc),
+                                                                        cpu_engine())))
+               .first;
+    primitive = it->second;
+  }
+  dnnl::engine& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  memory a_mem(a_desc, engine, const_cast<int8_t*>(a)), b_mem(b_desc, engine, const_cast<int8_t*>(b)),
+      c_mem(c_desc, engine, c);
+  primitive.execute(stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+  stream.wait();
+}
+
+#endif
+
+}  // namespace fractrain::integer

@@ -1,0 +1,23 @@
+#pragma once
+// The three int8 oneDNN primitives integer execution runs on, behind plain pointer interfaces (no oneDNN type
+// leaves src/integer). All sums are exact 32-bit integer sums (integer_support() guarantees VNNI or AMX); the
+// callers keep each sum's worst case inside int32 (integer_conv.cpp). Primitives are created once per shape and
+// cached. Written against oneDNN 2.x (Debian's 2.6); the 3.x API differs (no op descriptors).
+#include <cstdint>
+
+#include "fractrain/integer/integer_conv.h"
+
+namespace fractrain::integer {
+
+// y[n, oh, ow, o] (int32, NHWC) = sum over i, kh, kw of x[n, ih, iw, i] (uint8, NHWC, zero outside) *
+// w[o, i, kh, kw] (int8, OIHW).
+void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc);
+
+// The transposed convolution (the error backward): dx[n, ih, iw, i] (int32, NHWC) = sum over o and the output
+// positions/taps that read (ih, iw) of dy[n, oh, ow, o] (int8, NHWC) * w[o, i, kh, kw] (int8, OIHW).
+void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc);
+
+// c[m, n] (int32, row-major) = sum over k of a[m, k] (int8, rows `lda` apart) * b[k, n] (int8, row-major).
+void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c);
+
+}  // namespace fractrain::integer

@@ -1,0 +1,294 @@
+// Integer execution's passes (src/integer) against their float64 specification (integer_conv.h reference::)
+// and against the simulated FP32 path on the same quantization (snapped zero points, the error pass's weight
+// per input channel).
+//
+// Tolerances. Against the reference: the integer sums are exact, and only the last steps round (the int64 sum
+// to float, times the float scale: 2^-24 relative each), so 1e-6 of the largest magnitude. Against simulated
+// FP32: the float convolution rounds every partial sum of up to K products (K = the reduction length, at most
+// 360 here), about K * 2^-24 of the largest term in the worst case; 1e-4 of the result's largest magnitude.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "fractrain/integer/integer_conv.h"
+#include "fractrain/integer/integer_support.h"
+#include "fractrain/quant/fake_quantize.h"
+
+namespace fractrain::integer {
+namespace {
+
+#define REQUIRE_INTEGER_KERNELS()                                                   \
+  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
+
+struct Case {
+  int64_t batch, in, out, height, width, kernel, stride, padding;
+};
+
+// Odd sizes, stride 2 with and without padding, 1x1 (also strided: a projection shortcut), a non-square input.
+const std::vector<Case> kCases = {
+    {3, 5, 7, 9, 9, 3, 1, 1}, {2, 4, 6, 9, 7, 3, 2, 1}, {3, 6, 5, 8, 8, 1, 1, 0},
+    {2, 8, 4, 10, 10, 1, 2, 0}, {2, 3, 5, 7, 7, 3, 2, 0}, {4, 16, 16, 6, 6, 3, 1, 1},
+};
+
+ConvGeometry geometry(const Case& c) {
+  ConvGeometry g;
+  g.batch = c.batch;
+  g.in_channels = c.in;
+  g.out_channels = c.out;
+  g.height = c.height;
+  g.width = c.width;
+  g.kernel = c.kernel;
+  g.stride = c.stride;
+  g.padding = c.padding;
+  return g;
+}
+
+std::vector<int> widths(int64_t batch, int first, bool per_sample) {
+  std::vector<int> bits;
+  for (int64_t n = 0; n < batch; ++n) bits.push_back(per_sample ? 2 + static_cast<int>((first + 3 * n) % 7) : first);
+  return bits;
+}
+
+void expect_close(const at::Tensor& actual, const at::Tensor& expected, double relative, const std::string& what) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const double scale = expected.abs().max().item<double>();
+  const double error = (actual.to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>();
+  EXPECT_LE(error, relative * scale + 1e-30) << what << ": max error " << error << " at magnitude " << scale;
+}
+
+QuantRange range_of(const at::Tensor& x) { return tensor_range(x); }
+
+FeatureCodes activation_codes(const at::Tensor& x, const std::vector<int>& bits) {
+  FeatureQuantization q;
+  q.sample_bits = bits;
+  q.range = range_of(x);
+  return quantize_features(x.contiguous(), FeatureLayout::ChannelsFirst, q);
+}
+
+FeatureCodes gradient_codes(const at::Tensor& g, const std::vector<int>& bits, const PhiloxStream& noise) {
+  FeatureQuantization q;
+  q.sample_bits = bits;
+  q.range = range_of(g);
+  q.noise = &noise;
+  q.signed_codes = true;
+  q.channel_major = true;
+  return quantize_features(g.contiguous(), FeatureLayout::ChannelsFirst, q);
+}
+
+QuantizeOptions snapped(Rounding rounding = Rounding::Nearest, PhiloxStream noise = {}) {
+  QuantizeOptions o;
+  o.snap_zero_point = true;
+  o.rounding = rounding;
+  o.noise = noise;
+  return o;
+}
+
+TEST(IntegerCodes, StandForTheFakeQuantizersValues) {
+  torch::manual_seed(1);
+  const at::Tensor x = torch::randn({4, 3, 5, 5}) + 0.3;
+  const PhiloxStream noise{7, 11};
+  for (int bits : {2, 5, 8}) {
+    for (bool stochastic : {false, true}) {
+      FeatureQuantization q;
+      q.sample_bits = std::vector<int>(4, bits);
+      q.range = range_of(x);
+      q.noise = stochastic ? &noise : nullptr;
+      q.signed_codes = stochastic;
+      const FeatureCodes codes = quantize_features(x, FeatureLayout::ChannelsFirst, q);
+      const at::Tensor fq = fake_quantize(x, bits, q.range, snapped(stochastic ? Rounding::Stochastic : Rounding::Nearest, noise));
+      expect_close(dequantize_features(codes, FeatureLayout::ChannelsFirst, x.sizes()), fq, 1e-6,
+                   "bits " + std::to_string(bits));
+    }
+  }
+  // Per sample widths, and a linear layer's channels-last layout.
+  const at::Tensor t = torch::randn({3, 4, 6});
+  FeatureQuantization q;
+  q.sample_bits = {3, 8, 5};
+  q.range = range_of(t);
+  const FeatureCodes codes = quantize_features(t, FeatureLayout::ChannelsLast, q);
+  expect_close(dequantize_features(codes, FeatureLayout::ChannelsLast, t.sizes()),
+               fake_quantize_rows(t, q.sample_bits, q.range, snapped()), 1e-6, "rows");
+}
+
+TEST(IntegerCodes, WeightsPerOutputAndInputChannel) {
+  torch::manual_seed(2);
+  const at::Tensor w = torch::randn({6, 4, 3, 3});
+  for (int bits : {2, 4, 8}) {
+    expect_close(dequantize_weight(quantize_weight(w, bits, 0)), fake_quantize_per_channel(w, bits, snapped()), 1e-6,
+                 "per output channel");
+    const at::Tensor per_input =
+        fake_quantize_per_channel(w.transpose(0, 1).contiguous(), bits, snapped()).transpose(0, 1);
+    expect_close(dequantize_weight(quantize_weight(w, bits, 1)), per_input, 1e-6, "per input channel");
+  }
+}
+
+TEST(IntegerCodes, RefuseWidthsAboveEightBits) {
+  FeatureQuantization q;
+  q.sample_bits = {12};
+  q.range = {-1.0f, 1.0f};
+  EXPECT_THROW(quantize_features(torch::randn({1, 2, 3}), FeatureLayout::ChannelsFirst, q), Error);
+}
+
+TEST(IntegerConv, ForwardEqualsReferenceAndSimulated) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(3);
+  for (const Case& c : kCases) {
+    for (bool per_sample : {false, true}) {
+      for (int bits : {2, 4, 8}) {
+        const ConvGeometry g = geometry(c);
+        // Post-ReLU activations (range [0, hi]) and a range excluding 0, where padding is not a code.
+        for (double shift : {0.0, 2.0}) {
+          const at::Tensor x = torch::rand({c.batch, c.in, c.height, c.width}) + shift;
+          const at::Tensor w = torch::randn({c.out, c.in, c.kernel, c.kernel});
+          const at::Tensor bias = torch::randn({c.out});
+          const std::vector<int> xbits = widths(c.batch, bits, per_sample);
+          const FeatureCodes xc = activation_codes(x, xbits);
+          const WeightCodes wc = quantize_weight(w, bits, 0);
+          const at::Tensor y = conv_forward(g, xc, wc, bias, FeatureLayout::ChannelsFirst)
+                                   .view({c.batch, c.out, g.out_height(), g.out_width()});
+          const std::string what = "forward case " + std::to_string(&c - kCases.data()) + " bits " +
+                                   std::to_string(bits) + (per_sample ? " per sample" : "");
+          expect_close(y, reference::conv_forward(g, xc, wc, bias, FeatureLayout::ChannelsFirst).view_as(y), 1e-6,
+                       what);
+          const at::Tensor xq = fake_quantize_rows(x, xbits, range_of(x), snapped());
+          const at::Tensor wq = fake_quantize_per_channel(w, bits, snapped());
+          expect_close(y, torch::conv2d(xq, wq, bias, c.stride, c.padding), 1e-4, what + " vs simulated");
+        }
+      }
+    }
+  }
+}
+
+TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(4);
+  const PhiloxStream noise{3, 5};
+  for (const Case& c : kCases) {
+    for (bool per_sample : {false, true}) {
+      for (int bits : {2, 5, 8}) {
+        const ConvGeometry g = geometry(c);
+        const at::Tensor dy = torch::randn({c.batch, c.out, g.out_height(), g.out_width()}) * 1e-3;
+        const at::Tensor w = torch::randn({c.out, c.in, c.kernel, c.kernel});
+        const std::vector<int> gbits = widths(c.batch, bits, per_sample);
+        const FeatureCodes gc = gradient_codes(dy, gbits, noise);
+        const WeightCodes wc = quantize_weight(w, bits, 1);
+        const at::Tensor dx = conv_backward_data(g, gc, wc, FeatureLayout::ChannelsFirst)
+                                  .view({c.batch, c.in, c.height, c.width});
+        const std::string what = "error backward case " + std::to_string(&c - kCases.data()) + " bits " +
+                                 std::to_string(bits) + (per_sample ? " per sample" : "");
+        expect_close(dx, reference::conv_backward_data(g, gc, wc, FeatureLayout::ChannelsFirst).view_as(dx), 1e-6,
+                     what);
+        const at::Tensor gq = fake_quantize_rows(dy, gbits, range_of(dy), snapped(Rounding::Stochastic, noise));
+        const at::Tensor wq = dequantize_weight(wc);
+        auto grads = at::convolution_backward(gq, torch::zeros({c.batch, c.in, c.height, c.width}), wq, at::nullopt,
+                                              {c.stride, c.stride}, {c.padding, c.padding}, {1, 1}, false, {0, 0}, 1,
+                                              {true, false, false});
+        expect_close(dx, std::get<0>(grads), 1e-4, what + " vs simulated");
+      }
+    }
+  }
+}
+
+TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(5);
+  const PhiloxStream noise{9, 1};
+  for (const Case& c : kCases) {
+    for (bool per_sample : {false, true}) {
+      for (int bits : {3, 8}) {
+        const ConvGeometry g = geometry(c);
+        const at::Tensor x = torch::rand({c.batch, c.in, c.height, c.width}) - 0.2;
+        const at::Tensor dy = torch::randn({c.batch, c.out, g.out_height(), g.out_width()});
+        // DFQ: samples in groups of (activation, gradient) widths, interleaved.
+        const std::vector<int> xbits = widths(c.batch, bits, per_sample), gbits = widths(c.batch, bits + 1, per_sample);
+        const FeatureCodes xc = activation_codes(x, xbits);
+        const FeatureCodes gc = gradient_codes(dy, gbits, noise);
+        const at::Tensor dw = conv_backward_weight(g, xc, gc);
+        const std::string what = "weight gradient case " + std::to_string(&c - kCases.data()) + " bits " +
+                                 std::to_string(bits) + (per_sample ? " per sample" : "");
+        expect_close(dw, reference::conv_backward_weight(g, xc, gc), 1e-6, what);
+        const at::Tensor xq = fake_quantize_rows(x, xbits, range_of(x), snapped());
+        const at::Tensor gq = fake_quantize_rows(dy, gbits, range_of(dy), snapped(Rounding::Stochastic, noise));
+        auto grads = at::convolution_backward(gq, xq, torch::zeros({c.out, c.in, c.kernel, c.kernel}), at::nullopt,
+                                              {c.stride, c.stride}, {c.padding, c.padding}, {1, 1}, false, {0, 0}, 1,
+                                              {false, true, false});
+        expect_close(dw, std::get<1>(grads), 1e-4, what + " vs simulated");
+        expect_close(bias_gradient(gc), gq.sum({0, 2, 3}), 1e-5, what + " bias");
+      }
+    }
+  }
+}
+
+TEST(IntegerConv, LinearLayerAsOneByOneOverTokens) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(6);
+  const PhiloxStream noise{1, 2};
+  ConvGeometry g;
+  g.batch = 5;
+  g.in_channels = 12;
+  g.out_channels = 7;
+  g.height = 3;  // tokens
+  g.width = 1;
+  const at::Tensor x = torch::randn({5, 3, 12}), w = torch::randn({7, 12}), b = torch::randn({7});
+  const at::Tensor dy = torch::randn({5, 3, 7});
+  FeatureQuantization qx;
+  qx.sample_bits = {8, 4, 8, 6, 8};
+  qx.range = range_of(x);
+  const FeatureCodes xc = quantize_features(x, FeatureLayout::ChannelsLast, qx);
+  FeatureQuantization qg;
+  qg.sample_bits = {6, 8, 8, 6, 8};
+  qg.range = range_of(dy);
+  qg.noise = &noise;
+  qg.signed_codes = qg.channel_major = true;
+  const FeatureCodes gc = quantize_features(dy, FeatureLayout::ChannelsLast, qg);
+  const at::Tensor xq = fake_quantize_rows(x, qx.sample_bits, qx.range, snapped());
+  const at::Tensor gq = fake_quantize_rows(dy, qg.sample_bits, qg.range, snapped(Rounding::Stochastic, noise));
+  const WeightCodes w_forward = quantize_weight(w, 8, 0), w_error = quantize_weight(w, 8, 1);
+  const at::Tensor wq = dequantize_weight(w_forward), wq_error = dequantize_weight(w_error);
+
+  expect_close(conv_forward(g, xc, w_forward, b, FeatureLayout::ChannelsLast).view({5, 3, 7}), torch::linear(xq, wq, b),
+               1e-4, "forward");
+  expect_close(conv_backward_data(g, gc, w_error, FeatureLayout::ChannelsLast).view({5, 3, 12}), gq.matmul(wq_error),
+               1e-4, "error backward");
+  expect_close(conv_backward_weight(g, xc, gc).view({7, 12}),
+               gq.reshape({-1, 7}).t().mm(xq.reshape({-1, 12})), 1e-4, "weight gradient");
+}
+
+// The weight gradient sums over batch x positions: with every code at its largest magnitude (-128 after the
+// int8 shift) one int32 sum would overflow; the chunked sum must still be exact.
+TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
+  REQUIRE_INTEGER_KERNELS();
+  ConvGeometry g;
+  g.batch = 2;
+  g.in_channels = 1;
+  g.out_channels = 1;
+  g.height = 260;
+  g.width = 260;  // 2 x 67600 = 135200 terms; 135200 * 128 * 128 > 2^31
+  ASSERT_GT(g.batch * g.height * g.width * 128 * 128, int64_t{std::numeric_limits<int32_t>::max()});
+  const at::Tensor x = torch::zeros({2, 1, 260, 260});  // all at lo: code 0, int8 -128
+  const at::Tensor dy = torch::full({2, 1, 260, 260}, -1.0f);
+  FeatureQuantization qx;
+  qx.sample_bits = {8, 8};
+  qx.range = {0.0f, 1.0f};
+  const FeatureCodes xc = quantize_features(x, FeatureLayout::ChannelsFirst, qx);
+  const PhiloxStream noise{1, 1};
+  FeatureQuantization qg;
+  qg.sample_bits = {8, 8};
+  qg.range = {-1.0f, 1.0f};
+  qg.noise = &noise;
+  qg.signed_codes = qg.channel_major = true;
+  const FeatureCodes gc = quantize_features(dy, FeatureLayout::ChannelsFirst, qg);
+  ASSERT_EQ(gc.codes.min().item<int>(), -128);
+  const at::Tensor dw = conv_backward_weight(g, xc, gc);
+  EXPECT_EQ(dw.item<float>(), 0.0f);  // x is 0 everywhere: the corrections must cancel the huge code product
+  const at::Tensor x1 = torch::ones({2, 1, 260, 260}) * 0.5f;
+  qx.range = {0.0f, 1.0f};
+  const FeatureCodes xc1 = quantize_features(x1, FeatureLayout::ChannelsFirst, qx);
+  expect_close(conv_backward_weight(g, xc1, gc), reference::conv_backward_weight(g, xc1, gc), 1e-6, "overflow case");
+  EXPECT_NEAR(conv_backward_weight(g, xc1, gc).item<double>(), -135200 * 0.5, 135200 * 0.5 * 1e-2);
+  EXPECT_EQ(max_exact_terms(128, 128), 131071);
+}
+
+}  // namespace
+}  // namespace fractrain::integer
