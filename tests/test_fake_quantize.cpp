@@ -162,6 +162,95 @@ TEST(FakeQuantize, PerChannelRangesAreIndependent) {
   }
 }
 
+namespace {
+
+// Conv weights [O, I, kh, kw] (one with an input channel of a much larger range), a depthwise one, linear
+// weights [O, I], and shapes with a dimension of 1.
+std::vector<at::Tensor> weights_by_input_channel() {
+  std::vector<at::Tensor> ws;
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {6, 5, 3, 3}, {4, 7, 1, 1}, {3, 1, 3, 3}, {7, 9}, {1, 5}, {5, 1}, {2, 3, 4}, {33, 65}}) {
+    ws.push_back(torch::randn(shape) * 2 - 0.3);
+  }
+  at::Tensor wide = torch::randn({6, 5, 3, 3});
+  wide.select(1, 3) *= 100;
+  ws.push_back(wide);
+  return ws;
+}
+
+}  // namespace
+
+TEST(FakeQuantize, PerInputChannelFusedEqualsReference) {
+  torch::manual_seed(21);
+  for (const at::Tensor& w : weights_by_input_channel()) {
+    for (int bits : {2, 3, 4, 5, 6, 7, 8, 16}) {
+      for (bool snap : {false, true}) {
+        QuantizeOptions o;
+        o.snap_zero_point = snap;
+        ASSERT_TRUE(torch::equal(fake_quantize_per_input_channel(w, bits, o),
+                                 reference::fake_quantize_per_input_channel(w, bits, o)))
+            << "bits " << bits << " shape " << w.sizes() << " snap " << snap;
+      }
+    }
+    QuantizeOptions stochastic;
+    stochastic.rounding = Rounding::Stochastic;
+    stochastic.noise = PhiloxStream{5, 9};
+    EXPECT_TRUE(torch::equal(fake_quantize_per_input_channel(w, 4, stochastic),
+                             reference::fake_quantize_per_input_channel(w, 4, stochastic)))
+        << "stochastic, shape " << w.sizes();
+  }
+}
+
+TEST(FakeQuantize, PerInputChannelValuesLieOnTheirOwnChannelsGrid) {
+  torch::manual_seed(22);
+  for (const at::Tensor& w : weights_by_input_channel()) {
+    for (bool snap : {false, true}) {
+      QuantizeOptions o;
+      o.snap_zero_point = snap;
+      const at::Tensor q = fake_quantize_per_input_channel(w, 3, o);
+      ASSERT_EQ(q.sizes(), w.sizes());
+      for (int64_t i = 0; i < w.size(1); ++i) {
+        // Input channel i alone, quantized over its own min/max: the same values, so on its own grid.
+        const at::Tensor wi = w.select(1, i).contiguous();
+        const QuantRange r = tensor_range(wi);
+        EXPECT_TRUE(torch::equal(q.select(1, i), fake_quantize(wi, 3, r, o)))
+            << "input channel " << i << " shape " << w.sizes() << " snap " << snap;
+        // At most 2^3 levels, every value an integer number of steps from the channel's zero point.
+        const float s = std::max((r.hi - r.lo) / 7.0f, 1e-8f);
+        const float lo = snap ? std::nearbyint(r.lo / s) * s : r.lo;
+        const at::Tensor steps = (q.select(1, i) - lo) / s;
+        EXPECT_TRUE(torch::allclose(steps, steps.round(), 0, 1e-3)) << "input channel " << i;
+        EXPECT_LE(std::get<0>(at::_unique(q.select(1, i))).numel(), 8);
+        if (!snap) {  // the range's ends are levels (the top one up to rounding in 7 * s + lo)
+          EXPECT_EQ(q.select(1, i).min().item<float>(), r.lo);
+          EXPECT_NEAR(q.select(1, i).max().item<float>(), r.hi, 1e-6f * (std::abs(r.lo) + std::abs(r.hi)));
+        }
+      }
+    }
+  }
+  // The ranges really are per input channel: the channel of range ~100 leaves the others' steps fine.
+  at::Tensor w = weights_by_input_channel().back();
+  EXPECT_FALSE(torch::equal(fake_quantize_per_input_channel(w, 4), fake_quantize_per_channel(w, 4)));
+  EXPECT_LT((fake_quantize_per_input_channel(w, 4).select(1, 0) - w.select(1, 0)).abs().max().item<float>(), 1.0f);
+}
+
+TEST(FakeQuantize, PerInputChannelEdgeCases) {
+  at::Tensor w = torch::randn({4, 3, 2, 2});
+  EXPECT_TRUE(fake_quantize_per_input_channel(w, 0).is_same(w));
+  // A non-contiguous weight (a transposed view) is read through its strides.
+  at::Tensor t = torch::randn({5, 6}).t();
+  EXPECT_TRUE(torch::equal(fake_quantize_per_input_channel(t, 4), fake_quantize_per_input_channel(t.contiguous(), 4)));
+  // A constant input channel (zero range) stays as it is.
+  at::Tensor c = torch::randn({3, 2});
+  c.select(1, 1).fill_(0.25f);
+  EXPECT_TRUE(torch::equal(fake_quantize_per_input_channel(c, 4).select(1, 1), c.select(1, 1)));
+  EXPECT_TRUE(torch::equal(fake_quantize_per_input_channel(c, 4), reference::fake_quantize_per_input_channel(c, 4)));
+  // Non-float tensors take the reference.
+  at::Tensor d = torch::randn({4, 3}, torch::kDouble);
+  EXPECT_TRUE(torch::equal(fake_quantize_per_input_channel(d, 5), reference::fake_quantize_per_input_channel(d, 5)));
+  EXPECT_THROW(fake_quantize_per_input_channel(torch::randn({5}), 4), Error);
+}
+
 TEST(FakeQuantize, PerRowBitsEqualQuantizingEachRowAlone) {
   torch::manual_seed(5);
   at::Tensor x = torch::randn({6, 4, 5});

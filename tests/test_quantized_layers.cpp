@@ -446,3 +446,174 @@ TEST(QConv2d, TwoLayersEqualTheStraightThroughCompositionBitForBit) {
   EXPECT_TRUE(torch::equal(conv1->weight().grad(), w1.grad()));
   EXPECT_TRUE(torch::equal(conv2->weight().grad(), w2.grad()));
 }
+
+namespace {
+
+// The error pass's weight under ErrorWeightRanges::PerInputChannel, written out group by group: each group's
+// output channels [O/g, I/g, ...] quantized with one range per input channel of that group.
+at::Tensor per_layer_input_channel(const at::Tensor& w, int bits, int64_t groups, bool snap) {
+  QuantizeOptions o;
+  o.snap_zero_point = snap;
+  std::vector<at::Tensor> parts;
+  for (const at::Tensor& part : w.chunk(groups, 0)) parts.push_back(fake_quantize_per_input_channel(part, bits, o));
+  return at::cat(parts, 0);
+}
+
+std::shared_ptr<QConv2d> conv_with(const QConv2dOptions& o, ErrorWeightRanges ranges, bool snap) {
+  auto conv = std::make_shared<QConv2d>(o);
+  conv->set_layer_index(3);
+  QuantizerSettings settings;
+  settings.noise_seed = 77;
+  settings.snap_zero_point = snap;
+  settings.error_weight_ranges = ranges;
+  conv->set_quantizer_settings(settings);
+  conv->train();
+  return conv;
+}
+
+struct ConvRun {
+  at::Tensor y, dx, dw, db;
+};
+
+ConvRun run_conv(QConv2d& conv, const at::Tensor& x_value, const at::Tensor& g, const LayerPrecision& p,
+                 bool input_needs_grad = true) {
+  conv.zero_grad();
+  at::Tensor x = x_value.clone().requires_grad_(input_needs_grad);
+  at::Tensor y = conv.forward(x, p, 4);
+  y.backward(g);
+  return {y.detach(), input_needs_grad ? x.grad() : at::Tensor(), conv.weight().grad().clone(),
+          conv.bias().defined() ? conv.bias().grad().clone() : at::Tensor()};
+}
+
+}  // namespace
+
+TEST(QConv2d, PerInputChannelErrorWeightQuantizesOnlyTheErrorPass) {
+  // Plain, grouped and depthwise convs, with and without snapped zero points: dX is the float conv backward of
+  // Q(dY) with the weight quantized per input channel of the layer; y and dW are those of a per-output-channel run.
+  struct Case {
+    int64_t in, out, groups;
+  };
+  for (const Case c : {Case{4, 6, 1}, Case{4, 6, 2}, Case{6, 6, 6}}) {
+    for (bool snap : {false, true}) {
+      SCOPED_TRACE("groups " + std::to_string(c.groups) + (snap ? ", snapped" : ""));
+      torch::manual_seed(19);
+      QConv2dOptions o = QConv2dOptions::same(c.in, c.out, 3, 2, c.groups);
+      o.bias = true;
+      auto per_output = conv_with(o, ErrorWeightRanges::PerOutputChannel, snap);
+      auto per_input = conv_with(o, ErrorWeightRanges::PerInputChannel, snap);
+      {
+        torch::NoGradGuard no_grad;
+        per_output->weight().select(1, 0).mul_(20);  // input channel 0 of each group much wider than the rest
+        per_output->bias().normal_();
+        per_input->weight().copy_(per_output->weight());
+        per_input->bias().copy_(per_output->bias());
+      }
+      const at::Tensor x = torch::randn({3, c.in, 7, 6});
+      const at::Tensor g = torch::randn({3, c.out, 4, 3});
+      const auto p = LayerPrecision::uniform(Precision::fw_bw(4, 6));
+      const ConvRun a = run_conv(*per_output, x, g, p);
+      const ConvRun b = run_conv(*per_input, x, g, p);
+      EXPECT_TRUE(torch::equal(a.y, b.y));
+      EXPECT_TRUE(torch::equal(a.dw, b.dw));
+      EXPECT_TRUE(torch::equal(a.db, b.db));
+
+      QuantizeOptions snapped;
+      snapped.snap_zero_point = snap;
+      const at::Tensor w = per_input->weight().detach();
+      const at::Tensor w_error = per_layer_input_channel(w, 4, c.groups, snap);
+      if (c.groups == c.in) {  // depthwise: each input channel is its output channel
+        EXPECT_TRUE(torch::equal(w_error, fake_quantize_per_channel(w, 4, snapped)));
+      }
+      const at::Tensor xq = fake_quantize(x, 4, tensor_range(x), snapped);
+      const std::array<int64_t, 1> bias_sizes{c.out};
+      QuantizeOptions stochastic = snapped;
+      stochastic.rounding = Rounding::Stochastic;
+      stochastic.noise = PhiloxStream{77, mix_stream(3, 4)};
+      const at::Tensor gq = fake_quantize(g, 6, tensor_range(g), stochastic);
+      const auto expected = at::convolution_backward(gq, xq, w_error, at::OptionalIntArrayRef(bias_sizes), {2, 2},
+                                                     {1, 1}, {1, 1}, false, {0, 0}, c.groups, {true, true, true});
+      EXPECT_TRUE(torch::equal(b.dx, std::get<0>(expected)));
+      EXPECT_TRUE(torch::equal(b.dw, std::get<1>(expected)));
+      // The per-output-channel run's dX is that of the forward's Q(W), which differs.
+      const at::Tensor w_forward = fake_quantize_per_channel(w, 4, snapped);
+      const auto forward_weight = at::convolution_backward(gq, xq, w_forward, at::OptionalIntArrayRef(bias_sizes),
+                                                           {2, 2}, {1, 1}, {1, 1}, false, {0, 0}, c.groups,
+                                                           {true, true, true});
+      EXPECT_TRUE(torch::equal(a.dx, std::get<0>(forward_weight)));
+      if (c.groups == c.in) {
+        EXPECT_TRUE(torch::equal(a.dx, b.dx));
+      } else {
+        EXPECT_FALSE(torch::allclose(a.dx, b.dx, 1e-3, 1e-3));
+      }
+    }
+  }
+}
+
+TEST(QConv2d, PerInputChannelErrorWeightWithoutWeightBitsOrDxChangesNothing) {
+  torch::manual_seed(20);
+  const QConv2dOptions o = QConv2dOptions::same(3, 4, 3);
+  auto per_output = conv_with(o, ErrorWeightRanges::PerOutputChannel, false);
+  auto per_input = conv_with(o, ErrorWeightRanges::PerInputChannel, false);
+  {
+    torch::NoGradGuard no_grad;
+    per_input->weight().copy_(per_output->weight());
+  }
+  const at::Tensor x = torch::randn({2, 3, 5, 5});
+  const at::Tensor g = torch::randn({2, 4, 5, 5});
+  // FP32 weights (activations and gradients quantized): the error pass multiplies the FP32 weight either way.
+  const auto fp32_weights = LayerPrecision::uniform(Precision{5, 0, 8, false});
+  const ConvRun a = run_conv(*per_output, x, g, fp32_weights);
+  const ConvRun b = run_conv(*per_input, x, g, fp32_weights);
+  EXPECT_TRUE(torch::equal(a.dx, b.dx));
+  EXPECT_TRUE(torch::equal(a.dw, b.dw));
+  // An input without gradient (a first layer): no dX, and dW as ever.
+  const auto p = LayerPrecision::uniform(Precision::fw_bw(4, 8));
+  EXPECT_TRUE(torch::equal(run_conv(*per_output, x, g, p, false).dw, run_conv(*per_input, x, g, p, false).dw));
+}
+
+TEST(QLinear, PerInputChannelErrorWeightQuantizesOnlyTheErrorPass) {
+  for (bool snap : {false, true}) {
+    torch::manual_seed(21);
+    QLinear per_output(6, 5), per_input(6, 5);
+    for (QLinear* fc : {&per_output, &per_input}) {
+      fc->set_layer_index(2);
+      QuantizerSettings settings;
+      settings.noise_seed = 77;
+      settings.snap_zero_point = snap;
+      settings.error_weight_ranges =
+          fc == &per_input ? ErrorWeightRanges::PerInputChannel : ErrorWeightRanges::PerOutputChannel;
+      fc->set_quantizer_settings(settings);
+      fc->train();
+    }
+    {
+      torch::NoGradGuard no_grad;
+      per_output.weight().select(1, 2).mul_(30);
+      per_input.weight().copy_(per_output.weight());
+      per_input.bias().copy_(per_output.bias());
+    }
+    const at::Tensor x = torch::randn({2, 3, 6});  // tokens
+    const at::Tensor g = torch::randn({2, 3, 5});
+    const auto p = LayerPrecision::uniform(Precision::fw_bw(5, 8));
+    std::vector<std::array<at::Tensor, 4>> runs;
+    for (QLinear* fc : {&per_output, &per_input}) {
+      at::Tensor xi = x.clone().requires_grad_();
+      at::Tensor y = fc->forward(xi, p, 1);
+      y.backward(g);
+      runs.push_back({y.detach(), xi.grad(), fc->weight().grad(), fc->bias().grad()});
+    }
+    EXPECT_TRUE(torch::equal(runs[0][0], runs[1][0]));
+    EXPECT_TRUE(torch::equal(runs[0][2], runs[1][2]));
+    EXPECT_TRUE(torch::equal(runs[0][3], runs[1][3]));
+    QuantizeOptions o;
+    o.snap_zero_point = snap;
+    o.rounding = Rounding::Stochastic;
+    o.noise = PhiloxStream{77, mix_stream(2, 1)};
+    const at::Tensor gq = fake_quantize(g, 8, tensor_range(g), o);
+    QuantizeOptions nearest;
+    nearest.snap_zero_point = snap;
+    const at::Tensor w = per_input.weight().detach();
+    EXPECT_TRUE(torch::equal(runs[1][1], gq.matmul(fake_quantize_per_input_channel(w, 5, nearest))));
+    EXPECT_TRUE(torch::equal(runs[0][1], gq.matmul(fake_quantize_per_channel(w, 5, nearest))));
+    EXPECT_FALSE(torch::allclose(runs[0][1], runs[1][1], 1e-3, 1e-3));
+  }
+}

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fractrain/train/run_components.h"
 #include "fractrain/util/error.h"
 #include "test_support.h"
 
@@ -288,6 +289,100 @@ TEST(RunConfig, OutOfRangeValuesAreRefusedWithTheReason) {
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.milestones=[80,80]"); }), "not strictly increasing");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "model.name="); }), "model.name = \"\" is empty");
   EXPECT_EQ(c, RunConfig{});
+}
+
+TEST(RunConfig, ExecutionAndErrorWeightRangesAreNamedKeys) {
+  const RunConfig defaults;
+  EXPECT_EQ(defaults.precision.execution, ExecutionMode::Simulated);
+  EXPECT_EQ(defaults.precision.error_weight_ranges, "auto");
+  const RunConfig c = parse_run_config(
+      "[precision]\nexecution = \"integer\"\nerror_weight_ranges = \"per_input_channel\"\n", "int.toml");
+  EXPECT_EQ(c.precision.execution, ExecutionMode::Integer);
+  EXPECT_EQ(c.precision.error_weight_ranges, "per_input_channel");
+  EXPECT_EQ(parse_run_config(to_toml(c), "roundtrip"), c);
+  for (const char* ranges : {"auto", "per_output_channel", "per_input_channel"}) {
+    RunConfig d;
+    EXPECT_NO_THROW(apply_override(d, std::string("precision.error_weight_ranges=") + ranges)) << ranges;
+    EXPECT_EQ(d.precision.error_weight_ranges, ranges);
+  }
+
+  RunConfig d;
+  std::string m = error_of([&] { apply_override(d, "precision.execution=int8"); });
+  EXPECT_CONTAINS(m, "precision.execution = \"int8\" is not a known layer execution: use simulated or integer");
+  m = error_of([] { parse_run_config("[precision]\nerror_weight_ranges = \"per_input_chanel\"\n", "r.toml"); });
+  EXPECT_CONTAINS(m, "r.toml:2");
+  EXPECT_CONTAINS(m, "precision.error_weight_ranges = \"per_input_chanel\" is not a known error-pass weight range: use "
+                     "auto, per_output_channel or per_input_channel");
+  EXPECT_CONTAINS(m, "did you mean 'per_input_channel'");
+  EXPECT_EQ(d, RunConfig{});
+
+  // Integer execution with the paper's error-pass weight: no kernel can run it, so it is refused by name.
+  m = error_of([] {
+    parse_run_config("[precision]\nexecution = \"integer\"\nerror_weight_ranges = \"per_output_channel\"\n",
+                     "bad.toml");
+  });
+  EXPECT_CONTAINS(m, "bad.toml");
+  EXPECT_CONTAINS(m, "precision.error_weight_ranges = \"per_output_channel\" cannot run with precision.execution = "
+                     "\"integer\"");
+  EXPECT_CONTAINS(m, "set precision.error_weight_ranges to \"auto\" or \"per_input_channel\"");
+  RunConfig e;
+  e.precision.execution = ExecutionMode::Integer;
+  e.precision.error_weight_ranges = "per_output_channel";
+  EXPECT_CONTAINS(error_of([&] { validate_precision_schedule(e.precision); }), "cannot run with precision.execution");
+  EXPECT_CONTAINS(error_of([&] { quantizer_settings_of(e.precision, 1); }), "cannot run with precision.execution");
+  // Each --set alone may pass through the combination; the schedule check after the last one refuses it.
+  RunConfig f;
+  EXPECT_NO_THROW(apply_override(f, "precision.execution=integer"));
+  EXPECT_NO_THROW(apply_override(f, "precision.error_weight_ranges=per_output_channel"));
+  EXPECT_ANY_THROW(validate_precision_schedule(f.precision));
+}
+
+TEST(RunConfig, QuantizerSettingsResolveExecutionErrorWeightRangesAndSnapping) {
+  struct Case {
+    ExecutionMode execution;
+    std::string ranges;
+    bool snap;
+    ErrorWeightRanges want_ranges;
+    bool want_snap;
+  };
+  const auto simulated = ExecutionMode::Simulated, integer = ExecutionMode::Integer;
+  const auto per_output = ErrorWeightRanges::PerOutputChannel, per_input = ErrorWeightRanges::PerInputChannel;
+  for (const Case& c : {Case{simulated, "auto", false, per_output, false}, Case{simulated, "auto", true, per_output, true},
+                        Case{simulated, "per_input_channel", false, per_input, false},
+                        Case{simulated, "per_output_channel", true, per_output, true},
+                        Case{integer, "auto", false, per_input, true},  // snapping forced on
+                        Case{integer, "per_input_channel", true, per_input, true}}) {
+    PrecisionConfig p;
+    p.execution = c.execution;
+    p.error_weight_ranges = c.ranges;
+    p.snap_zero_point = c.snap;
+    p.activation_momentum = 0.5;
+    const QuantizerSettings s = quantizer_settings_of(p, 42);
+    const std::string what = to_string(c.execution) + " " + c.ranges + (c.snap ? " snap" : "");
+    EXPECT_EQ(s.execution, c.execution) << what;
+    EXPECT_EQ(s.error_weight_ranges, c.want_ranges) << what;
+    EXPECT_EQ(s.snap_zero_point, c.want_snap) << what;
+    EXPECT_EQ(effective_error_weight_ranges(p), c.want_ranges) << what;
+    EXPECT_EQ(effective_snap_zero_point(p), c.want_snap) << what;
+    EXPECT_FLOAT_EQ(s.activation_momentum, 0.5f);
+    EXPECT_EQ(s.noise_seed, 42u);
+  }
+}
+
+TEST(RunConfig, HelpExplainsExecutionAndErrorWeightRanges) {
+  std::string execution, ranges, snap;
+  for (const auto& k : config_keys()) {
+    if (k.key == "precision.execution") execution = k.description + " default " + k.default_value;
+    if (k.key == "precision.error_weight_ranges") ranges = k.description + " default " + k.default_value;
+    if (k.key == "precision.snap_zero_point") snap = k.description;
+  }
+  EXPECT_CONTAINS(execution, "simulated");
+  EXPECT_CONTAINS(execution, "integer");
+  EXPECT_CONTAINS(execution, "default \"simulated\"");
+  EXPECT_CONTAINS(ranges, "per_input_channel");
+  EXPECT_CONTAINS(ranges, "per_output_channel");
+  EXPECT_CONTAINS(ranges, "default \"auto\"");
+  EXPECT_CONTAINS(snap, "always on with precision.execution = \"integer\"");
 }
 
 TEST(RunConfig, ValidateChecksAConfigBuiltInCode) {

@@ -240,3 +240,30 @@ TEST(ResumeCompatibility, KeysARunDoesNotUseOrThatResolveAlikeAreNoDifference) {
   now.model.name = "mobilenetv2";  // auto = mobilenet-paper there
   EXPECT_EQ(compute_differences(before, now).size(), 2u);
 }
+
+// precision.execution is how layers compute and may change on resume; the zero-point snapping and error-pass
+// weight ranges it implies change the numbers and may not.
+TEST(ResumeCompatibility, ExecutionMayChangeButNotTheQuantizationItImplies) {
+  RunConfig before, now;
+  before.precision.execution = ExecutionMode::Integer;  // snaps, per_input_channel
+  now.precision.snap_zero_point = true;
+  now.precision.error_weight_ranges = "per_input_channel";
+  EXPECT_TRUE(compute_differences(before, now).empty()) << "simulated reference of the integer run";
+  EXPECT_NO_THROW(check_resume_compatible(before, now, "last.ckpt"));
+  now.precision.error_weight_ranges = "auto";  // per_output_channel when simulated
+  auto differences = compute_differences(before, now);
+  ASSERT_EQ(differences.size(), 1u);
+  EXPECT_NE(differences[0].find("precision.error_weight_ranges"), std::string::npos) << differences[0];
+  now.precision.error_weight_ranges = "per_input_channel";
+  now.precision.snap_zero_point = false;
+  differences = compute_differences(before, now);
+  ASSERT_EQ(differences.size(), 1u);
+  EXPECT_NE(differences[0].find("precision.snap_zero_point"), std::string::npos) << differences[0];
+  // Integer before and after, written differently: the same numbers.
+  now = before;
+  now.precision.snap_zero_point = true;
+  now.precision.error_weight_ranges = "per_input_channel";
+  EXPECT_TRUE(compute_differences(before, now).empty());
+  const auto& may_change = keys_resume_may_change();
+  EXPECT_NE(std::find(may_change.begin(), may_change.end(), "precision.execution"), may_change.end());
+}

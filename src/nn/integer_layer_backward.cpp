@@ -93,9 +93,9 @@ class IntegerLayerBackward : public Node {
   variable_list fall_back(at::Tensor g, std::array<bool, 3> needed, const std::string& reason) {
     if (needed[0]) graph_.log->fell_back(LayerPass::ErrorBackward, reason);
     if (needed[1]) graph_.log->fell_back(LayerPass::WeightGradient, reason);
-    const at::Tensor error_weight =
-        integer::dequantize_weight(integer::quantize_weight(weight_.unpack().detach(), graph_.weight_bits, 1));
-    std::array<at::Tensor, 3> r = simulated_layer_gradients(std::move(g), x_.unpack(), error_weight,
+    at::Tensor w = weight_.unpack();
+    if (needed[0]) w = ErrorWeightQuantization{graph_.weight_bits, 1, /*snap_zero_point=*/true}.apply(w);
+    std::array<at::Tensor, 3> r = simulated_layer_gradients(std::move(g), x_.unpack(), w,
                                                             graph_.simulated_input, graph_.gradient, graph_.gradients,
                                                             needed);
     return {std::move(r[0]), std::move(r[1]), std::move(r[2])};

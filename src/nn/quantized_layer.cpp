@@ -128,6 +128,14 @@ at::Tensor QuantizedLayer::forward_quantized(const at::Tensor& x, const LayerPre
   if (!graph_needed) return y;
   graph.gradient = gradient_quantization(precision, noise_step);
   graph.gradients = gradients();
+  if (settings_.error_weight_ranges == ErrorWeightRanges::PerInputChannel && precision.weight_bits() != 0) {
+    // The error pass's weight is quantized in the backward pass, from the FP32 weight that node saves instead of
+    // Q(w) (a parameter: no copy). Quantizing it here would keep a second weight-sized tensor alive per layer
+    // execution from forward to backward, and quantize it for layers whose dX nobody asks for (the first layer);
+    // the price is one weight quantization per backward, small next to the layer's convolution or matmul.
+    graph.error_weight = ErrorWeightQuantization{precision.weight_bits(), weight_groups(), snaps_zero_point()};
+    graph.quantized_weight = weight_tensor().detach();
+  }
   return attach_quantized_layer_backward(std::move(y), x, weight_tensor(), bias_tensor(), std::move(graph));
 }
 

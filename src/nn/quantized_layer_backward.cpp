@@ -37,6 +37,7 @@ class QuantizedLayerBackward : public Node {
         weight_(graph.quantized_weight, /*is_output=*/false),
         input_(std::move(graph.input)),
         gradient_(std::move(graph.gradient)),
+        error_weight_(std::move(graph.error_weight)),
         gradients_(std::move(graph.gradients)) {}
 
   // Next edges: x, w, bias (in that order). Input: the gradient of y.
@@ -49,8 +50,11 @@ class QuantizedLayerBackward : public Node {
       throw Error("quantized layers do not support double backward (backward with create_graph)");
     const std::array<bool, 3> needed{task_should_compute_output(0), task_should_compute_output(1),
                                      task_should_compute_output(2)};
+    at::Tensor w = weight_.unpack();
+    // Without dX the FP32 weight does for dW, which does not read the weight's values.
+    if (error_weight_ && needed[0]) w = error_weight_->apply(w);
     std::array<at::Tensor, 3> result =
-        simulated_layer_gradients(std::move(g), x_.unpack(), weight_.unpack(), input_, gradient_, gradients_, needed);
+        simulated_layer_gradients(std::move(g), x_.unpack(), w, input_, gradient_, gradients_, needed);
     return {std::move(result[0]), std::move(result[1]), std::move(result[2])};
   }
 
@@ -66,6 +70,7 @@ class QuantizedLayerBackward : public Node {
   SavedVariable x_, weight_;
   const InputQuantization input_;
   const std::optional<GradientQuantization> gradient_;
+  const std::optional<ErrorWeightQuantization> error_weight_;
   const LayerGradients gradients_;
 };
 
@@ -93,6 +98,28 @@ at::Tensor InputQuantization::apply_transient(const at::Tensor& x) const {
   at::Tensor out = transient_buffer_like(x);
   return row_bits.empty() ? fake_quantize_out(x, bits, range, options, out)
                           : fake_quantize_rows_out(x, row_bits, range, options, out);
+}
+
+at::Tensor ErrorWeightQuantization::apply(const at::Tensor& w) const {
+  if (bits == 0) return w;
+  RECORD_USER_SCOPE("fractrain::quantize_error_weight");
+  QuantizeOptions options;
+  options.snap_zero_point = snap_zero_point;
+  if (groups == 1) return fake_quantize_per_input_channel(w, bits, options);
+  // [O, I/g, ...] -> [O/g, g, I/g, ...] -> [O/g, I, ...]: dimension 1 then lists every input channel of the layer
+  // once, and each of the O/g rows of dimension 0 holds one output channel of every group.
+  const int64_t out_channels = w.size(0), group_inputs = w.size(1);
+  if (out_channels % groups)
+    throw Error("error-pass weight: " + std::to_string(out_channels) + " output channels do not split into " +
+                std::to_string(groups) + " groups");
+  std::vector<int64_t> grouped{groups, out_channels / groups};
+  std::vector<int64_t> by_layer_input{out_channels / groups, groups * group_inputs};
+  for (int64_t d = 1; d < w.dim(); ++d) grouped.push_back(w.size(d));
+  for (int64_t d = 2; d < w.dim(); ++d) by_layer_input.push_back(w.size(d));
+  const at::Tensor regrouped = w.reshape(grouped).transpose(0, 1).reshape(by_layer_input);
+  std::vector<int64_t> back{out_channels / groups, groups};
+  for (int64_t d = 1; d < w.dim(); ++d) back.push_back(w.size(d));
+  return fake_quantize_per_input_channel(regrouped, bits, options).reshape(back).transpose(0, 1).reshape(w.sizes());
 }
 
 at::Tensor attach_quantized_layer_backward(at::Tensor y, const at::Tensor& x, const at::Tensor& w,

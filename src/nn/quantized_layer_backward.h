@@ -34,10 +34,25 @@ struct InputQuantization {
   at::Tensor apply_transient(const at::Tensor& x) const;
 };
 
+// The error backward's own weight quantization (ErrorWeightRanges::PerInputChannel): `bits` wide, nearest
+// rounding, one range per input channel of the layer. Entry i of dimension 1 of a grouped conv's weight
+// [O, I / groups, ...] is a different input channel in each group, so its range spans only the output channels
+// of one group (a depthwise conv's range is then its output channel's).
+struct ErrorWeightQuantization {
+  int bits = 0;
+  int64_t groups = 1;
+  bool snap_zero_point = false;
+
+  at::Tensor apply(const at::Tensor& w) const;
+};
+
 struct QuantizedLayerGraph {
   InputQuantization input;
-  at::Tensor quantized_weight;  // Q(w), or w itself when weights are not quantized
+  // The weight the backward's gradients receive: Q(w), or w itself when weights are not quantized; with
+  // error_weight, the FP32 w, which the backward quantizes for dX (dW does not depend on the weight's values).
+  at::Tensor quantized_weight;
   std::optional<GradientQuantization> gradient;
+  std::optional<ErrorWeightQuantization> error_weight;
   LayerGradients gradients;
 };
 

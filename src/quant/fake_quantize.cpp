@@ -55,6 +55,21 @@ std::vector<kernel::RowQuantParams> params_for_rows(const std::vector<int>& row_
 // A fresh result buffer: the allocating entry points are the `_out` ones writing into it.
 at::Tensor new_output(const at::Tensor& x) { return at::empty(x.sizes(), x.options()); }
 
+// The fused per-row quantization of w with each row's own min/max range: `w` (CPU float) viewed as
+// [w.size(0), -1].
+at::Tensor quantize_each_row(const at::Tensor& w, int bits, const QuantizeOptions& options) {
+  auto [lo, hi] = at::aminmax(w.reshape({w.size(0), -1}), 1);
+  const float* lo_ptr = lo.data_ptr<float>();
+  const float* hi_ptr = hi.data_ptr<float>();
+  std::vector<kernel::RowQuantParams> params;
+  params.reserve(w.size(0));
+  for (int64_t r = 0; r < w.size(0); ++r)
+    params.push_back(kernel::row_params(bits, lo_ptr[r], hi_ptr[r], options.snap_zero_point));
+  at::Tensor out = new_output(w);
+  quantize_with_params(w, params, options, out);
+  return out;
+}
+
 }  // namespace
 
 QuantRange tensor_range(const at::Tensor& x) {
@@ -100,16 +115,21 @@ at::Tensor& fake_quantize_rows_out(const at::Tensor& x, const std::vector<int>& 
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options) {
   if (bits == 0 || w.numel() == 0) return w;
   if (!use_fused_kernel(w)) return reference::fake_quantize_per_channel(w, bits, options);
-  auto [lo, hi] = at::aminmax(w.reshape({w.size(0), -1}), 1);
-  const float* lo_ptr = lo.data_ptr<float>();
-  const float* hi_ptr = hi.data_ptr<float>();
-  std::vector<kernel::RowQuantParams> params;
-  params.reserve(w.size(0));
-  for (int64_t r = 0; r < w.size(0); ++r)
-    params.push_back(kernel::row_params(bits, lo_ptr[r], hi_ptr[r], options.snap_zero_point));
-  at::Tensor out = new_output(w);
-  quantize_with_params(w, params, options, out);
-  return out;
+  return quantize_each_row(w, bits, options);
+}
+
+at::Tensor fake_quantize_per_input_channel(const at::Tensor& w, int bits, const QuantizeOptions& options) {
+  if (w.dim() < 2)
+    throw Error("fake_quantize_per_input_channel: expected a weight [out, in, ...] of 2 or more dimensions, got " +
+                std::to_string(w.dim()));
+  if (bits == 0 || w.numel() == 0) return w;
+  if (!use_fused_kernel(w)) return reference::fake_quantize_per_input_channel(w, bits, options);
+  // Input channels as rows: a weight is small next to the activations it multiplies, so two transposing copies
+  // cost little, and the row kernel then sees one long contiguous row per range (a linear weight's input channel
+  // is a strided column otherwise, and a conv's a run of kernel_h * kernel_w floats every in_channels * that).
+  // Copying in input-channel-major order is also what gives stochastic rounding its documented noise indices.
+  const at::Tensor by_input = w.transpose(0, 1).contiguous();
+  return quantize_each_row(by_input, bits, options).transpose(0, 1).contiguous();
 }
 
 }  // namespace fractrain

@@ -72,4 +72,31 @@ at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const Quanti
   return quantize_rows(w, lo, hi, levels, options);
 }
 
+// The formula of quantize_rows with ranges broadcast along dimension 1 ([1, I, 1, ...]) instead of rows.
+at::Tensor fake_quantize_per_input_channel(const at::Tensor& w, int bits, const QuantizeOptions& options) {
+  if (w.dim() < 2)
+    throw Error("reference::fake_quantize_per_input_channel: a weight of 2 or more dimensions expected");
+  if (bits == 0 || w.numel() == 0) return w;
+  std::vector<int64_t> other_dims;
+  for (int64_t d = 0; d < w.dim(); ++d)
+    if (d != 1) other_dims.push_back(d);
+  at::Tensor lo = w.amin(other_dims, /*keepdim=*/true);
+  const at::Tensor hi = w.amax(other_dims, /*keepdim=*/true);
+  const float levels = levels_for(bits);
+  const at::Tensor s = ((hi - lo) / levels).clamp_min(1e-8);
+  if (options.snap_zero_point) lo = (lo / s).round() * s;
+  at::Tensor t = (w - lo) / s;
+  if (options.rounding == Rounding::Stochastic) {
+    if (w.device().is_cpu()) {
+      // Noise by flat index in input-channel-major order, as documented (and as the fused kernel draws it).
+      const at::Tensor by_input = w.transpose(0, 1);
+      t = t + rounding_noise(by_input, options.noise, options.noise_first_index).transpose(0, 1);
+    } else {
+      t = t + (at::rand_like(t) - 0.5);
+    }
+  }
+  t = t.clamp(0.0f, levels).round();
+  return t * s + lo;
+}
+
 }  // namespace fractrain::reference

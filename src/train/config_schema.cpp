@@ -189,6 +189,19 @@ Check stage_bits() {
   };
 }
 
+// precision.error_weight_ranges: a name of error_weight_ranges_names() or auto (resolved by
+// effective_error_weight_ranges, which depends on precision.execution).
+Check error_weight_ranges() {
+  return [](const Value& v) -> std::string {
+    const auto& s = std::get<std::string>(v);
+    std::vector<std::string> allowed = error_weight_ranges_names().names();
+    allowed.insert(allowed.begin(), "auto");
+    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return "";
+    return fmt::format("is not a known error-pass weight range: use {}{}", choice_list(allowed),
+                       did_you_mean(s, allowed));
+  };
+}
+
 // A field of an enum type, written in configs by the names of its NameTable (which also checks them).
 template <class Section, class E>
 KeyDescriptor named_field(const char* key, Section RunConfig::*section, E Section::*member,
@@ -291,7 +304,19 @@ std::vector<KeyDescriptor> build_table() {
       field("precision.activation_momentum", &R::precision, &PrecisionConfig::activation_momentum, float_in_zero_one(),
             "EMA momentum of the activation ranges, in [0, 1)"),
       field("precision.snap_zero_point", &R::precision, &PrecisionConfig::snap_zero_point, any(),
-            "round the quantization zero point to an integer so that 0 is exact"),
+            "round the quantization zero point to an integer so that 0 is exact (always on with precision.execution "
+            "= \"integer\", whatever this says)"),
+      named_field("precision.execution", &R::precision, &PrecisionConfig::execution, execution_mode_names(),
+            "how quantized layers compute: simulated (fake-quantized values in FP32, the reference) or integer "
+            "(exact integer sums on the codes, CPU; needs snapped zero points, which it forces on, and "
+            "error_weight_ranges auto or per_input_channel)"),
+      field("precision.error_weight_ranges", &R::precision, &PrecisionConfig::error_weight_ranges,
+            error_weight_ranges(),
+            "weight ranges of the error backward (dX): per_output_channel (the forward's quantized weight, the "
+            "paper's), per_input_channel (the FP32 weight requantized with one range per input channel, which "
+            "integer dX needs; simulated runs can use it as integer's exact reference) or auto (per_input_channel "
+            "with execution = integer, else per_output_channel); the forward and dW keep per-output-channel "
+            "ranges"),
       field("precision.sync_ranges", &R::precision, &PrecisionConfig::sync_ranges, any(),
             "data parallel: quantize on the whole batch's ranges (agreed across ranks, as one process would); "
             "false = each rank's own"),

@@ -8,7 +8,29 @@
 
 namespace fractrain {
 
+bool effective_snap_zero_point(const PrecisionConfig& p) {
+  return p.snap_zero_point || p.execution == ExecutionMode::Integer;
+}
+
+ErrorWeightRanges effective_error_weight_ranges(const PrecisionConfig& p) {
+  const bool integer = p.execution == ExecutionMode::Integer;
+  if (p.error_weight_ranges == "auto")
+    return integer ? ErrorWeightRanges::PerInputChannel : ErrorWeightRanges::PerOutputChannel;
+  const ErrorWeightRanges ranges =
+      error_weight_ranges_names().parse(p.error_weight_ranges, "precision.error_weight_ranges");
+  // An integer error pass sums over output channels, along which a per-output-channel scale varies: it cannot
+  // factor out of the sum, so there is no integer kernel for it (nn/execution_mode.h).
+  if (integer && ranges == ErrorWeightRanges::PerOutputChannel)
+    throw Error("precision.error_weight_ranges = \"per_output_channel\" cannot run with precision.execution = "
+                "\"integer\": integer execution quantizes the error backward's weight per input channel (a per-"
+                "output-channel scale does not factor out of dX's sum over output channels); set "
+                "precision.error_weight_ranges to \"auto\" or \"per_input_channel\", or precision.execution to "
+                "\"simulated\"");
+  return ranges;
+}
+
 void validate_precision_schedule(const PrecisionConfig& p) {
+  effective_error_weight_ranges(p);  // throws for a combination no execution can run
   if (!is_progressive(p.mode)) return;
   // Refused rather than ignored: a recipe asking for fw8bw8 and PFQ at once is ambiguous.
   if (p.fw != 0 || p.bw != 0)

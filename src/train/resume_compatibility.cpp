@@ -24,8 +24,12 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 }
 
 // What a config computes, written one way: a static or PFQ run ignores the dfq section (whose defaults may
-// change between versions), and dfq.options = "auto" stands for the model's preset.
+// change between versions), dfq.options = "auto" stands for the model's preset, and the quantizer's zero-point
+// snapping and error-pass weight ranges are those precision.execution makes effective (it forces the first on
+// and resolves "auto" of the second), so that a resume may change the execution but not these numbers.
 RunConfig effective(RunConfig config) {
+  config.precision.snap_zero_point = effective_snap_zero_point(config.precision);
+  config.precision.error_weight_ranges = to_string(effective_error_weight_ranges(config.precision));
   if (!is_gated(config.precision.mode)) {
     config.dfq = DfqConfig{};
   } else if (config.dfq.options == "auto") {
@@ -41,7 +45,10 @@ const std::vector<std::string>& keys_resume_may_change() {
                                                 "train.log_every", "train.device",     "output.dir",
                                                 "output.tensorboard",  // a resume folds the earlier events in
                                                 "data.workers",  // decoding threads: batches do not depend on them
-                                                "train.comm_timeout_s"};  // how long ranks wait, not what they compute
+                                                "train.comm_timeout_s",  // how long ranks wait, not what they compute
+                                                // how layers compute; the quantization it implies is compared
+                                                // as precision.snap_zero_point and error_weight_ranges
+                                                "precision.execution"};
   return keys;
 }
 

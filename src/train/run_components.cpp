@@ -118,7 +118,9 @@ QuantizationPolicy quantization_policy_of(const PrecisionConfig& precision) {
 QuantizerSettings quantizer_settings_of(const PrecisionConfig& precision, uint64_t seed) {
   QuantizerSettings settings;
   settings.activation_momentum = static_cast<float>(precision.activation_momentum);
-  settings.snap_zero_point = precision.snap_zero_point;
+  settings.snap_zero_point = effective_snap_zero_point(precision);
+  settings.execution = precision.execution;
+  settings.error_weight_ranges = effective_error_weight_ranges(precision);
   settings.noise_seed = seed;
   return settings;
 }

@@ -30,6 +30,7 @@ class QConv2d : public QuantizedLayer {
   const at::Tensor& weight_tensor() const override { return weight_; }
   const at::Tensor& bias_tensor() const override { return bias_; }
   WeightedLayerGeometry operand_geometry() const override;
+  int64_t weight_groups() const override { return options_.groups; }
   const QConv2dOptions& options() const { return options_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& bias() { return bias_; }

@@ -85,6 +85,9 @@ class QuantizedLayer : public torch::nn::Module {
   virtual const at::Tensor& bias_tensor() const = 0;
   // What the cost model needs to size this layer's operands from its measured MACs.
   virtual WeightedLayerGeometry operand_geometry() const = 0;
+  // Groups of the op (a grouped conv's): dimension 1 of the weight holds in_channels / groups input channels of
+  // its output channel's group, which per-input-channel weight ranges tell apart.
+  virtual int64_t weight_groups() const { return 1; }
 
  protected:
   QuantizedLayer();

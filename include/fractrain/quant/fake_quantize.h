@@ -54,11 +54,18 @@ at::Tensor& fake_quantize_rows_out(const at::Tensor& x, const std::vector<int>& 
 // One range per row (dimension 0: per output channel of a weight), computed from the tensor itself.
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
 
+// One range per input channel (dimension 1 of a weight [O, I, ...]: min/max over every other dimension),
+// computed from the tensor itself. The error backward's weight under ErrorWeightRanges::PerInputChannel, whose
+// scale is then constant along dX's sum over output channels. With stochastic rounding, element (o, i, ...)
+// draws the noise of its flat index in w.transpose(0, 1) (input channel major). Needs w.dim() >= 2.
+at::Tensor fake_quantize_per_input_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
+
 namespace reference {
 at::Tensor fake_quantize(const at::Tensor& x, int bits, QuantRange range, const QuantizeOptions& options = {});
 at::Tensor fake_quantize_rows(const at::Tensor& x, const std::vector<int>& row_bits, QuantRange range,
                               const QuantizeOptions& options = {});
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
+at::Tensor fake_quantize_per_input_channel(const at::Tensor& w, int bits, const QuantizeOptions& options = {});
 // The stochastic-rounding noise tensor the fused kernel uses (shape of x, values in [-0.5, 0.5)): element i is
 // noise.uniform(first_index + i) - 0.5.
 at::Tensor rounding_noise(const at::Tensor& like, const PhiloxStream& noise, uint64_t first_index = 0);

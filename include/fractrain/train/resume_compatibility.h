@@ -8,7 +8,8 @@
 
 namespace fractrain {
 
-// train.epochs, train.iterations, train.threads, train.log_every, train.device, output.dir.
+// train.epochs, train.iterations, train.threads, train.log_every, train.device, output.dir, ...,
+// precision.execution (its effective snap_zero_point and error_weight_ranges are compared instead).
 const std::vector<std::string>& keys_resume_may_change();
 
 // One line per key outside keys_resume_may_change() whose value differs: "  key: before X, now Y". Keys that

@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "fractrain/models/gate_execution.h"
+#include "fractrain/nn/execution_mode.h"
 #include "fractrain/precision/option_set.h"
 #include "fractrain/precision/precision_mode.h"
 
@@ -66,7 +67,12 @@ struct PrecisionConfig {
   bool quantize_first_layer = true;
   bool quantize_classifier = false;
   double activation_momentum = 0.9;  // EMA momentum of activation ranges, in [0, 1)
-  bool snap_zero_point = false;
+  bool snap_zero_point = false;  // forced on under integer execution (effective_snap_zero_point)
+  // How quantized layers compute (nn/execution_mode.h): simulated (fake quantization in FP32) or integer.
+  ExecutionMode execution = ExecutionMode::Simulated;
+  // The error backward's weight ranges: auto, or a name of error_weight_ranges_names(). auto = per_input_channel
+  // under integer execution, per_output_channel otherwise (effective_error_weight_ranges).
+  std::string error_weight_ranges = "auto";
   // Data parallel: every rank quantizes on the whole batch's ranges (one collective per quantized tensor), so
   // N ranks compute what one process does; off, each rank uses its slice's ranges (fewer collectives).
   bool sync_ranges = true;
@@ -174,12 +180,22 @@ nlohmann::json to_json(const RunConfig& config);
 void validate(const RunConfig& config);
 
 // Throws fractrain::Error naming the keys when precision keys that must agree do not (pfq_fw and pfq_bw of
-// equal length, switch points one per turning point, fw/bw left 0 in pfq modes). Not part of validate(): a
-// schedule is often changed by several --set overrides in a row, and only the last one need agree. Run by
-// parse_run_config and by the trainer before it builds anything.
+// equal length, switch points one per turning point, fw/bw left 0 in pfq modes, error_weight_ranges not
+// per_output_channel under integer execution). Not part of validate(): a schedule is often changed by several
+// --set overrides in a row, and only the last one need agree. Run by parse_run_config and by the trainer before
+// it builds anything.
 void validate_precision_schedule(const PrecisionConfig& precision);
 // The same for the dfq section in dfq/fractrain modes (option set and execution mode readable, targets sane).
 void validate_dfq(const RunConfig& config);
+
+// What the run quantizes with, precision.execution applied: integer kernels need integer zero points and an
+// error-pass weight whose scale factors out of dX's sum, so integer execution snaps zero points whatever
+// precision.snap_zero_point says, and resolves error_weight_ranges = auto to per_input_channel (auto is
+// per_output_channel, the paper's, in simulated runs). Throws fractrain::Error for integer execution with
+// error_weight_ranges = per_output_channel (validate_precision_schedule refuses it too).
+bool effective_snap_zero_point(const PrecisionConfig& precision);
+ErrorWeightRanges effective_error_weight_ranges(const PrecisionConfig& precision);
+
 // The gates' options of a dfq/fractrain run: dfq.options at dfq.weight_bits, "auto" being the model's preset
 // (OptionSet::default_preset_for).
 OptionSet dfq_option_set(const RunConfig& config);
