@@ -9,11 +9,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <vector>
 
 #include "fractrain/integer/integer_conv.h"
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/util/error.h"
 
 namespace fractrain::integer {
 namespace {
@@ -201,7 +203,7 @@ TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
         const at::Tensor x = torch::rand({c.batch, c.in, c.height, c.width}) - 0.2;
         const at::Tensor dy = torch::randn({c.batch, c.out, g.out_height(), g.out_width()});
         // DFQ: samples in groups of (activation, gradient) widths, interleaved.
-        const std::vector<int> xbits = widths(c.batch, bits, per_sample), gbits = widths(c.batch, bits + 1, per_sample);
+        const std::vector<int> xbits = widths(c.batch, bits, per_sample), gbits = widths(c.batch, std::min(bits + 1, 8), per_sample);
         const FeatureCodes xc = activation_codes(x, xbits);
         const FeatureCodes gc = gradient_codes(dy, gbits, noise);
         const at::Tensor dw = conv_backward_weight(g, xc, gc);
