@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -46,6 +47,7 @@ void sum_positions(const Code* codes, int64_t positions, int64_t channels, int32
 }  // namespace
 
 FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const FeatureQuantization& q) {
+  RECORD_USER_SCOPE("fractrain::integer_quantize_features");
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() < 2)
     throw Error("integer codes: expected a contiguous float CPU tensor with a batch dimension, got " + x.toString() +
                 " " + c10::str(x.sizes()));
@@ -118,6 +120,7 @@ at::Tensor dequantize_features(const FeatureCodes& codes, FeatureLayout layout, 
 }
 
 WeightCodes quantize_weight(const at::Tensor& w, int bits, int axis) {
+  RECORD_USER_SCOPE("fractrain::integer_quantize_weight");
   if (axis != 0 && axis != 1) throw Error("integer codes: weight ranges are per output (0) or input (1) channel");
   if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || w.dim() < 2)
     throw Error("integer codes: expected a float CPU weight [O, I, ...], got " + w.toString());

@@ -83,6 +83,54 @@ at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, Featur
                                                 : at::empty({batch, positions, channels}, at::kFloat);
 }
 
+// Compiled for AVX-512 and AVX2 as well as the baseline, chosen at run time (as the quantizer's kernel).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FRACTRAIN_INTEGER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FRACTRAIN_INTEGER_CLONES
+#endif
+
+// One sample's result from its integer sums (acc, [P][C]): value(p, c) = float(acc + oc[c] * box[p] +
+// on * M[p][c] + on * oc[c] * K[p]) * scale[c] + bias[c]. The sum is formed in double, where integers below
+// 2^53 are exact, so it is the exact integer until its single rounding to float. Writes [P][C].
+FRACTRAIN_INTEGER_CLONES
+void corrected_rows(const int32_t* acc, const int64_t* box, const int64_t* M, const int64_t* K, double on,
+                    const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
+  for (int64_t p = 0; p < P; ++p) {
+    const double bx = static_cast<double>(box[p]), kk = on * static_cast<double>(K[p]);
+    const int32_t* a = acc + p * C;
+    const int64_t* m = M + p * C;
+    float* o = out + p * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * static_cast<double>(m[c]) + oc[c] * kk;
+      o[c] = static_cast<float>(exact) * scale[c] + bias[c];
+    }
+  }
+}
+
+// The sample's [P][C] values into the caller's layout (ChannelsFirst: [C][P]).
+void store_sample(const float* rows, int64_t P, int64_t C, FeatureLayout layout, float* out) {
+  if (layout == FeatureLayout::ChannelsLast) {
+    std::copy(rows, rows + P * C, out);
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < P; ++p) out[c * P + p] = rows[p * C + c];
+}
+
+// Per-channel offsets as double, and scale * the sample's scale, for corrected_rows.
+struct ChannelTerms {
+  std::vector<double> offset;
+  std::vector<float> scale, bias;
+  ChannelTerms(const std::vector<CodeScale>& channels, float sample_scale, const float* b) {
+    for (size_t c = 0; c < channels.size(); ++c) {
+      offset.push_back(static_cast<double>(channels[c].offset));
+      scale.push_back(sample_scale * channels[c].scale);
+      bias.push_back(b ? b[c] : 0.0f);
+    }
+  }
+};
+
 }  // namespace
 
 int64_t max_exact_terms(int64_t magnitude_a, int64_t magnitude_b) {
@@ -97,17 +145,20 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   check_weight(w, g, 0, "forward");
   check_exact(I * taps, code_magnitude(max_bits(x.bits), false), code_magnitude(w.bits, true), "forward");
   at::Tensor acc = at::empty({N, P, O}, at::kInt);
-  conv_forward_s32(g, x.codes.data_ptr<uint8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+  {
+    RECORD_USER_SCOPE("fractrain::integer_conv_forward_product");
+    conv_forward_s32(g, x.codes.data_ptr<uint8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+  }
 
-  // The valid terms of each output position: the weights' tap sums (M), their count (K), and per sample the box
-  // sum of the input codes (A).
+  // The valid terms of each output position: the weights' tap sums (M, [P][O]), their count (K), and per
+  // sample the box sum of the input codes (box).
   const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 0);
-  std::vector<int64_t> M(static_cast<size_t>(O * P), 0), K(static_cast<size_t>(P), 0);
+  std::vector<int64_t> M(static_cast<size_t>(P * O), 0), K(static_cast<size_t>(P), 0);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t t = 0; t < taps; ++t) {
       if (map[static_cast<size_t>(p * taps + t)] < 0) continue;
       K[static_cast<size_t>(p)] += I;
-      for (int64_t o = 0; o < O; ++o) M[static_cast<size_t>(o * P + p)] += wsum[static_cast<size_t>(o * taps + t)];
+      for (int64_t o = 0; o < O; ++o) M[static_cast<size_t>(p * O + o)] += wsum[static_cast<size_t>(o * taps + t)];
     }
   at::Tensor y = new_result(N, O, P, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
@@ -115,7 +166,9 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* out = y.data_ptr<float>();
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    RECORD_USER_SCOPE("fractrain::integer_forward_corrections");
     std::vector<int64_t> box(static_cast<size_t>(P));
+    std::vector<float> rows(static_cast<size_t>(P * O));
     for (int64_t n = begin; n < end; ++n) {
       const int32_t* s = sums + n * in_positions(g);
       for (int64_t p = 0; p < P; ++p) {
@@ -126,20 +179,10 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
         }
         box[static_cast<size_t>(p)] = total;
       }
-      const int64_t ox = x.samples[n].offset;
-      for (int64_t o = 0; o < O; ++o) {
-        const int64_t ow = w.channels[o].offset;
-        const float scale = x.samples[n].scale * w.channels[o].scale, shift = b ? b[o] : 0.0f;
-        for (int64_t p = 0; p < P; ++p) {
-          const int64_t exact = a[(n * P + p) * O + o] + ow * box[static_cast<size_t>(p)] +
-                                ox * M[static_cast<size_t>(o * P + p)] + ox * ow * K[static_cast<size_t>(p)];
-          const float value = static_cast<float>(exact) * scale + shift;
-          if (layout == FeatureLayout::ChannelsFirst)
-            out[(n * O + o) * P + p] = value;
-          else
-            out[(n * P + p) * O + o] = value;
-        }
-      }
+      const ChannelTerms terms(w.channels, x.samples[n].scale, b);
+      corrected_rows(a + n * P * O, box.data(), M.data(), K.data(), static_cast<double>(x.samples[n].offset),
+                     terms.offset.data(), terms.scale.data(), terms.bias.data(), P, O, rows.data());
+      store_sample(rows.data(), P, O, layout, out + n * P * O);
     }
   });
   return y;
@@ -154,25 +197,30 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   check_weight(w, g, 1, "error backward");
   check_exact(O * taps, code_magnitude(max_bits(dy.bits), true), code_magnitude(w.bits, true), "error backward");
   at::Tensor acc = at::empty({N, Q, I}, at::kInt);
-  conv_backward_data_s32(g, dy.codes.data_ptr<int8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+  {
+    RECORD_USER_SCOPE("fractrain::integer_conv_backward_data_product");
+    conv_backward_data_s32(g, dy.codes.data_ptr<int8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
+  }
 
-  // Which (output position, tap) pairs reach each input position: their weight sums (M), count (K) and, per
-  // sample, the sum of the gradient codes there (A).
+  // Which (output position, tap) pairs reach each input position: their weight sums (M, [Q][I]), count (K)
+  // and, per sample, the sum of the gradient codes there (box).
   const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 1);
-  std::vector<int64_t> M(static_cast<size_t>(I * Q), 0), K(static_cast<size_t>(Q), 0);
+  std::vector<int64_t> M(static_cast<size_t>(Q * I), 0), K(static_cast<size_t>(Q), 0);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t t = 0; t < taps; ++t) {
       const int64_t q = map[static_cast<size_t>(p * taps + t)];
       if (q < 0) continue;
       K[static_cast<size_t>(q)] += O;
-      for (int64_t i = 0; i < I; ++i) M[static_cast<size_t>(i * Q + q)] += wsum[static_cast<size_t>(i * taps + t)];
+      for (int64_t i = 0; i < I; ++i) M[static_cast<size_t>(q * I + i)] += wsum[static_cast<size_t>(i * taps + t)];
     }
   at::Tensor dx = new_result(N, I, Q, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
   float* out = dx.data_ptr<float>();
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    RECORD_USER_SCOPE("fractrain::integer_error_corrections");
     std::vector<int64_t> box(static_cast<size_t>(Q));
+    std::vector<float> rows(static_cast<size_t>(Q * I));
     for (int64_t n = begin; n < end; ++n) {
       std::fill(box.begin(), box.end(), 0);
       const int32_t* s = sums + n * P;
@@ -181,20 +229,10 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
           const int64_t q = map[static_cast<size_t>(p * taps + t)];
           if (q >= 0) box[static_cast<size_t>(q)] += s[p];
         }
-      const int64_t og = dy.samples[n].offset;
-      for (int64_t i = 0; i < I; ++i) {
-        const int64_t ow = w.channels[i].offset;
-        const float scale = dy.samples[n].scale * w.channels[i].scale;
-        for (int64_t q = 0; q < Q; ++q) {
-          const int64_t exact = a[(n * Q + q) * I + i] + ow * box[static_cast<size_t>(q)] +
-                                og * M[static_cast<size_t>(i * Q + q)] + og * ow * K[static_cast<size_t>(q)];
-          const float value = static_cast<float>(exact) * scale;
-          if (layout == FeatureLayout::ChannelsFirst)
-            out[(n * I + i) * Q + q] = value;
-          else
-            out[(n * Q + q) * I + i] = value;
-        }
-      }
+      const ChannelTerms terms(w.channels, dy.samples[n].scale, nullptr);
+      corrected_rows(a + n * Q * I, box.data(), M.data(), K.data(), static_cast<double>(dy.samples[n].offset),
+                     terms.offset.data(), terms.scale.data(), terms.bias.data(), Q, I, rows.data());
+      store_sample(rows.data(), Q, I, layout, out + n * Q * I);
     }
   });
   return dx;
@@ -251,22 +289,37 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
   for (const SampleGroup& group : groups) order.insert(order.end(), group.samples.begin(), group.samples.end());
   bool identity = true;
   for (int64_t r = 0; r < N; ++r) identity = identity && order[static_cast<size_t>(r)] == r;
-  at::Tensor patches = at::zeros({N * P, K}, at::kChar);
+  at::Tensor patches = at::empty({N * P, K}, at::kChar);
   int8_t* patch = patches.data_ptr<int8_t>();
   const uint8_t* xc = x.codes.data_ptr<uint8_t>();
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    RECORD_USER_SCOPE("fractrain::integer_patches");
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = order[static_cast<size_t>(r)];
       const int shift = int8_shift(x.bits[n]);
-      for (int64_t p = 0; p < P; ++p) {
-        int8_t* row = patch + (r * P + p) * K;
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t at = map[static_cast<size_t>(p * taps + t)];
-          if (at < 0) continue;
-          const uint8_t* src = xc + (n * Q + at) * I;
-          for (int64_t i = 0; i < I; ++i) row[t * I + i] = static_cast<int8_t>(src[i] - shift);
+      const uint8_t flip = static_cast<uint8_t>(shift);  // t - 128 as int8 is t ^ 0x80
+      for (int64_t oh = 0; oh < g.out_height(); ++oh)
+        for (int64_t ow = 0; ow < g.out_width(); ++ow) {
+          int8_t* row = patch + (r * P + oh * g.out_width() + ow) * K;
+          // Tap (kh, kw..kw+k) reads k consecutive input positions, i.e. k * I contiguous codes in NHWC: one run
+          // per kernel row, cut at the borders, zeros (real 0) in the padding.
+          const int64_t iw0 = ow * g.stride - g.padding;
+          const int64_t kw_begin = std::max<int64_t>(0, -iw0), kw_end = std::min(g.kernel, g.width - iw0);
+          for (int64_t kh = 0; kh < g.kernel; ++kh) {
+            int8_t* dst = row + kh * g.kernel * I;
+            const int64_t ih = oh * g.stride - g.padding + kh;
+            if (ih < 0 || ih >= g.height || kw_begin >= kw_end) {
+              std::fill(dst, dst + g.kernel * I, int8_t{0});
+              continue;
+            }
+            std::fill(dst, dst + kw_begin * I, int8_t{0});
+            std::fill(dst + kw_end * I, dst + g.kernel * I, int8_t{0});
+            const uint8_t* src = xc + (n * Q + ih * g.width + iw0 + kw_begin) * I;
+            uint8_t* out = reinterpret_cast<uint8_t*>(dst + kw_begin * I);
+            const int64_t len = (kw_end - kw_begin) * I;
+            for (int64_t e = 0; e < len; ++e) out[e] = src[e] ^ flip;
+          }
         }
-      }
     }
   });
   at::Tensor gathered = dy.channel_major;
@@ -291,6 +344,7 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
     // The integer product, in chunks of rows whose int32 sums cannot overflow.
     const int64_t chunk = max_exact_terms(group.x_magnitude, group.dy_magnitude);
     for (int64_t r = 0; r < rows; r += chunk) {
+      RECORD_USER_SCOPE("fractrain::integer_weight_product");
       const int64_t len = std::min(chunk, rows - r);
       matmul_s32(O, K, len, gathered.data_ptr<int8_t>() + first_row + r, N * P, patch + (first_row + r) * K,
                  partial.data_ptr<int32_t>());
@@ -299,6 +353,7 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
     }
     // Corrections: per tap, the group's input codes summed over the positions that tap reads (xs), the gradient
     // codes summed over the output positions where the tap is valid (gs), and how many such positions (count).
+    RECORD_USER_SCOPE("fractrain::integer_weight_corrections");
     std::vector<int64_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
     for (int64_t n : group.samples) {
       const uint8_t* xs = xc + n * Q * I;
