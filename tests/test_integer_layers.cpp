@@ -1,0 +1,154 @@
+// Integer execution inside QConv2d and QLinear (precision.execution = integer): the same layer run simulated on
+// the same quantization (snapped zero points, the error pass's weight per input channel) gives the same
+// results within the FP32 tolerance of test_integer_conv.cpp (1e-4 of the largest magnitude); passes that cannot
+// run on integer codes fall back to exactly the simulated computation and are logged.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fractrain/integer/integer_support.h"
+#include "fractrain/nn/qconv2d.h"
+#include "fractrain/nn/qlinear.h"
+
+namespace fractrain {
+namespace {
+
+#define REQUIRE_INTEGER_KERNELS() \
+  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
+
+QuantizerSettings settings_for(ExecutionMode mode) {
+  QuantizerSettings s;
+  s.noise_seed = 21;
+  s.snap_zero_point = true;
+  s.error_weight_ranges = ErrorWeightRanges::PerInputChannel;
+  s.execution = mode;
+  return s;
+}
+
+struct LayerRun {
+  at::Tensor y, dx, dw, db;
+};
+
+template <typename Layer>
+LayerRun run(Layer& layer, const at::Tensor& x_value, const at::Tensor& g, const LayerPrecision& p) {
+  layer.zero_grad();
+  at::Tensor x = x_value.clone().requires_grad_(true);
+  at::Tensor y = layer.forward(x, p, 5);
+  y.backward(g);
+  return {y.detach(), x.grad(), layer.weight().grad().clone(), layer.bias().grad().clone()};
+}
+
+void expect_close(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double scale = b.abs().max().item<double>();
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-4 * scale) << what;
+}
+
+template <typename Layer>
+void expect_same_run(Layer& integer, Layer& simulated, const at::Tensor& x, const at::Tensor& g,
+                     const LayerPrecision& p, const std::string& what) {
+  const LayerRun a = run(integer, x, g, p), b = run(simulated, x, g, p);
+  expect_close(a.y, b.y, what + " y");
+  expect_close(a.dx, b.dx, what + " dx");
+  expect_close(a.dw, b.dw, what + " dw");
+  expect_close(a.db, b.db, what + " db");
+}
+
+std::vector<int> widths(int64_t n, std::initializer_list<int> cycle) {
+  std::vector<int> w;
+  for (int64_t i = 0; i < n; ++i) w.push_back(*(cycle.begin() + i % static_cast<int64_t>(cycle.size())));
+  return w;
+}
+
+TEST(IntegerLayers, ConvMatchesSimulatedOnTheSameQuantization) {
+  REQUIRE_INTEGER_KERNELS();
+  for (int64_t stride : {1, 2}) {
+    for (int64_t kernel : {1, 3}) {
+      torch::manual_seed(8);
+      QConv2dOptions o = QConv2dOptions::same(5, 6, kernel, stride);
+      o.bias = true;
+      QConv2d integer(o), simulated(o);
+      {
+        torch::NoGradGuard no_grad;
+        simulated.weight().copy_(integer.weight());
+        simulated.bias().copy_(integer.bias().normal_());
+      }
+      integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+      simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+      const at::Tensor x = torch::relu(torch::randn({4, 5, 9, 9}));
+      const int64_t out = (9 + 2 * (kernel / 2) - kernel) / stride + 1;
+      const at::Tensor g = torch::randn({4, 6, out, out});
+      const std::string what = "k" + std::to_string(kernel) + " s" + std::to_string(stride);
+      expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 8)), what + " FW8/BW8");
+      expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), what + " FW4/BW6");
+      // DFQ: per-sample widths; the weight gradient sums each group of samples with equal widths.
+      expect_same_run(integer, simulated, x, g,
+                      LayerPrecision::per_sample(4, widths(4, {3, 4, 6}), widths(4, {6, 8})), what + " per sample");
+      const ExecutionCounts counts = integer.execution_counts();
+      EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 0)
+          << counts.last_fallback;
+      EXPECT_EQ(counts.forward.integer, 3);
+      EXPECT_EQ(counts.weight_gradient.integer, 3);
+    }
+  }
+}
+
+TEST(IntegerLayers, LinearMatchesSimulatedOnTheSameQuantization) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(9);
+  QLinear integer(12, 5), simulated(12, 5);
+  {
+    torch::NoGradGuard no_grad;
+    simulated.weight().copy_(integer.weight());
+    simulated.bias().copy_(integer.bias());
+  }
+  integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+  const auto p = LayerPrecision::uniform(Precision::fw_bw(8, 8));
+  expect_same_run(integer, simulated, torch::randn({6, 12}), torch::randn({6, 5}), p, "[N, in]");
+  expect_same_run(integer, simulated, torch::randn({3, 4, 12}), torch::randn({3, 4, 5}), p, "[N, T, in]");
+  EXPECT_EQ(integer.execution_counts().error_backward.integer, 2);
+}
+
+// A 12-bit gradient has no int8 codes: the layer's error backward and weight gradient run simulated, exactly as a
+// simulated layer does, and say so; the forward stays integer.
+TEST(IntegerLayers, WideGradientFallsBackForTheBackwardPassesOnly) {
+  REQUIRE_INTEGER_KERNELS();
+  torch::manual_seed(10);
+  QConv2dOptions o = QConv2dOptions::same(3, 4, 3, 1);
+  o.bias = true;
+  QConv2d integer(o), simulated(o);
+  {
+    torch::NoGradGuard no_grad;
+    simulated.weight().copy_(integer.weight());
+    simulated.bias().copy_(integer.bias());
+  }
+  integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+  const at::Tensor x = torch::randn({2, 3, 6, 6}), g = torch::randn({2, 4, 6, 6});
+  const auto p = LayerPrecision::uniform(Precision::fw_bw(8, 12));
+  const LayerRun a = run(integer, x, g, p), b = run(simulated, x, g, p);
+  EXPECT_TRUE(torch::equal(a.dx, b.dx));
+  EXPECT_TRUE(torch::equal(a.dw, b.dw));
+  EXPECT_TRUE(torch::equal(a.db, b.db));
+  expect_close(a.y, b.y, "forward");
+  const ExecutionCounts counts = integer.execution_counts();
+  EXPECT_EQ(counts.forward.integer, 1);
+  EXPECT_EQ(counts.error_backward.simulated, 1);
+  EXPECT_EQ(counts.weight_gradient.simulated, 1);
+  EXPECT_NE(counts.last_fallback.find("12-bit gradient"), std::string::npos) << counts.last_fallback;
+}
+
+TEST(IntegerLayers, DepthwiseConvFallsBackWithAReason) {
+  QConv2d depthwise(QConv2dOptions::same(4, 4, 3, 1, 4));
+  depthwise.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  depthwise.forward(torch::randn({2, 4, 5, 5}), LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
+  const ExecutionCounts counts = depthwise.execution_counts();
+  EXPECT_EQ(counts.forward.simulated, 1);
+  EXPECT_FALSE(counts.last_fallback.empty());
+  if (integer_support().available) {
+    EXPECT_NE(counts.last_fallback.find("depthwise"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace fractrain
