@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/train/run_checkpoint.h"
 #include "fractrain/train/run_components.h"
@@ -37,22 +38,29 @@ RunConfig small_run(const std::string& dir, int fw, int bw) {
   return c;
 }
 
-void expect_learns(int fw, int bw) {
-  ASSERT_FASHION_MNIST_INSTALLED();
-  test_support::TempDir temp("fractrain_learn_fw" + std::to_string(fw));
+nlohmann::json expect_learns(int fw, int bw, ExecutionMode execution = ExecutionMode::Simulated) {
+  if (!test_support::have_fashion_mnist()) {
+    ADD_FAILURE() << test_support::kFashionMnistMissing;
+    return {};
+  }
+  test_support::TempDir temp("fractrain_learn_fw" + std::to_string(fw) + to_string(execution));
   const std::string dir = temp.str();
   TrainOptions options;
   options.quiet = true;
-  nlohmann::json summary = train_run(small_run(dir, fw, bw), options);
+  RunConfig config = small_run(dir, fw, bw);
+  config.precision.execution = execution;
+  nlohmann::json summary = train_run(config, options);
   const double accuracy = summary["final_test_accuracy"].get<double>();
   std::printf("FW-%d/BW-%d: test accuracy %.3f after %lld steps\n", fw, bw, accuracy,
               (long long)summary["steps"].get<int64_t>());
   EXPECT_GT(accuracy, 0.55) << "chance is 0.10";
   const auto rows = read_metrics(dir);
-  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows.size(), 2u);
+  if (rows.size() != 2u) return summary;
   EXPECT_LT(rows[1]["train_loss"].get<double>(), rows[0]["train_loss"].get<double>());
   EXPECT_LT(rows[1]["train_loss"].get<double>(), 0.8 * std::log(10.0));
   EXPECT_EQ(summary["precision"].get<std::string>(), fw ? "fw8bw8" : "fp32");
+  return summary;
 }
 
 }  // namespace
@@ -60,6 +68,21 @@ void expect_learns(int fw, int bw) {
 TEST(TrainEndToEnd, Fp32ResNet20LearnsFashionMnist) { expect_learns(0, 0); }
 
 TEST(TrainEndToEnd, Fw8Bw8ResNet20LearnsFashionMnist) { expect_learns(8, 8); }
+
+// precision.execution = integer: every quantized layer's three passes run on integer codes, and the summary
+// says so next to the measured time.
+TEST(TrainEndToEnd, Fw8Bw8IntegerExecutionLearnsFashionMnist) {
+  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
+  const nlohmann::json summary = expect_learns(8, 8, ExecutionMode::Integer);
+  if (summary.is_null()) return;
+  const nlohmann::json& execution = summary["cost"]["execution"];
+  EXPECT_EQ(execution["mode"], "integer");
+  for (const char* pass : {"forward", "error backward", "weight gradient"}) {
+    EXPECT_GT(execution["layer_passes_this_session"][pass]["integer"].get<int64_t>(), 0) << pass;
+    EXPECT_EQ(execution["layer_passes_this_session"][pass]["simulated"].get<int64_t>(), 0) << pass;
+  }
+  EXPECT_EQ(execution["last_fallback"], "");
+}
 
 TEST(TrainEndToEnd, ResumedRunEqualsUninterruptedRunBitwise) {
   ASSERT_FASHION_MNIST_INSTALLED();

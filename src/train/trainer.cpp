@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "fractrain/cost/cost_report.h"
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/train/checkpoint_rotation.h"
 #include "fractrain/train/data_parallel.h"
 #include "fractrain/train/initial_weights.h"
@@ -122,6 +123,10 @@ void Trainer::setup() {
   run_.task->save_run_files(config_.output.dir);
   if (!options_.resume_from.empty())
     std::printf("resumed from %s at step %lld\n", options_.resume_from.c_str(), (long long)state_.step);
+  // One message for the whole run, rather than one per layer: every layer will run simulated.
+  if (config_.precision.execution == ExecutionMode::Integer && !integer_support().available)
+    std::fprintf(stderr, "warning: precision.execution = integer falls back to simulated in every layer: %s\n",
+                 integer_support().detail.c_str());
   run_.task->seek(state_.next_epoch, state_.next_batch);
   // Rank 0 only from here: the other ranks returned above.
   logs_ = std::make_unique<RunLogs>(config_, run_.task->is_language_model(), run_cost_metric_columns(), *controller_,
