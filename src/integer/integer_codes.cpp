@@ -9,6 +9,7 @@
 
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
+#include "onednn_int8.h"
 
 namespace fractrain::integer {
 namespace {
@@ -75,33 +76,56 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
   int8_t* major = q.channel_major ? out.channel_major.data_ptr<int8_t>() : nullptr;
   int32_t* sums = out.position_sums.data_ptr<int32_t>();
 
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> row(static_cast<size_t>(layout == FeatureLayout::ChannelsFirst ? S : 0));
-    for (int64_t n = begin; n < end; ++n) {
-      const RowCodes& r = rows[n];
-      const PhiloxStream* noise = q.noise;
-      const uint64_t first = q.noise_first_index + static_cast<uint64_t>(n * per_sample);
-      uint8_t* sample = codes + n * per_sample;
-      if (layout == FeatureLayout::ChannelsLast) {
-        kernel::quantize_span_to_codes(src + n * per_sample, per_sample, r.params, noise, first, r.shift, sample);
-        if (major)
-          for (int64_t p = 0; p < S; ++p)
-            for (int64_t c = 0; c < C; ++c) major[c * batch * S + n * S + p] = static_cast<int8_t>(sample[p * C + c]);
-      } else {
-        // Each channel's row in x's own order (so the noise index is x's flat index), then transposed.
-        for (int64_t c = 0; c < C; ++c) {
-          kernel::quantize_span_to_codes(src + n * per_sample + c * S, S, r.params, noise,
-                                         first + static_cast<uint64_t>(c * S), r.shift, row.data());
-          for (int64_t p = 0; p < S; ++p) sample[p * C + c] = row[p];
-          if (major) std::copy(row.begin(), row.end(), reinterpret_cast<uint8_t*>(major + c * batch * S + n * S));
-        }
+  if (layout == FeatureLayout::ChannelsLast) {
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) {
+        const RowCodes& r = rows[n];
+        uint8_t* sample = codes + n * per_sample;
+        kernel::quantize_span_to_codes(src + n * per_sample, per_sample, r.params, q.noise,
+                                       q.noise_first_index + static_cast<uint64_t>(n * per_sample), r.shift, sample);
+        if (q.signed_codes)
+          sum_positions(reinterpret_cast<const int8_t*>(sample), S, C, sums + n * S);
+        else
+          sum_positions(sample, S, C, sums + n * S);
       }
-      if (q.signed_codes)
-        sum_positions(reinterpret_cast<const int8_t*>(sample), S, C, sums + n * S);
-      else
-        sum_positions(sample, S, C, sums + n * S);
+    });
+    if (major) {  // [N, S, C] -> [C][N, S]
+      const int64_t dims[3] = {C, batch, S}, from[3] = {1, S * C, C}, to[3] = {batch * S, S, 1};
+      reorder_bytes(dims, from, codes, to, major);
+    }
+    return out;
+  }
+  // Channels first: codes in x's own order (each element's noise index is its flat index in x), the sums over
+  // channels on those contiguous rows, then oneDNN's reorder into [N, S, C] (and [C][N, S]).
+  at::Tensor planar = at::empty({batch, C, S}, out.codes.options());
+  uint8_t* plane = static_cast<uint8_t*>(planar.data_ptr());
+  at::parallel_for(0, batch * C, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const RowCodes& r = rows[row / C];
+      kernel::quantize_span_to_codes(src + row * S, S, r.params, q.noise,
+                                     q.noise_first_index + static_cast<uint64_t>(row * S), r.shift, plane + row * S);
     }
   });
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int32_t> total(static_cast<size_t>(S));
+    for (int64_t n = begin; n < end; ++n) {
+      std::fill(total.begin(), total.end(), 0);
+      for (int64_t c = 0; c < C; ++c) {
+        const uint8_t* row = plane + (n * C + c) * S;
+        if (q.signed_codes)
+          for (int64_t p = 0; p < S; ++p) total[static_cast<size_t>(p)] += static_cast<int8_t>(row[p]);
+        else
+          for (int64_t p = 0; p < S; ++p) total[static_cast<size_t>(p)] += row[p];
+      }
+      std::copy(total.begin(), total.end(), sums + n * S);
+    }
+  });
+  const int64_t dims[3] = {batch, C, S}, planar_strides[3] = {C * S, S, 1}, nhwc[3] = {S * C, 1, C};
+  reorder_bytes(dims, planar_strides, plane, nhwc, codes);
+  if (major) {
+    const int64_t by_channel[3] = {S, batch * S, 1};  // [C][N][S]
+    reorder_bytes(dims, planar_strides, plane, by_channel, major);
+  }
   return out;
 }
 

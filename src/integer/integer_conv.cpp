@@ -90,19 +90,22 @@ at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, Featur
 #define FRACTRAIN_INTEGER_CLONES
 #endif
 
+// Integer tables as double (exact below 2^53), for the vectorised loop below.
+std::vector<double> as_double(const std::vector<int64_t>& v) { return std::vector<double>(v.begin(), v.end()); }
+
 // One sample's result from its integer sums (acc, [P][C]): value(p, c) = float(acc + oc[c] * box[p] +
 // on * M[p][c] + on * oc[c] * K[p]) * scale[c] + bias[c]. The sum is formed in double, where integers below
 // 2^53 are exact, so it is the exact integer until its single rounding to float. Writes [P][C].
 FRACTRAIN_INTEGER_CLONES
-void corrected_rows(const int32_t* acc, const int64_t* box, const int64_t* M, const int64_t* K, double on,
+void corrected_rows(const int32_t* acc, const int64_t* box, const double* M, const double* K, double on,
                     const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
   for (int64_t p = 0; p < P; ++p) {
-    const double bx = static_cast<double>(box[p]), kk = on * static_cast<double>(K[p]);
+    const double bx = static_cast<double>(box[p]), kk = on * K[p];
     const int32_t* a = acc + p * C;
-    const int64_t* m = M + p * C;
+    const double* m = M + p * C;
     float* o = out + p * C;
     for (int64_t c = 0; c < C; ++c) {
-      const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * static_cast<double>(m[c]) + oc[c] * kk;
+      const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * m[c] + oc[c] * kk;
       o[c] = static_cast<float>(exact) * scale[c] + bias[c];
     }
   }
@@ -160,6 +163,7 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
       K[static_cast<size_t>(p)] += I;
       for (int64_t o = 0; o < O; ++o) M[static_cast<size_t>(p * O + o)] += wsum[static_cast<size_t>(o * taps + t)];
     }
+  const std::vector<double> Md = as_double(M), Kd = as_double(K);
   at::Tensor y = new_result(N, O, P, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = x.position_sums.data_ptr<int32_t>();
@@ -180,7 +184,7 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
         box[static_cast<size_t>(p)] = total;
       }
       const ChannelTerms terms(w.channels, x.samples[n].scale, b);
-      corrected_rows(a + n * P * O, box.data(), M.data(), K.data(), static_cast<double>(x.samples[n].offset),
+      corrected_rows(a + n * P * O, box.data(), Md.data(), Kd.data(), static_cast<double>(x.samples[n].offset),
                      terms.offset.data(), terms.scale.data(), terms.bias.data(), P, O, rows.data());
       store_sample(rows.data(), P, O, layout, out + n * P * O);
     }
@@ -213,6 +217,7 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
       K[static_cast<size_t>(q)] += O;
       for (int64_t i = 0; i < I; ++i) M[static_cast<size_t>(q * I + i)] += wsum[static_cast<size_t>(i * taps + t)];
     }
+  const std::vector<double> Md = as_double(M), Kd = as_double(K);
   at::Tensor dx = new_result(N, I, Q, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
@@ -230,7 +235,7 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
           if (q >= 0) box[static_cast<size_t>(q)] += s[p];
         }
       const ChannelTerms terms(w.channels, dy.samples[n].scale, nullptr);
-      corrected_rows(a + n * Q * I, box.data(), M.data(), K.data(), static_cast<double>(dy.samples[n].offset),
+      corrected_rows(a + n * Q * I, box.data(), Md.data(), Kd.data(), static_cast<double>(dy.samples[n].offset),
                      terms.offset.data(), terms.scale.data(), terms.bias.data(), Q, I, rows.data());
       store_sample(rows.data(), Q, I, layout, out + n * Q * I);
     }
@@ -354,13 +359,18 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
     // Corrections: per tap, the group's input codes summed over the positions that tap reads (xs), the gradient
     // codes summed over the output positions where the tap is valid (gs), and how many such positions (count).
     RECORD_USER_SCOPE("fractrain::integer_weight_corrections");
-    std::vector<int64_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
+    // int32 is exact here: at most 2^31 / 256 samples.
+    std::vector<int32_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
     for (int64_t n : group.samples) {
       const uint8_t* xs = xc + n * Q * I;
-      for (int64_t e = 0; e < Q * I; ++e) xsum[static_cast<size_t>(e)] += xs[e] - group.x_shift;
+      int32_t* xt = xsum.data();
+      for (int64_t e = 0; e < Q * I; ++e) xt[e] += xs[e];
       const int8_t* ds = dyc + n * P * O;
-      for (int64_t e = 0; e < P * O; ++e) dysum[static_cast<size_t>(e)] += ds[e];
+      int32_t* dt = dysum.data();
+      for (int64_t e = 0; e < P * O; ++e) dt[e] += ds[e];
     }
+    const int32_t shift_total = static_cast<int32_t>(group.x_shift * static_cast<int64_t>(group.samples.size()));
+    for (int32_t& v : xsum) v -= shift_total;
     std::vector<int64_t> xs(static_cast<size_t>(K), 0), gs(static_cast<size_t>(O * taps), 0), count(static_cast<size_t>(taps), 0);
     for (int64_t p = 0; p < P; ++p)
       for (int64_t t = 0; t < taps; ++t) {

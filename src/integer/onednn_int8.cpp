@@ -24,6 +24,9 @@ void conv_backward_data_s32(const ConvGeometry&, const int8_t*, const int8_t*, i
 void matmul_s32(int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*, int32_t*) {
   throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
+void reorder_bytes(const int64_t[3], const int64_t[3], const void*, const int64_t[3], void*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
 
 #else
 
@@ -99,6 +102,8 @@ struct Cache {
   std::mutex mutex;
   std::map<ConvKey, WeightedPrimitive> convs;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> matmuls;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, dnnl::reorder>
+      reorders;
 };
 
 Cache& cache() {
@@ -169,6 +174,30 @@ void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, c
   memory a_mem(a_desc, engine, const_cast<int8_t*>(a)), b_mem(b_desc, engine, const_cast<int8_t*>(b)),
       c_mem(c_desc, engine, c);
   primitive.execute(stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+  stream.wait();
+}
+
+void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const void* src, const int64_t dst_strides[3],
+                   void* dst) {
+  if (dims[0] * dims[1] * dims[2] == 0) return;
+  const memory::dims d{dims[0], dims[1], dims[2]};
+  const memory::desc src_desc(d, dt::u8, memory::dims{src_strides[0], src_strides[1], src_strides[2]});
+  const memory::desc dst_desc(d, dt::u8, memory::dims{dst_strides[0], dst_strides[1], dst_strides[2]});
+  dnnl::reorder primitive;
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const auto key = std::make_tuple(dims[0], dims[1], dims[2], src_strides[0], src_strides[1], src_strides[2],
+                                     dst_strides[0], dst_strides[1], dst_strides[2]);
+    auto it = c.reorders.find(key);
+    if (it == c.reorders.end())
+      it = c.reorders.emplace(key, dnnl::reorder(memory(src_desc, cpu_engine()), memory(dst_desc, cpu_engine()))).first;
+    primitive = it->second;
+  }
+  dnnl::engine& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  memory src_mem(src_desc, engine, const_cast<void*>(src)), dst_mem(dst_desc, engine, dst);
+  primitive.execute(stream, src_mem, dst_mem);
   stream.wait();
 }
 

@@ -20,4 +20,9 @@ void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const 
 // c[m, n] (int32, row-major) = sum over k of a[m, k] (int8, rows `lda` apart) * b[k, n] (int8, row-major).
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c);
 
+// Byte copy between layouts: dst[i0, i1, i2] = src[i0, i1, i2], with each tensor's own element strides (a
+// transposition when they differ), on oneDNN's jit reorder.
+void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const void* src, const int64_t dst_strides[3],
+                   void* dst);
+
 }  // namespace fractrain::integer
