@@ -49,6 +49,9 @@ void check_features(const FeatureCodes& f, int64_t batch, int64_t channels, int6
 }
 
 void check_weight(const WeightCodes& w, const ConvGeometry& g, int axis, const char* what) {
+  if (g.kernel > kMaxIntegerKernel)
+    throw Error(std::string("integer ") + what + ": kernels up to " + std::to_string(kMaxIntegerKernel) + "x" +
+                std::to_string(kMaxIntegerKernel) + " (tap patterns are 64-bit masks), got " + std::to_string(g.kernel));
   if (w.axis != axis || w.codes.size(0) != g.out_channels || w.codes.size(1) != g.in_channels ||
       w.codes.numel() != g.out_channels * g.in_channels * taps_of(g))
     throw Error(std::string("integer ") + what + ": weight codes " + c10::str(w.codes.sizes()) + " (ranges per " +
@@ -77,6 +80,48 @@ std::vector<int64_t> weight_tap_sums(const WeightCodes& w, const ConvGeometry& g
   return sums;
 }
 
+// Positions grouped by which taps contribute to them (all of them inside, fewer at the borders): the
+// corrections that depend only on the weights are computed once per pattern, not once per position.
+struct TapPatterns {
+  std::vector<int32_t> of_position;
+  std::vector<std::vector<int64_t>> taps;  // the contributing taps of each pattern
+};
+
+// masks[position]: one bit per contributing tap (kernels up to 8 x 8).
+TapPatterns tap_patterns(const std::vector<uint64_t>& masks) {
+  TapPatterns out;
+  std::map<uint64_t, int32_t> index;
+  for (uint64_t mask : masks) {
+    auto it = index.find(mask);
+    if (it == index.end()) {
+      it = index.emplace(mask, static_cast<int32_t>(out.taps.size())).first;
+      std::vector<int64_t> taps;
+      for (int64_t t = 0; t < 64; ++t)
+        if (mask >> t & 1) taps.push_back(t);
+      out.taps.push_back(taps);
+    }
+    out.of_position.push_back(it->second);
+  }
+  return out;
+}
+
+// Per pattern: the weights' tap sums over its taps, per channel ([pattern][C]), and how many terms (taps x
+// `per_tap`).
+void pattern_tables(const TapPatterns& patterns, const std::vector<int64_t>& wsum, int64_t C, int64_t taps,
+                    int64_t per_tap, std::vector<double>& M, std::vector<double>& K) {
+  const size_t n = patterns.taps.size();
+  M.assign(n * static_cast<size_t>(C), 0.0);
+  K.assign(n, 0.0);
+  for (size_t k = 0; k < n; ++k) {
+    K[k] = static_cast<double>(per_tap * static_cast<int64_t>(patterns.taps[k].size()));
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t sum = 0;
+      for (int64_t t : patterns.taps[k]) sum += wsum[static_cast<size_t>(c * taps + t)];
+      M[k * static_cast<size_t>(C) + static_cast<size_t>(c)] = static_cast<double>(sum);
+    }
+  }
+}
+
 // Writes value(n, position, channel) into the float result in the caller's layout.
 at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, FeatureLayout layout) {
   return layout == FeatureLayout::ChannelsFirst ? at::empty({batch, channels, positions}, at::kFloat)
@@ -90,19 +135,17 @@ at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, Featur
 #define FRACTRAIN_INTEGER_CLONES
 #endif
 
-// Integer tables as double (exact below 2^53), for the vectorised loop below.
-std::vector<double> as_double(const std::vector<int64_t>& v) { return std::vector<double>(v.begin(), v.end()); }
-
 // One sample's result from its integer sums (acc, [P][C]): value(p, c) = float(acc + oc[c] * box[p] +
 // on * M[p][c] + on * oc[c] * K[p]) * scale[c] + bias[c]. The sum is formed in double, where integers below
 // 2^53 are exact, so it is the exact integer until its single rounding to float. Writes [P][C].
 FRACTRAIN_INTEGER_CLONES
-void corrected_rows(const int32_t* acc, const int64_t* box, const double* M, const double* K, double on,
-                    const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
+void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M, const double* K,
+                    double on, const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
+                    float* out) {
   for (int64_t p = 0; p < P; ++p) {
-    const double bx = static_cast<double>(box[p]), kk = on * K[p];
+    const double bx = static_cast<double>(box[p]), kk = on * K[pattern[p]];
     const int32_t* a = acc + p * C;
-    const double* m = M + p * C;
+    const double* m = M + pattern[p] * C;
     float* o = out + p * C;
     for (int64_t c = 0; c < C; ++c) {
       const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * m[c] + oc[c] * kk;
@@ -156,14 +199,13 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   // The valid terms of each output position: the weights' tap sums (M, [P][O]), their count (K), and per
   // sample the box sum of the input codes (box).
   const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 0);
-  std::vector<int64_t> M(static_cast<size_t>(P * O), 0), K(static_cast<size_t>(P), 0);
+  std::vector<uint64_t> masks(static_cast<size_t>(P), 0);
   for (int64_t p = 0; p < P; ++p)
-    for (int64_t t = 0; t < taps; ++t) {
-      if (map[static_cast<size_t>(p * taps + t)] < 0) continue;
-      K[static_cast<size_t>(p)] += I;
-      for (int64_t o = 0; o < O; ++o) M[static_cast<size_t>(p * O + o)] += wsum[static_cast<size_t>(o * taps + t)];
-    }
-  const std::vector<double> Md = as_double(M), Kd = as_double(K);
+    for (int64_t t = 0; t < taps; ++t)
+      if (map[static_cast<size_t>(p * taps + t)] >= 0) masks[static_cast<size_t>(p)] |= uint64_t{1} << t;
+  const TapPatterns patterns = tap_patterns(masks);
+  std::vector<double> Md, Kd;
+  pattern_tables(patterns, wsum, O, taps, I, Md, Kd);
   at::Tensor y = new_result(N, O, P, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = x.position_sums.data_ptr<int32_t>();
@@ -184,7 +226,7 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
         box[static_cast<size_t>(p)] = total;
       }
       const ChannelTerms terms(w.channels, x.samples[n].scale, b);
-      corrected_rows(a + n * P * O, box.data(), Md.data(), Kd.data(), static_cast<double>(x.samples[n].offset),
+      corrected_rows(a + n * P * O, box.data(), patterns.of_position.data(), Md.data(), Kd.data(), static_cast<double>(x.samples[n].offset),
                      terms.offset.data(), terms.scale.data(), terms.bias.data(), P, O, rows.data());
       store_sample(rows.data(), P, O, layout, out + n * P * O);
     }
@@ -209,15 +251,15 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   // Which (output position, tap) pairs reach each input position: their weight sums (M, [Q][I]), count (K)
   // and, per sample, the sum of the gradient codes there (box).
   const std::vector<int64_t> map = tap_map(g), wsum = weight_tap_sums(w, g, 1);
-  std::vector<int64_t> M(static_cast<size_t>(Q * I), 0), K(static_cast<size_t>(Q), 0);
+  std::vector<uint64_t> masks(static_cast<size_t>(Q), 0);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t t = 0; t < taps; ++t) {
       const int64_t q = map[static_cast<size_t>(p * taps + t)];
-      if (q < 0) continue;
-      K[static_cast<size_t>(q)] += O;
-      for (int64_t i = 0; i < I; ++i) M[static_cast<size_t>(q * I + i)] += wsum[static_cast<size_t>(i * taps + t)];
+      if (q >= 0) masks[static_cast<size_t>(q)] |= uint64_t{1} << t;  // at most one p reaches q through t
     }
-  const std::vector<double> Md = as_double(M), Kd = as_double(K);
+  const TapPatterns patterns = tap_patterns(masks);
+  std::vector<double> Md, Kd;
+  pattern_tables(patterns, wsum, I, taps, O, Md, Kd);
   at::Tensor dx = new_result(N, I, Q, layout);
   const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
@@ -235,7 +277,7 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
           if (q >= 0) box[static_cast<size_t>(q)] += s[p];
         }
       const ChannelTerms terms(w.channels, dy.samples[n].scale, nullptr);
-      corrected_rows(a + n * Q * I, box.data(), Md.data(), Kd.data(), static_cast<double>(dy.samples[n].offset),
+      corrected_rows(a + n * Q * I, box.data(), patterns.of_position.data(), Md.data(), Kd.data(), static_cast<double>(dy.samples[n].offset),
                      terms.offset.data(), terms.scale.data(), terms.bias.data(), Q, I, rows.data());
       store_sample(rows.data(), Q, I, layout, out + n * Q * I);
     }

@@ -63,7 +63,9 @@ LayerGradients QConv2d::gradients() const {
 // Grouped (depthwise) convolutions have no integer kernel yet: oneDNN's int8 deconvolution and the weight
 // gradient's matmul would each need a per-group formulation.
 std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
-  if (options_.groups != 1 || x.dim() != 4 || x.size(1) != options_.in_channels) return std::nullopt;
+  if (options_.groups != 1 || options_.kernel_size > integer::kMaxIntegerKernel || x.dim() != 4 ||
+      x.size(1) != options_.in_channels)
+    return std::nullopt;
   IntegerShape shape;
   integer::ConvGeometry& g = shape.geometry;
   g.batch = x.size(0);
@@ -80,8 +82,12 @@ std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
 }
 
 std::string QConv2d::integer_refusal() const {
-  return options_.groups != 1 ? "no integer kernel for grouped (depthwise) convolutions"
-                              : QuantizedLayer::integer_refusal();
+  if (options_.groups != 1) return "no integer kernel for grouped (depthwise) convolutions";
+  if (options_.kernel_size > integer::kMaxIntegerKernel)
+    return "no integer kernel for " + std::to_string(options_.kernel_size) + "x" +
+           std::to_string(options_.kernel_size) + " convolutions (up to " + std::to_string(integer::kMaxIntegerKernel) +
+           "x" + std::to_string(integer::kMaxIntegerKernel) + ")";
+  return QuantizedLayer::integer_refusal();
 }
 
 int64_t QConv2d::macs_per_sample(const at::Tensor& x, const at::Tensor& y) const {

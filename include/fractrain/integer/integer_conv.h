@@ -19,6 +19,9 @@
 
 namespace fractrain::integer {
 
+// The largest kernel side the integer passes take.
+constexpr int64_t kMaxIntegerKernel = 8;
+
 // A 2-D convolution without groups or dilation; a linear layer is a 1x1 convolution over `height` tokens.
 struct ConvGeometry {
   int64_t batch = 0, in_channels = 0, out_channels = 0, height = 0, width = 0;
