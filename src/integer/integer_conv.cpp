@@ -122,6 +122,29 @@ void pattern_tables(const TapPatterns& patterns, const std::vector<int64_t>& wsu
   }
 }
 
+// The sum of `s` (one value per input position) over each output position's receptive field, padding
+// excluded: along the rows first (row_sums[ih][ow]), then down the columns. Separable, so 2k rather than k^2
+// additions per position.
+void box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_t* box) {
+  const int64_t Wo = g.out_width();
+  for (int64_t ih = 0; ih < g.height; ++ih)
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      const int64_t iw0 = ow * g.stride - g.padding;
+      const int64_t begin = std::max<int64_t>(0, iw0), end = std::min(g.width, iw0 + g.kernel);
+      int64_t total = 0;
+      for (int64_t iw = begin; iw < end; ++iw) total += s[ih * g.width + iw];
+      row_sums[ih * Wo + ow] = total;
+    }
+  for (int64_t oh = 0; oh < g.out_height(); ++oh) {
+    const int64_t ih0 = oh * g.stride - g.padding;
+    const int64_t begin = std::max<int64_t>(0, ih0), end = std::min(g.height, ih0 + g.kernel);
+    int64_t* out = box + oh * Wo;
+    std::fill(out, out + Wo, 0);
+    for (int64_t ih = begin; ih < end; ++ih)
+      for (int64_t ow = 0; ow < Wo; ++ow) out[ow] += row_sums[ih * Wo + ow];
+  }
+}
+
 // Writes value(n, position, channel) into the float result in the caller's layout.
 at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, FeatureLayout layout) {
   return layout == FeatureLayout::ChannelsFirst ? at::empty({batch, channels, positions}, at::kFloat)
@@ -213,18 +236,10 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   float* out = y.data_ptr<float>();
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     RECORD_USER_SCOPE("fractrain::integer_forward_corrections");
-    std::vector<int64_t> box(static_cast<size_t>(P));
+    std::vector<int64_t> box(static_cast<size_t>(P)), row_sums(static_cast<size_t>(g.height * g.out_width()));
     std::vector<float> rows(static_cast<size_t>(P * O));
     for (int64_t n = begin; n < end; ++n) {
-      const int32_t* s = sums + n * in_positions(g);
-      for (int64_t p = 0; p < P; ++p) {
-        int64_t total = 0;
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t at = map[static_cast<size_t>(p * taps + t)];
-          if (at >= 0) total += s[at];
-        }
-        box[static_cast<size_t>(p)] = total;
-      }
+      box_sums(g, sums + n * in_positions(g), row_sums.data(), box.data());
       const ChannelTerms terms(w.channels, x.samples[n].scale, b);
       corrected_rows(a + n * P * O, box.data(), patterns.of_position.data(), Md.data(), Kd.data(), static_cast<double>(x.samples[n].offset),
                      terms.offset.data(), terms.scale.data(), terms.bias.data(), P, O, rows.data());

@@ -111,12 +111,25 @@ Cache& cache() {
   return c;
 }
 
-const WeightedPrimitive& cached_conv(int kind, const ConvGeometry& g) {
+// DFQ runs a block on however many samples keep it, so batch sizes, and with them shapes, vary from step to step:
+// the caches are bounded (and start over when full; oneDNN's own primitive cache still spares most of the JIT
+// work of a recreated primitive). Entries are handed out by value (oneDNN objects are shared handles).
+constexpr size_t kMaxCachedPrimitives = 512;
+
+template <typename Map>
+void make_room(Map& map) {
+  if (map.size() >= kMaxCachedPrimitives) map.clear();
+}
+
+WeightedPrimitive cached_conv(int kind, const ConvGeometry& g) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   const ConvKey key = key_of(kind, g);
   auto it = c.convs.find(key);
-  if (it == c.convs.end()) it = c.convs.emplace(key, kind == 0 ? make_forward(g) : make_backward_data(g)).first;
+  if (it == c.convs.end()) {
+    make_room(c.convs);
+    it = c.convs.emplace(key, kind == 0 ? make_forward(g) : make_backward_data(g)).first;
+  }
   return it->second;
 }
 
@@ -140,13 +153,13 @@ void run(const WeightedPrimitive& p, const memory::desc& src_desc, const void* s
 }  // namespace
 
 void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc) {
-  const WeightedPrimitive& p = cached_conv(0, g);
+  const WeightedPrimitive p = cached_conv(0, g);
   run(p, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::u8, tag::nhwc), x_nhwc, w_oihw,
       memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s32, tag::nhwc), y_nhwc);
 }
 
 void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
-  const WeightedPrimitive& p = cached_conv(1, g);
+  const WeightedPrimitive p = cached_conv(1, g);
   run(p, memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc), dy_nhwc,
       w_oihw, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc), dx_nhwc);
 }
@@ -162,11 +175,13 @@ void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, c
     std::lock_guard<std::mutex> lock(cc.mutex);
     const auto key = std::make_tuple(m, n, k, lda);
     auto it = cc.matmuls.find(key);
-    if (it == cc.matmuls.end())
+    if (it == cc.matmuls.end()) {
+      make_room(cc.matmuls);
       it = cc.matmuls
                .emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_desc, b_desc, c_desc),
                                                                         cpu_engine())))
                .first;
+    }
     primitive = it->second;
   }
   dnnl::engine& engine = cpu_engine();
@@ -190,8 +205,10 @@ void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const vo
     const auto key = std::make_tuple(dims[0], dims[1], dims[2], src_strides[0], src_strides[1], src_strides[2],
                                      dst_strides[0], dst_strides[1], dst_strides[2]);
     auto it = c.reorders.find(key);
-    if (it == c.reorders.end())
+    if (it == c.reorders.end()) {
+      make_room(c.reorders);
       it = c.reorders.emplace(key, dnnl::reorder(memory(src_desc, cpu_engine()), memory(dst_desc, cpu_engine()))).first;
+    }
     primitive = it->second;
   }
   dnnl::engine& engine = cpu_engine();

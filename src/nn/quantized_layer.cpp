@@ -161,6 +161,8 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
     refusal = integer_refusal();
   else if (!x.device().is_cpu() || x.scalar_type() != at::kFloat)
     refusal = "integer kernels run on CPU float tensors";
+  else if (x.size(0) == 0)
+    refusal = "no samples (a DFQ block every sample of this rank skips)";
   else
     refusal = integer_width_refusal({precision.weight_bits()}, "weight");
   if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");

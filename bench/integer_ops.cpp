@@ -1,0 +1,115 @@
+// Op-level throughput of each integer pass (whole pass: codes, oneDNN product, corrections, layout changes)
+// next to oneDNN's FP32 convolution of the same shape, measured side by side in one run: ResNet-20's conv
+// shapes at batch 128. GOPS counts 2 x MACs per pass.
+//
+//   bench_integer_ops [--threads 2] [--reps 5] [--bits 8]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "fractrain/integer/integer_conv.h"
+#include "fractrain/integer/integer_support.h"
+#include "bench_support.h"
+
+using namespace fractrain;
+using namespace fractrain::integer;
+
+namespace {
+
+template <typename F>
+double seconds(int reps, F&& f) {
+  f();  // warm-up: primitive creation
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return bench::median(t);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, reps = 5, bits = 8;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (k == "--reps") reps = std::stoi(argv[i + 1]);
+    else if (k == "--bits") bits = std::stoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  if (!integer_support().available) {
+    std::fprintf(stderr, "integer execution unavailable: %s\n", integer_support().detail.c_str());
+    return 1;
+  }
+  at::set_num_threads(threads);
+  std::printf("integer kernels: %s, %d threads, %d-bit operands; ms per pass (GOPS), median of %d\n",
+              integer_support().detail.c_str(), threads, bits, reps);
+  std::printf("%-26s %18s %18s %18s | %18s %18s %18s\n", "shape (N C->O HxW k s)", "fp32 fwd", "fp32 dX", "fp32 dW",
+              "int fwd", "int dX", "int dW");
+  struct Shape {
+    int64_t in, out, size, kernel, stride;
+  };
+  for (const Shape s : {Shape{16, 16, 32, 3, 1}, Shape{16, 32, 32, 3, 2}, Shape{32, 32, 16, 3, 1},
+                        Shape{32, 64, 16, 3, 2}, Shape{64, 64, 8, 3, 1}, Shape{16, 32, 32, 1, 2}}) {
+    ConvGeometry g;
+    g.batch = 128;
+    g.in_channels = s.in;
+    g.out_channels = s.out;
+    g.height = g.width = s.size;
+    g.kernel = s.kernel;
+    g.stride = s.stride;
+    g.padding = s.kernel / 2;
+    const double ops = 2.0 * g.batch * g.out_height() * g.out_width() * s.out * s.in * s.kernel * s.kernel;
+    const at::Tensor x = torch::relu(torch::randn({g.batch, s.in, s.size, s.size}));
+    const at::Tensor w = torch::randn({s.out, s.in, s.kernel, s.kernel});
+    const at::Tensor dy = torch::randn({g.batch, s.out, g.out_height(), g.out_width()});
+    const std::vector<int> widths(static_cast<size_t>(g.batch), bits);
+    const PhiloxStream noise{1, 2};
+    auto x_codes = [&] {
+      FeatureQuantization q;
+      q.sample_bits = widths;
+      q.range = tensor_range(x);
+      return quantize_features(x, FeatureLayout::ChannelsFirst, q);
+    };
+    auto dy_codes = [&] {
+      FeatureQuantization q;
+      q.sample_bits = widths;
+      q.range = tensor_range(dy);
+      q.noise = &noise;
+      q.signed_codes = q.channel_major = true;
+      return quantize_features(dy, FeatureLayout::ChannelsFirst, q);
+    };
+    const std::array<int64_t, 2> stride{s.stride, s.stride}, padding{g.padding, g.padding};
+    const double f_fwd = seconds(reps, [&] { torch::conv2d(x, w, {}, stride, padding); });
+    const double f_dx = seconds(reps, [&] {
+      at::convolution_backward(dy, x, w, at::nullopt, stride, padding, {1, 1}, false, {0, 0}, 1, {true, false, false});
+    });
+    const double f_dw = seconds(reps, [&] {
+      at::convolution_backward(dy, x, w, at::nullopt, stride, padding, {1, 1}, false, {0, 0}, 1, {false, true, false});
+    });
+    const FeatureCodes xc = x_codes(), gc = dy_codes();
+    const double i_fwd = seconds(reps, [&] {
+      conv_forward(g, x_codes(), quantize_weight(w, bits, 0), {}, FeatureLayout::ChannelsFirst);
+    });
+    const double i_dx = seconds(reps, [&] {
+      conv_backward_data(g, dy_codes(), quantize_weight(w, bits, 1), FeatureLayout::ChannelsFirst);
+    });
+    const double i_dw = seconds(reps, [&] { conv_backward_weight(g, xc, gc); });
+    auto cell = [&](double t) { return std::to_string(t * 1e3).substr(0, 6) + " (" + std::to_string(int(ops / t / 1e9)) + ")"; };
+    char name[64];
+    std::snprintf(name, sizeof name, "%lld %lld->%lld %lldx%lld k%lld s%lld", (long long)g.batch, (long long)s.in,
+                  (long long)s.out, (long long)s.size, (long long)s.size, (long long)s.kernel, (long long)s.stride);
+    std::printf("%-26s %18s %18s %18s | %18s %18s %18s\n", name, cell(f_fwd).c_str(), cell(f_dx).c_str(),
+                cell(f_dw).c_str(), cell(i_fwd).c_str(), cell(i_dx).c_str(), cell(i_dw).c_str());
+  }
+  std::printf("int fwd and int dX include quantizing their operands; int dW starts from the kept codes.\n");
+  return 0;
+}
