@@ -105,46 +105,6 @@ TapPatterns tap_patterns(const std::vector<uint64_t>& masks) {
   return out;
 }
 
-// Per pattern: the weights' tap sums over its taps, per channel ([pattern][C]), and how many terms (taps x
-// `per_tap`).
-void pattern_tables(const TapPatterns& patterns, const std::vector<int64_t>& wsum, int64_t C, int64_t taps,
-                    int64_t per_tap, std::vector<double>& M, std::vector<double>& K) {
-  const size_t n = patterns.taps.size();
-  M.assign(n * static_cast<size_t>(C), 0.0);
-  K.assign(n, 0.0);
-  for (size_t k = 0; k < n; ++k) {
-    K[k] = static_cast<double>(per_tap * static_cast<int64_t>(patterns.taps[k].size()));
-    for (int64_t c = 0; c < C; ++c) {
-      int64_t sum = 0;
-      for (int64_t t : patterns.taps[k]) sum += wsum[static_cast<size_t>(c * taps + t)];
-      M[k * static_cast<size_t>(C) + static_cast<size_t>(c)] = static_cast<double>(sum);
-    }
-  }
-}
-
-// The sum of `s` (one value per input position) over each output position's receptive field, padding
-// excluded: along the rows first (row_sums[ih][ow]), then down the columns. Separable, so 2k rather than k^2
-// additions per position.
-void box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_t* box) {
-  const int64_t Wo = g.out_width();
-  for (int64_t ih = 0; ih < g.height; ++ih)
-    for (int64_t ow = 0; ow < Wo; ++ow) {
-      const int64_t iw0 = ow * g.stride - g.padding;
-      const int64_t begin = std::max<int64_t>(0, iw0), end = std::min(g.width, iw0 + g.kernel);
-      int64_t total = 0;
-      for (int64_t iw = begin; iw < end; ++iw) total += s[ih * g.width + iw];
-      row_sums[ih * Wo + ow] = total;
-    }
-  for (int64_t oh = 0; oh < g.out_height(); ++oh) {
-    const int64_t ih0 = oh * g.stride - g.padding;
-    const int64_t begin = std::max<int64_t>(0, ih0), end = std::min(g.height, ih0 + g.kernel);
-    int64_t* out = box + oh * Wo;
-    std::fill(out, out + Wo, 0);
-    for (int64_t ih = begin; ih < end; ++ih)
-      for (int64_t ow = 0; ow < Wo; ++ow) out[ow] += row_sums[ih * Wo + ow];
-  }
-}
-
 // Writes value(n, position, channel) into the float result in the caller's layout.
 at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, FeatureLayout layout) {
   return layout == FeatureLayout::ChannelsFirst ? at::empty({batch, channels, positions}, at::kFloat)
@@ -200,6 +160,78 @@ struct ChannelTerms {
   }
 };
 
+// The sum of `s` (one value per input position) over each output position's receptive field, padding
+// excluded: along the rows first (row_sums[ih][ow]), then down the columns. Separable, so 2k rather than k^2
+// additions per position.
+void box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_t* box) {
+  const int64_t Wo = g.out_width();
+  for (int64_t ih = 0; ih < g.height; ++ih)
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      const int64_t iw0 = ow * g.stride - g.padding;
+      const int64_t begin = std::max<int64_t>(0, iw0), end = std::min(g.width, iw0 + g.kernel);
+      int64_t total = 0;
+      for (int64_t iw = begin; iw < end; ++iw) total += s[ih * g.width + iw];
+      row_sums[ih * Wo + ow] = total;
+    }
+  for (int64_t oh = 0; oh < g.out_height(); ++oh) {
+    const int64_t ih0 = oh * g.stride - g.padding;
+    const int64_t begin = std::max<int64_t>(0, ih0), end = std::min(g.height, ih0 + g.kernel);
+    int64_t* out = box + oh * Wo;
+    std::fill(out, out + Wo, 0);
+    for (int64_t ih = begin; ih < end; ++ih)
+      for (int64_t ow = 0; ow < Wo; ++ow) out[ow] += row_sums[ih * Wo + ow];
+  }
+}
+
+// The corrections of one pass: per tap pattern, the weights' tap sums over its taps per channel (M,
+// [pattern][C]) and how many terms (K: taps x `per_tap`); apply() turns each sample's integer sums into values.
+class CorrectionTables {
+ public:
+  CorrectionTables(TapPatterns patterns, const std::vector<int64_t>& wsum, int64_t C, int64_t taps, int64_t per_tap)
+      : patterns_(std::move(patterns)), C_(C) {
+    const size_t n = patterns_.taps.size();
+    M_.assign(n * static_cast<size_t>(C), 0.0);
+    K_.assign(n, 0.0);
+    for (size_t k = 0; k < n; ++k) {
+      K_[k] = static_cast<double>(per_tap * static_cast<int64_t>(patterns_.taps[k].size()));
+      for (int64_t c = 0; c < C; ++c) {
+        int64_t sum = 0;
+        for (int64_t t : patterns_.taps[k]) sum += wsum[static_cast<size_t>(c * taps + t)];
+        M_[k * static_cast<size_t>(C) + static_cast<size_t>(c)] = static_cast<double>(sum);
+      }
+    }
+  }
+
+  // acc: int32 [N, positions, C]; `box(n, scratch, box)` fills sample n's sums of its codes over each position's
+  // terms. Writes `out` ([N, C, positions] or [N, positions, C]) in parallel over samples.
+  template <typename Box>
+  void apply(const at::Tensor& acc, const std::vector<CodeScale>& samples, const std::vector<CodeScale>& channels,
+             const at::Tensor& bias, FeatureLayout layout, at::Tensor& out, const char* scope, const Box& box) const {
+    const int64_t N = acc.size(0), P = acc.size(1);
+    const int32_t* a = acc.data_ptr<int32_t>();
+    const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+      RECORD_USER_SCOPE(scope);
+      std::vector<int64_t> sums(static_cast<size_t>(P)), scratch;
+      std::vector<float> rows(static_cast<size_t>(P * C_));
+      for (int64_t n = begin; n < end; ++n) {
+        box(n, scratch, sums.data());
+        const ChannelTerms terms(channels, samples[n].scale, b);
+        corrected_rows(a + n * P * C_, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(),
+                       static_cast<double>(samples[n].offset), terms.offset.data(), terms.scale.data(),
+                       terms.bias.data(), P, C_, rows.data());
+        store_sample(rows.data(), P, C_, layout, o + n * P * C_);
+      }
+    });
+  }
+
+ private:
+  TapPatterns patterns_;
+  int64_t C_;
+  std::vector<double> M_, K_;
+};
+
 }  // namespace
 
 int64_t max_exact_terms(int64_t magnitude_a, int64_t magnitude_b) {
@@ -226,26 +258,14 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   for (int64_t p = 0; p < P; ++p)
     for (int64_t t = 0; t < taps; ++t)
       if (map[static_cast<size_t>(p * taps + t)] >= 0) masks[static_cast<size_t>(p)] |= uint64_t{1} << t;
-  const TapPatterns patterns = tap_patterns(masks);
-  std::vector<double> Md, Kd;
-  pattern_tables(patterns, wsum, O, taps, I, Md, Kd);
-  at::Tensor y = new_result(N, O, P, layout);
-  const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = x.position_sums.data_ptr<int32_t>();
-  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float* out = y.data_ptr<float>();
-  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    RECORD_USER_SCOPE("fractrain::integer_forward_corrections");
-    std::vector<int64_t> box(static_cast<size_t>(P)), row_sums(static_cast<size_t>(g.height * g.out_width()));
-    std::vector<float> rows(static_cast<size_t>(P * O));
-    for (int64_t n = begin; n < end; ++n) {
-      box_sums(g, sums + n * in_positions(g), row_sums.data(), box.data());
-      const ChannelTerms terms(w.channels, x.samples[n].scale, b);
-      corrected_rows(a + n * P * O, box.data(), patterns.of_position.data(), Md.data(), Kd.data(), static_cast<double>(x.samples[n].offset),
-                     terms.offset.data(), terms.scale.data(), terms.bias.data(), P, O, rows.data());
-      store_sample(rows.data(), P, O, layout, out + n * P * O);
-    }
-  });
+  at::Tensor y = new_result(N, O, P, layout);
+  CorrectionTables tables(tap_patterns(masks), wsum, O, taps, I);
+  tables.apply(acc, x.samples, w.channels, bias, layout, y, "fractrain::integer_forward_corrections",
+               [&](int64_t n, std::vector<int64_t>& scratch, int64_t* box) {
+                 scratch.resize(static_cast<size_t>(g.height * g.out_width()));
+                 box_sums(g, sums + n * in_positions(g), scratch.data(), box);
+               });
   return y;
 }
 
@@ -272,31 +292,19 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
       const int64_t q = map[static_cast<size_t>(p * taps + t)];
       if (q >= 0) masks[static_cast<size_t>(q)] |= uint64_t{1} << t;  // at most one p reaches q through t
     }
-  const TapPatterns patterns = tap_patterns(masks);
-  std::vector<double> Md, Kd;
-  pattern_tables(patterns, wsum, I, taps, O, Md, Kd);
-  at::Tensor dx = new_result(N, I, Q, layout);
-  const int32_t* a = acc.data_ptr<int32_t>();
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
-  float* out = dx.data_ptr<float>();
-  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    RECORD_USER_SCOPE("fractrain::integer_error_corrections");
-    std::vector<int64_t> box(static_cast<size_t>(Q));
-    std::vector<float> rows(static_cast<size_t>(Q * I));
-    for (int64_t n = begin; n < end; ++n) {
-      std::fill(box.begin(), box.end(), 0);
-      const int32_t* s = sums + n * P;
-      for (int64_t p = 0; p < P; ++p)
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t q = map[static_cast<size_t>(p * taps + t)];
-          if (q >= 0) box[static_cast<size_t>(q)] += s[p];
-        }
-      const ChannelTerms terms(w.channels, dy.samples[n].scale, nullptr);
-      corrected_rows(a + n * Q * I, box.data(), patterns.of_position.data(), Md.data(), Kd.data(), static_cast<double>(dy.samples[n].offset),
-                     terms.offset.data(), terms.scale.data(), terms.bias.data(), Q, I, rows.data());
-      store_sample(rows.data(), Q, I, layout, out + n * Q * I);
-    }
-  });
+  at::Tensor dx = new_result(N, I, Q, layout);
+  CorrectionTables tables(tap_patterns(masks), wsum, I, taps, O);
+  tables.apply(acc, dy.samples, w.channels, at::Tensor(), layout, dx, "fractrain::integer_error_corrections",
+               [&](int64_t n, std::vector<int64_t>&, int64_t* box) {
+                 std::fill(box, box + Q, 0);
+                 const int32_t* s = sums + n * P;
+                 for (int64_t p = 0; p < P; ++p)
+                   for (int64_t t = 0; t < taps; ++t) {
+                     const int64_t q = map[static_cast<size_t>(p * taps + t)];
+                     if (q >= 0) box[q] += s[p];
+                   }
+               });
   return dx;
 }
 
