@@ -133,6 +133,26 @@ ModelInputSpec parse_input_shape(const std::string& text, int64_t classes) {
   return spec;
 }
 
+// Which passes of each quantized layer would run on integer codes with precision.execution = integer.
+void print_integer_passes(const QuantizedModel& model, const PrecisionPlan& plan, const std::string& precision) {
+  std::printf("with precision.execution = integer at %s (forward / error backward / weight gradient):\n",
+              precision.c_str());
+  for (const auto& layer : model.quantized_layers()) {
+    const LayerPrecision& p = plan.for_layer(layer->layer_name());
+    if (p.weight_bits() == 0 && p.act_full() && p.grad_full()) {
+      std::printf("  %-28s fp32 (not quantized)\n", layer->layer_name().c_str());
+      continue;
+    }
+    const auto passes = layer->integer_passes(p);
+    if (passes[0] == passes[1] && passes[1] == passes[2])
+      std::printf("  %-28s all three %s\n", layer->layer_name().c_str(), passes[0].c_str());
+    else
+      std::printf("  %-28s %s / %s / %s\n", layer->layer_name().c_str(), passes[0].c_str(), passes[1].c_str(),
+                  passes[2].c_str());
+  }
+  std::printf("\n");
+}
+
 // The cost of static training without training: a per-layer table of one step and the totals of the run,
 // next to FP32 and FW-8/BW-8.
 int run_cost(const CostCommand& c) {
@@ -176,6 +196,7 @@ int run_cost(const CostCommand& c) {
               format_count(profile.forward_macs(LayerRole::Block)).c_str(),
               format_layer_table(profile, make_static_plan(*model, asked, policy), steps).c_str());
   std::printf("totals, one step:\n%s\n", format_cost_comparison(step_totals).c_str());
+  print_integer_passes(*model, make_static_plan(*model, asked, policy), to_string(asked));
   if (c.iterations > 1)
     std::printf("totals, %s iterations:\n%s\n", format_count(c.iterations).c_str(),
                 format_cost_comparison(run_totals).c_str());

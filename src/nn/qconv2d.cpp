@@ -81,6 +81,10 @@ std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
   return shape;
 }
 
+bool QConv2d::has_integer_kernel() const {
+  return options_.groups == 1 && options_.kernel_size <= integer::kMaxIntegerKernel;
+}
+
 std::string QConv2d::integer_refusal() const {
   if (options_.groups != 1) return "no integer kernel for grouped (depthwise) convolutions";
   if (options_.kernel_size > integer::kMaxIntegerKernel)

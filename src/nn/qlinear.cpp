@@ -46,6 +46,8 @@ WeightedLayerGeometry QLinear::operand_geometry() const {
   return {weight_.sizes().vec(), out_features_, in_features_};
 }
 
+bool QLinear::has_integer_kernel() const { return true; }
+
 // A 1x1 convolution over the tokens (one token for [N, in] inputs), channels last.
 std::optional<IntegerShape> QLinear::integer_shape(const at::Tensor& x) const {
   if (x.dim() < 2 || x.size(-1) != in_features_) return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "fractrain/util/error.h"
@@ -147,6 +148,28 @@ bool QuantizedLayer::needs_graph(const at::Tensor& x) const {
 }
 
 std::optional<IntegerShape> QuantizedLayer::integer_shape(const at::Tensor&) const { return std::nullopt; }
+
+std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& precision) const {
+  auto widest = [&](const std::vector<int>& per_sample, int uniform) {
+    return precision.is_per_sample() && !per_sample.empty() ? *std::max_element(per_sample.begin(), per_sample.end())
+                                                            : uniform;
+  };
+  const int act = widest(precision.sample_act_bits(), precision.act_bits());
+  const int grad = widest(precision.sample_grad_bits(), precision.grad_bits());
+  std::string common;
+  if (!integer_support().available)
+    common = integer_support().detail;
+  else if (!has_integer_kernel())
+    common = integer_refusal();
+  else
+    common = integer_width_refusal({precision.weight_bits()}, "weight");
+  std::array<std::string, 3> passes;
+  const std::string forward = common.empty() ? integer_width_refusal({act}, "activation") : common;
+  const std::string backward = !forward.empty() ? forward : integer_width_refusal({grad}, "gradient");
+  passes[0] = forward.empty() ? "integer" : "simulated (" + forward + ")";
+  passes[1] = passes[2] = backward.empty() ? "integer" : "simulated (" + backward + ")";
+  return passes;
+}
 
 std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, const LayerPrecision& precision,
                                                           const InputQuantization& input, uint64_t noise_step,

@@ -43,6 +43,7 @@ class QConv2d : public QuantizedLayer {
   LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
   std::optional<IntegerShape> integer_shape(const at::Tensor& x) const override;
+  bool has_integer_kernel() const override;
   std::string integer_refusal() const override;
 
  private:

@@ -23,6 +23,7 @@ class QLinear : public QuantizedLayer {
   LayerGradients gradients() const override;
   int64_t macs_per_sample(const at::Tensor& x, const at::Tensor& y) const override;
   std::optional<IntegerShape> integer_shape(const at::Tensor& x) const override;
+  bool has_integer_kernel() const override;
 
  private:
   int64_t in_features_, out_features_;

@@ -7,6 +7,7 @@
 #include <torch/nn/module.h>
 
 #include <memory>
+#include <array>
 #include <optional>
 #include <string>
 
@@ -102,6 +103,16 @@ class QuantizedLayer : public torch::nn::Module {
   // falls back to simulated, saying `integer_refusal()`).
   virtual std::optional<IntegerShape> integer_shape(const at::Tensor& x) const;
   virtual std::string integer_refusal() const { return std::string("no integer kernel for ") + to_string(kind()) + " layers"; }
+
+ public:
+  // Under integer execution at `precision`: "integer" or "simulated (<why>)" for the forward, the error backward
+  // and the weight gradient, without running anything (`fractrain cost` prints it). Widths per sample count as
+  // their widest.
+  std::array<std::string, 3> integer_passes(const LayerPrecision& precision) const;
+
+ protected:
+  // Whether this layer's kind and shape have integer kernels at all.
+  virtual bool has_integer_kernel() const { return false; }
 
  private:
   at::Tensor forward_quantized(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step);
