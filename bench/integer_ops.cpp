@@ -5,6 +5,7 @@
 //   bench_integer_ops [--threads 2] [--reps 5] [--bits 8]
 #include <torch/torch.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <string>
