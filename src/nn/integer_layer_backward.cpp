@@ -37,15 +37,18 @@ class IntegerLayerBackward : public Node {
                                      task_should_compute_output(2)};
     std::string refusal = graph_.gradient ? integer_width_refusal(sample_widths(*graph_.gradient, g.size(0)), "gradient")
                                           : std::string("the gradient is not quantized");
+    // The range is taken (and agreed across data-parallel ranks) once, whichever way this rank then goes.
+    std::optional<GradientQuantization> spec = graph_.gradient;
+    if (spec) spec->range = agreed_range(g, spec->range_agreement.get());
     std::optional<integer::FeatureCodes> codes;
     if (refusal.empty()) {
       try {
-        codes = gradient_codes(g);
+        codes = gradient_codes(g, *spec);
       } catch (const Error& e) {
         refusal = e.what();
       }
     }
-    if (!codes) return fall_back(std::move(g), needed, refusal);
+    if (!codes) return fall_back(std::move(g), needed, refusal, spec);
 
     const IntegerShape& shape = graph_.shape;
     const at::Tensor w = weight_.unpack();
@@ -75,12 +78,11 @@ class IntegerLayerBackward : public Node {
  private:
   std::vector<int64_t> x_sizes_() { return x_.unpack().sizes().vec(); }
 
-  integer::FeatureCodes gradient_codes(const at::Tensor& g) const {
-    const GradientQuantization& spec = *graph_.gradient;
+  integer::FeatureCodes gradient_codes(const at::Tensor& g, const GradientQuantization& spec) const {
     const at::Tensor gc = g.contiguous();
     integer::FeatureQuantization q;
     q.sample_bits = sample_widths(spec, g.size(0));
-    q.range = agreed_range(gc, spec.range_agreement.get());
+    q.range = *spec.range;
     q.noise = &spec.noise;
     const int64_t sample_elements = g.size(0) > 0 ? g.numel() / g.size(0) : 0;
     q.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
@@ -90,13 +92,14 @@ class IntegerLayerBackward : public Node {
 
   // The simulated backward (quantized_layer_backward.cpp) on the same quantization: the error pass's weight per
   // input channel, snapped zero points.
-  variable_list fall_back(at::Tensor g, std::array<bool, 3> needed, const std::string& reason) {
+  variable_list fall_back(at::Tensor g, std::array<bool, 3> needed, const std::string& reason,
+                          const std::optional<GradientQuantization>& spec) {
     if (needed[0]) graph_.log->fell_back(LayerPass::ErrorBackward, reason);
     if (needed[1]) graph_.log->fell_back(LayerPass::WeightGradient, reason);
     at::Tensor w = weight_.unpack();
     if (needed[0]) w = ErrorWeightQuantization{graph_.weight_bits, 1, /*snap_zero_point=*/true}.apply(w);
     std::array<at::Tensor, 3> r = simulated_layer_gradients(std::move(g), x_.unpack(), w,
-                                                            graph_.simulated_input, graph_.gradient, graph_.gradients,
+                                                            graph_.simulated_input, spec, graph_.gradients,
                                                             needed);
     return {std::move(r[0]), std::move(r[1]), std::move(r[2])};
   }

@@ -66,7 +66,7 @@ at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec) {
   options.snap_zero_point = spec.snap_zero_point;
   const int64_t sample_elements = g.dim() > 0 && g.size(0) > 0 ? g.numel() / g.size(0) : 0;
   options.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
-  const QuantRange range = agreed_range(g, spec.range_agreement.get());
+  const QuantRange range = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
   at::Tensor out = exclusively_owned(g) && g.is_contiguous() ? g : at::empty(g.sizes(), g.options());
   if (spec.row_bits.empty())
     fake_quantize_out(g, spec.bits, range, options, out);

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "fractrain/quant/fake_quantize.h"
@@ -28,6 +29,9 @@ struct GradientQuantization {
   // batch's stream at that sample, so each sample is rounded as in one process.
   std::shared_ptr<RangeAgreement> range_agreement;
   int64_t first_sample = 0;
+  // The gradient's range when the caller has already taken (and agreed) it: quantize_gradient then neither
+  // measures nor agrees it again (an agreement is a collective, which every rank must run equally often).
+  std::optional<QuantRange> range;
 };
 
 // Fake-quantizes a gradient as `spec` says. In place when `g` is the only handle to its memory (no other
