@@ -63,9 +63,7 @@ LayerGradients QConv2d::gradients() const {
 // Grouped (depthwise) convolutions have no integer kernel yet: oneDNN's int8 deconvolution and the weight
 // gradient's matmul would each need a per-group formulation.
 std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
-  if (options_.groups != 1 || options_.kernel_size > integer::kMaxIntegerKernel || x.dim() != 4 ||
-      x.size(1) != options_.in_channels)
-    return std::nullopt;
+  if (!has_integer_kernel() || x.dim() != 4 || x.size(1) != options_.in_channels) return std::nullopt;
   IntegerShape shape;
   integer::ConvGeometry& g = shape.geometry;
   g.batch = x.size(0);

@@ -149,6 +149,12 @@ bool QuantizedLayer::needs_graph(const at::Tensor& x) const {
 
 std::optional<IntegerShape> QuantizedLayer::integer_shape(const at::Tensor&) const { return std::nullopt; }
 
+std::string QuantizedLayer::integer_layer_refusal(int weight_bits) const {
+  if (!integer_support().available) return integer_support().detail;
+  if (!has_integer_kernel()) return integer_refusal();
+  return integer_width_refusal({weight_bits}, "weight");
+}
+
 std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& precision) const {
   auto widest = [&](const std::vector<int>& per_sample, int uniform) {
     return precision.is_per_sample() && !per_sample.empty() ? *std::max_element(per_sample.begin(), per_sample.end())
@@ -156,13 +162,7 @@ std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& 
   };
   const int act = widest(precision.sample_act_bits(), precision.act_bits());
   const int grad = widest(precision.sample_grad_bits(), precision.grad_bits());
-  std::string common;
-  if (!integer_support().available)
-    common = integer_support().detail;
-  else if (!has_integer_kernel())
-    common = integer_refusal();
-  else
-    common = integer_width_refusal({precision.weight_bits()}, "weight");
+  const std::string common = integer_layer_refusal(precision.weight_bits());
   std::array<std::string, 3> passes;
   const std::string forward = common.empty() ? integer_width_refusal({act}, "activation") : common;
   const std::string backward = !forward.empty() ? forward : integer_width_refusal({grad}, "gradient");
@@ -177,17 +177,13 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
   const std::optional<IntegerShape> shape = integer_shape(x);
   const std::vector<int> act_bits =
       input.row_bits.empty() ? std::vector<int>(static_cast<size_t>(x.size(0)), input.bits) : input.row_bits;
-  std::string refusal;
-  if (!integer_support().available)
-    refusal = integer_support().detail;
-  else if (!shape)
+  std::string refusal = integer_layer_refusal(precision.weight_bits());
+  if (refusal.empty() && !shape)
     refusal = integer_refusal();
-  else if (!x.device().is_cpu() || x.scalar_type() != at::kFloat)
+  else if (refusal.empty() && (!x.device().is_cpu() || x.scalar_type() != at::kFloat))
     refusal = "integer kernels run on CPU float tensors";
-  else if (x.size(0) == 0)
+  else if (refusal.empty() && x.size(0) == 0)
     refusal = "no samples (a DFQ block every sample of this rank skips)";
-  else
-    refusal = integer_width_refusal({precision.weight_bits()}, "weight");
   if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");
   std::optional<integer::FeatureCodes> codes;
   if (refusal.empty()) {
@@ -201,7 +197,12 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
     }
   }
   if (!codes) {
+    // The simulated node then runs the backward passes too: count them as what they are.
     execution_log_->fell_back(LayerPass::Forward, refusal);
+    if (graph_needed) {
+      execution_log_->fell_back(LayerPass::ErrorBackward, refusal);
+      execution_log_->fell_back(LayerPass::WeightGradient, refusal);
+    }
     return std::nullopt;
   }
   at::Tensor y;

@@ -123,6 +123,8 @@ class QuantizedLayer : public torch::nn::Module {
   // Whether this execution must be differentiable (autograd on, and x, the weight or the bias needs a gradient).
   bool needs_graph(const at::Tensor& x) const;
   bool integer_execution() const { return settings_.execution == ExecutionMode::Integer; }
+  // Why integer execution cannot run this layer at this weight width whatever its input (empty: it can).
+  std::string integer_layer_refusal(int weight_bits) const;
   // Integer kernels need integer zero points: integer execution snaps them whatever the settings say, so that
   // its simulated fallbacks compute the same quantization.
   bool snaps_zero_point() const { return settings_.snap_zero_point || integer_execution(); }
