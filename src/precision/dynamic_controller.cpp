@@ -73,7 +73,13 @@ std::unique_ptr<DynamicController> DynamicController::fractrain(OptionSet option
       std::move(options), std::move(plan), std::move(targets), steering, std::move(blocks), true, settings));
 }
 
+void DynamicController::hold_last_stage_from(int64_t step, int64_t steps_per_epoch) {
+  schedule_.hold_last_stage_from(step, steps_per_epoch);
+  last_stage_from_ = step;
+}
+
 const PrecisionPlan& DynamicController::plan_for_step(int64_t step) {
+  schedule_.advance_to_step(step);
   plan_.noise_step = static_cast<uint64_t>(step);
   return plan_;
 }
@@ -87,9 +93,9 @@ std::string DynamicController::stage_label(int stage) const { return target_labe
 std::string DynamicController::describe() const {
   std::string targets;
   for (size_t i = 0; i < targets_.size(); ++i) targets += fmt::format("{}{:.3g}", i ? "," : "", targets_[i]);
-  return fmt::format("{} {} target cp {}%{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
-                     options_.describe(), targets,
-                     steering_.blocks_only ? " (blocks)" : "");
+  return fmt::format("{} {} target cp {}%{}{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
+                     options_.describe(), targets, steering_.blocks_only ? " (blocks)" : "",
+                     last_stage_from_ >= 0 ? fmt::format(", last target from step {}", last_stage_from_) : "");
 }
 
 int DynamicController::gradient_bits() const {

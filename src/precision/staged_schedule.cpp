@@ -33,20 +33,30 @@ StagedSchedule StagedSchedule::by_indicator(std::vector<StageInfo> stages, Plate
   return s;
 }
 
+void StagedSchedule::hold_last_stage_from(int64_t step, int64_t steps_per_epoch) {
+  if (step < 0) throw Error("the step from which the last precision stage holds must be >= 0");
+  last_stage_step_ = step;
+  steps_per_epoch_ = std::max<int64_t>(1, steps_per_epoch);
+}
+
 void StagedSchedule::advance_to_step(int64_t step) {
   while (!switch_steps_.empty() && stage_ + 1 < stage_count() && step >= switch_steps_[stage_])
-    enter_next_stage(switch_steps_[stage_], static_cast<double>(switch_steps_[stage_]) / steps_per_epoch_, {}, 0.0);
+    enter_stage(stage_ + 1, switch_steps_[stage_], static_cast<double>(switch_steps_[stage_]) / steps_per_epoch_, {},
+                0.0);
+  if (last_stage_step_ >= 0 && step >= last_stage_step_ && stage_ + 1 < stage_count())
+    enter_stage(stage_count() - 1, last_stage_step_, static_cast<double>(last_stage_step_) / steps_per_epoch_, {},
+                0.0);
 }
 
 void StagedSchedule::observe_window_loss(double mean_loss, int64_t step, double epoch) {
-  if (!indicator_enabled_) return;
+  // After the last turning point (or a held last stage) the indicator is finished and tests nothing.
+  if (!indicator_enabled_ || stage_ + 1 >= stage_count()) return;
   const double eps = indicator_.eps();  // the threshold this window is tested against
-  // After the last turning point the indicator is finished and tests nothing.
-  if (indicator_.observe(mean_loss)) enter_next_stage(step, epoch, indicator_.differences(), eps);
+  if (indicator_.observe(mean_loss)) enter_stage(stage_ + 1, step, epoch, indicator_.differences(), eps);
 }
 
-void StagedSchedule::enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps) {
-  ++stage_;
+void StagedSchedule::enter_stage(int stage, int64_t step, double epoch, std::vector<double> differences, double eps) {
+  stage_ = stage;
   const StageInfo& entered = stages_[stage_];
   turning_points_.push_back(TurningPoint{stage_, step, epoch, std::move(differences), eps, entered.precision,
                                          entered.label});

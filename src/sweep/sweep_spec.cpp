@@ -60,9 +60,11 @@ std::vector<std::string> get_strings(const toml::table& table, const std::string
   return out;
 }
 
-std::vector<uint64_t> get_seeds(const toml::table& sweep, const std::string& source) {
-  const toml::node* node = sweep.get("seeds");
-  if (!node) return {1};
+// `what`.seeds of `table` (sweep or method), or `absent` when the table has none.
+std::vector<uint64_t> get_seeds(const toml::table& table, const char* what, const std::string& source,
+                                std::vector<uint64_t> absent) {
+  const toml::node* node = table.get("seeds");
+  if (!node) return absent;
   const auto* array = node->as_array();
   std::vector<uint64_t> seeds;
   if (array) {
@@ -73,12 +75,13 @@ std::vector<uint64_t> get_seeds(const toml::table& sweep, const std::string& sou
         break;
       }
       if (std::find(seeds.begin(), seeds.end(), static_cast<uint64_t>(*value)) != seeds.end())
-        throw Error(fmt::format("{}: sweep.seeds lists {} twice", where(source, item), *value));
+        throw Error(fmt::format("{}: {}.seeds lists {} twice", where(source, item), what, *value));
       seeds.push_back(static_cast<uint64_t>(*value));
     }
   }
   if (!array || seeds.empty())
-    throw Error(fmt::format("{}: sweep.seeds must be a non-empty list of seeds >= 0, e.g. [1, 2]", where(source, *node)));
+    throw Error(fmt::format("{}: {}.seeds must be a non-empty list of seeds >= 0, e.g. [1, 2]", where(source, *node),
+                            what));
   return seeds;
 }
 
@@ -95,6 +98,7 @@ void check_name(const std::string& name, const std::string& what, const std::str
 struct MethodEntry {
   std::string name, config;
   std::vector<std::string> set;
+  std::vector<uint64_t> seeds;  // the sweep's, or the method's own subset of them
 };
 struct SettingEntry {
   std::string name, pretrain;
@@ -153,7 +157,7 @@ SweepSpec parse_sweep_spec(const std::string& toml_text, const std::string& sour
   SweepSpec spec;
   spec.source = source;
   spec.output = get_string(*sweep, "output", "sweep", source, true);
-  spec.seeds = get_seeds(*sweep, source);
+  spec.seeds = get_seeds(*sweep, "sweep", source, {1});
   const std::vector<std::string> sweep_set = get_strings(*sweep, "set", "sweep", source);
   spec.baseline = get_string(*sweep, "baseline", "sweep", source, false);
   spec.reference = get_string(*sweep, "reference", "sweep", source, false);
@@ -164,10 +168,16 @@ SweepSpec parse_sweep_spec(const std::string& toml_text, const std::string& sour
     throw Error(source + ": no [[method]] tables: list at least one method (name and config recipe)");
   for (const auto& node : *method_tables) {
     const auto& t = *node.as_table();
-    check_keys(t, {"name", "config", "set"}, "[[method]]", source);
+    check_keys(t, {"name", "config", "set", "seeds"}, "[[method]]", source);
     MethodEntry m{get_string(t, "name", "method", source, true), get_string(t, "config", "method", source, true),
-                  get_strings(t, "set", "method", source)};
+                  get_strings(t, "set", "method", source), get_seeds(t, "method", source, spec.seeds)};
     check_name(m.name, "method", source);
+    // A subset, so that every run of the sweep keeps its place in the seed-by-seed order and its pairing.
+    for (uint64_t seed : m.seeds)
+      if (std::find(spec.seeds.begin(), spec.seeds.end(), seed) == spec.seeds.end())
+        throw Error(fmt::format("{}: method '{}' lists seed {}, which sweep.seeds does not: a method's seeds are a "
+                                "subset of the sweep's",
+                                source, m.name, seed));
     if (m.name == "pretrain") throw Error(source + ": 'pretrain' is reserved for settings' pretraining runs");
     for (const auto& other : methods)
       if (other.name == m.name) throw Error(source + ": method '" + m.name + "' is listed twice");
@@ -216,6 +226,7 @@ SweepSpec parse_sweep_spec(const std::string& toml_text, const std::string& sour
       }
       for (const auto& m : methods) {
         if (!s.methods.empty() && std::find(s.methods.begin(), s.methods.end(), m.name) == s.methods.end()) continue;
+        if (std::find(m.seeds.begin(), m.seeds.end(), seed) == m.seeds.end()) continue;
         SweepRun run{s.name, m.name, seed, {}, pretrain_index};
         run.config = resolve(m.config, {sweep_set, m.set, s.set, extra_overrides}, run_label(run), source);
         run.config.train.seed = seed;

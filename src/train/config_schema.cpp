@@ -26,9 +26,11 @@ constexpr ValueKind kind_of() {
     return ValueKind::Float;
   else if constexpr (std::is_same_v<T, std::string>)
     return ValueKind::String;
-  else {
-    static_assert(std::is_same_v<T, std::vector<int64_t>>, "unsupported config field type");
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>)
     return ValueKind::IntList;
+  else {
+    static_assert(std::is_same_v<T, std::vector<double>>, "unsupported config field type");
+    return ValueKind::FloatList;
   }
 }
 
@@ -178,6 +180,28 @@ Check increasing_positive_list(const char* noun, const char* example) {
   };
 }
 
+// Points of a run given as fractions of it, e.g. [0.5, 0.75]: each inside (0, 1), in order. `what` names them.
+Check increasing_fraction_list(const char* what) {
+  return [what](const Value& v) -> std::string {
+    const auto& list = std::get<std::vector<double>>(v);
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!(list[i] > 0 && list[i] < 1))
+        return fmt::format("is out of range: {} are fractions of the run, each in (0, 1), e.g. [0.5, 0.75]", what);
+      if (i > 0 && list[i] <= list[i - 1])
+        return "is not strictly increasing: list the fractions in order without repeats, e.g. [0.5, 0.75]";
+    }
+    return "";
+  };
+}
+
+// A fraction of the run where 0 means "not used": [0, 1).
+Check fraction_or_zero() {
+  return [](const Value& v) -> std::string {
+    const double x = std::get<double>(v);
+    return x >= 0 && x < 1 ? "" : "is out of range: must be a fraction of the run in (0, 1), or 0 for none";
+  };
+}
+
 // One width per PFQ stage; a schedule needs at least two stages to progress through.
 Check stage_bits() {
   return [](const Value& v) -> std::string {
@@ -279,6 +303,8 @@ std::vector<KeyDescriptor> build_table() {
             "(per-sample gates, [dfq]) or fractrain (dfq with targets raised by the loss indicator)"),
       field("precision.fw", &R::precision, &PrecisionConfig::fw, bits(),
             "static mode: forward bits for weights and activations; 0 = full precision (must be 0 in pfq modes)"),
+      field("precision.weight_bits", &R::precision, &PrecisionConfig::weight_bits, bits(),
+            "static mode: weight width when it differs from fw's (e.g. fw = 8, weight_bits = 4); 0 = fw's"),
       field("precision.bw", &R::precision, &PrecisionConfig::bw, bits(),
             "static mode: backward bits for gradients; 0 = full precision (must be 0 in pfq modes)"),
       field("precision.pfq_fw", &R::precision, &PrecisionConfig::pfq_fw, stage_bits(),
@@ -291,8 +317,17 @@ std::vector<KeyDescriptor> build_table() {
       field("precision.pfq_switch_iterations", &R::precision, &PrecisionConfig::pfq_switch_iterations,
             increasing_positive_list("switch points are iterations", "[500, 1000, 1500]"),
             "pfq-manual: iterations at which the next stage starts (instead of pfq_switch_epochs)"),
+      field("precision.pfq_switch_fractions", &R::precision, &PrecisionConfig::pfq_switch_fractions,
+            increasing_fraction_list("switch points"),
+            "pfq-manual: fractions of the run at which the next stage starts (instead of epochs or iterations), "
+            "e.g. [0.25, 0.5, 0.75]; each starts at the step nearest to its fraction"),
       field("precision.pfq_window_iterations", &R::precision, &PrecisionConfig::pfq_window_iterations,
-            int_at_least(0), "pfq-auto: the loss indicator's window in iterations; 0 = one epoch"),
+            int_at_least(0), "pfq-auto and fractrain: the loss indicator's window in iterations; 0 = one epoch "
+            "(or pfq_window_fraction)"),
+      field("precision.pfq_window_fraction", &R::precision, &PrecisionConfig::pfq_window_fraction,
+            fraction_or_zero(),
+            "pfq-auto and fractrain: the loss indicator's window as a fraction of the run (the paper checks it once "
+            "per epoch of 160: 0.00625), rounded to whole steps, at least 1; 0 = use pfq_window_iterations"),
       field("precision.pfq_eps", &R::precision, &PrecisionConfig::pfq_eps, float_positive(),
             "pfq-auto: turning-point threshold on the relative loss differences"),
       field("precision.pfq_alpha", &R::precision, &PrecisionConfig::pfq_alpha, float_in_zero_one_closed_right(),
@@ -339,6 +374,9 @@ std::vector<KeyDescriptor> build_table() {
       field("dfq.stages", &R::dfq, &DfqConfig::stages, int_at_least(1), "fractrain: number of target stages"),
       field("dfq.cp_step", &R::dfq, &DfqConfig::cp_step, float_non_negative(),
             "fractrain: target increase per stage, percentage points"),
+      field("dfq.last_stage_from", &R::dfq, &DfqConfig::last_stage_from, fraction_or_zero(),
+            "fractrain: from this fraction of the run on, the last target stage holds even if the indicator has "
+            "not reached it (an ablation, e.g. 0.75 = the last quarter); 0 = the indicator alone decides"),
 
       field("train.epochs", &R::train, &TrainConfig::epochs, int_at_least(0), "number of training epochs"),
       field("train.iterations", &R::train, &TrainConfig::iterations, int_at_least(0),
@@ -387,6 +425,10 @@ std::vector<KeyDescriptor> build_table() {
       field("schedule.milestones", &R::schedule, &ScheduleConfig::milestones,
             increasing_positive_list("milestones are epochs", "[80, 120]"),
             "epochs at which multistep multiplies the lr by gamma, e.g. [80, 120]"),
+      field("schedule.milestone_fractions", &R::schedule, &ScheduleConfig::milestone_fractions,
+            increasing_fraction_list("milestones"),
+            "multistep milestones as fractions of the run (instead of epochs), e.g. [0.5, 0.75] for the paper's "
+            "80 and 120 of 160 epochs; each at the step nearest to its fraction"),
       field("schedule.gamma", &R::schedule, &ScheduleConfig::gamma, float_in_zero_one_closed_right(),
             "multistep factor, in (0, 1]"),
       field("schedule.warmup_iterations", &R::schedule, &ScheduleConfig::warmup_iterations, int_at_least(0),

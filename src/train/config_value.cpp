@@ -67,6 +67,46 @@ int64_t parse_int(const std::string& text) {
   return value;
 }
 
+double parse_number(const std::string& t) {
+  // from_chars, not strtod: it ignores the C locale's decimal separator, so "0.1" means 0.1 everywhere.
+  double v = 0;
+  const char* first = t.data();
+  if (!t.empty() && t[0] == '+') ++first;
+  const auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
+  if (t.empty() || ec == std::errc::invalid_argument || end != t.data() + t.size()) {
+    throw Error("'" + t + "' is not a number");
+  }
+  if (ec == std::errc::result_out_of_range) throw Error("'" + t + "' is out of the range of a double");
+  return v;
+}
+
+// "[a, b]" or "a,b" (the shell often eats brackets); `text` is the value as given, for the message.
+template <class T, class ParseItem>
+std::vector<T> parse_list(const std::string& t, const std::string& text, ParseItem parse_item, const char* plural,
+                          const char* singular, const char* example) {
+  std::string body = t;
+  if (!body.empty() && body.front() == '[') {
+    if (body.back() != ']') throw Error("'" + text + "' is not a list: missing the closing ']'");
+    body = trim(body.substr(1, body.size() - 2));
+  }
+  std::vector<T> list;
+  if (body.empty()) return list;
+  size_t start = 0;
+  while (true) {
+    const auto comma = body.find(',', start);
+    const std::string item = trim(body.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    try {
+      list.push_back(parse_item(item));
+    } catch (const Error&) {
+      throw Error(std::string("'") + text + "' is not a list of " + plural + " ('" + item + "' is not " + singular +
+                  "); write it as " + example);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return list;
+}
+
 }  // namespace
 
 const char* kind_name(ValueKind kind) {
@@ -76,6 +116,7 @@ const char* kind_name(ValueKind kind) {
     case ValueKind::Float: return "float";
     case ValueKind::String: return "string";
     case ValueKind::IntList: return "int list";
+    case ValueKind::FloatList: return "float list";
   }
   return "?";
 }
@@ -87,6 +128,7 @@ const char* kind_phrase(ValueKind kind) {
     case ValueKind::Float: return "a number";
     case ValueKind::String: return "a string";
     case ValueKind::IntList: return "a list of integers, e.g. [80, 120]";
+    case ValueKind::FloatList: return "a list of numbers, e.g. [0.5, 0.75]";
   }
   return "?";
 }
@@ -100,6 +142,11 @@ std::string to_toml_text(const Value& value) {
     std::string operator()(const std::vector<int64_t>& list) const {
       std::string out = "[";
       for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + std::to_string(list[i]);
+      return out + "]";
+    }
+    std::string operator()(const std::vector<double>& list) const {
+      std::string out = "[";
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + toml_float(list[i]);
       return out + "]";
     }
   };
@@ -118,45 +165,15 @@ Value parse_cli_value(ValueKind kind, const std::string& text) {
       if (t == "false") return false;
       throw Error("'" + text + "' is not a boolean: use true or false");
     case ValueKind::Int: return parse_int(t);
-    case ValueKind::Float: {
-      // from_chars, not strtod: it ignores the C locale's decimal separator, so "0.1" means 0.1 everywhere.
-      double v = 0;
-      const char* first = t.data();
-      if (!t.empty() && t[0] == '+') ++first;
-      const auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
-      if (t.empty() || ec == std::errc::invalid_argument || end != t.data() + t.size()) {
-        throw Error("'" + text + "' is not a number");
-      }
-      if (ec == std::errc::result_out_of_range) throw Error("'" + text + "' is out of the range of a double");
-      return v;
-    }
+    case ValueKind::Float: return parse_number(t);
     case ValueKind::String:
       // The shell usually eats the quotes; accept them when it did not.
       if (t.size() >= 2 && t.front() == '"' && t.back() == '"') return t.substr(1, t.size() - 2);
       return t;
-    case ValueKind::IntList: {
-      std::string body = t;
-      if (!body.empty() && body.front() == '[') {
-        if (body.back() != ']') throw Error("'" + text + "' is not a list: missing the closing ']'");
-        body = trim(body.substr(1, body.size() - 2));
-      }
-      std::vector<int64_t> list;
-      if (body.empty()) return list;
-      size_t start = 0;
-      while (true) {
-        const auto comma = body.find(',', start);
-        const std::string item = body.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        try {
-          list.push_back(parse_int(item));
-        } catch (const Error&) {
-          throw Error("'" + text + "' is not a list of integers ('" + trim(item) +
-                      "' is not an integer); write it as [80,120] or 80,120");
-        }
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      return list;
-    }
+    case ValueKind::IntList:
+      return parse_list<int64_t>(t, text, parse_int, "integers", "an integer", "[80,120] or 80,120");
+    case ValueKind::FloatList:
+      return parse_list<double>(t, text, parse_number, "numbers", "a number", "[0.5,0.75] or 0.5,0.75");
   }
   throw Error("unsupported config value kind");
 }

@@ -10,11 +10,11 @@
 
 namespace fractrain::config {
 
-enum class ValueKind { Bool, Int, Float, String, IntList };
+enum class ValueKind { Bool, Int, Float, String, IntList, FloatList };
 
-using Value = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using Value = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 
-// "bool", "int", "float", "string", "int list": shown by --help-config and in type errors.
+// "bool", "int", "float", "string", "int list", "float list": shown by --help-config and in type errors.
 const char* kind_name(ValueKind kind);
 
 // "a boolean (true or false)", "an integer", ...: for "expected ..." in type errors.

@@ -1,11 +1,15 @@
 #include "fractrain/train/precision_schedule.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/precision/progressive_controller.h"
 #include "fractrain/precision/static_controller.h"
+#include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/run_components.h"
+#include "fractrain/train/run_fraction.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -16,18 +20,20 @@ std::vector<int64_t> manual_switch_steps(const PrecisionConfig& precision, int64
   if (!precision.pfq_switch_iterations.empty()) return precision.pfq_switch_iterations;
   for (int64_t epoch : precision.pfq_switch_epochs) steps.push_back(epoch * steps_per_epoch);
   if (!steps.empty()) return steps;
+  std::vector<int64_t> nominal;
+  for (double fraction : precision.pfq_switch_fractions) nominal.push_back(step_at_fraction(fraction, total_steps));
   const auto stages = static_cast<int64_t>(precision.pfq_fw.size());
-  // Equal parts; on a run shorter than the schedule a part may be empty, which the next one's +1 prevents
-  // from making the steps equal (ProgressiveController wants them strictly increasing).
-  for (int64_t i = 1; i < stages; ++i) {
-    int64_t s = total_steps * i / stages;
-    if (!steps.empty() && s <= steps.back()) s = steps.back() + 1;
-    steps.push_back(s);
-  }
+  if (nominal.empty())  // equal parts
+    for (int64_t i = 1; i < stages; ++i) nominal.push_back(total_steps * i / stages);
+  // On a run shorter than the schedule a part may be empty, which the next one's +1 prevents from making the
+  // steps equal (ProgressiveController wants them strictly increasing).
+  for (int64_t s : nominal) steps.push_back(steps.empty() || s > steps.back() ? s : steps.back() + 1);
   return steps;
 }
 
-int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch) {
+int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch, int64_t total_steps) {
+  if (precision.pfq_window_fraction > 0)
+    return std::max<int64_t>(1, step_at_fraction(precision.pfq_window_fraction, total_steps));
   return precision.pfq_window_iterations > 0 ? precision.pfq_window_iterations : steps_per_epoch;
 }
 
@@ -43,7 +49,8 @@ PlateauSettings plateau_settings_of(const PrecisionConfig& precision) {
 // DFQ and FracTrain: the stem runs FP32 (DESIGN.md 4.2), the classifier as the policy says, head layers outside
 // the blocks (MobileNetV2's last 1x1 conv) at FW-w/BW-8 like a quantized classifier (in FP32 that one conv would
 // cost more than all the gated blocks), the gates the rest.
-std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& config, const QuantizedModel& model) {
+std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& config, const QuantizedModel& model,
+                                                             int64_t steps_per_epoch, int64_t total_steps) {
   const std::vector<std::string> blocks = model.gated_blocks();
   if (blocks.empty())
     throw Error("precision.mode = " + to_string(config.precision.mode) + " needs the gated form of " +
@@ -62,9 +69,12 @@ std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& co
   steering.blocks_only = dfq.cp_scope == "blocks";
   if (config.precision.mode == PrecisionMode::Dfq)
     return DynamicController::dfq(std::move(options), std::move(plan), dfq.target_cp, steering, blocks);
-  return DynamicController::fractrain(std::move(options), std::move(plan),
-                                      fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages)),
-                                      steering, plateau_settings_of(config.precision), blocks);
+  auto fractrain = DynamicController::fractrain(
+      std::move(options), std::move(plan), fractrain_targets(dfq.target_cp, dfq.cp_step, static_cast<int>(dfq.stages)),
+      steering, plateau_settings_of(config.precision), blocks);
+  if (dfq.last_stage_from > 0)
+    fractrain->hold_last_stage_from(step_at_fraction(dfq.last_stage_from, total_steps), steps_per_epoch);
+  return fractrain;
 }
 
 std::unique_ptr<PrecisionController> make_progressive_controller(const RunConfig& config, const QuantizedModel& model,
@@ -95,7 +105,7 @@ std::unique_ptr<PrecisionController> make_controller_of_mode(const RunConfig& co
       return make_progressive_controller(config, model, steps_per_epoch, total_steps);
     case PrecisionMode::Dfq:
     case PrecisionMode::FracTrain:
-      return make_dynamic_controller(config, model);
+      return make_dynamic_controller(config, model, steps_per_epoch, total_steps);
   }
   throw Error("internal: precision mode without a controller");
 }
@@ -115,6 +125,7 @@ std::vector<std::string> precision_schedule_notes(const PrecisionConfig& precisi
 std::unique_ptr<PrecisionController> make_precision_controller(const RunConfig& config, const QuantizedModel& model,
                                                                int64_t steps_per_epoch, int64_t total_steps) {
   validate_precision_schedule(config.precision);
+  validate_lr_schedule(config.schedule);
   validate_dfq(config);
   auto controller = make_controller_of_mode(config, model, steps_per_epoch, total_steps);
   model.check_plan(controller->current_plan());

@@ -29,8 +29,25 @@ ErrorWeightRanges effective_error_weight_ranges(const PrecisionConfig& p) {
   return ranges;
 }
 
+namespace {
+
+// The indicator's window and the static weight width, which every mode reads or must leave unset.
+void validate_window_and_weight_bits(const PrecisionConfig& p) {
+  if (p.pfq_window_fraction > 0 && p.pfq_window_iterations > 0)
+    throw Error(fmt::format("precision.pfq_window_fraction = {} and precision.pfq_window_iterations = {} are both "
+                            "set: give the indicator's window one way (set the other to 0)",
+                            p.pfq_window_fraction, p.pfq_window_iterations));
+  if (p.weight_bits != 0 && p.mode != PrecisionMode::Static)
+    throw Error(fmt::format("precision.weight_bits = {} is for precision.mode = \"static\" (pfq stages give their "
+                            "own widths; dfq and fractrain have dfq.weight_bits); set it to 0",
+                            p.weight_bits));
+}
+
+}  // namespace
+
 void validate_precision_schedule(const PrecisionConfig& p) {
   effective_error_weight_ranges(p);  // throws for a combination no execution can run
+  validate_window_and_weight_bits(p);
   if (!is_progressive(p.mode)) return;
   // Refused rather than ignored: a recipe asking for fw8bw8 and PFQ at once is ambiguous.
   if (p.fw != 0 || p.bw != 0)
@@ -41,17 +58,21 @@ void validate_precision_schedule(const PrecisionConfig& p) {
     throw Error(fmt::format("precision.pfq_fw has {} stages but precision.pfq_bw has {}: give one FW and one BW "
                             "width per stage, e.g. pfq_fw = [3, 4, 6, 8], pfq_bw = [6, 6, 8, 8]",
                             p.pfq_fw.size(), p.pfq_bw.size()));
-  const bool by_epochs = !p.pfq_switch_epochs.empty(), by_iterations = !p.pfq_switch_iterations.empty();
-  if (p.mode == PrecisionMode::PfqAuto && (by_epochs || by_iterations))
-    throw Error("precision.pfq_switch_epochs / pfq_switch_iterations are for pfq-manual; pfq-auto finds its "
-                "turning points from the training loss (leave them [])");
-  if (by_epochs && by_iterations)
-    throw Error("precision.pfq_switch_epochs and precision.pfq_switch_iterations are both set: give one of them");
-  const auto& switches = by_epochs ? p.pfq_switch_epochs : p.pfq_switch_iterations;
-  if ((by_epochs || by_iterations) && switches.size() + 1 != p.pfq_fw.size())
+  // The switch points' keys that are set, with how many points each gives.
+  std::vector<std::pair<const char*, size_t>> given;
+  if (!p.pfq_switch_epochs.empty()) given.emplace_back("pfq_switch_epochs", p.pfq_switch_epochs.size());
+  if (!p.pfq_switch_iterations.empty()) given.emplace_back("pfq_switch_iterations", p.pfq_switch_iterations.size());
+  if (!p.pfq_switch_fractions.empty()) given.emplace_back("pfq_switch_fractions", p.pfq_switch_fractions.size());
+  if (p.mode == PrecisionMode::PfqAuto && !given.empty())
+    throw Error(fmt::format("precision.{} is for pfq-manual; pfq-auto finds its turning points from the training "
+                            "loss (leave it [])",
+                            given.front().first));
+  if (given.size() > 1)
+    throw Error(fmt::format("precision.{} and precision.{} are both set: give the switch points one way",
+                            given[0].first, given[1].first));
+  if (!given.empty() && given.front().second + 1 != p.pfq_fw.size())
     throw Error(fmt::format("precision.{} has {} switch points but a schedule of {} stages needs {}",
-                            by_epochs ? "pfq_switch_epochs" : "pfq_switch_iterations", switches.size(),
-                            p.pfq_fw.size(), p.pfq_fw.size() - 1));
+                            given.front().first, given.front().second, p.pfq_fw.size(), p.pfq_fw.size() - 1));
 }
 
 OptionSet dfq_option_set(const RunConfig& config) {
@@ -63,6 +84,10 @@ OptionSet dfq_option_set(const RunConfig& config) {
 void validate_dfq(const RunConfig& config) {
   const PrecisionConfig& p = config.precision;
   const DfqConfig& dfq = config.dfq;
+  if (dfq.last_stage_from > 0 && p.mode != PrecisionMode::FracTrain)
+    throw Error(fmt::format("dfq.last_stage_from = {} holds FracTrain's last target stage, but precision.mode = "
+                            "\"{}\"; set it to 0 or use precision.mode = \"fractrain\"",
+                            dfq.last_stage_from, to_string(p.mode)));
   if (!is_gated(p.mode)) return;
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "

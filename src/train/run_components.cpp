@@ -126,7 +126,9 @@ QuantizerSettings quantizer_settings_of(const PrecisionConfig& precision, uint64
 }
 
 Precision static_precision_of(const PrecisionConfig& precision) {
-  return Precision::fw_bw(precision.fw, precision.bw);
+  Precision p = Precision::fw_bw(precision.fw, precision.bw);
+  if (precision.weight_bits != 0) p.weight = precision.weight_bits;
+  return p;
 }
 
 TransformerLmOptions transformer_options_of(const ModelConfig& model) {

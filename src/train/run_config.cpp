@@ -1,12 +1,14 @@
 #include "fractrain/train/run_config.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "config_schema.h"
+#include "fractrain/train/lr_schedule.h"
 #include "fractrain/util/error.h"
 #include "fractrain/util/toml_file.h"
 
@@ -57,6 +59,22 @@ const char* toml_type_phrase(toml::node_type type) {
   }
 }
 
+// The elements of a list key; `element` converts one, or returns nothing for the wrong type.
+template <class T, class Element>
+std::vector<T> list_from_array(const KeyDescriptor& d, const toml::array& array, const toml::node& node,
+                               const std::string& where, Element element) {
+  std::vector<T> list;
+  for (size_t i = 0; i < array.size(); ++i) {
+    const std::optional<T> item = element(array[i]);
+    if (!item) {
+      throw Error(fmt::format("{}: {} = {} has the wrong type: element {} is {}, expected {}", where, d.key,
+                              node_text(node), i, toml_type_phrase(array[i].type()), config::kind_phrase(d.kind)));
+    }
+    list.push_back(*item);
+  }
+  return list;
+}
+
 // Converts a TOML node to the key's kind; an integer is accepted where a float is expected (`lr = 1`),
 // nothing else is coerced.
 Value value_from_node(const KeyDescriptor& d, const toml::node& node, const std::string& where) {
@@ -75,19 +93,19 @@ Value value_from_node(const KeyDescriptor& d, const toml::node& node, const std:
       if (const auto* s = node.as_string()) return s->get();
       break;
     case ValueKind::IntList:
-      if (const auto* array = node.as_array()) {
-        std::vector<int64_t> list;
-        for (size_t i = 0; i < array->size(); ++i) {
-          const auto* item = (*array)[i].as_integer();
-          if (!item) {
-            throw Error(fmt::format("{}: {} = {} has the wrong type: element {} is {}, expected {}", where, d.key,
-                                    node_text(node), i, toml_type_phrase((*array)[i].type()),
-                                    config::kind_phrase(d.kind)));
-          }
-          list.push_back(item->get());
-        }
-        return list;
-      }
+      if (const auto* array = node.as_array())
+        return list_from_array<int64_t>(d, *array, node, where, [](const toml::node& item) -> std::optional<int64_t> {
+          if (const auto* i = item.as_integer()) return i->get();
+          return std::nullopt;
+        });
+      break;
+    case ValueKind::FloatList:
+      if (const auto* array = node.as_array())
+        return list_from_array<double>(d, *array, node, where, [](const toml::node& item) -> std::optional<double> {
+          if (const auto* f = item.as_floating_point()) return f->get();
+          if (const auto* i = item.as_integer()) return static_cast<double>(i->get());
+          return std::nullopt;
+        });
       break;
   }
   throw Error(fmt::format("{}: {} = {} has the wrong type: expected {}, got {}", where, d.key, node_text(node),
@@ -148,6 +166,7 @@ RunConfig parse_run_config(const std::string& toml_text, const std::string& sour
   validate(config);
   try {
     validate_precision_schedule(config.precision);
+    validate_lr_schedule(config.schedule);
     validate_dfq(config);
   } catch (const Error& e) {
     throw Error(source_name + ": " + e.what());

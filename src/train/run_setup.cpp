@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/optimizer.h"
 #include "fractrain/train/run_components.h"
 
@@ -11,6 +12,7 @@ namespace fractrain {
 
 RunSetup set_up_run(const RunConfig& config, const std::string& run_dir) {
   validate_precision_schedule(config.precision);
+  validate_lr_schedule(config.schedule);
   validate_dfq(config);
   RunSetup s;
   s.device = resolve_device(config.train.device);

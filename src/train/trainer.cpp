@@ -149,7 +149,7 @@ void Trainer::setup_cost_meter() {
 // turning points as an uninterrupted one.
 void Trainer::setup_precision() {
   controller_ = make_precision_controller(config_, *run_.model, batches_per_epoch_, total_steps_);
-  indicator_window_ = indicator_window_steps(config_.precision, batches_per_epoch_);
+  indicator_window_ = indicator_window_steps(config_.precision, batches_per_epoch_, total_steps_);
   if (data_parallel_->writes())
     for (const auto& note : precision_schedule_notes(config_.precision, batches_per_epoch_, total_steps_))
       std::printf("note: %s\n", note.c_str());
@@ -179,7 +179,9 @@ void Trainer::record_turning_points() {
   const auto& points = controller_->turning_points();
   for (; recorded_turning_points_ < points.size(); ++recorded_turning_points_) {
     const TurningPoint& t = points[recorded_turning_points_];
-    stage_costs_->close_stage(*cost_meter_, t.stage - 1, controller_->stage_label(t.stage - 1), t.step);
+    // Usually t.stage - 1, but a held last stage (dfq.last_stage_from) may be entered from any earlier one.
+    const int ended = recorded_turning_points_ > 0 ? points[recorded_turning_points_ - 1].stage : 0;
+    stage_costs_->close_stage(*cost_meter_, ended, controller_->stage_label(ended), t.step);
     std::string test;
     if (!t.differences.empty()) {
       test = ": loss differences d =";
@@ -189,7 +191,7 @@ void Trainer::record_turning_points() {
     if (!data_parallel_->writes()) continue;
     progress_->break_line();
     std::printf("turning point at epoch %.2f (step %lld)%s; stage %d -> %d, precision now %s\n", t.epoch,
-                (long long)t.step, test.c_str(), t.stage - 1, t.stage, t.label.c_str());
+                (long long)t.step, test.c_str(), ended, t.stage, t.label.c_str());
   }
 }
 

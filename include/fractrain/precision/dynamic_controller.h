@@ -31,6 +31,10 @@ class DynamicController : public PrecisionController {
                                                       std::vector<double> targets, CostSteering steering,
                                                       PlateauSettings settings, std::vector<std::string> blocks);
 
+  // FracTrain ablation: the last target holds from `step` steps on, whether or not the indicator reached it
+  // (StagedSchedule::hold_last_stage_from).
+  void hold_last_stage_from(int64_t step, int64_t steps_per_epoch);
+
   const PrecisionPlan& plan_for_step(int64_t step) override;
   const PrecisionPlan& current_plan() const override { return plan_; }
   void observe_window_loss(double mean_loss, int64_t step, double epoch) override;
@@ -78,6 +82,7 @@ class DynamicController : public PrecisionController {
   PrecisionPlan plan_;
   std::vector<double> targets_;
   CostSteering steering_;
+  int64_t last_stage_from_ = -1;  // hold_last_stage_from's step, for describe(); -1 = none
   StagedSchedule schedule_;  // FracTrain's advances by the loss indicator; DFQ's has one stage
   GateStatistics eval_window_, trace_window_;
 };

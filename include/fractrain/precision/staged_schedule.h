@@ -30,8 +30,12 @@ class StagedSchedule {
   // Stages advance at the indicator's turning points (its turning_points is set to stages - 1).
   static StagedSchedule by_indicator(std::vector<StageInfo> stages, PlateauSettings settings);
 
+  // From `step` steps on the last stage holds, entered directly from whichever stage is in progress (a FracTrain
+  // ablation: its last target for a fixed final part of the run, whether or not the indicator got there).
+  void hold_last_stage_from(int64_t step, int64_t steps_per_epoch);
+
   // Enters every stage whose switch step `step` (steps completed) has reached; a loop, since a resumed or short
-  // run may cross several at once. Nothing for an indicator schedule.
+  // run may cross several at once. An indicator schedule only enters its last stage here (hold_last_stage_from).
   void advance_to_step(int64_t step);
   // The mean training loss of the window that ended after `step` completed steps: an indicator schedule tests
   // it and may enter the next stage.
@@ -49,11 +53,12 @@ class StagedSchedule {
 
  private:
   explicit StagedSchedule(std::vector<StageInfo> stages);
-  void enter_next_stage(int64_t step, double epoch, std::vector<double> differences, double eps);
+  void enter_stage(int stage, int64_t step, double epoch, std::vector<double> differences, double eps);
 
   std::vector<StageInfo> stages_;
   std::vector<int64_t> switch_steps_;  // at_steps
-  int64_t steps_per_epoch_ = 1;        // at_steps: turning points report their epoch
+  int64_t steps_per_epoch_ = 1;        // turning points entered at a step report their epoch
+  int64_t last_stage_step_ = -1;       // hold_last_stage_from; -1 = never
   bool indicator_enabled_ = false;
   PlateauIndicator indicator_;
   int stage_ = 0;

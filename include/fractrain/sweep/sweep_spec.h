@@ -13,6 +13,7 @@
 //   name = "fw8bw8"
 //   config = "configs/fashion_mnist_fw8bw8.toml"
 //   set = []                       # this method's overrides
+//   seeds = [1]                    # optional: a subset of sweep.seeds for this method (e.g. one FP32 reference)
 //
 //   [[setting]]                    # optional; none = one setting "standard"
 //   name = "adaptation"

@@ -9,13 +9,14 @@
 
 namespace fractrain {
 
-// The steps after which each manual stage after the first starts: the given epochs or iterations, or equal
-// parts of `total_steps` when neither is given.
+// The steps after which each manual stage after the first starts: the given epochs, iterations or fractions of
+// `total_steps` (each at its nearest step), or equal parts of `total_steps` when none is given.
 std::vector<int64_t> manual_switch_steps(const PrecisionConfig& precision, int64_t steps_per_epoch,
                                          int64_t total_steps);
 
-// The auto-PFQ indicator's window in steps (pfq_window_iterations, or one epoch).
-int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch);
+// The loss indicator's window in steps (auto PFQ, FracTrain): pfq_window_fraction of `total_steps` (at least 1),
+// else pfq_window_iterations, else one epoch.
+int64_t indicator_window_steps(const PrecisionConfig& precision, int64_t steps_per_epoch, int64_t total_steps);
 
 // What a user should know about the schedule of a run of `total_steps` steps (a manual stage that would start
 // after the end), one sentence each.

@@ -56,12 +56,15 @@ struct PrecisionConfig {
   PrecisionMode mode = PrecisionMode::Static;
   int fw = 0;  // forward bits (weights and activations); 0 = full precision; static mode only
   int bw = 0;  // backward bits (gradients); 0 = full precision; static mode only
+  int weight_bits = 0;  // static mode: the weights' width when it differs from fw's; 0 = fw
   // PFQ stages (DESIGN.md 4.4): stage i runs FW pfq_fw[i] / BW pfq_bw[i].
   std::vector<int64_t> pfq_fw = {3, 4, 6, 8};
   std::vector<int64_t> pfq_bw = {6, 6, 8, 8};
   std::vector<int64_t> pfq_switch_epochs;      // pfq-manual; both empty = equal fractions of the run
   std::vector<int64_t> pfq_switch_iterations;  // pfq-manual
-  int64_t pfq_window_iterations = 0;           // pfq-auto indicator window; 0 = one epoch
+  std::vector<double> pfq_switch_fractions;    // pfq-manual: fractions of the run, in (0, 1)
+  int64_t pfq_window_iterations = 0;           // pfq-auto / FracTrain indicator window; 0 = one epoch
+  double pfq_window_fraction = 0.0;            // the window as a fraction of the run, instead; 0 = unused
   double pfq_eps = 0.05;
   double pfq_alpha = 0.3;
   bool quantize_first_layer = true;
@@ -90,6 +93,7 @@ struct DfqConfig {
   double dead_band = 0.0;                 // percentage points
   int64_t stages = 4;                     // FracTrain
   double cp_step = 0.5;                   // FracTrain: cp_i = cp_0 + i * cp_step
+  double last_stage_from = 0.0;           // FracTrain ablation: the last stage holds from this fraction of the run
 };
 
 struct TrainConfig {
@@ -130,6 +134,7 @@ struct OptimConfig {
 struct ScheduleConfig {
   std::string type = "multistep";   // constant | multistep | cosine | inverse-sqrt
   std::vector<int64_t> milestones;  // epochs at which lr *= gamma (multistep)
+  std::vector<double> milestone_fractions;  // the same as fractions of the run, in (0, 1) (instead of epochs)
   double gamma = 0.1;
   int64_t warmup_iterations = 0;
 };
