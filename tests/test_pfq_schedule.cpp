@@ -156,7 +156,7 @@ TEST(PfqSchedule, ConfigKeysAreReadAndValidated) {
                   "pfq_switch_epochs has 2 switch points but a schedule of 4 stages needs 3");
   p = pfq("pfq-auto");
   p.pfq_switch_iterations = {1, 2, 3};
-  EXPECT_CONTAINS(error_of([&] { validate_precision_schedule(p); }), "are for pfq-manual");
+  EXPECT_CONTAINS(error_of([&] { validate_precision_schedule(p); }), "pfq_switch_iterations is for pfq-manual");
   // Static mode ignores the PFQ keys, whatever they hold.
   p.mode = PrecisionMode::Static;
   EXPECT_NO_THROW(validate_precision_schedule(p));

@@ -73,6 +73,25 @@ TEST(SweepSpec, ExpandsMethodsSettingsAndSeedsWithOverridesInOrder) {
 }
 
 // The specs under configs/sweeps/ name their recipes relative to the repository root, where the README runs them.
+// A method may run a subset of the sweep's seeds (one FP32 reference next to two-seed comparisons); the subset
+// keeps the seed-by-seed order, and a seed the sweep does not list is refused.
+TEST(SweepSpec, AMethodMayRunASubsetOfTheSeeds) {
+  std::string text = spec_text("/tmp/out");
+  text.replace(text.find("fashion_mnist_fp32.toml\"\n"), 24, "fashion_mnist_fp32.toml\"\nseeds = [2]\n");
+  const SweepSpec spec = parse_sweep_spec(text, "spec.toml");
+  std::vector<std::string> labels;
+  for (const auto& run : spec.runs) labels.push_back(run_label(run));
+  EXPECT_EQ(labels, (std::vector<std::string>{"standard/fw8bw8/seed-1", "standard/fp32/seed-2",
+                                              "standard/fw8bw8/seed-2"}));
+  std::string foreign = spec_text("/tmp/out");
+  foreign.replace(foreign.find("fashion_mnist_fp32.toml\"\n"), 24, "fashion_mnist_fp32.toml\"\nseeds = [3]\n");
+  EXPECT_CONTAINS(error_of([&] { parse_sweep_spec(foreign, "s.toml"); }),
+                  "method 'fp32' lists seed 3, which sweep.seeds does not");
+  std::string empty = spec_text("/tmp/out");
+  empty.replace(empty.find("fashion_mnist_fp32.toml\"\n"), 24, "fashion_mnist_fp32.toml\"\nseeds = []\n");
+  EXPECT_CONTAINS(error_of([&] { parse_sweep_spec(empty, "s.toml"); }), "method.seeds must be a non-empty list");
+}
+
 TEST(SweepSpec, ShippedSpecsLoadFromTheRepositoryRoot) {
   const auto previous = std::filesystem::current_path();
   std::filesystem::current_path(FRACTRAIN_SOURCE_DIR);
@@ -118,9 +137,9 @@ TEST(SweepSpec, MalformedSpecsAreRefusedNamingTheProblem) {
 TEST(SweepResults, AggregatesSeedsAndSavingsAgainstTheBaseline) {
   const SweepSpec spec = parse_sweep_spec(spec_text("/tmp/out"), "s.toml");
   std::vector<RunResult> runs = {
-      {"standard", "fp32", "fp32", 1, 0.90, 0.91, 100.0, 1000.0, 10.0, 20.0, 0, 3, ""},
-      {"standard", "fp32", "fp32", 2, 0.92, 0.93, 100.0, 1000.0, 10.0, 20.0, 0, 3, ""},
-      {"standard", "fw8bw8", "fw8bw8", 1, 0.89, 0.90, 6.25, 62.5, 2.0, 4.0, 0, 3, ""},
+      {"standard", "fp32", "fp32", 1, 0.90, 0.91, 100.0, 1000.0, 10.0, 20.0, 60, 3, "", {}},
+      {"standard", "fp32", "fp32", 2, 0.92, 0.93, 100.0, 1000.0, 10.0, 20.0, 120, 3, "", {}},
+      {"standard", "fw8bw8", "fw8bw8", 1, 0.89, 0.90, 6.25, 62.5, 2.0, 4.0, 30, 3, "", {0.25, 0.625}},
   };
   const auto rows = aggregate_results(spec, runs);
   ASSERT_EQ(rows.size(), 2u);
@@ -135,6 +154,16 @@ TEST(SweepResults, AggregatesSeedsAndSavingsAgainstTheBaseline) {
   const std::string md = results_markdown(spec, rows);
   EXPECT_NE(md.find("| standard | fw8bw8 | 1 | 89.00 ± 0.00 % |"), std::string::npos) << md;
   EXPECT_NE(md.find("93.8%"), std::string::npos) << md;  // fw8bw8 saves 93.75% of FP32's bit-MACs
+  // Paired differences: only seed 1 has a baseline run, so fp32's paired delta is seed 1's alone.
+  EXPECT_NEAR(rows[0].accuracy_delta_vs_baseline, 0.91 - 0.89, 1e-12);
+  EXPECT_NEAR(rows[0].paired_delta_sd_vs_baseline, 0.0, 1e-12);
+  EXPECT_NEAR(rows[0].train_seconds, 90.0, 1e-12);
+  EXPECT_NE(md.find("| +2.00 ± 0.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 1.5 min |"), std::string::npos) << md;
+  const std::string per_run = runs_markdown(spec, runs);
+  EXPECT_NE(per_run.find("| standard | fp32 | 1 | 90.00% | +1.00 |"), std::string::npos) << per_run;
+  EXPECT_NE(per_run.find("| standard | fp32 | 2 | 92.00% | - |"), std::string::npos) << per_run;
+  EXPECT_NE(per_run.find("| 0.5 min | 0.250, 0.625 |"), std::string::npos) << per_run;
 }
 
 // The CI-sized sweep: two methods x one seed on 256 samples. A SIGINT after the first run finishes stops the

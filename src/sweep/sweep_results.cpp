@@ -1,5 +1,6 @@
 #include "fractrain/sweep/sweep_results.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "fractrain/report/run_report.h"
+#include "fractrain/precision/precision_controller.h"
 #include "fractrain/train/run_summary.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
@@ -53,15 +55,35 @@ std::string signed_points(double fraction) {
   return std::isnan(fraction) ? "-" : fmt::format("{:+.2f}", 100.0 * fraction);
 }
 
-std::string runs_csv(const std::vector<RunResult>& runs) {
+// The baseline's run of the same setting and seed, or none.
+const RunResult* paired_baseline(const SweepSpec& spec, const std::vector<RunResult>& runs, const RunResult& r) {
+  if (spec.baseline.empty()) return nullptr;
+  for (const auto& b : runs)
+    if (b.setting == r.setting && b.method == spec.baseline && b.seed == r.seed) return &b;
+  return nullptr;
+}
+
+// "0.13 0.41 0.62", or "-" for a run without turning points.
+std::string fraction_list(const std::vector<double>& fractions, const char* separator) {
+  if (fractions.empty()) return "-";
+  std::string out;
+  for (size_t i = 0; i < fractions.size(); ++i) out += fmt::format("{}{:.3f}", i ? separator : "", fractions[i]);
+  return out;
+}
+
+std::string runs_csv(const SweepSpec& spec, const std::vector<RunResult>& runs) {
   std::string out =
-      "setting,method,seed,precision,final_test_accuracy,best_test_accuracy,cp_percent,bit_macs,energy_j,latency_s,"
-      "epochs,train_seconds\n";
-  for (const auto& r : runs)
-    out += fmt::format("{},{},{},\"{}\",{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seed, r.precision,
-                       csv_number(r.final_accuracy), csv_number(r.best_accuracy), csv_number(r.cp_percent),
+      "setting,method,seed,precision,final_test_accuracy,best_test_accuracy,accuracy_delta_vs_baseline_same_seed,"
+      "cp_percent,bit_macs,energy_j,latency_s,epochs,train_seconds,turning_point_fractions\n";
+  for (const auto& r : runs) {
+    const RunResult* base = paired_baseline(spec, runs, r);
+    out += fmt::format("{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seed, r.precision,
+                       csv_number(r.final_accuracy), csv_number(r.best_accuracy),
+                       csv_number(base ? r.final_accuracy - base->final_accuracy : kNaN), csv_number(r.cp_percent),
                        csv_number(r.bit_macs), csv_number(r.energy_j), csv_number(r.latency_s), csv_number(r.epochs),
-                       csv_number(r.train_seconds));
+                       csv_number(r.train_seconds),
+                       r.turning_point_fractions.empty() ? "" : fraction_list(r.turning_point_fractions, ";"));
+  }
   return out;
 }
 
@@ -69,15 +91,16 @@ std::string results_csv(const std::vector<MethodResult>& rows) {
   std::string out =
       "setting,method,seeds,accuracy_mean,accuracy_sd,best_accuracy_mean,cp_percent,bit_macs,energy_j,latency_s,"
       "bit_macs_saving_vs_baseline,energy_saving_vs_baseline,latency_saving_vs_baseline,accuracy_delta_vs_baseline,"
-      "bit_macs_saving_vs_reference,accuracy_delta_vs_reference\n";
+      "bit_macs_saving_vs_reference,accuracy_delta_vs_reference,paired_delta_sd_vs_baseline,train_seconds\n";
   for (const auto& r : rows)
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seeds,
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.setting, r.method, r.seeds,
                        csv_number(r.accuracy_mean), csv_number(r.accuracy_sd), csv_number(r.best_accuracy_mean),
                        csv_number(r.cp_percent), csv_number(r.bit_macs), csv_number(r.energy_j),
                        csv_number(r.latency_s), csv_number(r.bit_macs_saving_vs_baseline),
                        csv_number(r.energy_saving_vs_baseline), csv_number(r.latency_saving_vs_baseline),
                        csv_number(r.accuracy_delta_vs_baseline), csv_number(r.bit_macs_saving_vs_reference),
-                       csv_number(r.accuracy_delta_vs_reference));
+                       csv_number(r.accuracy_delta_vs_reference), csv_number(r.paired_delta_sd_vs_baseline),
+                       csv_number(r.train_seconds));
   return out;
 }
 
@@ -148,9 +171,13 @@ std::vector<RunResult> collect_results(const SweepSpec& spec) {
     const RunSummary s = read_run_summary(path);  // names the file and the key when it is damaged or old
     if (!s.finished()) continue;
     const CostHeadline cost = s.run_cost();
+    std::vector<double> turning_points;
+    for (const auto& t : s.turning_points)
+      turning_points.push_back(static_cast<double>(turning_point_from_json(t).step) /
+                               static_cast<double>(std::max<int64_t>(1, s.total_steps)));
     results.push_back(RunResult{run.setting, run.method, s.precision, run.seed, s.final_test_accuracy,
                                 s.best_test_accuracy, cost.cp_percent, cost.bit_macs, cost.energy_j, cost.latency_s,
-                                s.train_seconds, s.epochs, run.config.output.dir});
+                                s.train_seconds, s.epochs, run.config.output.dir, std::move(turning_points)});
   }
   return results;
 }
@@ -159,9 +186,11 @@ std::vector<MethodResult> aggregate_results(const SweepSpec& spec, const std::ve
   std::vector<MethodResult> rows;
   for (const auto& setting : spec.settings) {
     for (const auto& method : spec.methods) {
-      std::vector<double> acc, best, cp, macs, energy, latency;
+      std::vector<double> acc, best, cp, macs, energy, latency, seconds, paired;
       for (const auto& r : runs) {
         if (r.setting != setting || r.method != method) continue;
+        if (const RunResult* base = paired_baseline(spec, runs, r)) paired.push_back(r.final_accuracy - base->final_accuracy);
+        seconds.push_back(r.train_seconds);
         acc.push_back(r.final_accuracy);
         best.push_back(r.best_accuracy);
         cp.push_back(r.cp_percent);
@@ -181,6 +210,8 @@ std::vector<MethodResult> aggregate_results(const SweepSpec& spec, const std::ve
       m.bit_macs = mean(macs);
       m.energy_j = mean(energy);
       m.latency_s = mean(latency);
+      m.train_seconds = mean(seconds);
+      m.paired_delta_sd_vs_baseline = paired.empty() ? kNaN : sd(paired);
       rows.push_back(m);
     }
   }
@@ -201,16 +232,36 @@ std::string results_markdown(const SweepSpec& spec, const std::vector<MethodResu
   const std::string base = spec.baseline.empty() ? "baseline" : spec.baseline;
   const std::string ref = spec.reference.empty() ? "reference" : spec.reference;
   std::string out = fmt::format(
-      "| setting | method | seeds | test accuracy (mean ± sd) | Δacc vs {0} (pp) | cp | bit-MACs | saving vs {0} | "
-      "energy (J) | saving | latency (s) | saving | saving vs {1} |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      "| setting | method | seeds | test accuracy (mean ± sd) | Δacc vs {0} (pp, ± paired sd) | cp | bit-MACs | "
+      "saving vs {0} | energy (J) | saving | latency (s) | saving | saving vs {1} | training time |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
       base, ref);
-  for (const auto& r : rows)
-    out += fmt::format("| {} | {} | {} | {:.2f} ± {:.2f} % | {} | {:.2f}% | {:.3e} | {} | {:.1f} | {} | {:.1f} | {} | {} |\n",
-                       r.setting, r.method, r.seeds, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd,
-                       signed_points(r.accuracy_delta_vs_baseline), r.cp_percent, r.bit_macs,
-                       percent(r.bit_macs_saving_vs_baseline), r.energy_j, percent(r.energy_saving_vs_baseline),
-                       r.latency_s, percent(r.latency_saving_vs_baseline), percent(r.bit_macs_saving_vs_reference));
+  for (const auto& r : rows) {
+    std::string delta = signed_points(r.accuracy_delta_vs_baseline);
+    if (!std::isnan(r.accuracy_delta_vs_baseline) && !std::isnan(r.paired_delta_sd_vs_baseline) &&
+        r.method != spec.baseline)
+      delta += fmt::format(" ± {:.2f}", 100.0 * r.paired_delta_sd_vs_baseline);
+    out += fmt::format(
+        "| {} | {} | {} | {:.2f} ± {:.2f} % | {} | {:.2f}% | {:.3e} | {} | {:.1f} | {} | {:.1f} | {} | {} | {:.1f} min |\n",
+        r.setting, r.method, r.seeds, 100.0 * r.accuracy_mean, 100.0 * r.accuracy_sd, delta, r.cp_percent, r.bit_macs,
+        percent(r.bit_macs_saving_vs_baseline), r.energy_j, percent(r.energy_saving_vs_baseline), r.latency_s,
+        percent(r.latency_saving_vs_baseline), percent(r.bit_macs_saving_vs_reference), r.train_seconds / 60.0);
+  }
+  return out;
+}
+
+std::string runs_markdown(const SweepSpec& spec, const std::vector<RunResult>& runs) {
+  const std::string base = spec.baseline.empty() ? "baseline" : spec.baseline;
+  std::string out = fmt::format(
+      "| setting | method | seed | test accuracy | Δacc vs {0}, same seed (pp) | cp | bit-MACs | training time | "
+      "turning points (fraction of the run) |\n|---|---|---|---|---|---|---|---|---|\n",
+      base);
+  for (const auto& r : runs) {
+    const RunResult* b = paired_baseline(spec, runs, r);
+    out += fmt::format("| {} | {} | {} | {:.2f}% | {} | {:.2f}% | {:.3e} | {:.1f} min | {} |\n", r.setting, r.method,
+                       r.seed, 100.0 * r.final_accuracy, signed_points(b ? r.final_accuracy - b->final_accuracy : kNaN),
+                       r.cp_percent, r.bit_macs, r.train_seconds / 60.0, fraction_list(r.turning_point_fractions, ", "));
+  }
   return out;
 }
 
@@ -225,11 +276,13 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
     write_file_atomically((out / name).string(), text);
     files.written.push_back((out / name).string());
   };
-  write("runs.csv", runs_csv(runs));
+  write("runs.csv", runs_csv(spec, runs));
   write("results.csv", results_csv(rows));
   write("results.md", "# Sweep results: " + spec.source + "\n\nFinal test accuracy; cost of the whole training "
                       "run (bit-weighted MACs, cp = % of FP32 bit-MACs, energy and latency on the accelerator model). "
-                      "Savings: 1 - this / the named method's, same setting.\n\n" + files.results_table);
+                      "Savings: 1 - this / the named method's, same setting.\n\n" + files.results_table +
+                      "\n## Runs\n\nTraining time: the measured wall-clock of the training steps (runs sharing the "
+                      "machine slow each other).\n\n" + runs_markdown(spec, runs));
   if (rows.empty() || !gnuplot_available()) return files;
   for (const auto& setting : spec.settings) {
     if (std::none_of(rows.begin(), rows.end(), [&](const MethodResult& r) { return r.setting == setting; })) continue;

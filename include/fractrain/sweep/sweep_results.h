@@ -15,6 +15,8 @@ struct RunResult {
   double final_accuracy = 0, best_accuracy = 0;  // fractions
   double cp_percent = 0, bit_macs = 0, energy_j = 0, latency_s = 0, train_seconds = 0, epochs = 0;
   std::string dir;  // the run's output directory
+  // When the run's stages began, as fractions of its steps (PFQ's and FracTrain's turning points).
+  std::vector<double> turning_point_fractions{};
 };
 
 struct MethodResult {
@@ -27,6 +29,11 @@ struct MethodResult {
   // the accuracy difference in fractions.
   double bit_macs_saving_vs_baseline = 0, energy_saving_vs_baseline = 0, latency_saving_vs_baseline = 0;
   double accuracy_delta_vs_baseline = 0;
+  // The same difference taken seed by seed (this seed minus the baseline's run with the same seed): their sd
+  // over the seeds both have (0 for one, NaN for none). Seeds share initial weights and data order, so the paired
+  // spread is the fair yardstick for a difference between methods.
+  double paired_delta_sd_vs_baseline = 0;
+  double train_seconds = 0;  // mean measured training time (wall-clock of the steps)
   double bit_macs_saving_vs_reference = 0, accuracy_delta_vs_reference = 0;
 };
 
@@ -48,5 +55,9 @@ SweepReportFiles write_sweep_report(const SweepSpec& spec, const std::string& ou
 
 // The Markdown table alone (also printed by `fractrain sweep`).
 std::string results_markdown(const SweepSpec& spec, const std::vector<MethodResult>& rows);
+
+// One row per run: its accuracy, the paired difference to the baseline's run with the same seed, cost, the
+// measured training time and when its turning points fired (fractions of the run). In results.md too.
+std::string runs_markdown(const SweepSpec& spec, const std::vector<RunResult>& runs);
 
 }  // namespace fractrain
