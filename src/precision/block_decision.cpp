@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "fractrain/cost/bit_product.h"
+#include "fractrain/util/error.h"
 
 namespace fractrain {
 
@@ -21,6 +22,20 @@ std::vector<std::vector<int64_t>> options_on_host(const std::vector<BlockDecisio
     out.emplace_back(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
   }
   return out;
+}
+
+double blocks_cp(const std::vector<BlockDecision>& decisions, const std::vector<std::vector<int64_t>>& chosen,
+                 const OptionSet& options) {
+  if (chosen.size() != decisions.size())
+    throw Error("DFQ: choices of " + std::to_string(chosen.size()) + " blocks for " +
+                std::to_string(decisions.size()) + " gated blocks");
+  double cost = 0, fp32 = 0;
+  for (size_t b = 0; b < decisions.size(); ++b) {
+    const auto macs = static_cast<double>(decisions[b].macs_per_sample);
+    for (int64_t k : chosen[b]) cost += macs * decisions[b].relative_cost(options, static_cast<size_t>(k));
+    fp32 += macs * static_cast<double>(chosen[b].size());
+  }
+  return fp32 > 0 ? 100.0 * cost / fp32 : 0.0;
 }
 
 }  // namespace fractrain

@@ -49,6 +49,7 @@ DynamicController::DynamicController(OptionSet options, PrecisionPlan plan, std:
                                      CostSteering steering, std::vector<std::string> blocks, bool progressive,
                                      PlateauSettings settings)
     : options_(std::move(options)),
+      steering_options_(steering.weight_bits > 0 ? options_.with_weight_bits(steering.weight_bits) : options_),
       plan_(std::move(plan)),
       targets_(checked_targets(std::move(targets))),
       steering_(steering),
@@ -56,6 +57,10 @@ DynamicController::DynamicController(OptionSet options, PrecisionPlan plan, std:
       eval_window_(blocks, options_.size()),
       trace_window_(blocks, options_.size()) {
   if (steering_.beta < 0 || steering_.dead_band < 0) throw Error("DFQ: beta and dead band must be >= 0");
+  if (steers_own_width() && !steering_.blocks_only)
+    throw Error(fmt::format("DFQ: steering at {}-bit weights while the layers run {}-bit ones counts the gated "
+                            "blocks only; set dfq.cp_scope = \"blocks\" or dfq.steering_weight_bits = 0",
+                            steering_options_.weight_bits(), options_.weight_bits()));
   plan_.gating = true;
 }
 
@@ -75,7 +80,6 @@ std::unique_ptr<DynamicController> DynamicController::fractrain(OptionSet option
 
 void DynamicController::hold_last_stage_from(int64_t step, int64_t steps_per_epoch) {
   schedule_.hold_last_stage_from(step, steps_per_epoch);
-  last_stage_from_ = step;
 }
 
 const PrecisionPlan& DynamicController::plan_for_step(int64_t step) {
@@ -93,9 +97,12 @@ std::string DynamicController::stage_label(int stage) const { return target_labe
 std::string DynamicController::describe() const {
   std::string targets;
   for (size_t i = 0; i < targets_.size(); ++i) targets += fmt::format("{}{:.3g}", i ? "," : "", targets_[i]);
-  return fmt::format("{} {} target cp {}%{}{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
+  return fmt::format("{} {} target cp {}%{}{}{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
                      options_.describe(), targets, steering_.blocks_only ? " (blocks)" : "",
-                     last_stage_from_ >= 0 ? fmt::format(", last target from step {}", last_stage_from_) : "");
+                     steers_own_width() ? fmt::format(", steering at w{}", steering_options_.weight_bits()) : "",
+                     schedule_.last_stage_step() >= 0
+                         ? fmt::format(", last target from step {}", schedule_.last_stage_step())
+                         : "");
 }
 
 int DynamicController::gradient_bits() const {
@@ -121,11 +128,19 @@ void DynamicController::record_batch(const std::vector<std::vector<int64_t>>& de
   trace_window_.add_batch(decisions, cp, cp_blocks);
 }
 
+double DynamicController::steered_cp(const std::vector<BlockDecision>& decisions,
+                                     const std::vector<std::vector<int64_t>>& chosen, const StepCost& cost) const {
+  if (steers_own_width()) return blocks_cp(decisions, chosen, steering_options_);
+  return steering_.blocks_only ? cost.cp_blocks : cost.cp;
+}
+
 at::Tensor DynamicController::observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) {
-  const double sign = cost_sign(steering_.blocks_only ? cost.cp_blocks : cost.cp);
-  record_batch(cost.batch_options.empty() ? options_on_host(decisions) : cost.batch_options, cost.cp, cost.cp_blocks);
+  const std::vector<std::vector<int64_t>> chosen =
+      cost.batch_options.empty() ? options_on_host(decisions) : cost.batch_options;
+  const double sign = cost_sign(steered_cp(decisions, chosen, cost));
+  record_batch(chosen, cost.cp, cost.cp_blocks);  // what ran, at the widths it ran
   if (sign == 0.0 || steering_.beta == 0.0) return {};
-  return (sign * steering_.beta) * gating_cost(decisions, options_);
+  return (sign * steering_.beta) * gating_cost(decisions, steering_options_);
 }
 
 std::vector<std::string> DynamicController::metric_columns() const {

@@ -117,6 +117,12 @@ std::string OptionSet::default_preset_for(const std::string& model_name) {
   return model_name == "mobilenetv2" ? "mobilenet-paper" : "cifar-release";
 }
 
+OptionSet OptionSet::with_weight_bits(int weight_bits) const {
+  if (weight_bits < 1 || weight_bits > 32)
+    throw Error("DFQ options '" + name_ + "': a weight width of " + std::to_string(weight_bits) + " is out of range 1..32");
+  return OptionSet(name_, weight_bits, options_);
+}
+
 double OptionSet::relative_cost(size_t k) const { return relative_training_cost(options_.at(k)); }
 
 std::string OptionSet::label(size_t k) const {

@@ -377,6 +377,13 @@ std::vector<KeyDescriptor> build_table() {
       field("dfq.last_stage_from", &R::dfq, &DfqConfig::last_stage_from, fraction_or_zero(),
             "fractrain: from this fraction of the run on, the last target stage holds even if the indicator has "
             "not reached it (an ablation, e.g. 0.75 = the last quarter); 0 = the indicator alone decides"),
+      field("dfq.steering_weight_bits", &R::dfq, &DfqConfig::steering_weight_bits, bits(),
+            "an ablation: the gates' cost term and its sign count weights at this width while the layers run "
+            "dfq.weight_bits (e.g. weight_bits = 8, steering_weight_bits = 4: 8-bit weights under the 4-bit "
+            "option set's cost pressure; the reported cost counts the bits run); 0 = dfq.weight_bits"),
+      field("dfq.allow_unreachable_targets", &R::dfq, &DfqConfig::allow_unreachable_targets, any(),
+            "an ablation: accept target cps outside what the options can reach (the gates then push every "
+            "sample to the cheapest or dearest option) instead of refusing them"),
 
       field("train.epochs", &R::train, &TrainConfig::epochs, int_at_least(0), "number of training epochs"),
       field("train.iterations", &R::train, &TrainConfig::iterations, int_at_least(0),

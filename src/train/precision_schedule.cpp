@@ -67,6 +67,7 @@ std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& co
   steering.beta = dfq.beta;
   steering.dead_band = dfq.dead_band;
   steering.blocks_only = dfq.cp_scope == "blocks";
+  steering.weight_bits = dfq.steering_weight_bits;
   if (config.precision.mode == PrecisionMode::Dfq)
     return DynamicController::dfq(std::move(options), std::move(plan), dfq.target_cp, steering, blocks);
   auto fractrain = DynamicController::fractrain(

@@ -88,12 +88,25 @@ void validate_dfq(const RunConfig& config) {
     throw Error(fmt::format("dfq.last_stage_from = {} holds FracTrain's last target stage, but precision.mode = "
                             "\"{}\"; set it to 0 or use precision.mode = \"fractrain\"",
                             dfq.last_stage_from, to_string(p.mode)));
-  if (!is_gated(p.mode)) return;
+  if (!is_gated(p.mode)) {
+    if (dfq.steering_weight_bits != 0 || dfq.allow_unreachable_targets)
+      throw Error(fmt::format("dfq.steering_weight_bits / dfq.allow_unreachable_targets steer DFQ's gates, but "
+                              "precision.mode = \"{}\" has none; remove them or use dfq or fractrain",
+                              to_string(p.mode)));
+    return;
+  }
   if (p.fw != 0 || p.bw != 0)
     throw Error(fmt::format("precision.fw = {} / precision.bw = {} are not used in precision.mode = \"{}\" (the "
                             "gates choose among dfq.options); set both to 0",
                             p.fw, p.bw, to_string(p.mode)));
-  const OptionSet options = dfq_option_set(config);
+  if (dfq.steering_weight_bits != 0 && dfq.cp_scope != "blocks")
+    throw Error(fmt::format("dfq.steering_weight_bits = {} counts the gated blocks' cp, but dfq.cp_scope = \"{}\"; "
+                            "set dfq.cp_scope = \"blocks\"",
+                            dfq.steering_weight_bits, dfq.cp_scope));
+  // The targets are steered, so reachable or not is a question of the steering width's costs.
+  const OptionSet executed = dfq_option_set(config);
+  const OptionSet options =
+      dfq.steering_weight_bits != 0 ? executed.with_weight_bits(dfq.steering_weight_bits) : executed;
   double lowest = 100, highest = 0;
   for (size_t k = 0; k < options.size(); ++k) {
     lowest = std::min(lowest, 100 * options.relative_cost(k));
@@ -104,9 +117,10 @@ void validate_dfq(const RunConfig& config) {
                                           : std::vector<double>{dfq.target_cp};
   // The reachable range is that of the gated blocks; the network's cp adds the FP32 stem, so only warn there.
   for (double t : targets)
-    if (dfq.cp_scope == "blocks" && (t < lowest || t > highest))
+    if (dfq.cp_scope == "blocks" && (t < lowest || t > highest) && !dfq.allow_unreachable_targets)
       throw Error(fmt::format("dfq.target_cp: a target of {:.3g}% is outside what the options {} can reach "
-                              "({:.3g}% .. {:.3g}% of FP32 in the gated blocks); choose a target in that range",
+                              "({:.3g}% .. {:.3g}% of FP32 in the gated blocks); choose a target in that range "
+                              "(or, for an ablation, set dfq.allow_unreachable_targets = true)",
                               t, options.describe(), lowest, highest));
 }
 

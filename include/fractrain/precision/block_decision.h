@@ -32,4 +32,10 @@ struct BlockDecision {
 // The options of every block, copied to the host: [block][sample].
 std::vector<std::vector<int64_t>> options_on_host(const std::vector<BlockDecision>& decisions);
 
+// The cp of the gated blocks (percent of their FP32 training cost, as CostTotals::cp_blocks counts it) that the
+// choices `chosen` ([block][sample], e.g. options_on_host) cost with `options`' widths; every sample counts in
+// the FP32 reference, a skipped one at no cost. The decisions give each block's MACs.
+double blocks_cp(const std::vector<BlockDecision>& decisions, const std::vector<std::vector<int64_t>>& chosen,
+                 const OptionSet& options);
+
 }  // namespace fractrain

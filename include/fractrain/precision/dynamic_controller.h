@@ -17,6 +17,10 @@ struct CostSteering {
   double beta = 1e-3;      // weight of the cost term
   double dead_band = 0.0;  // percentage points either side of the target where the cost term is off
   bool blocks_only = true; // steer the cp of the gated blocks (the paper's) rather than of the whole network
+  // The weight width the cost term and its sign count, when it is not the one the layers run (an ablation,
+  // dfq.steering_weight_bits: 8-bit weights under the 4-bit option set's cost pressure); 0 = the options' own.
+  // Blocks only: the layers outside the blocks have no steering width.
+  int weight_bits = 0;
 };
 
 // FracTrain's targets: cp_0 = total - step (M - 1) / 2, cp_i = cp_0 + i step (DESIGN.md 4.6).
@@ -60,12 +64,18 @@ class DynamicController : public PrecisionController {
   void restore(const nlohmann::json& state) override;
 
   const OptionSet& options() const { return options_; }
+  // The options at the width the cost term counts: options() unless CostSteering::weight_bits says otherwise.
+  const OptionSet& steering_options() const { return steering_options_; }
   const CostSteering& steering() const { return steering_; }
   double target_cp() const { return targets_[stage()]; }
   const std::vector<double>& targets() const { return targets_; }
   // The sign of the cost term for a batch of this cp: -1 below the target (spend more), +1 at or above it,
   // 0 inside the dead band.
   double cost_sign(double batch_cp) const;
+  // The cp the sign compares with the target: the measured one (network or blocks, as steered), or with a
+  // steering width of its own, the blocks' cp that `chosen` would cost at that width (blocks_cp).
+  double steered_cp(const std::vector<BlockDecision>& decisions, const std::vector<std::vector<int64_t>>& chosen,
+                    const StepCost& cost) const;
 
   // The gates' decisions of one training batch ([block][sample]) and its cp (whole network, blocks only).
   void record_batch(const std::vector<std::vector<int64_t>>& decisions, double cp, double cp_blocks);
@@ -78,11 +88,13 @@ class DynamicController : public PrecisionController {
   DynamicController(OptionSet options, PrecisionPlan plan, std::vector<double> targets, CostSteering steering,
                     std::vector<std::string> blocks, bool progressive, PlateauSettings settings);
 
+  bool steers_own_width() const { return steering_options_.weight_bits() != options_.weight_bits(); }
+
   OptionSet options_;
+  OptionSet steering_options_;  // options_ at CostSteering::weight_bits (options_ when that is 0)
   PrecisionPlan plan_;
   std::vector<double> targets_;
   CostSteering steering_;
-  int64_t last_stage_from_ = -1;  // hold_last_stage_from's step, for describe(); -1 = none
   StagedSchedule schedule_;  // FracTrain's advances by the loss indicator; DFQ's has one stage
   GateStatistics eval_window_, trace_window_;
 };

@@ -22,6 +22,9 @@ class OptionSet {
   // The preset a model's gates use when dfq.options is "auto": mobilenet-paper for mobilenetv2, cifar-release
   // for the other models.
   static std::string default_preset_for(const std::string& model_name);
+  // The same options with weights at `weight_bits` (1..32): what the gates' cost term counts when it steers at
+  // another width than the layers run (dfq.steering_weight_bits).
+  OptionSet with_weight_bits(int weight_bits) const;
 
   const std::string& name() const { return name_; }
   int weight_bits() const { return weight_bits_; }

@@ -33,6 +33,7 @@ class StagedSchedule {
   // From `step` steps on the last stage holds, entered directly from whichever stage is in progress (a FracTrain
   // ablation: its last target for a fixed final part of the run, whether or not the indicator got there).
   void hold_last_stage_from(int64_t step, int64_t steps_per_epoch);
+  int64_t last_stage_step() const { return last_stage_step_; }  // hold_last_stage_from's step; -1 = none
 
   // Enters every stage whose switch step `step` (steps completed) has reached; a loop, since a resumed or short
   // run may cross several at once. An indicator schedule only enters its last stage here (hold_last_stage_from).

@@ -94,6 +94,11 @@ struct DfqConfig {
   int64_t stages = 4;                     // FracTrain
   double cp_step = 0.5;                   // FracTrain: cp_i = cp_0 + i * cp_step
   double last_stage_from = 0.0;           // FracTrain ablation: the last stage holds from this fraction of the run
+  // Ablations of the option set (issue 19): the cost term counts weights at this width while the layers run
+  // weight_bits (0 = weight_bits), and targets the options cannot reach are accepted (the gates then sit at
+  // the cheapest or dearest option) instead of refused.
+  int steering_weight_bits = 0;
+  bool allow_unreachable_targets = false;
 };
 
 struct TrainConfig {
