@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
 
@@ -32,18 +33,10 @@ float quantized_dot(const float* x, const float* g, int64_t n, float lo, float s
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      float t = (x[i + j] - lo) / s;
-      t = std::min(std::max(t, 0.0f), levels);
-      acc[j] += g[i + j] * (std::nearbyint(t) * s + lo);
-    }
+    for (int j = 0; j < kLanes; ++j) acc[j] += g[i + j] * quant_math::quantize_nearest(x[i + j], lo, s, levels);
   }
   float sum = 0.0f;
-  for (; i < n; ++i) {
-    float t = (x[i] - lo) / s;
-    t = std::min(std::max(t, 0.0f), levels);
-    sum += g[i] * (std::nearbyint(t) * s + lo);
-  }
+  for (; i < n; ++i) sum += g[i] * quant_math::quantize_nearest(x[i], lo, s, levels);
   for (float a : acc) sum += a;
   return sum;
 }

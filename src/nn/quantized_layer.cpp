@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <limits>
 
-#include "fractrain/util/error.h"
 #include "fractrain/integer/integer_support.h"
+#include "fractrain/quant/quant_math.h"
+#include "fractrain/util/error.h"
 #include "integer_layer_backward.h"
 #include "quantized_layer_backward.h"
 
@@ -44,17 +45,17 @@ QuantRange QuantizedLayer::running_activation_range() const {
 }
 
 void QuantizedLayer::update_running_range(QuantRange batch) {
-  const float span = batch.hi - batch.lo;
-  if (!has_activation_statistics()) {
-    // The first batch initialises the statistics, so early evaluations do not use a [0, 0] range.
-    write_scalar(running_lo_, batch.lo);
-    write_scalar(running_span_, span);
-    write_scalar(statistics_seen_, 1.0f);
+  const float m = settings_.activation_momentum;
+  if (direct_access(running_lo_) && direct_access(running_span_) && direct_access(statistics_seen_)) {
+    quant_math::update_running_range(running_lo_.data_ptr<float>(), running_span_.data_ptr<float>(),
+                                     statistics_seen_.data_ptr<float>(), batch.lo, batch.hi, m);
     return;
   }
-  const float m = settings_.activation_momentum;
-  write_scalar(running_lo_, read_scalar(running_lo_) * m + batch.lo * (1.0f - m));
-  write_scalar(running_span_, read_scalar(running_span_) * m + span * (1.0f - m));
+  float lo = read_scalar(running_lo_), span = read_scalar(running_span_), seen = read_scalar(statistics_seen_);
+  quant_math::update_running_range(&lo, &span, &seen, batch.lo, batch.hi, m);
+  write_scalar(running_lo_, lo);
+  write_scalar(running_span_, span);
+  write_scalar(statistics_seen_, seen);
 }
 
 QuantRange QuantizedLayer::input_range(const at::Tensor& x) {

@@ -1,5 +1,6 @@
 // Fused quantization kernel. Compiled with -ffp-contract=off (see CMakeLists) so that `t * s + lo` is not
-// fused into an FMA: the kernel must round exactly like the tensor-op reference.
+// fused into an FMA: the kernel must round exactly like the tensor-op reference. The per-element arithmetic is
+// quant_math.h's, shared with the CUDA kernels.
 #include "fractrain/quant/quantize_kernel.h"
 
 #include <ATen/TensorIterator.h>
@@ -27,17 +28,9 @@ constexpr int64_t kGrain = 1 << 15;   // fewest elements worth a parallel chunk
 FRACTRAIN_CLONES
 void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float levels, const float* noise) {
   if (noise) {
-    for (int64_t i = 0; i < n; ++i) {
-      float t = (x[i] - lo) / s + noise[i];
-      t = std::min(std::max(t, 0.0f), levels);
-      y[i] = std::nearbyint(t) * s + lo;
-    }
+    for (int64_t i = 0; i < n; ++i) y[i] = quant_math::quantize_stochastic(x[i], lo, s, levels, noise[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) {
-      float t = (x[i] - lo) / s;
-      t = std::min(std::max(t, 0.0f), levels);
-      y[i] = std::nearbyint(t) * s + lo;
-    }
+    for (int64_t i = 0; i < n; ++i) y[i] = quant_math::quantize_nearest(x[i], lo, s, levels);
   }
 }
 
@@ -45,16 +38,16 @@ FRACTRAIN_CLONES
 void codes_span(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels, const float* noise,
                 int shift) {
   for (int64_t i = 0; i < n; ++i) {
-    float t = (x[i] - lo) / s + (noise ? noise[i] : 0.0f);
-    t = std::min(std::max(t, 0.0f), levels);
-    out[i] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(t)) - shift);
+    const float t = noise ? quant_math::code_stochastic(x[i], lo, s, levels, noise[i])
+                          : quant_math::code_nearest(x[i], lo, s, levels);
+    out[i] = static_cast<uint8_t>(static_cast<int>(t) - shift);
   }
 }
 
 constexpr uint32_t kPhiloxMul0 = 0xD2511F53u, kPhiloxMul1 = 0xCD9E8D57u;
 constexpr uint32_t kPhiloxWeyl0 = 0x9E3779B9u, kPhiloxWeyl1 = 0xBB67AE85u;
 
-inline float centered_uniform(uint32_t word) { return static_cast<float>(word >> 8) * (1.0f / 16777216.0f) - 0.5f; }
+using quant_math::centered_uniform;
 
 // The 64 uniforms in [-0.5, 0.5) of one tile of PhiloxStream::word: 16 Philox blocks computed side by side,
 // each word stored as a contiguous run of 16. Portable version (also the reference for the AVX-512 one).
@@ -183,15 +176,6 @@ void parallel_chunks(float* index_space, int64_t n, const Body& body) {
 }
 
 }  // namespace
-
-RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point) {
-  RowQuantParams p;
-  if (bits <= 0) return p;
-  p.levels = static_cast<float>((uint64_t{1} << bits) - 1);
-  p.scale = std::max((hi - lo) / p.levels, 1e-8f);
-  p.lo = snap_zero_point ? std::nearbyint(lo / p.scale) * p.scale : lo;
-  return p;
-}
 
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
                    const PhiloxStream* noise, uint64_t noise_first_index) {

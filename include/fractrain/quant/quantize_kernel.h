@@ -3,18 +3,14 @@
 // range and bit width, optional stochastic rounding from a counter-based RNG. Internal to the quantizer.
 #include <cstdint>
 
+#include "fractrain/quant/quant_math.h"
 #include "fractrain/random/philox.h"
 
 namespace fractrain::kernel {
 
-struct RowQuantParams {
-  float lo = 0.0f;      // zero point (possibly snapped)
-  float scale = 1.0f;   // s
-  float levels = 0.0f;  // 2^b - 1; 0 means copy the row unchanged
-};
-
-// Computes s and the (optionally snapped) zero point for `bits` over [lo, hi] exactly as the reference does.
-RowQuantParams row_params(int bits, float lo, float hi, bool snap_zero_point);
+// s and the (optionally snapped) zero point of a row, computed as the reference does (quant_math.h).
+using quant_math::RowQuantParams;
+using quant_math::row_params;
 
 // y[r, :] = quantize(x[r, :], params[r]) for `rows` rows of `row_len` floats. `noise` null = nearest rounding;
 // otherwise element i draws noise->uniform(noise_first_index + i). Parallel over elements; results do not depend
