@@ -9,6 +9,9 @@ set(FRACTRAIN_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fractrain)
 # fractrain_event_proto (the generated TensorBoard messages) is a static library the static fractrain links, so
 # a consumer's link needs it too.
 install(TARGETS fractrain fractrain_event_proto EXPORT fractrainTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+if(TARGET fractrain_cuda)  # a CUDA build's kernels, which the static library links
+  install(TARGETS fractrain_cuda EXPORT fractrainTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 # A LibTorch outside the system's library paths (a CUDA one from CMAKE_PREFIX_PATH) stays on the installed CLI's
 # RPATH; the system's is found without one.
 set_target_properties(fractrain_cli PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)

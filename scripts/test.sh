@@ -22,12 +22,16 @@ phase_done "setup and build"
 (cd build && ctest --output-on-failure -j 2 --timeout 900) | tee build/ctest.log
 phase_done "tests"
 # A test may skip only where the machine lacks what it exercises: a GPU, /dev/full, the right to mount a tmpfs or
-# to create network namespaces.
+# to create network namespaces, 8-bit dot-product instructions (integer execution, on a CPU without them).
 # Any other skip (a real-data test, say) means CI checked less than it reports, so it fails the test command.
 environment_skips='Device\.QuantizedTrainingStepOnCudaMatchesCpuForward|AtomicFile\.ShortWriteToAFullDeviceThrows'
 environment_skips+='|FaultInjection\.FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint'
 environment_skips+='|RunDirectory\.AnOutputDirOnAReadOnlyFileSystemEndsWithItsPathAndExitCode2'
 environment_skips+='|DataParallelTwoNodes\.TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne'
+if ! grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo; then  # the integer kernels' condition (docs/integer.md)
+  environment_skips+='|IntegerConv\.[A-Za-z0-9]+|IntegerLayers\.[A-Za-z0-9]+'
+  environment_skips+='|TrainEndToEnd\.Fw8Bw8IntegerExecutionLearnsFashionMnist'
+fi
 unexpected_skips=$(grep -E ' \(Skipped\)$' build/ctest.log | grep -Ev " - (${environment_skips}) \(Skipped\)$" || true)
 if [[ -n "$unexpected_skips" ]]; then
   echo "error: these tests skipped, and only the environment-dependent ones may:" >&2

@@ -62,7 +62,8 @@ TEST(DfqAblations, SteeringAtAnotherWidthSignsAndWeighsTheCostTermAtThatWidth) {
 
   CostSteering at4;
   at4.weight_bits = 4;
-  auto steered = DynamicController::dfq(executed, PrecisionPlan::uniform(Precision::full()), target, at4, {"a", "b", "c"});
+  auto steered =
+      DynamicController::dfq(executed, PrecisionPlan::uniform(Precision::full()), target, at4, {"a", "b", "c"});
   EXPECT_EQ(steered->options().weight_bits(), 8);
   EXPECT_EQ(steered->steering_options().weight_bits(), 4);
   EXPECT_EQ(steered->precision().weight, 8);  // what the layers run
@@ -125,6 +126,21 @@ TEST(DfqAblations, EightBitWeightsReachFracTrainsTargetsOnlyWhenSteeredAtFour) {
   EXPECT_EQ(dynamic->options().weight_bits(), 8);
   EXPECT_EQ(dynamic->steering_options().weight_bits(), 4);
   EXPECT_CONTAINS(controller->describe(), "cifar-release (w8: 3/6 4/6 4/8 6/8 6/12) target cp 2,2.5,3,3.5%");
+  // The classifier (FW-w/BW-8 at the option set's width) takes the 8-bit weights and keeps its 4-bit activations.
+  config.precision.quantize_classifier = true;
+  const LayerPrecision classifier =
+      make_precision_controller(config, *model, 468, 7488)->current_plan().for_layer(model->classifier_name());
+  EXPECT_EQ(classifier.act_bits(), 4);
+  EXPECT_EQ(classifier.weight_bits(), 8);
+  EXPECT_EQ(classifier.grad_bits(), 8);
+  config.dfq.steering_weight_bits = 0;
+  config.dfq.weight_bits = 4;
+  const LayerPrecision plain =
+      make_precision_controller(config, *model, 468, 7488)->current_plan().for_layer(model->classifier_name());
+  EXPECT_EQ(plain.act_bits(), 4);
+  EXPECT_EQ(plain.weight_bits(), 4);
+  config.dfq.steering_weight_bits = 4;
+  config.dfq.weight_bits = 8;
 
   config.dfq.cp_scope = "network";
   EXPECT_CONTAINS(error_of([&] { validate_dfq(config); }),

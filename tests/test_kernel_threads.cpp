@@ -41,7 +41,8 @@ at::Tensor run_cpu_kernel(const QuantizeRowsArgs& a, const at::Tensor& x) {
 }
 
 bool bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
-  return a.sizes() == b.sizes() && std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(), a.numel() * sizeof(float)) == 0;
+  return a.sizes() == b.sizes() &&
+         std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
 }
 
 }  // namespace

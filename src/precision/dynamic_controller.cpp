@@ -97,8 +97,9 @@ std::string DynamicController::stage_label(int stage) const { return target_labe
 std::string DynamicController::describe() const {
   std::string targets;
   for (size_t i = 0; i < targets_.size(); ++i) targets += fmt::format("{}{:.3g}", i ? "," : "", targets_[i]);
-  return fmt::format("{} {} target cp {}%{}{}{}", to_string(schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq),
-                     options_.describe(), targets, steering_.blocks_only ? " (blocks)" : "",
+  const PrecisionMode mode = schedule_.by_indicator() ? PrecisionMode::FracTrain : PrecisionMode::Dfq;
+  return fmt::format("{} {} target cp {}%{}{}{}", to_string(mode), options_.describe(), targets,
+                     steering_.blocks_only ? " (blocks)" : "",
                      steers_own_width() ? fmt::format(", steering at w{}", steering_options_.weight_bits()) : "",
                      schedule_.last_stage_step() >= 0
                          ? fmt::format(", last target from step {}", schedule_.last_stage_step())

@@ -119,7 +119,8 @@ std::string OptionSet::default_preset_for(const std::string& model_name) {
 
 OptionSet OptionSet::with_weight_bits(int weight_bits) const {
   if (weight_bits < 1 || weight_bits > 32)
-    throw Error("DFQ options '" + name_ + "': a weight width of " + std::to_string(weight_bits) + " is out of range 1..32");
+    throw Error("DFQ options '" + name_ + "': a weight width of " + std::to_string(weight_bits) +
+                " is out of range 1..32");
   return OptionSet(name_, weight_bits, options_);
 }
 

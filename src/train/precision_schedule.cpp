@@ -60,7 +60,11 @@ std::unique_ptr<PrecisionController> make_dynamic_controller(const RunConfig& co
   QuantizationPolicy policy = quantization_policy_of(config.precision);
   policy.quantize_first_layer = false;
   PrecisionPlan plan = make_static_plan(model, Precision::full(), policy);
-  const LayerPrecision outside_blocks = LayerPrecision::uniform(Precision::fw_bw(options.weight_bits(), 8));
+  // FW-w/BW-8 at the option set's width w. The ablation that runs the blocks' weights at another width than the
+  // steered one (dfq.steering_weight_bits) changes the weights here too, and nothing else: activations stay at w.
+  const int option_width = dfq.steering_weight_bits > 0 ? dfq.steering_weight_bits : options.weight_bits();
+  const LayerPrecision outside_blocks =
+      LayerPrecision::uniform(Precision{option_width, options.weight_bits(), 8, false});
   if (config.precision.quantize_classifier) plan.set_layer(model.classifier_name(), outside_blocks);
   for (const auto& layer : model.head_layer_names()) plan.set_layer(layer, outside_blocks);
   CostSteering steering;
