@@ -15,6 +15,7 @@
 #include <string>
 
 #include "fractrain/dist/launch.h"
+#include "gloo_support.h"
 #include "run_test_support.h"
 #include "test_support.h"
 
@@ -115,10 +116,12 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 TEST(DataParallelFailures, SigtermToTheLauncherCheckpointsAndTheResumeEndsLikeAnUninterruptedRun) {
+  SKIP_WITHOUT_GLOO();
   interrupt_resume_and_compare("sigterm", [](pid_t launcher) { kill(launcher, SIGTERM); }, false);
 }
 
 TEST(DataParallelFailures, ARankKilledStopsTheOthersAndTheLastCheckpointResumesToTheSameWeights) {
+  SKIP_WITHOUT_GLOO();
   interrupt_resume_and_compare(
       "sigkill",
       [](pid_t launcher) {
@@ -130,6 +133,7 @@ TEST(DataParallelFailures, ARankKilledStopsTheOthersAndTheLastCheckpointResumesT
 }
 
 TEST(DataParallelFailures, APeerThatNeverArrivesEndsTheRunWithinTheTimeout) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_missing_peer");
   const auto start = std::chrono::steady_clock::now();
@@ -142,6 +146,7 @@ TEST(DataParallelFailures, APeerThatNeverArrivesEndsTheRunWithinTheTimeout) {
 }
 
 TEST(DataParallelFailures, AnUnreachableMasterEndsTheRunWithinTheTimeout) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_no_master");
   const auto start = std::chrono::steady_clock::now();
@@ -153,6 +158,7 @@ TEST(DataParallelFailures, AnUnreachableMasterEndsTheRunWithinTheTimeout) {
 }
 
 TEST(DataParallelFailures, ABusyMasterPortIsAClearError) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_busy_port");
   BusyPort busy;
@@ -165,6 +171,7 @@ TEST(DataParallelFailures, ABusyMasterPortIsAClearError) {
 }
 
 TEST(DataParallelFailures, ABatchThatDoesNotSplitOverTheRanksIsRefusedBeforeAnyRankStarts) {
+  SKIP_WITHOUT_GLOO();
   test_support::TempDir temp("fractrain_dp_batch");
   const RunConfig c = resumable_run(temp.str() + "/run");
   const auto r = test_support::run_cli("train -q -c " + config_file(c) + " --nproc 3");
@@ -176,6 +183,7 @@ TEST(DataParallelFailures, ABatchThatDoesNotSplitOverTheRanksIsRefusedBeforeAnyR
 // The checkpoint of a 2-rank run resumes in one process (the global batch is the config's, so the samples are the
 // same), saying so, and in 2 ranks again; another global batch is refused as for any resume.
 TEST(DataParallelFailures, ACheckpointOfTwoRanksResumesWithAnotherNumberOfRanks) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_world_size");
   const RunConfig c = resumable_run(temp.str() + "/run");

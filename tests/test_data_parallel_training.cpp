@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 
+#include "gloo_support.h"
 #include "run_test_support.h"
 #include "test_support.h"
 
@@ -150,6 +151,7 @@ void compare_one_process_with_two_ranks(const std::string& mode, double fp32_bou
 TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFp32) { compare_one_process_with_two_ranks("fp32", 2e-4); }
 TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFw8Bw8) { compare_one_process_with_two_ranks("fw8bw8"); }
 TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessAutoPfq) {
+  SKIP_WITHOUT_GLOO();
   compare_one_process_with_two_ranks("pfq-auto");
 }
 
@@ -158,6 +160,7 @@ TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessAutoPfq) {
 // record holds the share of the batch that chose each option, per block). One process at 1 and 2 threads flips
 // near-ties from the second or third step on too.
 TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessDfqWithTheSameFirstDecisions) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_dfq");
   const ThreeRuns runs = train_three_ways(temp.str(), "dfq", 1);
@@ -178,6 +181,7 @@ TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessDfqWithTheSameFirstDecisio
 // every rank when no sample of the batch runs it (both happen here: whole batches skip some blocks by the end).
 // The first step's decisions are one process's, and the run's cost stays close to it.
 TEST(DataParallelTraining, TwoRanksRunDfqBlocksThatOnlySomeRanksSamplesRun) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_dfq_skip");
   RunConfig one = parallel_run(temp.str() + "/one", "dfq");
@@ -207,6 +211,7 @@ TEST(DataParallelTraining, TwoRanksRunDfqBlocksThatOnlySomeRanksSamplesRun) {
 // Gradients exchanged as fp16 or quantized to the step's gradient width (bw) train like fp32 and send half, or
 // at 8 bits about a quarter, of fp32's bytes (plus a range per bucket and a flag per parameter).
 TEST(DataParallelTraining, GradientsSentAsFp16OrAtTheBackwardWidthSendFewerBytes) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_grad_comm");
   std::map<std::string, nlohmann::json> summaries;

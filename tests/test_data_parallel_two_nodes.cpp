@@ -10,6 +10,7 @@
 #include <chrono>
 #include <string>
 
+#include "gloo_support.h"
 #include "run_test_support.h"
 #include "test_support.h"
 
@@ -50,6 +51,7 @@ std::string config_file(const RunConfig& c) { return test_support::write_config_
 }  // namespace
 
 TEST(DataParallelTwoNodes, TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne) {
+  SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();
   NamespacePair net;
   if (!net.ok()) GTEST_SKIP() << "cannot create network namespaces here (needs root and iproute2): " << net.error();

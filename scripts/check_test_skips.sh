@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fails when a CTest log (ctest's output, e.g. build/ctest.log) shows a test that skipped for a reason other than
+# the machine lacking what it exercises: a GPU, /dev/full, the right to mount a tmpfs or to create network
+# namespaces, 8-bit dot-product instructions (integer execution, on a CPU without them), Gloo (--without-gloo: a
+# build against a pip LibTorch, which ships no Gloo headers; tests/gloo_support.h). Any other skip (a real-data
+# test, say) means CI checked less than it reports.
+#   scripts/check_test_skips.sh LOG [--without-gloo]
+set -euo pipefail
+log="$1"
+environment_skips='Device\.QuantizedTrainingStepOnCudaMatchesCpuForward|AtomicFile\.ShortWriteToAFullDeviceThrows'
+environment_skips+='|FaultInjection\.FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint'
+environment_skips+='|RunDirectory\.AnOutputDirOnAReadOnlyFileSystemEndsWithItsPathAndExitCode2'
+environment_skips+='|DataParallelTwoNodes\.TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne'
+if ! grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo; then  # the integer kernels' condition (docs/integer.md)
+  environment_skips+='|IntegerConv\.[A-Za-z0-9]+|IntegerLayers\.[A-Za-z0-9]+'
+  environment_skips+='|TrainEndToEnd\.Fw8Bw8IntegerExecutionLearnsFashionMnist'
+fi
+if [[ "${2:-}" == --without-gloo ]]; then
+  environment_skips+='|DataParallel[A-Za-z]*\.[A-Za-z0-9]+|DistProcessGroup\.[A-Za-z0-9]+'
+fi
+unexpected_skips=$(grep -E ' \(Skipped\)$' "$log" | grep -Ev " - (${environment_skips}) \(Skipped\)$" || true)
+if [[ -n "$unexpected_skips" ]]; then
+  echo "error: these tests skipped ($log), and only the environment-dependent ones may:" >&2
+  echo "$unexpected_skips" >&2
+  exit 1
+fi
