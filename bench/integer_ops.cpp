@@ -13,6 +13,7 @@
 
 #include "fractrain/integer/integer_conv.h"
 #include "fractrain/integer/integer_support.h"
+#include "fractrain/util/allocator_tuning.h"
 #include "bench_support.h"
 
 using namespace fractrain;
@@ -51,10 +52,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   at::set_num_threads(threads);
+  tune_allocator_for_training();  // as the fractrain CLI does
   std::printf("integer kernels: %s, %d threads, %d-bit operands; ms per pass (GOPS), median of %d\n",
               integer_support().detail.c_str(), threads, bits, reps);
-  std::printf("%-26s %18s %18s %18s | %18s %18s %18s\n", "shape (N C->O HxW k s)", "fp32 fwd", "fp32 dX", "fp32 dW",
-              "int fwd", "int dX", "int dW");
+  std::printf("%-26s %18s %18s %18s | %18s %18s %18s | %9s %9s\n", "shape (N C->O HxW k s)", "fp32 fwd", "fp32 dX",
+              "fp32 dW", "int fwd", "int dX", "int dW", "codes x", "codes dy");
   struct Shape {
     int64_t in, out, size, kernel, stride;
   };
@@ -104,13 +106,18 @@ int main(int argc, char** argv) {
       conv_backward_data(g, dy_codes(), quantize_weight(w, bits, 1), FeatureLayout::ChannelsFirst);
     });
     const double i_dw = seconds(reps, [&] { conv_backward_weight(g, xc, gc); });
+    // The share of the integer passes that quantizing their inputs takes (x nearest; dy stochastic, with the
+    // channel-major copy for the weight gradient).
+    const double q_x = seconds(reps, [&] { x_codes(); }), q_dy = seconds(reps, [&] { dy_codes(); });
     auto cell = [&](double t) { return std::to_string(t * 1e3).substr(0, 6) + " (" + std::to_string(int(ops / t / 1e9)) + ")"; };
     char name[64];
     std::snprintf(name, sizeof name, "%lld %lld->%lld %lldx%lld k%lld s%lld", (long long)g.batch, (long long)s.in,
                   (long long)s.out, (long long)s.size, (long long)s.size, (long long)s.kernel, (long long)s.stride);
-    std::printf("%-26s %18s %18s %18s | %18s %18s %18s\n", name, cell(f_fwd).c_str(), cell(f_dx).c_str(),
-                cell(f_dw).c_str(), cell(i_fwd).c_str(), cell(i_dx).c_str(), cell(i_dw).c_str());
+    std::printf("%-26s %18s %18s %18s | %18s %18s %18s | %9.3f %9.3f\n", name, cell(f_fwd).c_str(),
+                cell(f_dx).c_str(), cell(f_dw).c_str(), cell(i_fwd).c_str(), cell(i_dx).c_str(), cell(i_dw).c_str(),
+                q_x * 1e3, q_dy * 1e3);
   }
-  std::printf("int fwd and int dX include quantizing their operands; int dW starts from the kept codes.\n");
+  std::printf("int fwd and int dX include quantizing their operands; int dW starts from the kept codes; codes x and\n"
+              "codes dy: ms to quantize the forward's input and the error pass's gradient alone.\n");
   return 0;
 }
