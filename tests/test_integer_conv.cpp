@@ -211,6 +211,8 @@ TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
         const std::string what = "weight gradient case " + std::to_string(&c - kCases.data()) + " bits " +
                                  std::to_string(bits) + (per_sample ? " per sample" : "");
         expect_close(dw, reference::conv_backward_weight(g, xc, gc), 1e-6, what);
+        // The swapped convolution and the im2col patches form the same exact integer sums: equal to the bit.
+        EXPECT_TRUE(at::equal(dw, conv_backward_weight(g, xc, gc, WeightGradientProduct::Patches))) << what;
         const at::Tensor xq = fake_quantize_rows(x, xbits, range_of(x), snapped());
         const at::Tensor gq = fake_quantize_rows(dy, gbits, range_of(dy), snapped(Rounding::Stochastic, noise));
         auto grads = at::convolution_backward(gq, xq, torch::zeros({c.out, c.in, c.kernel, c.kernel}), at::nullopt,
@@ -290,6 +292,16 @@ TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
   const FeatureCodes xc1 = quantize_features(x1, FeatureLayout::ChannelsFirst, qx);
   expect_close(conv_backward_weight(g, xc1, gc), reference::conv_backward_weight(g, xc1, gc), 1e-6, "overflow case");
   EXPECT_NEAR(conv_backward_weight(g, xc1, gc).item<double>(), -135200 * 0.5, 135200 * 0.5 * 1e-2);
+  // Every code at its largest magnitude: uint8 255 times int8 -128 overflows int32 within one sample's 67600
+  // positions, so no path may sum a whole sample at once.
+  const FeatureCodes top = quantize_features(torch::ones({2, 1, 260, 260}), FeatureLayout::ChannelsFirst, qx);
+  ASSERT_EQ(top.codes.max().item<int>(), 255);
+  ASSERT_GT(int64_t{67600} * 255 * 128, int64_t{std::numeric_limits<int32_t>::max()});
+  for (auto product : {WeightGradientProduct::Fastest, WeightGradientProduct::Patches}) {
+    const at::Tensor worst = conv_backward_weight(g, top, gc, product);
+    expect_close(worst, reference::conv_backward_weight(g, top, gc), 1e-6, "worst case");
+    EXPECT_NEAR(worst.item<double>(), -135200.0, 135200 * 1e-2);
+  }
   EXPECT_EQ(max_exact_terms(128, 128), 131071);
 }
 

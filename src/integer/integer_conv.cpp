@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -325,7 +326,8 @@ struct SampleGroup {
   std::vector<int64_t> samples;
   CodeScale x, dy;
   int x_shift = 0;
-  int64_t x_magnitude = 0, dy_magnitude = 0;
+  int64_t x_magnitude = 0, dy_magnitude = 0;  // of the codes as int8 (x shifted by x_shift)
+  int64_t x_unsigned_magnitude = 0;           // of x's stored uint8 codes
 };
 
 std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes& dy) {
@@ -342,6 +344,7 @@ std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes
       group.dy = dy.samples[n];
       group.x_shift = int8_shift(x.bits[n]);
       group.x_magnitude = code_magnitude(x.bits[n], true);
+      group.x_unsigned_magnitude = code_magnitude(x.bits[n], false);
       group.dy_magnitude = code_magnitude(dy.bits[n], true);
       groups.push_back(group);
     }
@@ -395,22 +398,95 @@ void sample_patches(const ConvGeometry& g, const uint8_t* codes, uint8_t flip, i
 
 }  // namespace
 
-at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy) {
-  RECORD_USER_SCOPE("fractrain::integer_conv_backward_weight");
-  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
-                taps = taps_of(g), K = taps * I;
-  check_features(x, N, I, Q, "weight gradient");
-  check_features(dy, N, O, P, "weight gradient");
-  if (!dy.channel_major.defined()) throw Error("integer weight gradient: the gradient codes lack their channel-major copy");
-  const std::vector<int64_t> map = tap_map(g);
-  const std::vector<SampleGroup> groups = sample_groups(x, dy);
+namespace {
 
-  // Rows (sample, output position) in group order: the input patches as int8 codes (x's codes shifted like the
-  // group's, 0 in the padding), and the gradient codes channel-major, gathered when the groups interleave.
+// The weight gradient's integer products, per sample group: exact[o][tap][i] = the sum over the group's samples
+// and output positions of dy's code times x's code (shifted by `x_shift`; 0 in the padding).
+struct WeightProducts {
+  std::vector<std::vector<int64_t>> exact;  // per group
+  std::vector<int> x_shift;                 // per group
+};
+
+// The samples of the groups one after the other (rows of the products).
+std::vector<int64_t> group_order(const std::vector<SampleGroup>& groups) {
   std::vector<int64_t> order;
   for (const SampleGroup& group : groups) order.insert(order.end(), group.samples.begin(), group.samples.end());
-  bool identity = true;
-  for (int64_t r = 0; r < N; ++r) identity = identity && order[static_cast<size_t>(r)] == r;
+  return order;
+}
+
+bool is_identity(const std::vector<int64_t>& order) {
+  for (size_t r = 0; r < order.size(); ++r)
+    if (order[r] != static_cast<int64_t>(r)) return false;
+  return true;
+}
+
+// `codes` ([N][per_sample] bytes) with its samples in `order`.
+at::Tensor ordered_samples(const at::Tensor& codes, const std::vector<int64_t>& order, int64_t per_sample) {
+  at::Tensor out = at::empty_like(codes);
+  const auto* src = static_cast<const uint8_t*>(codes.data_ptr());
+  auto* dst = static_cast<uint8_t*>(out.data_ptr());
+  at::parallel_for(0, static_cast<int64_t>(order.size()), 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      std::memcpy(dst + r * per_sample, src + order[static_cast<size_t>(r)] * per_sample,
+                  static_cast<size_t>(per_sample));
+  });
+  return out;
+}
+
+// The products on oneDNN's swapped convolution (onednn_int8.h), the unshifted uint8 codes read in place: no
+// patches. Null where oneDNN has only its reference implementation for the shape, or where one sample's sums
+// could overflow int32 (the convolution splits over samples, not positions).
+std::optional<WeightProducts> swapped_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                               const std::vector<SampleGroup>& groups) {
+  RECORD_USER_SCOPE("fractrain::integer_weight_product");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g), K = taps * I;
+  for (const SampleGroup& group : groups)
+    if (P > max_exact_terms(group.x_unsigned_magnitude, group.dy_magnitude)) return std::nullopt;
+  const std::vector<int64_t> order = group_order(groups);
+  const bool identity = is_identity(order);
+  const at::Tensor x_nqi = identity ? x.codes : ordered_samples(x.codes, order, Q * I);
+  const at::Tensor dy_ordered = identity ? dy.codes : ordered_samples(dy.codes, order, P * O);
+  at::Tensor x_iqn = at::empty({I * Q * N}, at::kByte);
+
+  WeightProducts out;
+  at::Tensor partial = at::empty({I, taps, O}, at::kInt);
+  const int32_t* c = partial.data_ptr<int32_t>();
+  int64_t first = 0;
+  for (const SampleGroup& group : groups) {
+    const int64_t samples = static_cast<int64_t>(group.samples.size());
+    std::vector<int64_t> exact(static_cast<size_t>(O * K), 0);
+    // Equal pieces of samples whose int32 sums (at most P terms per sample) cannot overflow.
+    const int64_t most = max_exact_terms(group.x_unsigned_magnitude, group.dy_magnitude) / std::max<int64_t>(1, P);
+    const int64_t pieces = (samples + most - 1) / most, piece = (samples + pieces - 1) / pieces;
+    for (int64_t r = 0; r < samples; r += piece) {
+      ConvGeometry chunk = g;
+      const int64_t len = chunk.batch = std::min(piece, samples - r);
+      // The piece's codes [len][Q][I] -> [I][Q][len]: the convolution's batch is the layer's input channels,
+      // and its channels (the piece's samples) are packed densely, as oneDNN's fast kernels need them.
+      uint8_t* xs = x_iqn.data_ptr<uint8_t>();
+      const int64_t dims[3] = {len, Q, I}, from[3] = {Q * I, I, 1}, to[3] = {1, len, Q * len};
+      reorder_bytes(dims, from, x_nqi.data_ptr<uint8_t>() + (first + r) * Q * I, to, xs);
+      const int8_t* ds = dy_ordered.data_ptr<int8_t>() + (first + r) * P * O;
+      if (!conv_backward_weight_s32(chunk, xs, ds, partial.data_ptr<int32_t>())) return std::nullopt;
+      for (int64_t i = 0; i < I; ++i)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t o = 0; o < O; ++o) exact[static_cast<size_t>(o * K + t * I + i)] += c[(i * taps + t) * O + o];
+    }
+    out.exact.push_back(std::move(exact));
+    out.x_shift.push_back(0);
+    first += samples;
+  }
+  return out;
+}
+
+// The products as one matrix product per group over im2col patches (the path for shapes without a fast swapped
+// convolution): the gradient codes channel-major times the patches of x's codes shifted into int8.
+WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                              const std::vector<SampleGroup>& groups) {
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                K = taps_of(g) * I;
+  const std::vector<int64_t> order = group_order(groups);
   at::Tensor patches = at::empty({N * P, K}, at::kChar);
   int8_t* patch = patches.data_ptr<int8_t>();
   const uint8_t* xc = x.codes.data_ptr<uint8_t>();
@@ -422,26 +498,29 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
     }
   });
   at::Tensor gathered = dy.channel_major;
-  if (!identity) {
-    gathered = at::empty_like(dy.channel_major);
-    const int8_t* src = dy.channel_major.data_ptr<int8_t>();
+  if (!gathered.defined()) {  // [N * P][O] -> [O][N * P]
+    gathered = at::empty({O, N * P}, at::kChar);
+    const int64_t dims[3] = {1, N * P, O}, from[3] = {N * P * O, O, 1}, to[3] = {N * P * O, 1, N * P};
+    reorder_bytes(dims, from, dy.codes.data_ptr(), to, gathered.data_ptr());
+  }
+  if (!is_identity(order)) {
+    const at::Tensor major = gathered;
+    gathered = at::empty_like(major);
+    const int8_t* src = major.data_ptr<int8_t>();
     int8_t* dst = gathered.data_ptr<int8_t>();
     for (int64_t o = 0; o < O; ++o)
       for (int64_t r = 0; r < N; ++r)
         std::copy(src + o * N * P + order[static_cast<size_t>(r)] * P,
                   src + o * N * P + (order[static_cast<size_t>(r)] + 1) * P, dst + o * N * P + r * P);
   }
-
-  std::vector<double> dw(static_cast<size_t>(O * K), 0.0);
-  std::vector<int64_t> exact(static_cast<size_t>(O * K));
+  WeightProducts out;
   at::Tensor partial = at::empty({O, K}, at::kInt);
-  const int8_t* dyc = dy.codes.data_ptr<int8_t>();
   int64_t first_row = 0;
   for (const SampleGroup& group : groups) {
     const int64_t rows = static_cast<int64_t>(group.samples.size()) * P;
-    std::fill(exact.begin(), exact.end(), 0);
-    // The integer product, in equal chunks of rows whose int32 sums cannot overflow (equal: a remainder of a
-    // few rows would be a product of its own, as slow as a full one at these shapes).
+    std::vector<int64_t> exact(static_cast<size_t>(O * K), 0);
+    // Equal chunks of rows whose int32 sums cannot overflow (equal: a remainder of a few rows would be a product
+    // of its own, as slow as a full one at these shapes).
     const int64_t most = max_exact_terms(group.x_magnitude, group.dy_magnitude);
     const int64_t pieces = std::max<int64_t>(1, (rows + most - 1) / most);
     const int64_t chunk = (rows + pieces - 1) / pieces;
@@ -453,6 +532,35 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
       const int32_t* c = partial.data_ptr<int32_t>();
       for (int64_t e = 0; e < O * K; ++e) exact[static_cast<size_t>(e)] += c[e];
     }
+    out.exact.push_back(std::move(exact));
+    out.x_shift.push_back(group.x_shift);
+    first_row += rows;
+  }
+  return out;
+}
+
+}  // namespace
+
+at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                WeightGradientProduct product) {
+  RECORD_USER_SCOPE("fractrain::integer_conv_backward_weight");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g), K = taps * I;
+  check_features(x, N, I, Q, "weight gradient");
+  check_features(dy, N, O, P, "weight gradient");
+  const std::vector<int64_t> map = tap_map(g);
+  const std::vector<SampleGroup> groups = sample_groups(x, dy);
+  std::optional<WeightProducts> products;
+  if (product == WeightGradientProduct::Fastest) products = swapped_products(g, x, dy, groups);
+  if (!products) products = patch_products(g, x, dy, groups);
+
+  std::vector<double> dw(static_cast<size_t>(O * K), 0.0);
+  const uint8_t* xc = x.codes.data_ptr<uint8_t>();
+  const int8_t* dyc = dy.codes.data_ptr<int8_t>();
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const SampleGroup& group = groups[k];
+    const std::vector<int64_t>& exact = products->exact[k];
+    const int x_shift = products->x_shift[k];
     // Corrections: per tap, the group's input codes summed over the positions that tap reads (xs), the gradient
     // codes summed over the output positions where the tap is valid (gs), and how many such positions (count).
     RECORD_USER_SCOPE("fractrain::integer_weight_corrections");
@@ -460,7 +568,7 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
     std::vector<int32_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
     sum_over_samples(group.samples, xc, Q * I, xsum.data());
     sum_over_samples(group.samples, dyc, P * O, dysum.data());
-    const int32_t shift_total = static_cast<int32_t>(group.x_shift * static_cast<int64_t>(group.samples.size()));
+    const int32_t shift_total = static_cast<int32_t>(x_shift * static_cast<int64_t>(group.samples.size()));
     for (int32_t& v : xsum) v -= shift_total;
     std::vector<int64_t> xs(static_cast<size_t>(K), 0), gs(static_cast<size_t>(O * taps), 0), count(static_cast<size_t>(taps), 0);
     for (int64_t p = 0; p < P; ++p)
@@ -471,7 +579,7 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
         for (int64_t i = 0; i < I; ++i) xs[static_cast<size_t>(t * I + i)] += xsum[static_cast<size_t>(at * I + i)];
         for (int64_t o = 0; o < O; ++o) gs[static_cast<size_t>(o * taps + t)] += dysum[static_cast<size_t>(p * O + o)];
       }
-    const int64_t ox = group.x.offset + group.x_shift, og = group.dy.offset;
+    const int64_t ox = group.x.offset + x_shift, og = group.dy.offset;
     const int64_t samples = static_cast<int64_t>(group.samples.size());
     const double scale = static_cast<double>(group.x.scale) * static_cast<double>(group.dy.scale);
     for (int64_t o = 0; o < O; ++o)
@@ -482,7 +590,6 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
                                 ox * gs[static_cast<size_t>(o * taps + t)] + samples * count[static_cast<size_t>(t)] * ox * og;
           dw[e] += static_cast<double>(total) * scale;
         }
-    first_row += rows;
   }
   // [O][tap][I] -> [O, I, k, k]
   at::Tensor out = at::empty({O, I, g.kernel, g.kernel}, at::kFloat);

@@ -3,8 +3,11 @@
 #ifdef FRACTRAIN_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 #endif
@@ -19,6 +22,9 @@ void conv_forward_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_
   throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
 void conv_backward_data_s32(const ConvGeometry&, const int8_t*, const int8_t*, int32_t*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+bool conv_backward_weight_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_t*) {
   throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
 void matmul_s32(int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*, int32_t*) {
@@ -98,9 +104,44 @@ WeightedPrimitive make_backward_data(const ConvGeometry& g) {
                 memory::desc(wdims, dt::s8, tag::iohw));
 }
 
+// The swapped convolution of conv_backward_weight_s32. Padding on the right is what makes the output k x k;
+// where that is negative (taps that never reach the last rows, 1x1 stride 2), the source is cropped instead.
+struct SwappedShape {
+  memory::desc src, weights_user, dst;
+  memory::dims dilation, padding_l, padding_r;
+};
+SwappedShape swapped_shape(const ConvGeometry& g) {
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, Ho = g.out_height(), Wo = g.out_width();
+  int64_t pad_r_h = g.kernel + (Ho - 1) * g.stride - g.height - g.padding;
+  int64_t pad_r_w = g.kernel + (Wo - 1) * g.stride - g.width - g.padding;
+  const int64_t rows = g.height + std::min<int64_t>(0, pad_r_h), cols = g.width + std::min<int64_t>(0, pad_r_w);
+  SwappedShape s;
+  const int64_t ld = N;
+  s.src = memory::desc(dims_of({I, N, rows, cols}), dt::u8, dims_of({g.height * g.width * ld, 1, g.width * ld, ld}));
+  s.weights_user = memory::desc(dims_of({O, N, Ho, Wo}), dt::s8, dims_of({1, Ho * Wo * O, Wo * O, O}));
+  s.dst = memory::desc(dims_of({I, O, g.kernel, g.kernel}), dt::s32, tag::nhwc);
+  s.dilation = dims_of({g.stride - 1, g.stride - 1});
+  s.padding_l = dims_of({g.padding, g.padding});
+  s.padding_r = dims_of({std::max<int64_t>(0, pad_r_h), std::max<int64_t>(0, pad_r_w)});
+  return s;
+}
+
+// Null primitive: oneDNN has only its reference implementation here.
+std::optional<WeightedPrimitive> make_backward_weight(const ConvGeometry& g) {
+  const SwappedShape s = swapped_shape(g);
+  const memory::desc weights_any(s.weights_user.dims(), dt::s8, tag::any);
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             s.src, weights_any, s.dst, dims_of({1, 1}), s.dilation, s.padding_l,
+                                             s.padding_r);
+  const dnnl::convolution_forward::primitive_desc pd(desc, cpu_engine());
+  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return std::nullopt;
+  return finish<dnnl::convolution_forward>(pd, s.weights_user);
+}
+
 struct Cache {
   std::mutex mutex;
   std::map<ConvKey, WeightedPrimitive> convs;
+  std::map<ConvKey, std::optional<WeightedPrimitive>> weight_gradients;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> matmuls;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, dnnl::reorder>
       reorders;
@@ -162,6 +203,25 @@ void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const 
   const WeightedPrimitive p = cached_conv(1, g);
   run(p, memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc), dy_nhwc,
       w_oihw, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc), dx_nhwc);
+}
+
+bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, const int8_t* dy_nhwc, int32_t* dw_ihwo) {
+  std::optional<WeightedPrimitive> p;
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const ConvKey key = key_of(2, g);
+    auto it = c.weight_gradients.find(key);
+    if (it == c.weight_gradients.end()) {
+      make_room(c.weight_gradients);
+      it = c.weight_gradients.emplace(key, make_backward_weight(g)).first;
+    }
+    p = it->second;
+  }
+  if (!p) return false;
+  const SwappedShape s = swapped_shape(g);
+  run(*p, s.src, x_ihwn, dy_nhwc, s.dst, dw_ihwo);
+  return true;
 }
 
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {

@@ -17,6 +17,15 @@ void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t
 // positions/taps that read (ih, iw) of dy[n, oh, ow, o] (int8, NHWC) * w[o, i, kh, kw] (int8, OIHW).
 void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc);
 
+// The weight gradient as oneDNN's int8 forward convolution with samples and channels swapped (its backward passes
+// are float only): dw[i, kh, kw, o] (int32) = sum over the g.batch samples and the output positions of
+// x[n, ih, iw, i] (uint8, stored [I][H][W][N]; zero outside) * dy[n, oh, ow, o] (int8, NHWC). The layer's input
+// channels are the convolution's batch, its samples the convolution's channels, dy the convolution's weights, and
+// the layer's stride the convolution's dilation. Returns false, computing nothing, where oneDNN offers only its
+// slow reference implementation for the shape (seen for 1x1 stride 2, and for samples not packed densely), so
+// the caller can take another path.
+bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, const int8_t* dy_nhwc, int32_t* dw_ihwo);
+
 // c[m, n] (int32, row-major) = sum over k of a[m, k] (int8, rows `lda` apart) * b[k, n] (int8, row-major).
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c);
 

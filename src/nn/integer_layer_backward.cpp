@@ -86,7 +86,7 @@ class IntegerLayerBackward : public Node {
     q.noise = &spec.noise;
     const int64_t sample_elements = g.size(0) > 0 ? g.numel() / g.size(0) : 0;
     q.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
-    q.signed_codes = q.channel_major = true;
+    q.signed_codes = true;
     return integer::quantize_features(gc, graph_.shape.layout, q);
   }
 

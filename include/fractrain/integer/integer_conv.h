@@ -38,9 +38,16 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
 // float [N, I, H, W] (ChannelsFirst) or [N, H*W, I] (ChannelsLast).
 at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, const WeightCodes& w,
                               FeatureLayout layout);
-// dw [O, I, k, k] = the sum over samples and positions of dy (int8 codes with the channel-major copy) times the
-// input patches of x (uint8 codes). The sum is split into chunks whose int32 sums cannot overflow.
-at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy);
+// dw [O, I, k, k] = the sum over samples and positions of dy (int8 codes) times the input patches of x (uint8
+// codes). The sum is split into chunks whose int32 sums cannot overflow. On oneDNN's int8 convolution with
+// samples and channels swapped where oneDNN has a fast kernel for the shape, else as a matrix product over
+// im2col patches (which uses dy's channel-major copy when it has one).
+enum class WeightGradientProduct {
+  Fastest,  // the swapped convolution where oneDNN has a fast kernel and a sample's sums fit int32, else Patches
+  Patches,  // always im2col patches (tests hold the two to the same exact sums)
+};
+at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                WeightGradientProduct product = WeightGradientProduct::Fastest);
 // dbias [O] = the sum of dy's values over samples and positions (exact in integers per sample group).
 at::Tensor bias_gradient(const FeatureCodes& dy);
 
