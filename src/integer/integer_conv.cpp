@@ -5,9 +5,11 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -539,6 +541,48 @@ WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, cons
   return out;
 }
 
+// Which product is faster for a geometry, timed once: neither wins everywhere (the swapped convolution saves the
+// patches, which dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX), and
+// the winner depends on the CPU's kernels. The first call of a geometry runs both (they form the same sums) and
+// keeps the faster; DFQ's varying batch sizes make new geometries, so the table is bounded.
+class ProductChoice {
+ public:
+  std::optional<bool> swapped_is_faster(const ConvGeometry& g) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = faster_.find(key(g));
+    if (it == faster_.end()) return std::nullopt;
+    return it->second;
+  }
+  void record(const ConvGeometry& g, bool swapped_faster) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (faster_.size() >= 512) faster_.clear();
+    faster_[key(g)] = swapped_faster;
+  }
+
+ private:
+  static std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t> key(const ConvGeometry& g) {
+    return {g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
+  }
+  std::mutex mutex_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, bool> faster_;
+};
+
+std::optional<WeightProducts> fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                               const std::vector<SampleGroup>& groups) {
+  static ProductChoice choice;
+  if (const std::optional<bool> swapped = choice.swapped_is_faster(g))
+    return *swapped ? swapped_products(g, x, dy, groups) : std::nullopt;
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  std::optional<WeightProducts> swapped = swapped_products(g, x, dy, groups);
+  const auto middle = clock::now();
+  if (!swapped) return std::nullopt;  // no fast swapped kernel, or not exact: the patches, every time
+  patch_products(g, x, dy, groups);
+  const auto end = clock::now();
+  choice.record(g, middle - start <= end - middle);
+  return swapped;
+}
+
 }  // namespace
 
 at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
@@ -551,7 +595,7 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
   const std::vector<int64_t> map = tap_map(g);
   const std::vector<SampleGroup> groups = sample_groups(x, dy);
   std::optional<WeightProducts> products;
-  if (product == WeightGradientProduct::Fastest) products = swapped_products(g, x, dy, groups);
+  if (product == WeightGradientProduct::Fastest) products = fastest_products(g, x, dy, groups);
   if (!products) products = patch_products(g, x, dy, groups);
 
   std::vector<double> dw(static_cast<size_t>(O * K), 0.0);

@@ -40,10 +40,11 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
                               FeatureLayout layout);
 // dw [O, I, k, k] = the sum over samples and positions of dy (int8 codes) times the input patches of x (uint8
 // codes). The sum is split into chunks whose int32 sums cannot overflow. On oneDNN's int8 convolution with
-// samples and channels swapped where oneDNN has a fast kernel for the shape, else as a matrix product over
-// im2col patches (which uses dy's channel-major copy when it has one).
+// samples and channels swapped, or as a matrix product over im2col patches (which uses dy's channel-major copy
+// when it has one): see WeightGradientProduct.
 enum class WeightGradientProduct {
-  Fastest,  // the swapped convolution where oneDNN has a fast kernel and a sample's sums fit int32, else Patches
+  Fastest,  // the swapped convolution or the patches, whichever ran faster at the first call for the shape
+            // (the patches where oneDNN has no fast swapped kernel or a sample's sums could overflow int32)
   Patches,  // always im2col patches (tests hold the two to the same exact sums)
 };
 at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
