@@ -195,6 +195,37 @@ void box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_
   }
 }
 
+// The error backward's box sums: for each input position, the sum of `s` (one value per output position) over the
+// output positions whose receptive field holds it, i.e. over the (output position, tap) pairs that reach it. The
+// same separable walk as box_sums, transposed: along the rows (row_sums[oh][iw]), then down the columns.
+void transposed_box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_t* box) {
+  const int64_t Ho = g.out_height(), Wo = g.out_width();
+  // The output index that input index `in` meets through tap `tap`, or -1.
+  auto reaching = [&](int64_t in, int64_t tap, int64_t outputs) -> int64_t {
+    const int64_t t = in + g.padding - tap;
+    if (t < 0 || t % g.stride != 0 || t / g.stride >= outputs) return -1;
+    return t / g.stride;
+  };
+  for (int64_t oh = 0; oh < Ho; ++oh)
+    for (int64_t iw = 0; iw < g.width; ++iw) {
+      int64_t total = 0;
+      for (int64_t kw = 0; kw < g.kernel; ++kw) {
+        const int64_t ow = reaching(iw, kw, Wo);
+        if (ow >= 0) total += s[oh * Wo + ow];
+      }
+      row_sums[oh * g.width + iw] = total;
+    }
+  for (int64_t ih = 0; ih < g.height; ++ih) {
+    int64_t* out = box + ih * g.width;
+    std::fill(out, out + g.width, 0);
+    for (int64_t kh = 0; kh < g.kernel; ++kh) {
+      const int64_t oh = reaching(ih, kh, Ho);
+      if (oh < 0) continue;
+      for (int64_t iw = 0; iw < g.width; ++iw) out[iw] += row_sums[oh * g.width + iw];
+    }
+  }
+}
+
 // The corrections of one pass: per tap pattern, the weights' tap sums over its taps per channel (M,
 // [pattern][C]) and how many terms (K: taps x `per_tap`); apply() turns each sample's integer sums into values.
 class CorrectionTables {
@@ -308,14 +339,9 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   at::Tensor dx = new_result(N, I, Q, layout);
   CorrectionTables tables(tap_patterns(masks), wsum, I, taps, O);
   tables.apply(acc, dy.samples, w.channels, at::Tensor(), layout, dx, "fractrain::integer_error_corrections",
-               [&](int64_t n, std::vector<int64_t>&, int64_t* box) {
-                 std::fill(box, box + Q, 0);
-                 const int32_t* s = sums + n * P;
-                 for (int64_t p = 0; p < P; ++p)
-                   for (int64_t t = 0; t < taps; ++t) {
-                     const int64_t q = map[static_cast<size_t>(p * taps + t)];
-                     if (q >= 0) box[q] += s[p];
-                   }
+               [&](int64_t n, std::vector<int64_t>& scratch, int64_t* box) {
+                 scratch.resize(static_cast<size_t>(g.out_height() * g.width));
+                 transposed_box_sums(g, sums + n * P, scratch.data(), box);
                });
   return dx;
 }
@@ -541,45 +567,65 @@ WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, cons
   return out;
 }
 
-// Which product is faster for a geometry, timed once: neither wins everywhere (the swapped convolution saves the
-// patches, which dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX), and
-// the winner depends on the CPU's kernels. The first call of a geometry runs both (they form the same sums) and
-// keeps the faster; DFQ's varying batch sizes make new geometries, so the table is bounded.
+// Which product is faster for a geometry: neither wins everywhere (the swapped convolution saves the patches, which
+// dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX), and the winner
+// depends on the CPU's kernels. The first kTrials calls of a geometry run both (they form the same sums) and the
+// faster best time decides from then on: one trial alone was seen to pick the slower one on a busy machine.
+// DFQ's varying batch sizes make new geometries, so the table is bounded.
 class ProductChoice {
  public:
-  std::optional<bool> swapped_is_faster(const ConvGeometry& g) {
+  static constexpr int kTrials = 3;
+  // True or false once decided: whether the swapped convolution is the faster.
+  std::optional<bool> decided(const ConvGeometry& g) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = faster_.find(key(g));
-    if (it == faster_.end()) return std::nullopt;
-    return it->second;
+    const auto it = trials_.find(key(g));
+    if (it == trials_.end() || it->second.runs < kTrials) return std::nullopt;
+    return it->second.swapped <= it->second.patches;
   }
-  void record(const ConvGeometry& g, bool swapped_faster) {
+  void record(const ConvGeometry& g, double swapped_seconds, double patch_seconds) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (faster_.size() >= 512) faster_.clear();
-    faster_[key(g)] = swapped_faster;
+    if (trials_.size() >= 512) trials_.clear();
+    Trials& t = trials_[key(g)];
+    t.swapped = std::min(t.swapped, swapped_seconds);
+    t.patches = std::min(t.patches, patch_seconds);
+    ++t.runs;
+  }
+  // No swapped product for this geometry (no fast kernel, or not exact): the patches from now on.
+  void exclude_swapped(const ConvGeometry& g) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trials_.size() >= 512) trials_.clear();
+    trials_[key(g)] = Trials{kTrials, 1e300, 0.0};
   }
 
  private:
+  struct Trials {
+    int runs = 0;
+    double swapped = 1e300, patches = 1e300;  // best times
+  };
   static std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t> key(const ConvGeometry& g) {
     return {g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
   }
   std::mutex mutex_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, bool> faster_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, Trials> trials_;
 };
 
 std::optional<WeightProducts> fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
                                                const std::vector<SampleGroup>& groups) {
   static ProductChoice choice;
-  if (const std::optional<bool> swapped = choice.swapped_is_faster(g))
+  if (const std::optional<bool> swapped = choice.decided(g))
     return *swapped ? swapped_products(g, x, dy, groups) : std::nullopt;
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   std::optional<WeightProducts> swapped = swapped_products(g, x, dy, groups);
   const auto middle = clock::now();
-  if (!swapped) return std::nullopt;  // no fast swapped kernel, or not exact: the patches, every time
+  if (!swapped) {
+    choice.exclude_swapped(g);
+    return std::nullopt;
+  }
   patch_products(g, x, dy, groups);
   const auto end = clock::now();
-  choice.record(g, middle - start <= end - middle);
+  choice.record(g, std::chrono::duration<double>(middle - start).count(),
+                std::chrono::duration<double>(end - middle).count());
   return swapped;
 }
 

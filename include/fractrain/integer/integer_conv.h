@@ -43,7 +43,7 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
 // samples and channels swapped, or as a matrix product over im2col patches (which uses dy's channel-major copy
 // when it has one): see WeightGradientProduct.
 enum class WeightGradientProduct {
-  Fastest,  // the swapped convolution or the patches, whichever ran faster at the first call for the shape
+  Fastest,  // the swapped convolution or the patches, whichever ran faster in the first calls for the shape
             // (the patches where oneDNN has no fast swapped kernel or a sample's sums could overflow int32)
   Patches,  // always im2col patches (tests hold the two to the same exact sums)
 };
