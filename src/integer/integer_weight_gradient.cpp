@@ -1,0 +1,370 @@
+// The weight gradient of the integer passes (integer_conv.h): dW = Q(dY)^T * patches(Q(x)) as exact integer sums
+// per group of samples that share their scales, on one of two products (WeightGradientProduct), then the
+// zero-point corrections and the scales.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "conv_taps.h"
+#include "fractrain/integer/integer_conv.h"
+#include "onednn_int8.h"
+
+namespace fractrain::integer {
+
+using namespace detail;  // conv_taps.h
+
+namespace {
+
+// Samples whose activation and gradient codes share scale and offset: one integer sum each in the weight
+// gradient.
+struct SampleGroup {
+  std::vector<int64_t> samples;
+  CodeScale x, dy;
+  int x_shift = 0;
+  int64_t x_magnitude = 0, dy_magnitude = 0;  // of the codes as int8 (x shifted by x_shift)
+  int64_t x_unsigned_magnitude = 0;           // of x's stored uint8 codes
+};
+
+std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes& dy) {
+  std::map<std::tuple<float, int32_t, int, float, int32_t, int>, size_t> index;
+  std::vector<SampleGroup> groups;
+  for (int64_t n = 0; n < x.batch(); ++n) {
+    const auto key = std::make_tuple(x.samples[n].scale, x.samples[n].offset, x.bits[n], dy.samples[n].scale,
+                                     dy.samples[n].offset, dy.bits[n]);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      it = index.emplace(key, groups.size()).first;
+      SampleGroup group;
+      group.x = x.samples[n];
+      group.dy = dy.samples[n];
+      group.x_shift = int8_shift(x.bits[n]);
+      group.x_magnitude = code_magnitude(x.bits[n], true);
+      group.x_unsigned_magnitude = code_magnitude(x.bits[n], false);
+      group.dy_magnitude = code_magnitude(dy.bits[n], true);
+      groups.push_back(group);
+    }
+    groups[it->second].samples.push_back(n);
+  }
+  return groups;
+}
+
+// One sample's input patches for the weight gradient, [P][taps * I] int8: its codes (NHWC) shifted by `flip`
+// (t - 128 as int8 is t ^ 0x80; 0 leaves codes below 8 bits as they are), zeros (real 0) in the padding. Tap
+// (kh, kw..kw+k) reads k consecutive input positions, i.e. k * I contiguous codes in NHWC: one run per kernel
+// row, cut at the borders.
+// total[e] = the sum over `samples` of codes[n * per_sample + e], in parallel over e.
+template <typename Code>
+void sum_over_samples(const std::vector<int64_t>& samples, const Code* codes, int64_t per_sample, int32_t* total) {
+  at::parallel_for(0, per_sample, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t n : samples) {
+      const Code* c = codes + n * per_sample;
+      for (int64_t e = begin; e < end; ++e) total[e] += c[e];
+    }
+  });
+}
+
+FRACTRAIN_INTEGER_CLONES
+void sample_patches(const ConvGeometry& g, const uint8_t* codes, uint8_t flip, int8_t* patches) {
+  const int64_t I = g.in_channels, K = taps_of(g) * I, row_bytes = g.kernel * I;
+  for (int64_t oh = 0; oh < g.out_height(); ++oh)
+    for (int64_t ow = 0; ow < g.out_width(); ++ow) {
+      uint8_t* row = reinterpret_cast<uint8_t*>(patches + (oh * g.out_width() + ow) * K);
+      const int64_t iw0 = ow * g.stride - g.padding;
+      const int64_t kw_begin = std::max<int64_t>(0, -iw0), kw_end = std::min(g.kernel, g.width - iw0);
+      for (int64_t kh = 0; kh < g.kernel; ++kh) {
+        uint8_t* dst = row + kh * row_bytes;
+        const int64_t ih = oh * g.stride - g.padding + kh;
+        if (ih < 0 || ih >= g.height || kw_begin >= kw_end) {
+          std::memset(dst, 0, static_cast<size_t>(row_bytes));
+          continue;
+        }
+        std::memset(dst, 0, static_cast<size_t>(kw_begin * I));
+        std::memset(dst + kw_end * I, 0, static_cast<size_t>((g.kernel - kw_end) * I));
+        const uint8_t* src = codes + (ih * g.width + iw0 + kw_begin) * I;
+        const int64_t len = (kw_end - kw_begin) * I;
+        if (flip == 0) {
+          std::memcpy(dst + kw_begin * I, src, static_cast<size_t>(len));
+        } else {
+          for (int64_t e = 0; e < len; ++e) dst[kw_begin * I + e] = src[e] ^ flip;
+        }
+      }
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// The weight gradient's integer products, per sample group: exact[o][tap][i] = the sum over the group's samples
+// and output positions of dy's code times x's code (shifted by `x_shift`; 0 in the padding).
+struct WeightProducts {
+  std::vector<std::vector<int64_t>> exact;  // per group
+  std::vector<int> x_shift;                 // per group
+};
+
+// The samples of the groups one after the other (rows of the products).
+std::vector<int64_t> group_order(const std::vector<SampleGroup>& groups) {
+  std::vector<int64_t> order;
+  for (const SampleGroup& group : groups) order.insert(order.end(), group.samples.begin(), group.samples.end());
+  return order;
+}
+
+bool is_identity(const std::vector<int64_t>& order) {
+  for (size_t r = 0; r < order.size(); ++r)
+    if (order[r] != static_cast<int64_t>(r)) return false;
+  return true;
+}
+
+// `codes` ([N][per_sample] bytes) with its samples in `order`.
+at::Tensor ordered_samples(const at::Tensor& codes, const std::vector<int64_t>& order, int64_t per_sample) {
+  at::Tensor out = at::empty_like(codes);
+  const auto* src = static_cast<const uint8_t*>(codes.data_ptr());
+  auto* dst = static_cast<uint8_t*>(out.data_ptr());
+  at::parallel_for(0, static_cast<int64_t>(order.size()), 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      std::memcpy(dst + r * per_sample, src + order[static_cast<size_t>(r)] * per_sample,
+                  static_cast<size_t>(per_sample));
+  });
+  return out;
+}
+
+// The products on oneDNN's swapped convolution (onednn_int8.h), the unshifted uint8 codes read in place: no
+// patches. Null where oneDNN has only its reference implementation for the shape, or where one sample's sums
+// could overflow int32 (the convolution splits over samples, not positions).
+std::optional<WeightProducts> swapped_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                               const std::vector<SampleGroup>& groups) {
+  RECORD_USER_SCOPE("fractrain::integer_weight_product");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g), K = taps * I;
+  for (const SampleGroup& group : groups)
+    if (P > max_exact_terms(group.x_unsigned_magnitude, group.dy_magnitude)) return std::nullopt;
+  const std::vector<int64_t> order = group_order(groups);
+  const bool identity = is_identity(order);
+  const at::Tensor x_nqi = identity ? x.codes : ordered_samples(x.codes, order, Q * I);
+  const at::Tensor dy_ordered = identity ? dy.codes : ordered_samples(dy.codes, order, P * O);
+  at::Tensor x_iqn = at::empty({I * Q * N}, at::kByte);
+
+  WeightProducts out;
+  at::Tensor partial = at::empty({I, taps, O}, at::kInt);
+  const int32_t* c = partial.data_ptr<int32_t>();
+  int64_t first = 0;
+  for (const SampleGroup& group : groups) {
+    const int64_t samples = static_cast<int64_t>(group.samples.size());
+    std::vector<int64_t> exact(static_cast<size_t>(O * K), 0);
+    // Equal pieces of samples whose int32 sums (at most P terms per sample) cannot overflow.
+    const int64_t most = max_exact_terms(group.x_unsigned_magnitude, group.dy_magnitude) / std::max<int64_t>(1, P);
+    const int64_t pieces = (samples + most - 1) / most, piece = (samples + pieces - 1) / pieces;
+    for (int64_t r = 0; r < samples; r += piece) {
+      ConvGeometry chunk = g;
+      const int64_t len = chunk.batch = std::min(piece, samples - r);
+      // The piece's codes [len][Q][I] -> [I][Q][len]: the convolution's batch is the layer's input channels,
+      // and its channels (the piece's samples) are packed densely, as oneDNN's fast kernels need them.
+      uint8_t* xs = x_iqn.data_ptr<uint8_t>();
+      const int64_t dims[3] = {len, Q, I}, from[3] = {Q * I, I, 1}, to[3] = {1, len, Q * len};
+      reorder_bytes(dims, from, x_nqi.data_ptr<uint8_t>() + (first + r) * Q * I, to, xs);
+      const int8_t* ds = dy_ordered.data_ptr<int8_t>() + (first + r) * P * O;
+      if (!conv_backward_weight_s32(chunk, xs, ds, partial.data_ptr<int32_t>())) return std::nullopt;
+      for (int64_t i = 0; i < I; ++i)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t o = 0; o < O; ++o) exact[static_cast<size_t>(o * K + t * I + i)] += c[(i * taps + t) * O + o];
+    }
+    out.exact.push_back(std::move(exact));
+    out.x_shift.push_back(0);
+    first += samples;
+  }
+  return out;
+}
+
+// The products as one matrix product per group over im2col patches (the path for shapes without a fast swapped
+// convolution): the gradient codes channel-major times the patches of x's codes shifted into int8.
+WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                              const std::vector<SampleGroup>& groups) {
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                K = taps_of(g) * I;
+  const std::vector<int64_t> order = group_order(groups);
+  at::Tensor patches = at::empty({N * P, K}, at::kChar);
+  int8_t* patch = patches.data_ptr<int8_t>();
+  const uint8_t* xc = x.codes.data_ptr<uint8_t>();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    RECORD_USER_SCOPE("fractrain::integer_patches");
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = order[static_cast<size_t>(r)];
+      sample_patches(g, xc + n * Q * I, static_cast<uint8_t>(int8_shift(x.bits[n])), patch + r * P * K);
+    }
+  });
+  at::Tensor gathered = dy.channel_major;
+  if (!gathered.defined()) {  // [N * P][O] -> [O][N * P]
+    gathered = at::empty({O, N * P}, at::kChar);
+    const int64_t dims[3] = {1, N * P, O}, from[3] = {N * P * O, O, 1}, to[3] = {N * P * O, 1, N * P};
+    reorder_bytes(dims, from, dy.codes.data_ptr(), to, gathered.data_ptr());
+  }
+  if (!is_identity(order)) {
+    const at::Tensor major = gathered;
+    gathered = at::empty_like(major);
+    const int8_t* src = major.data_ptr<int8_t>();
+    int8_t* dst = gathered.data_ptr<int8_t>();
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t r = 0; r < N; ++r)
+        std::copy(src + o * N * P + order[static_cast<size_t>(r)] * P,
+                  src + o * N * P + (order[static_cast<size_t>(r)] + 1) * P, dst + o * N * P + r * P);
+  }
+  WeightProducts out;
+  at::Tensor partial = at::empty({O, K}, at::kInt);
+  int64_t first_row = 0;
+  for (const SampleGroup& group : groups) {
+    const int64_t rows = static_cast<int64_t>(group.samples.size()) * P;
+    std::vector<int64_t> exact(static_cast<size_t>(O * K), 0);
+    // Equal chunks of rows whose int32 sums cannot overflow (equal: a remainder of a few rows would be a product
+    // of its own, as slow as a full one at these shapes).
+    const int64_t most = max_exact_terms(group.x_magnitude, group.dy_magnitude);
+    const int64_t pieces = std::max<int64_t>(1, (rows + most - 1) / most);
+    const int64_t chunk = (rows + pieces - 1) / pieces;
+    for (int64_t r = 0; r < rows; r += chunk) {
+      RECORD_USER_SCOPE("fractrain::integer_weight_product");
+      const int64_t len = std::min(chunk, rows - r);
+      matmul_s32(O, K, len, gathered.data_ptr<int8_t>() + first_row + r, N * P, patch + (first_row + r) * K,
+                 partial.data_ptr<int32_t>());
+      const int32_t* c = partial.data_ptr<int32_t>();
+      for (int64_t e = 0; e < O * K; ++e) exact[static_cast<size_t>(e)] += c[e];
+    }
+    out.exact.push_back(std::move(exact));
+    out.x_shift.push_back(group.x_shift);
+    first_row += rows;
+  }
+  return out;
+}
+
+// Which product is faster for a geometry: neither wins everywhere (the swapped convolution saves the patches, which
+// dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX), and the winner
+// depends on the CPU's kernels. The first kTrials calls of a geometry run both (they form the same sums) and the
+// faster best time decides from then on: one trial alone was seen to pick the slower one on a busy machine.
+// DFQ's varying batch sizes make new geometries, so the table is bounded.
+class ProductChoice {
+ public:
+  static constexpr int kTrials = 3;
+  // True or false once decided: whether the swapped convolution is the faster.
+  std::optional<bool> decided(const ConvGeometry& g) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = trials_.find(key(g));
+    if (it == trials_.end() || it->second.runs < kTrials) return std::nullopt;
+    return it->second.swapped <= it->second.patches;
+  }
+  void record(const ConvGeometry& g, double swapped_seconds, double patch_seconds) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trials_.size() >= 512) trials_.clear();
+    Trials& t = trials_[key(g)];
+    t.swapped = std::min(t.swapped, swapped_seconds);
+    t.patches = std::min(t.patches, patch_seconds);
+    ++t.runs;
+  }
+  // No swapped product for this geometry (no fast kernel, or not exact): the patches from now on.
+  void exclude_swapped(const ConvGeometry& g) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trials_.size() >= 512) trials_.clear();
+    trials_[key(g)] = Trials{kTrials, 1e300, 0.0};
+  }
+
+ private:
+  struct Trials {
+    int runs = 0;
+    double swapped = 1e300, patches = 1e300;  // best times
+  };
+  static std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t> key(const ConvGeometry& g) {
+    return {g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
+  }
+  std::mutex mutex_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, Trials> trials_;
+};
+
+std::optional<WeightProducts> fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                               const std::vector<SampleGroup>& groups) {
+  static ProductChoice choice;
+  if (const std::optional<bool> swapped = choice.decided(g))
+    return *swapped ? swapped_products(g, x, dy, groups) : std::nullopt;
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  std::optional<WeightProducts> swapped = swapped_products(g, x, dy, groups);
+  const auto middle = clock::now();
+  if (!swapped) {
+    choice.exclude_swapped(g);
+    return std::nullopt;
+  }
+  patch_products(g, x, dy, groups);
+  const auto end = clock::now();
+  choice.record(g, std::chrono::duration<double>(middle - start).count(),
+                std::chrono::duration<double>(end - middle).count());
+  return swapped;
+}
+
+}  // namespace
+
+at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                WeightGradientProduct product) {
+  RECORD_USER_SCOPE("fractrain::integer_conv_backward_weight");
+  const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
+                taps = taps_of(g), K = taps * I;
+  check_features(x, N, I, Q, "weight gradient");
+  check_features(dy, N, O, P, "weight gradient");
+  const std::vector<int64_t> map = tap_map(g);
+  const std::vector<SampleGroup> groups = sample_groups(x, dy);
+  std::optional<WeightProducts> products;
+  if (product == WeightGradientProduct::Fastest) products = fastest_products(g, x, dy, groups);
+  if (!products) products = patch_products(g, x, dy, groups);
+
+  std::vector<double> dw(static_cast<size_t>(O * K), 0.0);
+  const uint8_t* xc = x.codes.data_ptr<uint8_t>();
+  const int8_t* dyc = dy.codes.data_ptr<int8_t>();
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const SampleGroup& group = groups[k];
+    const std::vector<int64_t>& exact = products->exact[k];
+    const int x_shift = products->x_shift[k];
+    // Corrections: per tap, the group's input codes summed over the positions that tap reads (xs), the gradient
+    // codes summed over the output positions where the tap is valid (gs), and how many such positions (count).
+    RECORD_USER_SCOPE("fractrain::integer_weight_corrections");
+    // int32 is exact here: at most 2^31 / 256 samples.
+    std::vector<int32_t> xsum(static_cast<size_t>(Q * I), 0), dysum(static_cast<size_t>(P * O), 0);
+    sum_over_samples(group.samples, xc, Q * I, xsum.data());
+    sum_over_samples(group.samples, dyc, P * O, dysum.data());
+    const int32_t shift_total = static_cast<int32_t>(x_shift * static_cast<int64_t>(group.samples.size()));
+    for (int32_t& v : xsum) v -= shift_total;
+    std::vector<int64_t> xs(static_cast<size_t>(K), 0), gs(static_cast<size_t>(O * taps), 0), count(static_cast<size_t>(taps), 0);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t at = map[static_cast<size_t>(p * taps + t)];
+        if (at < 0) continue;
+        ++count[static_cast<size_t>(t)];
+        for (int64_t i = 0; i < I; ++i) xs[static_cast<size_t>(t * I + i)] += xsum[static_cast<size_t>(at * I + i)];
+        for (int64_t o = 0; o < O; ++o) gs[static_cast<size_t>(o * taps + t)] += dysum[static_cast<size_t>(p * O + o)];
+      }
+    const int64_t ox = group.x.offset + x_shift, og = group.dy.offset;
+    const int64_t samples = static_cast<int64_t>(group.samples.size());
+    const double scale = static_cast<double>(group.x.scale) * static_cast<double>(group.dy.scale);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t i = 0; i < I; ++i) {
+          const size_t e = static_cast<size_t>(o * K + t * I + i);
+          const int64_t total = exact[e] + og * xs[static_cast<size_t>(t * I + i)] +
+                                ox * gs[static_cast<size_t>(o * taps + t)] + samples * count[static_cast<size_t>(t)] * ox * og;
+          dw[e] += static_cast<double>(total) * scale;
+        }
+  }
+  // [O][tap][I] -> [O, I, k, k]
+  at::Tensor out = at::empty({O, I, g.kernel, g.kernel}, at::kFloat);
+  float* o_ptr = out.data_ptr<float>();
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t t = 0; t < taps; ++t)
+        o_ptr[(o * I + i) * taps + t] = static_cast<float>(dw[static_cast<size_t>(o * K + t * I + i)]);
+  return out;
+}
+
+}  // namespace fractrain::integer
