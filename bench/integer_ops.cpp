@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
       q.sample_bits = widths;
       q.range = tensor_range(dy);
       q.noise = &noise;
-      q.signed_codes = q.channel_major = true;
+      q.signed_codes = true;  // as the layers ask: no channel-major copy
       return quantize_features(dy, FeatureLayout::ChannelsFirst, q);
     };
     const std::array<int64_t, 2> stride{s.stride, s.stride}, padding{g.padding, g.padding};

@@ -193,6 +193,38 @@ TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
   }
 }
 
+// The forward and error passes run their product per thread on blocks of samples that stay in cache
+// (integer_conv.cpp, kBlockSumBytes = 256 KiB: 4 samples of 16 x 32 x 32 sums). 11 samples on 2 threads make blocks
+// of 4 + 2 and 4 + 1, i.e. products of three batch sizes running concurrently; 3 samples take the unblocked path.
+TEST(IntegerConv, ProductsInBlocksPerThreadEqualTheReference) {
+  REQUIRE_INTEGER_KERNELS();
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  torch::manual_seed(8);
+  const PhiloxStream noise{2, 6};
+  for (int64_t batch : {11, 3}) {
+    for (bool per_sample : {false, true}) {
+      const Case c{batch, 16, 16, 32, 32, 3, 1, 1};
+      const ConvGeometry g = geometry(c);
+      const std::string what = std::to_string(batch) + " samples" + (per_sample ? ", per-sample widths" : "");
+      const at::Tensor x = torch::rand({c.batch, c.in, c.height, c.width});
+      const at::Tensor w = torch::randn({c.out, c.in, c.kernel, c.kernel});
+      const FeatureCodes xc = activation_codes(x, widths(c.batch, 8, per_sample));
+      const WeightCodes forward_weights = quantize_weight(w, 8, 0);
+      const at::Tensor y = conv_forward(g, xc, forward_weights, {}, FeatureLayout::ChannelsFirst);
+      expect_close(y, reference::conv_forward(g, xc, forward_weights, {}, FeatureLayout::ChannelsFirst).view_as(y),
+                   1e-6, "forward, " + what);
+      const at::Tensor dy = torch::randn({c.batch, c.out, c.height, c.width}) * 1e-3;
+      const FeatureCodes gc = gradient_codes(dy, widths(c.batch, 8, per_sample), noise);
+      const WeightCodes error_weights = quantize_weight(w, 8, 1);
+      const at::Tensor dx = conv_backward_data(g, gc, error_weights, FeatureLayout::ChannelsLast);
+      expect_close(dx, reference::conv_backward_data(g, gc, error_weights, FeatureLayout::ChannelsLast).view_as(dx),
+                   1e-6, "error backward, " + what);
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
   REQUIRE_INTEGER_KERNELS();
   torch::manual_seed(5);

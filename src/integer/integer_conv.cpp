@@ -102,25 +102,34 @@ void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* patte
   }
 }
 
-// The sample's [P][C] values into the caller's layout (ChannelsFirst: [C][P]). The transposition goes in 16 x 16
-// tiles, so that each tile's reads and writes stay in cache lines already loaded (a plain column walk touches a
-// new line per element on one side).
+// The same values written channels first ([C][P]) straight from the sums: per tile of 16 positions, one channel
+// at a time, so that the sums are read across the tile (from L1) and each channel's 16 values are written as
+// run (a transposing copy of corrected_rows' [P][C] stores one float per instruction). Per position: its
+// box sum (box, as double) and, per channel and position, the weights' terms (weight_terms [C][P] = M[pattern][c]
+// + oc[c] * K[pattern], which do not depend on the sample): value(c, p) = float(acc + oc[c] * box[p] +
+// on * weight_terms[c][p]) * scale[c] + bias[c]. Every term is an integer below 2^53, so the double sum is the
+// exact integer whatever its order: the values equal corrected_rows' bit for bit.
 FRACTRAIN_INTEGER_CLONES
-void store_sample(const float* rows, int64_t P, int64_t C, FeatureLayout layout, float* out) {
-  if (layout == FeatureLayout::ChannelsLast) {
-    std::copy(rows, rows + P * C, out);
-    return;
-  }
+void corrected_planes(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
+                      const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
   constexpr int64_t kTile = 16;
-  for (int64_t p0 = 0; p0 < P; p0 += kTile)
-    for (int64_t c0 = 0; c0 < C; c0 += kTile) {
-      const int64_t p1 = std::min(P, p0 + kTile), c1 = std::min(C, c0 + kTile);
-      for (int64_t c = c0; c < c1; ++c)
-        for (int64_t p = p0; p < p1; ++p) out[c * P + p] = rows[p * C + c];
+  for (int64_t p0 = 0; p0 < P; p0 += kTile) {
+    const int64_t n = std::min(kTile, P - p0);
+    const int32_t* a = acc + p0 * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const double offset = oc[c];
+      const double* terms = weight_terms + c * P + p0;
+      const double* bx = box + p0;
+      float* o = out + c * P + p0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double exact = static_cast<double>(a[j * C + c]) + offset * bx[j] + on * terms[j];
+        o[j] = static_cast<float>(exact) * scale[c] + bias[c];
+      }
     }
+  }
 }
 
-// Per-channel offsets as double, and scale * the sample's scale, for corrected_rows.
+// Per-channel offsets as double, and scale * the sample's scale, for corrected_rows and corrected_planes.
 struct ChannelTerms {
   std::vector<double> offset;
   std::vector<float> scale, bias;
@@ -187,6 +196,10 @@ void transposed_box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_s
   }
 }
 
+// The int32 sums a thread's block of samples may hold: small enough to stay in a core's L2 cache (1-2 MB on the
+// machines measured) next to the codes and the values being written.
+constexpr int64_t kBlockSumBytes = 256 * 1024;
+
 // The corrections of one pass: per tap pattern, the weights' tap sums over its taps per channel (M,
 // [pattern][C]) and how many terms (K: taps x `per_tap`); apply() turns each sample's integer sums into values.
 class CorrectionTables {
@@ -206,26 +219,77 @@ class CorrectionTables {
     }
   }
 
-  // acc: int32 [N, positions, C]; `box(n, scratch, box)` fills sample n's sums of its codes over each position's
-  // terms. Writes `out` ([N, C, positions] or [N, positions, C]) in parallel over samples.
+  // Runs `product` (the pass's integer sums, int32 [samples, positions, C], from the codes at `codes`,
+  // `code_bytes` per sample) and turns each sample's sums into values: `box(n, scratch, box)` fills sample n's sums
+  // of its codes over each position's terms. Writes `out` ([N, C, positions] or [N, positions, C]).
+  //
+  // Each thread runs the product on blocks of its own samples and corrects a block while its sums are still in
+  // that core's cache: a whole batch's sums (8 MB for 128 x 16 x 32 x 32) would go to memory and back. With fewer
+  // samples than two per thread, one product over the batch on oneDNN's threads, then corrections in parallel.
   template <typename Box>
-  void apply(const at::Tensor& acc, const std::vector<CodeScale>& samples, const std::vector<CodeScale>& channels,
-             const at::Tensor& bias, FeatureLayout layout, at::Tensor& out, const char* scope, const Box& box) const {
-    const int64_t N = acc.size(0), P = acc.size(1);
-    const int32_t* a = acc.data_ptr<int32_t>();
+  void apply(const BlockProduct& product, const void* codes, int64_t code_bytes, const std::vector<CodeScale>& samples,
+             const std::vector<CodeScale>& channels, const at::Tensor& bias, FeatureLayout layout, at::Tensor& out,
+             const char* product_scope, const char* correction_scope, const Box& box) const {
+    const int64_t N = static_cast<int64_t>(samples.size()), P = static_cast<int64_t>(patterns_.of_position.size());
+    const int64_t per_sample = P * C_;
     const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
     float* o = out.data_ptr<float>();
+    const auto* code_bytes_at = static_cast<const uint8_t*>(codes);
+    const bool channels_first = layout == FeatureLayout::ChannelsFirst;
+    std::vector<double> weight_terms;  // corrected_planes' [C][P]
+    if (channels_first) {
+      weight_terms.resize(static_cast<size_t>(per_sample));
+      for (int64_t c = 0; c < C_; ++c)
+        for (int64_t p = 0; p < P; ++p) {
+          const size_t k = static_cast<size_t>(patterns_.of_position[static_cast<size_t>(p)]);
+          weight_terms[static_cast<size_t>(c * P + p)] =
+              M_[k * static_cast<size_t>(C_) + static_cast<size_t>(c)] + static_cast<double>(channels[c].offset) * K_[k];
+        }
+    }
+    // One sample's values from its sums `a`; `sums`, `box_values` and `scratch` are the calling thread's buffers.
+    auto correct = [&](int64_t n, const int32_t* a, std::vector<int64_t>& sums, std::vector<double>& box_values,
+                       std::vector<int64_t>& scratch) {
+      RECORD_USER_SCOPE(correction_scope);
+      box(n, scratch, sums.data());
+      const ChannelTerms terms(channels, samples[n].scale, b);
+      const double on = static_cast<double>(samples[n].offset);
+      if (channels_first) {
+        for (int64_t p = 0; p < P; ++p) box_values[static_cast<size_t>(p)] = static_cast<double>(sums[static_cast<size_t>(p)]);
+        corrected_planes(a, box_values.data(), weight_terms.data(), on, terms.offset.data(), terms.scale.data(),
+                         terms.bias.data(), P, C_, o + n * per_sample);
+      } else {
+        corrected_rows(a, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(), on, terms.offset.data(),
+                       terms.scale.data(), terms.bias.data(), P, C_, o + n * per_sample);
+      }
+    };
+    const int64_t threads = at::get_num_threads();
+    if (N < 2 * threads) {
+      at::Tensor acc = at::empty({N * per_sample}, at::kInt);
+      {
+        RECORD_USER_SCOPE(product_scope);
+        product.run(N, codes, acc.data_ptr<int32_t>());
+      }
+      const int32_t* a = acc.data_ptr<int32_t>();
+      at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+        std::vector<int64_t> sums(static_cast<size_t>(P)), scratch;
+        std::vector<double> box_values(static_cast<size_t>(P));
+        for (int64_t n = begin; n < end; ++n) correct(n, a + n * per_sample, sums, box_values, scratch);
+      });
+      return;
+    }
+    const int64_t block = std::max<int64_t>(1, kBlockSumBytes / (per_sample * static_cast<int64_t>(sizeof(int32_t))));
     at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      RECORD_USER_SCOPE(scope);
+      std::vector<int32_t> acc(static_cast<size_t>(std::min(block, end - begin) * per_sample));
       std::vector<int64_t> sums(static_cast<size_t>(P)), scratch;
-      std::vector<float> rows(static_cast<size_t>(P * C_));
-      for (int64_t n = begin; n < end; ++n) {
-        box(n, scratch, sums.data());
-        const ChannelTerms terms(channels, samples[n].scale, b);
-        corrected_rows(a + n * P * C_, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(),
-                       static_cast<double>(samples[n].offset), terms.offset.data(), terms.scale.data(),
-                       terms.bias.data(), P, C_, rows.data());
-        store_sample(rows.data(), P, C_, layout, o + n * P * C_);
+      std::vector<double> box_values(static_cast<size_t>(P));
+      for (int64_t first = begin; first < end; first += block) {
+        const int64_t len = std::min(block, end - first);
+        {
+          RECORD_USER_SCOPE(product_scope);
+          product.run(len, code_bytes_at + first * code_bytes, acc.data());
+        }
+        for (int64_t n = first; n < first + len; ++n)
+          correct(n, acc.data() + (n - first) * per_sample, sums, box_values, scratch);
       }
     });
   }
@@ -249,11 +313,7 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   check_features(x, N, I, in_positions(g), "forward");
   check_weight(w, g, 0, "forward");
   check_exact(I * taps, code_magnitude(max_bits(x.bits), false), code_magnitude(w.bits, true), "forward");
-  at::Tensor acc = at::empty({N, P, O}, at::kInt);
-  {
-    RECORD_USER_SCOPE("fractrain::integer_conv_forward_product");
-    conv_forward_s32(g, x.codes.data_ptr<uint8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
-  }
+  const BlockProduct product(BlockProduct::Pass::Forward, g, w.codes.data_ptr<int8_t>());
 
   // The valid terms of each output position: the weights' tap sums (M, [P][O]), their count (K), and per
   // sample the box sum of the input codes (box).
@@ -265,7 +325,8 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   const int32_t* sums = x.position_sums.data_ptr<int32_t>();
   at::Tensor y = new_result(N, O, P, layout);
   CorrectionTables tables(tap_patterns(masks), wsum, O, taps, I);
-  tables.apply(acc, x.samples, w.channels, bias, layout, y, "fractrain::integer_forward_corrections",
+  tables.apply(product, x.codes.data_ptr<uint8_t>(), in_positions(g) * I, x.samples, w.channels, bias, layout, y,
+               "fractrain::integer_conv_forward_product", "fractrain::integer_forward_corrections",
                [&](int64_t n, std::vector<int64_t>& scratch, int64_t* box) {
                  scratch.resize(static_cast<size_t>(g.height * g.out_width()));
                  box_sums(g, sums + n * in_positions(g), scratch.data(), box);
@@ -281,11 +342,7 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   check_features(dy, N, O, P, "error backward");
   check_weight(w, g, 1, "error backward");
   check_exact(O * taps, code_magnitude(max_bits(dy.bits), true), code_magnitude(w.bits, true), "error backward");
-  at::Tensor acc = at::empty({N, Q, I}, at::kInt);
-  {
-    RECORD_USER_SCOPE("fractrain::integer_conv_backward_data_product");
-    conv_backward_data_s32(g, dy.codes.data_ptr<int8_t>(), w.codes.data_ptr<int8_t>(), acc.data_ptr<int32_t>());
-  }
+  const BlockProduct product(BlockProduct::Pass::ErrorBackward, g, w.codes.data_ptr<int8_t>());
 
   // Which (output position, tap) pairs reach each input position: their weight sums (M, [Q][I]), count (K)
   // and, per sample, the sum of the gradient codes there (box).
@@ -299,7 +356,8 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
   at::Tensor dx = new_result(N, I, Q, layout);
   CorrectionTables tables(tap_patterns(masks), wsum, I, taps, O);
-  tables.apply(acc, dy.samples, w.channels, at::Tensor(), layout, dx, "fractrain::integer_error_corrections",
+  tables.apply(product, dy.codes.data_ptr<int8_t>(), P * O, dy.samples, w.channels, at::Tensor(), layout, dx,
+               "fractrain::integer_conv_backward_data_product", "fractrain::integer_error_corrections",
                [&](int64_t n, std::vector<int64_t>& scratch, int64_t* box) {
                  scratch.resize(static_cast<size_t>(g.out_height() * g.width));
                  transposed_box_sums(g, sums + n * P, scratch.data(), box);

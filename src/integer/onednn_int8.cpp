@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,12 @@ void matmul_s32(int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*
 void reorder_bytes(const int64_t[3], const int64_t[3], const void*, const int64_t[3], void*) {
   throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
+struct BlockProduct::State {};
+BlockProduct::BlockProduct(Pass, const ConvGeometry&, const int8_t*) {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+BlockProduct::~BlockProduct() = default;
+void BlockProduct::run(int64_t, const void*, int32_t*) const {}
 
 #else
 
@@ -52,6 +59,7 @@ dnnl::engine& cpu_engine() {
 struct WeightedPrimitive {
   dnnl::primitive primitive;
   memory::desc plain_weights, weights;
+  memory::desc scratchpad;  // the caller provides it (scratchpad_mode::user): concurrent runs need their own
   dnnl::reorder weights_reorder;
   bool needs_reorder = false;
 };
@@ -64,12 +72,37 @@ ConvKey key_of(int kind, const ConvGeometry& g) {
 
 memory::dims dims_of(std::initializer_list<int64_t> values) { return memory::dims(values.begin(), values.end()); }
 
+// Primitives take their scratchpad from the caller, so that threads running one primitive at once never share it.
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// This thread's scratchpad, grown as needed (64-byte aligned, as oneDNN's own).
+void* thread_scratchpad(size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (bytes > buffer.size) {
+    std::free(buffer.data);
+    buffer.size = (bytes + 63) / 64 * 64;
+    buffer.data = std::aligned_alloc(64, buffer.size);
+    if (!buffer.data) throw Error("integer execution: out of memory for a " + std::to_string(bytes) + "-byte scratchpad");
+  }
+  return buffer.data;
+}
+
 template <typename Primitive>
 WeightedPrimitive finish(const typename Primitive::primitive_desc& pd, const memory::desc& plain_weights) {
   WeightedPrimitive p;
   p.plain_weights = plain_weights;
   p.weights = pd.weights_desc();
   p.needs_reorder = p.weights != plain_weights;
+  p.scratchpad = pd.scratchpad_desc();
   if (p.needs_reorder) p.weights_reorder = dnnl::reorder(memory(plain_weights, cpu_engine()), memory(p.weights, cpu_engine()));
   p.primitive = Primitive(pd);
   return p;
@@ -83,7 +116,9 @@ WeightedPrimitive make_forward(const ConvGeometry& g) {
   const memory::dims strides{g.stride, g.stride}, padding{g.padding, g.padding};
   const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                              src, weights_any, dst, strides, padding, padding);
-  return finish<dnnl::convolution_forward>(dnnl::convolution_forward::primitive_desc(desc, cpu_engine()), memory::desc(wdims, dt::s8, tag::oihw));
+  return finish<dnnl::convolution_forward>(
+      dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(), cpu_engine()),
+      memory::desc(wdims, dt::s8, tag::oihw));
 }
 
 // The error backward as oneDNN's int8 deconvolution forward (its backward passes are float only): the
@@ -100,8 +135,9 @@ WeightedPrimitive make_backward_data(const ConvGeometry& g) {
   const dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_inference,
                                                dnnl::algorithm::deconvolution_direct, src, weights_any, dst, strides,
                                                padding, padding);
-  return finish<dnnl::deconvolution_forward>(dnnl::deconvolution_forward::primitive_desc(desc, cpu_engine()),
-                memory::desc(wdims, dt::s8, tag::iohw));
+  return finish<dnnl::deconvolution_forward>(
+      dnnl::deconvolution_forward::primitive_desc(desc, user_scratchpad(), cpu_engine()),
+      memory::desc(wdims, dt::s8, tag::iohw));
 }
 
 // The swapped convolution of conv_backward_weight_s32. Padding on the right is what makes the output k x k;
@@ -133,7 +169,7 @@ std::optional<WeightedPrimitive> make_backward_weight(const ConvGeometry& g) {
   const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                              s.src, weights_any, s.dst, dims_of({1, 1}), s.dilation, s.padding_l,
                                              s.padding_r);
-  const dnnl::convolution_forward::primitive_desc pd(desc, cpu_engine());
+  const dnnl::convolution_forward::primitive_desc pd(desc, user_scratchpad(), cpu_engine());
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return std::nullopt;
   return finish<dnnl::convolution_forward>(pd, s.weights_user);
 }
@@ -187,22 +223,94 @@ void run(const WeightedPrimitive& p, const memory::desc& src_desc, const void* s
     weights_mem = memory(p.weights, engine);
     p.weights_reorder.execute(stream, plain, weights_mem);
   }
-  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}});
+  memory scratchpad(p.scratchpad, engine, thread_scratchpad(p.scratchpad.get_size()));
+  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem},
+                               {DNNL_ARG_WEIGHTS, weights_mem},
+                               {DNNL_ARG_DST, dst_mem},
+                               {DNNL_ARG_SCRATCHPAD, scratchpad}});
   stream.wait();
+}
+
+memory::desc forward_src(const ConvGeometry& g) {
+  return memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::u8, tag::nhwc);
+}
+memory::desc forward_dst(const ConvGeometry& g) {
+  return memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s32, tag::nhwc);
+}
+memory::desc error_src(const ConvGeometry& g) {
+  return memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc);
+}
+memory::desc error_dst(const ConvGeometry& g) {
+  return memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc);
 }
 
 }  // namespace
 
 void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc) {
-  const WeightedPrimitive p = cached_conv(0, g);
-  run(p, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::u8, tag::nhwc), x_nhwc, w_oihw,
-      memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s32, tag::nhwc), y_nhwc);
+  run(cached_conv(0, g), forward_src(g), x_nhwc, w_oihw, forward_dst(g), y_nhwc);
 }
 
 void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
-  const WeightedPrimitive p = cached_conv(1, g);
-  run(p, memory::desc(dims_of({g.batch, g.out_channels, g.out_height(), g.out_width()}), dt::s8, tag::nhwc), dy_nhwc,
-      w_oihw, memory::desc(dims_of({g.batch, g.in_channels, g.height, g.width}), dt::s32, tag::nhwc), dx_nhwc);
+  run(cached_conv(1, g), error_src(g), dy_nhwc, w_oihw, error_dst(g), dx_nhwc);
+}
+
+// Per block size: the primitive and the weights already in its layout (a smaller last block may get another
+// primitive, and with it another layout).
+struct BlockProduct::State {
+  Pass pass;
+  ConvGeometry geometry;
+  const int8_t* weights;
+  struct Entry {
+    WeightedPrimitive primitive;
+    memory weights;
+  };
+  std::mutex mutex;
+  std::map<int64_t, std::shared_ptr<const Entry>> by_samples;
+
+  std::shared_ptr<const Entry> entry(int64_t samples) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = by_samples.find(samples);
+    if (it != by_samples.end()) return it->second;
+    ConvGeometry g = geometry;
+    g.batch = samples;
+    auto made = std::make_shared<Entry>();
+    made->primitive = cached_conv(pass == Pass::Forward ? 0 : 1, g);
+    dnnl::engine& engine = cpu_engine();
+    const WeightedPrimitive& p = made->primitive;
+    memory plain(p.plain_weights, engine, const_cast<int8_t*>(weights));
+    made->weights = plain;
+    if (p.needs_reorder) {
+      made->weights = memory(p.weights, engine);
+      dnnl::stream stream(engine);
+      p.weights_reorder.execute(stream, plain, made->weights);
+      stream.wait();
+    }
+    return by_samples.emplace(samples, std::move(made)).first->second;
+  }
+};
+
+BlockProduct::BlockProduct(Pass pass, const ConvGeometry& g, const int8_t* w_oihw)
+    : state_(new State{pass, g, w_oihw, {}, {}}) {}
+
+BlockProduct::~BlockProduct() = default;
+
+void BlockProduct::run(int64_t samples, const void* src, int32_t* dst) const {
+  if (samples == 0) return;
+  const std::shared_ptr<const State::Entry> e = state_->entry(samples);
+  ConvGeometry g = state_->geometry;
+  g.batch = samples;
+  const bool forward = state_->pass == Pass::Forward;
+  dnnl::engine& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  memory src_mem(forward ? forward_src(g) : error_src(g), engine, const_cast<void*>(src));
+  memory dst_mem(forward ? forward_dst(g) : error_dst(g), engine, dst);
+  const WeightedPrimitive& p = e->primitive;
+  memory scratchpad(p.scratchpad, engine, thread_scratchpad(p.scratchpad.get_size()));
+  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem},
+                               {DNNL_ARG_WEIGHTS, e->weights},
+                               {DNNL_ARG_DST, dst_mem},
+                               {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
 }
 
 bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, const int8_t* dy_nhwc, int32_t* dw_ihwo) {

@@ -4,6 +4,7 @@
 // callers keep each sum's worst case inside int32 (integer_conv.cpp). Primitives are created once per shape and
 // cached. Written against oneDNN 2.x (Debian's 2.6); the 3.x API differs (no op descriptors).
 #include <cstdint>
+#include <memory>
 
 #include "fractrain/integer/integer_conv.h"
 
@@ -12,6 +13,26 @@ namespace fractrain::integer {
 // y[n, oh, ow, o] (int32, NHWC) = sum over i, kh, kw of x[n, ih, iw, i] (uint8, NHWC, zero outside) *
 // w[o, i, kh, kw] (int8, OIHW).
 void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc);
+
+// The forward or error-backward product of one layer (conv_forward_s32 / conv_backward_data_s32), its weights
+// reordered once, to run on blocks of samples: from several threads at once, each block on the calling thread
+// alone (oneDNN runs serially inside a parallel region), so that a block's int32 sums are still in that core's
+// cache when the corrections read them. `g.batch` is ignored; the weights must outlive the object.
+class BlockProduct {
+ public:
+  enum class Pass { Forward, ErrorBackward };
+  BlockProduct(Pass pass, const ConvGeometry& g, const int8_t* w_oihw);
+  ~BlockProduct();
+  BlockProduct(const BlockProduct&) = delete;
+  BlockProduct& operator=(const BlockProduct&) = delete;
+  // dst (int32, NHWC) = the product for `samples` consecutive samples of codes at src (NHWC: the forward's uint8
+  // input codes, the error backward's int8 gradient codes). Thread-safe.
+  void run(int64_t samples, const void* src, int32_t* dst) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // The transposed convolution (the error backward): dx[n, ih, iw, i] (int32, NHWC) = sum over o and the output
 // positions/taps that read (ih, iw) of dy[n, oh, ow, o] (int8, NHWC) * w[o, i, kh, kw] (int8, OIHW).
