@@ -274,6 +274,35 @@ TEST(FakeQuantize, NonContiguousInputIsHandled) {
   EXPECT_TRUE(torch::equal(fake_quantize(x, 5, r), reference::fake_quantize(x.contiguous(), 5, r)));
 }
 
+// tensor_range's own kernel (kernel::min_max) against at::aminmax: sizes around its 16 lanes and its parallel
+// chunks (2^15 elements), 1 and 2 threads, the extremes in the tail, and NaN anywhere making both NaN.
+TEST(TensorRange, EqualsAminmaxAtAnySizeAndThreadCount) {
+  const int threads = at::get_num_threads();
+  torch::manual_seed(12);
+  for (int t : {1, 2}) {
+    at::set_num_threads(t);
+    for (int64_t n : {1, 15, 16, 17, 1000, 32768, 100003, 400000}) {
+      at::Tensor x = torch::randn({n});
+      if (n > 2) {
+        x[n - 1] = 9.5f;  // the maximum in the tail after the last full group of 16
+        x[n - 2] = -9.5f;
+      }
+      auto [lo, hi] = at::aminmax(x);
+      const QuantRange r = tensor_range(x);
+      EXPECT_EQ(r.lo, lo.item<float>()) << n << " elements, " << t << " threads";
+      EXPECT_EQ(r.hi, hi.item<float>()) << n << " elements, " << t << " threads";
+      x[n / 2] = std::nanf("");
+      const QuantRange with_nan = tensor_range(x);
+      EXPECT_TRUE(std::isnan(with_nan.lo) && std::isnan(with_nan.hi)) << n << " elements with a NaN";
+    }
+  }
+  // Non-contiguous and non-float tensors take at::aminmax.
+  const at::Tensor strided = torch::randn({6, 8}).t();
+  EXPECT_EQ(tensor_range(strided).hi, strided.max().item<float>());
+  EXPECT_EQ(tensor_range(torch::arange(5, torch::kDouble)).hi, 4.0f);
+  at::set_num_threads(threads);
+}
+
 TEST(Philox, MatchesTheRandom123KnownAnswers) {
   // Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
   Philox4x32 zero = philox4x32_10(0, 0, 0, 0, 0, 0);

@@ -74,6 +74,10 @@ at::Tensor quantize_each_row(const at::Tensor& w, int bits, const QuantizeOption
 
 QuantRange tensor_range(const at::Tensor& x) {
   if (x.numel() == 0) return {};
+  if (use_fused_kernel(x) && x.is_contiguous()) {
+    const kernel::MinMax extremes = kernel::min_max(x.data_ptr<float>(), x.numel());
+    return {extremes.lo, extremes.hi};
+  }
   auto [lo, hi] = at::aminmax(x);
   return {lo.item<float>(), hi.item<float>()};
 }

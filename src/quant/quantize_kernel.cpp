@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <mutex>
 
 namespace fractrain::kernel {
 namespace {
@@ -175,7 +177,72 @@ void parallel_chunks(float* index_space, int64_t n, const Body& body) {
       kGrain);
 }
 
+// The smallest and largest of x[0, n), NaNs left out (+inf and -inf when there is nothing else), and how many
+// NaNs there are. Portable version, also the reference of the AVX-512 one.
+struct SpanExtremes {
+  float lo, hi;
+  int64_t nans;
+};
+
+SpanExtremes span_extremes_portable(const float* x, int64_t n) {
+  SpanExtremes out{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 0};
+  for (int64_t i = 0; i < n; ++i) {
+    out.lo = x[i] < out.lo ? x[i] : out.lo;  // false for a NaN: it is counted instead
+    out.hi = x[i] > out.hi ? x[i] : out.hi;
+    out.nans += x[i] != x[i];
+  }
+  return out;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593, as above
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// 16 lanes at a time. _mm512_min_ps(v, lo) is `v < lo ? v : lo` lane by lane, so a NaN in v leaves lo as it is,
+// as in the portable loop; the NaNs are counted from an unordered compare.
+__attribute__((target("avx512f"))) SpanExtremes span_extremes_avx512(const float* x, int64_t n) {
+  __m512 lo = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  __m512 hi = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t nans = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    lo = _mm512_min_ps(v, lo);
+    hi = _mm512_max_ps(v, hi);
+    nans += __builtin_popcount(static_cast<unsigned>(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)));
+  }
+  SpanExtremes out = span_extremes_portable(x + i, n - i);
+  out.lo = std::min(out.lo, _mm512_reduce_min_ps(lo));
+  out.hi = std::max(out.hi, _mm512_reduce_max_ps(hi));
+  out.nans += nans;
+  return out;
+}
+#pragma GCC diagnostic pop
+#endif
+
+SpanExtremes span_extremes(const float* x, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (have_avx512()) return span_extremes_avx512(x, n);
+#endif
+  return span_extremes_portable(x, n);
+}
+
 }  // namespace
+
+MinMax min_max(const float* x, int64_t n) {
+  if (n == 0) return {};
+  std::mutex mutex;
+  SpanExtremes total{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 0};
+  // parallel_chunks needs a float buffer to index: x itself, only read for its extent.
+  parallel_chunks(const_cast<float*>(x), n, [&](int64_t begin, int64_t end) {
+    const SpanExtremes part = span_extremes(x + begin, end - begin);
+    std::lock_guard<std::mutex> lock(mutex);
+    total.lo = std::min(total.lo, part.lo);
+    total.hi = std::max(total.hi, part.hi);
+    total.nans += part.nans;
+  });
+  if (total.nans > 0) return {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::quiet_NaN()};
+  return {total.lo, total.hi};
+}
 
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
                    const PhiloxStream* noise, uint64_t noise_first_index) {

