@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "conv_taps.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
 #include "onednn_int8.h"
@@ -42,6 +44,33 @@ void sum_positions(const Code* codes, int64_t positions, int64_t channels, int32
     const Code* row = codes + p * channels;
     for (int64_t c = 0; c < channels; ++c) s += row[c];
     sums[p] = s;
+  }
+}
+
+// One sample's planar codes [C][S] (bytes) summed over channels per position: signed or unsigned bytes.
+FRACTRAIN_INTEGER_CLONES
+void sum_planes(const uint8_t* plane, int64_t C, int64_t S, bool signed_codes, int32_t* sums) {
+  std::fill(sums, sums + S, 0);
+  for (int64_t c = 0; c < C; ++c) {
+    const uint8_t* row = plane + c * S;
+    if (signed_codes)
+      for (int64_t p = 0; p < S; ++p) sums[p] += static_cast<int8_t>(row[p]);
+    else
+      for (int64_t p = 0; p < S; ++p) sums[p] += row[p];
+  }
+}
+
+// [C][S] bytes -> [S][C], in tiles of 64 positions: each tile's C rows of 64 bytes are read once and its
+// 64 x C bytes of output stay in L1 while they are written.
+FRACTRAIN_INTEGER_CLONES
+void transpose_plane(const uint8_t* plane, int64_t C, int64_t S, uint8_t* out) {
+  constexpr int64_t kTile = 64;
+  for (int64_t p0 = 0; p0 < S; p0 += kTile) {
+    const int64_t p1 = std::min(S, p0 + kTile);
+    for (int64_t c = 0; c < C; ++c) {
+      const uint8_t* row = plane + c * S;
+      for (int64_t p = p0; p < p1; ++p) out[p * C + c] = row[p];
+    }
   }
 }
 
@@ -95,37 +124,27 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
     }
     return out;
   }
-  // Channels first: codes in x's own order (each element's noise index is its flat index in x), the sums over
-  // channels on those contiguous rows, then oneDNN's reorder into [N, S, C] (and [C][N, S]).
-  at::Tensor planar = at::empty({batch, C, S}, out.codes.options());
-  uint8_t* plane = static_cast<uint8_t*>(planar.data_ptr());
-  at::parallel_for(0, batch * C, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const RowCodes& r = rows[row / C];
-      kernel::quantize_span_to_codes(src + row * S, S, r.params, q.noise,
-                                     q.noise_first_index + static_cast<uint64_t>(row * S), r.shift, plane + row * S);
-    }
-  });
+  // Channels first, one sample at a time on each thread: its codes in x's own order (each element's noise index
+  // is its flat index in x) into the thread's [C][S] buffer, which stays in cache for the sums over channels and
+  // the transposition into [S][C] (and the channel-major copy, whose rows are the buffer's). Whole-batch passes
+  // in between went to memory and back three times.
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> total(static_cast<size_t>(S));
+    std::vector<uint8_t> plane(static_cast<size_t>(per_sample));
     for (int64_t n = begin; n < end; ++n) {
-      std::fill(total.begin(), total.end(), 0);
+      const RowCodes& r = rows[n];
       for (int64_t c = 0; c < C; ++c) {
-        const uint8_t* row = plane + (n * C + c) * S;
-        if (q.signed_codes)
-          for (int64_t p = 0; p < S; ++p) total[static_cast<size_t>(p)] += static_cast<int8_t>(row[p]);
-        else
-          for (int64_t p = 0; p < S; ++p) total[static_cast<size_t>(p)] += row[p];
+        const int64_t row = n * C + c;
+        kernel::quantize_span_to_codes(src + row * S, S, r.params, q.noise,
+                                       q.noise_first_index + static_cast<uint64_t>(row * S), r.shift,
+                                       plane.data() + c * S);
       }
-      std::copy(total.begin(), total.end(), sums + n * S);
+      sum_planes(plane.data(), C, S, q.signed_codes, sums + n * S);
+      transpose_plane(plane.data(), C, S, codes + n * per_sample);
+      if (major)
+        for (int64_t c = 0; c < C; ++c)
+          std::memcpy(major + c * batch * S + n * S, plane.data() + c * S, static_cast<size_t>(S));
     }
   });
-  const int64_t dims[3] = {batch, C, S}, planar_strides[3] = {C * S, S, 1}, nhwc[3] = {S * C, 1, C};
-  reorder_bytes(dims, planar_strides, plane, nhwc, codes);
-  if (major) {
-    const int64_t by_channel[3] = {S, batch * S, 1};  // [C][N][S]
-    reorder_bytes(dims, planar_strides, plane, by_channel, major);
-  }
   return out;
 }
 
