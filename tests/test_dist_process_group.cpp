@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -327,6 +328,31 @@ TEST(DistProcessGroup, InvalidOptionsAndWorldSizeOne) {
     // Debian's CPU LibTorch: Gloo is its only backend, so the build must have found its headers. (A CUDA LibTorch
     // from a pip wheel ships none: that build is NCCL only.)
     EXPECT_TRUE(process_group_backend_available("gloo")) << "this build found no Gloo headers (libgloo-dev)";
+  } else if (!torch::cuda::is_available()) {
+    // A CUDA LibTorch on a machine without a GPU (scripts/torch2_test.sh): both ranks meet in the store, then the
+    // NCCL branch stops at its device check with the count, rather than inside NCCL. The test hosts the store (as
+    // torchrun's agent would), so that rank 0's failure cannot take it away while rank 1 still polls it.
+    const int port = pick_free_loopback_port();
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<std::uint16_t>(port);
+    store_options.isServer = true;
+    store_options.waitWorkers = false;
+    store_options.timeout = 10s;
+    c10d::TCPStore agent("127.0.0.1", store_options);
+    auto nccl_rank = [&](int rank) {
+      auto options = options_for(rank, port, 10s);
+      options.backend = "nccl";
+      options.agent_store = true;
+      return error_of([&] { connect_process_group(options); });
+    };
+    Child child([&] {
+      return nccl_rank(1).find("rank 1: local rank 1 needs cuda:1, but this machine has 0 CUDA device(s)") !=
+                     std::string::npos
+                 ? 0
+                 : 1;
+    });
+    EXPECT_CONTAINS(nccl_rank(0), "rank 0: local rank 0 needs cuda:0, but this machine has 0 CUDA device(s)");
+    EXPECT_EQ(child.exit_code(), 0) << "rank 1 did not stop at the device check (see stderr)";
   }
   const auto single = connect_process_group(options_for(0, 29500, 1s, 1));
   EXPECT_EQ(single->world_size(), 1);
