@@ -28,10 +28,16 @@ if [[ -n "$cxx_flags" ]]; then :
 elif [[ -f "$torch_include/fmt/format-inl.h" ]]; then cxx_flags="-DFMT_HEADER_ONLY"
 elif [[ -n "${FRACTRAIN_DEBS:-}" ]]; then cxx_flags="-I$deps/usr/include"; fi
 build_dir="${FRACTRAIN_BUILD_DIR:-build-cuda}"
+# TorchConfig.cmake finds libtorch.so and libc10.so with find_library(... PATHS <torch>/lib), which searches the
+# system's directories first: on a machine that also has Debian's LibTorch (libtorch-dev), TORCH_LIBRARY and
+# c10_LIBRARY were Debian's 1.13, and a program that took libc10 from there crashed at start (dist_launch_probe).
+# CMAKE_LIBRARY_PATH is searched before the system; -U drops what an earlier configure cached.
+torch_lib="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 # shellcheck disable=SC2086  # FRACTRAIN_CMAKE_ARGS is a list of arguments
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
       -DCMAKE_CXX_FLAGS="$cxx_flags" -DZLIB_ROOT="$deps/usr" -DFRACTRAIN_BUILD_BENCH=OFF \
       -DFRACTRAIN_BUILD_TESTS="${FRACTRAIN_BUILD_TESTS:-ON}" -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
+      -DCMAKE_LIBRARY_PATH="$torch_lib" -UTORCH_LIBRARY -Uc10_LIBRARY \
       ${FRACTRAIN_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "$(nproc)" -- -k 0 "${@:-fractrain_cli}"
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"

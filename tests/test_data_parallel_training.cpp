@@ -191,8 +191,14 @@ void compare_one_process_with_two_ranks(const std::string& mode, double fp32_bou
 
 }  // namespace
 
-TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFp32) { compare_one_process_with_two_ranks("fp32", 2e-4); }
-TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFw8Bw8) { compare_one_process_with_two_ranks("fw8bw8"); }
+TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFp32) {
+  SKIP_WITHOUT_GLOO();
+  compare_one_process_with_two_ranks("fp32", 2e-4);
+}
+TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessFw8Bw8) {
+  SKIP_WITHOUT_GLOO();
+  compare_one_process_with_two_ranks("fw8bw8");
+}
 TEST(DataParallelTraining, TwoRanksTrainLikeOneProcessAutoPfq) {
   SKIP_WITHOUT_GLOO();
   compare_one_process_with_two_ranks("pfq-auto");

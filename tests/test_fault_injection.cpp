@@ -27,9 +27,12 @@ const std::string kArgs =
     " --set train.iterations=48 --set train.eval_every=16 --set train.checkpoint_every=1 --set train.threads=1";
 
 // Starts `fractrain train` in a child process; returns its pid.
+// Resumes from the last checkpoint when there is one. Without one, starts over with --overwrite: a kill that lands
+// after the run wrote its config but before its first checkpoint leaves a directory that holds a run (more often
+// where start-up is slow, e.g. a LibTorch that loads the CUDA libraries), and a plain start would refuse it.
 pid_t start_training(const std::string& dir, bool resume) {
   const std::string command = std::string(FRACTRAIN_CLI_PATH) + " train -q" + kArgs + " --set output.dir=" + dir +
-                              (resume ? " --resume" : "") + " > " + dir + ".log 2>&1";
+                              (resume ? " --resume" : " --overwrite") + " > " + dir + ".log 2>&1";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
