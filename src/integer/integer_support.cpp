@@ -1,17 +1,63 @@
 #include "fractrain/integer/integer_support.h"
 
 #ifdef FRACTRAIN_HAVE_ONEDNN
+#include <dlfcn.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #endif
 
 namespace fractrain {
 namespace {
+
+#ifdef FRACTRAIN_HAVE_ONEDNN
+// The std::call_once thunks with which libdnnl 2.6 (Debian) sets up its GEMM kernels once (`nm -D` on
+// libdnnl.so.2). The pip wheels' LibTorch carries its own oneDNN and exports thunks of the same names; the
+// dynamic loader binds libdnnl's calls to whichever library comes first, and that was LibTorch's: libdnnl's
+// kernel tables then stayed unset, and its int8 GEMM returned without writing its result (seen in the LibTorch
+// 2.11 build: wrong weight gradients). The other int8 primitives were right, but nothing says they stay so.
+constexpr const char* kGemmSetupThunks[] = {
+    "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIZN4dnnl4impl3cpu3x6411gemm_info_tIaaiE8jit_initEvEUlvE_"
+    "JEEvRS_OT_DpOT0_EUlvE_EERSB_ENUlvE_4_FUNEv",
+    "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIZN4dnnl4impl3cpu3x6411gemm_info_tIahiE8jit_initEvEUlvE_"
+    "JEEvRS_OT_DpOT0_EUlvE_EERSB_ENUlvE_4_FUNEv",
+    "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIZN4dnnl4impl3cpu3x6411gemm_info_tIfffE8jit_initEvEUlvE_"
+    "JEEvRS_OT_DpOT0_EUlvE_EERSB_ENUlvE_4_FUNEv",
+    "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIZN4dnnl4impl3cpu3x6411gemm_info_tINS4_10bfloat16_tES8_fE8"
+    "jit_initEvEUlvE_JEEvRS_OT_DpOT0_EUlvE_EERSC_ENUlvE_4_FUNEv",
+};
+
+// The library that takes the place of libdnnl's own GEMM setup in this process, or "" when none does.
+std::string library_interposing_on_onednn() {
+  void* onednn = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_NOLOAD);
+  if (!onednn) return "";
+  std::string interposer;
+  for (const char* name : kGemmSetupThunks) {
+    void* own = dlsym(onednn, name);
+    void* bound = dlsym(RTLD_DEFAULT, name);
+    Dl_info info{};
+    if (own && bound && own != bound) {
+      interposer = dladdr(bound, &info) && info.dli_fname ? info.dli_fname : "another library";
+      break;
+    }
+  }
+  dlclose(onednn);
+  return interposer;
+}
+#endif
 
 IntegerSupport probe() {
   IntegerSupport support;
 #ifndef FRACTRAIN_HAVE_ONEDNN
   support.detail = "this build has no oneDNN (install libdnnl-dev and rebuild)";
 #else
+  if (const std::string other = library_interposing_on_onednn(); !other.empty()) {
+    support.detail = "integer execution is off in this process: " + other +
+                     " (a LibTorch with its own oneDNN inside) takes the place of libdnnl's internal GEMM setup, so "
+                     "oneDNN's int8 products would come out wrong; integer execution needs a LibTorch that uses the "
+                     "system's oneDNN (Debian's libtorch-dev)";
+    return support;
+  }
   using dnnl::cpu_isa;
   switch (dnnl::get_effective_cpu_isa()) {
     case cpu_isa::avx512_core_amx:
