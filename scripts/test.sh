@@ -5,7 +5,7 @@
 # build also compiles the library without the precompiled header, which checks that every file includes what it
 # uses). This is what CI runs (.ci/run). FRACTRAIN_SKIP_SANITIZE=1 skips the sanitizer smoke (a quicker local run).
 # Not here yet: the same suite on a build against the pip wheel's LibTorch 2.11 with the CUDA kernels
-# (scripts/torch2_test.sh, about 45 minutes on 2 cores, which would take this command past its 60).
+# (scripts/torch2_test.sh, about 35 minutes on 2 cores, which would take this command past its 60; docs/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
