@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <memory>
 
 #include "fractrain/dist/launch.h"
 #include "fractrain/dist/process_group.h"
@@ -89,6 +90,16 @@ class Child {
   pid_t pid_ = -1;
   bool reaped_ = false;
 };
+
+// A store on 127.0.0.1:port that the test hosts, as torchrun's agent does; ranks with agent_store connect to it.
+std::unique_ptr<c10d::TCPStore> host_store(int port) {
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(port);
+  options.isServer = true;
+  options.waitWorkers = false;
+  options.timeout = 10s;
+  return std::make_unique<c10d::TCPStore>("127.0.0.1", options);
+}
 
 // Runs `body` as rank 1 in a child and as rank 0 here; body returns whether its checks held.
 void run_two_ranks(const std::function<bool(Communicator&)>& body) {
@@ -202,12 +213,8 @@ TEST(DistProcessGroup, AgentStoreRanksAreClientsUnderTheAttemptPrefix) {
   SKIP_WITHOUT_GLOO();
   const int port = pick_free_loopback_port();
   // The test plays torchrun's agent: it hosts the store, and both ranks (rank 0 included) connect to it.
-  c10d::TCPStoreOptions store_options;
-  store_options.port = static_cast<std::uint16_t>(port);
-  store_options.isServer = true;
-  store_options.waitWorkers = false;
-  store_options.timeout = 10s;
-  c10d::TCPStore agent("127.0.0.1", store_options);
+  const auto hosted = host_store(port);
+  c10d::TCPStore& agent = *hosted;
   auto agent_options = [&](int rank) {
     auto options = options_for(rank, port);
     options.agent_store = true;
@@ -333,12 +340,7 @@ TEST(DistProcessGroup, InvalidOptionsAndWorldSizeOne) {
     // NCCL branch stops at its device check with the count, rather than inside NCCL. The test hosts the store (as
     // torchrun's agent would), so that rank 0's failure cannot take it away while rank 1 still polls it.
     const int port = pick_free_loopback_port();
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(port);
-    store_options.isServer = true;
-    store_options.waitWorkers = false;
-    store_options.timeout = 10s;
-    c10d::TCPStore agent("127.0.0.1", store_options);
+    const auto agent = host_store(port);
     auto nccl_rank = [&](int rank) {
       auto options = options_for(rank, port, 10s);
       options.backend = "nccl";
