@@ -104,7 +104,7 @@ void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* patte
 
 // The same values written channels first ([C][P]) straight from the sums: per tile of 16 positions, one channel
 // at a time, so that the sums are read across the tile (from L1) and each channel's 16 values are written as
-// run (a transposing copy of corrected_rows' [P][C] stores one float per instruction). Per position: its
+// one run (a transposing copy of corrected_rows' [P][C] stores one float per instruction). Per position: its
 // box sum (box, as double) and, per channel and position, the weights' terms (weight_terms [C][P] = M[pattern][c]
 // + oc[c] * K[pattern], which do not depend on the sample): value(c, p) = float(acc + oc[c] * box[p] +
 // on * weight_terms[c][p]) * scale[c] + bias[c]. Every term is an integer below 2^53, so the double sum is the

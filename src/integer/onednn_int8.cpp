@@ -19,12 +19,6 @@ namespace fractrain::integer {
 
 #ifndef FRACTRAIN_HAVE_ONEDNN
 
-void conv_forward_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_t*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
-}
-void conv_backward_data_s32(const ConvGeometry&, const int8_t*, const int8_t*, int32_t*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
-}
 bool conv_backward_weight_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_t*) {
   throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
 }
@@ -210,25 +204,32 @@ WeightedPrimitive cached_conv(int kind, const ConvGeometry& g) {
   return it->second;
 }
 
+// The plain weights at `weights` in `p`'s layout: the same memory, or a reorder of it queued on `stream`.
+memory weights_in_layout(const WeightedPrimitive& p, const void* weights, dnnl::stream& stream) {
+  memory plain(p.plain_weights, cpu_engine(), const_cast<void*>(weights));
+  if (!p.needs_reorder) return plain;
+  memory reordered(p.weights, cpu_engine());
+  p.weights_reorder.execute(stream, plain, reordered);
+  return reordered;
+}
+
+// Runs `p` on `stream` with this thread's scratchpad, and waits for it.
+void execute(const WeightedPrimitive& p, dnnl::stream& stream, const memory& src, const memory& weights,
+             const memory& dst) {
+  memory scratchpad(p.scratchpad, cpu_engine(), thread_scratchpad(p.scratchpad.get_size()));
+  p.primitive.execute(stream, {{DNNL_ARG_SRC, src},
+                               {DNNL_ARG_WEIGHTS, weights},
+                               {DNNL_ARG_DST, dst},
+                               {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
+}
+
 // Runs `p` with src, plain weights and dst; reorders the weights into the primitive's layout first.
 void run(const WeightedPrimitive& p, const memory::desc& src_desc, const void* src, const void* weights,
          const memory::desc& dst_desc, void* dst) {
-  dnnl::engine& engine = cpu_engine();
-  dnnl::stream stream(engine);
-  memory src_mem(src_desc, engine, const_cast<void*>(src));
-  memory plain(p.plain_weights, engine, const_cast<void*>(weights));
-  memory dst_mem(dst_desc, engine, dst);
-  memory weights_mem = plain;
-  if (p.needs_reorder) {
-    weights_mem = memory(p.weights, engine);
-    p.weights_reorder.execute(stream, plain, weights_mem);
-  }
-  memory scratchpad(p.scratchpad, engine, thread_scratchpad(p.scratchpad.get_size()));
-  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem},
-                               {DNNL_ARG_WEIGHTS, weights_mem},
-                               {DNNL_ARG_DST, dst_mem},
-                               {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  stream.wait();
+  dnnl::stream stream(cpu_engine());
+  execute(p, stream, memory(src_desc, cpu_engine(), const_cast<void*>(src)), weights_in_layout(p, weights, stream),
+          memory(dst_desc, cpu_engine(), dst));
 }
 
 memory::desc forward_src(const ConvGeometry& g) {
@@ -245,14 +246,6 @@ memory::desc error_dst(const ConvGeometry& g) {
 }
 
 }  // namespace
-
-void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc) {
-  run(cached_conv(0, g), forward_src(g), x_nhwc, w_oihw, forward_dst(g), y_nhwc);
-}
-
-void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
-  run(cached_conv(1, g), error_src(g), dy_nhwc, w_oihw, error_dst(g), dx_nhwc);
-}
 
 // Per block size: the primitive and the weights already in its layout (a smaller last block may get another
 // primitive, and with it another layout).
@@ -275,16 +268,9 @@ struct BlockProduct::State {
     g.batch = samples;
     auto made = std::make_shared<Entry>();
     made->primitive = cached_conv(pass == Pass::Forward ? 0 : 1, g);
-    dnnl::engine& engine = cpu_engine();
-    const WeightedPrimitive& p = made->primitive;
-    memory plain(p.plain_weights, engine, const_cast<int8_t*>(weights));
-    made->weights = plain;
-    if (p.needs_reorder) {
-      made->weights = memory(p.weights, engine);
-      dnnl::stream stream(engine);
-      p.weights_reorder.execute(stream, plain, made->weights);
-      stream.wait();
-    }
+    dnnl::stream stream(cpu_engine());
+    made->weights = weights_in_layout(made->primitive, weights, stream);
+    stream.wait();
     return by_samples.emplace(samples, std::move(made)).first->second;
   }
 };
@@ -300,17 +286,9 @@ void BlockProduct::run(int64_t samples, const void* src, int32_t* dst) const {
   ConvGeometry g = state_->geometry;
   g.batch = samples;
   const bool forward = state_->pass == Pass::Forward;
-  dnnl::engine& engine = cpu_engine();
-  dnnl::stream stream(engine);
-  memory src_mem(forward ? forward_src(g) : error_src(g), engine, const_cast<void*>(src));
-  memory dst_mem(forward ? forward_dst(g) : error_dst(g), engine, dst);
-  const WeightedPrimitive& p = e->primitive;
-  memory scratchpad(p.scratchpad, engine, thread_scratchpad(p.scratchpad.get_size()));
-  p.primitive.execute(stream, {{DNNL_ARG_SRC, src_mem},
-                               {DNNL_ARG_WEIGHTS, e->weights},
-                               {DNNL_ARG_DST, dst_mem},
-                               {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  stream.wait();
+  dnnl::stream stream(cpu_engine());
+  execute(e->primitive, stream, memory(forward ? forward_src(g) : error_src(g), cpu_engine(), const_cast<void*>(src)),
+          e->weights, memory(forward ? forward_dst(g) : error_dst(g), cpu_engine(), dst));
 }
 
 bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, const int8_t* dy_nhwc, int32_t* dw_ihwo) {

@@ -10,14 +10,14 @@
 
 namespace fractrain::integer {
 
-// y[n, oh, ow, o] (int32, NHWC) = sum over i, kh, kw of x[n, ih, iw, i] (uint8, NHWC, zero outside) *
-// w[o, i, kh, kw] (int8, OIHW).
-void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t* w_oihw, int32_t* y_nhwc);
-
-// The forward or error-backward product of one layer (conv_forward_s32 / conv_backward_data_s32), its weights
-// reordered once, to run on blocks of samples: from several threads at once, each block on the calling thread
-// alone (oneDNN runs serially inside a parallel region), so that a block's int32 sums are still in that core's
-// cache when the corrections read them. `g.batch` is ignored; the weights must outlive the object.
+// The forward or error-backward product of one layer, its weights reordered once:
+// - Forward: y[n, oh, ow, o] (int32, NHWC) = sum over i, kh, kw of x[n, ih, iw, i] (uint8, NHWC, zero outside) *
+//   w[o, i, kh, kw] (int8, OIHW).
+// - ErrorBackward, the transposed convolution: dx[n, ih, iw, i] (int32, NHWC) = sum over o and the output
+//   positions/taps that read (ih, iw) of dy[n, oh, ow, o] (int8, NHWC) * w[o, i, kh, kw] (int8, OIHW).
+// It runs on blocks of samples: from several threads at once, each block on the calling thread alone (oneDNN runs
+// serially inside a parallel region), so that a block's int32 sums are still in that core's cache when the
+// corrections read them. `g.batch` is ignored; the weights must outlive the object.
 class BlockProduct {
  public:
   enum class Pass { Forward, ErrorBackward };
@@ -33,10 +33,6 @@ class BlockProduct {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// The transposed convolution (the error backward): dx[n, ih, iw, i] (int32, NHWC) = sum over o and the output
-// positions/taps that read (ih, iw) of dy[n, oh, ow, o] (int8, NHWC) * w[o, i, kh, kw] (int8, OIHW).
-void conv_backward_data_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc);
 
 // The weight gradient as oneDNN's int8 forward convolution with samples and channels swapped (its backward passes
 // are float only): dw[i, kh, kw, o] (int32) = sum over the g.batch samples and the output positions of
