@@ -9,6 +9,7 @@
 
 #include <sstream>
 
+#include "fractrain/nn/batch_norm_kernels.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -25,29 +26,79 @@ std::string sizes_of(const at::Tensor& t) {
 // Per-channel view for broadcasting against NCHW.
 at::Tensor channel_view(const at::Tensor& per_channel) { return per_channel.view({1, -1, 1, 1}); }
 
+// The fast passes (batch_norm_kernels.h) take contiguous float32 NCHW; other types use torch's ops.
+bool fast_passes_apply(const at::Tensor& x) { return x.scalar_type() == at::kFloat && x.is_contiguous() && x.is_cpu(); }
+
+batch_norm_kernel::NchwShape nchw_shape(const at::Tensor& x) {
+  return {x.size(0), x.size(1), x.size(2) * x.size(3)};
+}
+
+// This rank's per-channel mean and biased variance, float64.
+std::pair<at::Tensor, at::Tensor> local_mean_and_variance(const at::Tensor& x) {
+  if (!fast_passes_apply(x)) {
+    const auto [var, mean] = at::var_mean(x.detach(), {0, 2, 3}, /*unbiased=*/false);
+    return {mean.to(at::kDouble), var.to(at::kDouble)};
+  }
+  const auto shape = nchw_shape(x);
+  at::Tensor mean = at::empty({shape.channels}, x.options().dtype(at::kDouble));
+  at::Tensor m2 = at::empty_like(mean);
+  batch_norm_kernel::channel_moments(x.data_ptr<float>(), shape, mean.data_ptr<double>(), m2.data_ptr<double>());
+  return {mean, m2 / static_cast<double>(shape.samples * shape.plane)};
+}
+
+// This rank's [sum(dy) | sum(dy * x_hat)] per channel, float64, x_hat = (x - mean) invstd.
+at::Tensor local_gradient_sums(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& mean,
+                               const at::Tensor& invstd, double eps) {
+  const int64_t channels = x.size(1);
+  at::Tensor sums = at::zeros({2, channels}, x.options().dtype(at::kDouble));
+  if (x.numel() == 0) return sums;
+  if (!fast_passes_apply(x) || !fast_passes_apply(dy)) {
+    // torch's fused backward: given the global mean and invstd, its dweight and dbias are exactly
+    // sum(dy * x_hat) and sum(dy).
+    const auto local = at::native_batch_norm_backward(dy, x, /*weight=*/at::Tensor(), at::Tensor(), at::Tensor(),
+                                                      mean.to(x.scalar_type()), invstd.to(x.scalar_type()),
+                                                      /*train=*/true, eps, {false, true, true});
+    sums[0].copy_(std::get<2>(local));
+    sums[1].copy_(std::get<1>(local));
+    return sums;
+  }
+  const at::Tensor centred = at::empty({channels}, sums.options());
+  batch_norm_kernel::gradient_sums(dy.data_ptr<float>(), x.data_ptr<float>(), nchw_shape(x),
+                                   mean.contiguous().data_ptr<double>(), sums[0].data_ptr<double>(),
+                                   centred.data_ptr<double>());
+  sums[1].copy_(centred * invstd);
+  return sums;
+}
+
+// a dy + b x + c with per-channel a, b, c (float64, applied in the input's type).
+at::Tensor channel_affine_combination(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& a,
+                                      const at::Tensor& b, const at::Tensor& c) {
+  const auto type = x.scalar_type();
+  if (!fast_passes_apply(x) || !fast_passes_apply(dy)) {
+    at::Tensor out = dy * channel_view(a.to(type));
+    out.addcmul_(x, channel_view(b.to(type)));
+    return out.add_(channel_view(c.to(type)));
+  }
+  const at::Tensor af = a.to(type).contiguous(), bf = b.to(type).contiguous(), cf = c.to(type).contiguous();
+  at::Tensor out = at::empty_like(x);
+  batch_norm_kernel::channel_affine_combination(dy.data_ptr<float>(), x.data_ptr<float>(), nchw_shape(x),
+                                                af.data_ptr<float>(), bf.data_ptr<float>(), cf.data_ptr<float>(),
+                                                out.data_ptr<float>());
+  return out;
+}
+
 // dx of one BatchNorm over the global batch needs the global sums of dy and dy * x_hat; dweight and dbias are
-// this rank's sums (see the header for why they are not reduced here).
-//
-// Speed matters here: a ResNet has a BatchNorm after every convolution. The local sums come from torch's fused
-// BatchNorm backward kernel (its dweight and dbias, given the global mean and invstd, are exactly sum(dy * x_hat)
-// and sum(dy)), and dx = A dy + B x + C with per-channel A, B, C is three vectorised passes in the input's type.
+// this rank's sums (see the header for why they are not reduced here). Both passes over the data are the fast
+// ones for float32 (batch_norm_kernels.h): a ResNet has a BatchNorm after every convolution.
 class SyncBatchNormBackward : public torch::autograd::Node {
  public:
   variable_list apply(variable_list&& grads) override {
     const at::Tensor input = input_.unpack();
     const at::Tensor weight = weight_.unpack();
     at::Tensor dy = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(input);
-    const int64_t channels = input.size(1);
 
     // [sum(dy) | sum(dy * x_hat)], this rank's, in float64 for the allreduce.
-    at::Tensor sums = at::zeros({2, channels}, input.options().dtype(at::kDouble));
-    if (input.numel() > 0) {
-      const auto local = at::native_batch_norm_backward(dy, input, /*weight=*/at::Tensor(), at::Tensor(), at::Tensor(),
-                                                        mean_.to(input.scalar_type()), invstd_.to(input.scalar_type()),
-                                                        /*train=*/true, eps_, {false, true, true});
-      sums[0].copy_(std::get<2>(local));
-      sums[1].copy_(std::get<1>(local));
-    }
+    at::Tensor sums = local_gradient_sums(dy, input, mean_, invstd_, eps_);
     const at::Tensor local = sums.clone();
     communicator_->all_reduce({sums}, ReduceOp::Sum, "BatchNorm backward sums");
 
@@ -61,11 +112,7 @@ class SyncBatchNormBackward : public torch::autograd::Node {
       const at::Tensor a = gain;
       const at::Tensor b = -gain * invstd_ * mean_dy_xhat;
       const at::Tensor c = gain * (mean_ * invstd_ * mean_dy_xhat - mean_dy);
-      const auto type = input.scalar_type();
-      at::Tensor dx = dy * channel_view(a.to(type));
-      dx.addcmul_(input, channel_view(b.to(type)));
-      dx.add_(channel_view(c.to(type)));
-      out[0] = dx;
+      out[0] = channel_affine_combination(dy, input, a, b, c);
     }
     if (weight.defined() && should_compute_output(1)) out[1] = local[1].to(weight.scalar_type());
     if (should_compute_output(2) && bias_type_ != at::ScalarType::Undefined) out[2] = local[0].to(bias_type_);
@@ -148,16 +195,15 @@ at::Tensor SyncBatchNorm2d::synchronised_forward(const at::Tensor& input, double
                 std::to_string(channels) + " (input sizes " + sizes_of(input) + ")");
   const at::Tensor x = input.contiguous();
 
-  // One allreduce of [sum | sum of squares | count], in float64. The local mean and variance come from torch's
-  // one-pass reduction (var_mean, which accumulates in double on the CPU); sum = n mean and sum of squares =
+  // One allreduce of [sum | sum of squares | count], in float64. The local mean and variance come from two
+  // passes (mean, then squared deviations; batch_norm_kernels.h); sum = n mean and sum of squares =
   // n (var + mean^2) in float64 keep both the different reduction order and the cancellation in
   // E[x^2] - E[x]^2 far below float32 rounding of the normalised output.
   at::Tensor stats = at::zeros({2 * channels + 1}, x.options().dtype(at::kDouble));
   const double local_count = static_cast<double>(x.numel() / std::max<int64_t>(1, channels));
   if (x.numel() > 0) {
     torch::NoGradGuard no_grad;
-    const auto [local_var, local_mean] = at::var_mean(x.detach(), {0, 2, 3}, /*unbiased=*/false);
-    const at::Tensor mean64 = local_mean.to(at::kDouble), var64 = local_var.to(at::kDouble);
+    const auto [mean64, var64] = local_mean_and_variance(x);
     stats.slice(0, 0, channels).copy_(mean64 * local_count);
     stats.slice(0, channels, 2 * channels).copy_((var64 + mean64 * mean64) * local_count);
   }
