@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Data-parallel throughput on this machine, side by side in one run: ResNet-20 training steps as 1 process x 1
 # thread, 1 process x 2 threads and 2 ranks x 1 thread (fractrain train --nproc 2, Gloo on 127.0.0.1; "2x1" with
-# synchronised BatchNorm and quantizer ranges, the defaults, "2x1local" with each rank's own), for FP32 and
+# synchronised BatchNorm and quantizer ranges, the defaults, "2x1block" the same with ranks that block instead of
+# polling while they wait for a collective (train.comm_wait), "2x1local" with each rank's own statistics and
+# ranges), for FP32 and
 # FW-8/BW-8, several rounds in alternating order. Reports images/s (median of the rounds), the speedup of
 # each against 1 process x 1 thread, and the share of a 2-rank step that rank 0 spends in collectives (gradient
 # buckets, BatchNorm statistics, quantizer ranges, step totals; waiting for the slower rank included).
 #
 #   bench/data_parallel_compare.sh [--build DIR] [--out DIR] [--rounds 3] [--steps 60] [--batch 128]
-# Writes OUT/data_parallel_runs.csv (every run), OUT/data_parallel.csv and .json (medians, ratios) and, with
+# Writes OUT/data_parallel_runs.csv (every run), OUT/data_parallel.csv and .json (median images/s, median of the
+# rounds' speedups against that round's 1x1) and, with
 # gnuplot, OUT/data_parallel.png. Defaults: --build build, --out build/data_parallel_compare. Stop other work on
 # the machine first: the ratios are only as good as the quiet they are measured in.
 set -euo pipefail
@@ -38,18 +41,20 @@ runs="$out/data_parallel_runs.csv"
 echo "round,precision,layout,images_per_second,train_seconds,communication_seconds" > "$runs"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 for ((round = 0; round < rounds; ++round)); do
-  layouts="1x1 1x2 2x1 2x1local"
-  ((round % 2)) && layouts="2x1local 2x1 1x2 1x1"
+  layouts="1x1 1x2 2x1 2x1block 2x1local"
+  ((round % 2)) && layouts="2x1local 2x1block 2x1 1x2 1x1"
   for precision in fp32 fw8bw8; do
     bits=0
     [[ $precision == fw8bw8 ]] && bits=8
     for layout in $layouts; do
       ranks=${layout%%x*} threads=${layout#*x}
       threads=${threads%local}
+      threads=${threads%block}
       dir="$work/$precision-$layout-$round"
       launch=()
       ((ranks > 1)) && launch=(--nproc "$ranks")
       [[ $layout == *local ]] && launch+=(--set train.sync_batchnorm=false --set precision.sync_ranges=false)
+      [[ $layout == *block ]] && launch+=(--set train.comm_wait=block)
       "$cli" train -q --set model.name=resnet20 --set data.dataset=fashion-mnist --set data.train_subset=$samples \
         --set data.test_subset=256 --set train.batch_size=$batch --set train.iterations=$steps \
         --set train.eval_every=$steps --set train.log_every=0 --set precision.fw=$bits \
@@ -75,13 +80,16 @@ by = {}
 for row in csv.DictReader(open(runs_path)):
     by.setdefault((row["precision"], row["layout"]), []).append(row)
 rows = []
+# The speedup is the median over rounds of each round's ratio to that round's 1x1 run: runs of one round are
+# minutes apart, so a slow phase of the machine moves both sides of a ratio alike.
 for precision in ("fp32", "fw8bw8"):
-    base = statistics.median(float(r["images_per_second"]) for r in by[(precision, "1x1")])
-    for layout in ("1x1", "1x2", "2x1", "2x1local"):
+    base = {r["round"]: float(r["images_per_second"]) for r in by[(precision, "1x1")]}
+    for layout in ("1x1", "1x2", "2x1", "2x1block", "2x1local"):
         rs = by[(precision, layout)]
         rate = statistics.median(float(r["images_per_second"]) for r in rs)
+        speedup = statistics.median(float(r["images_per_second"]) / base[r["round"]] for r in rs)
         share = statistics.median(float(r["communication_seconds"]) / float(r["train_seconds"]) for r in rs)
-        rows.append(dict(precision=precision, layout=layout, images_per_second=rate, speedup=rate / base,
+        rows.append(dict(precision=precision, layout=layout, images_per_second=rate, speedup=speedup,
                          communication_share=share))
 with open(f"{out}/data_parallel.csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -132,6 +132,49 @@ TEST(DataParallelFailures, ARankKilledStopsTheOthersAndTheLastCheckpointResumesT
       true);
 }
 
+// A rank stopped mid-run (SIGSTOP: alive, connected, silent) while its peer waits by polling: the peer's
+// collective still ends at the timeout (the poll gives way to the blocking, timed wait after 20 ms), and the
+// launcher ends the run.
+TEST(DataParallelFailures, AStoppedPeerEndsTheRunWithinTheTimeoutWhileTheOtherSpins) {
+  SKIP_WITHOUT_GLOO();
+  ASSERT_FASHION_MNIST_INSTALLED();
+  test_support::TempDir temp("fractrain_dp_stopped");
+  RunConfig c = resumable_run(temp.str() + "/run");
+  c.train.comm_wait = "spin";
+  c.train.comm_timeout_s = 3;
+  const std::string log = temp.str() + "/run.log";
+  const pid_t launcher = test_support::start_cli("train -q -c " + config_file(c) + " --nproc 2", log);
+  ASSERT_TRUE(test_support::wait_for([&] { return has_checkpoint(c); }, 120s)) << test_support::read_file(log);
+  const auto ranks = children_of(launcher);
+  ASSERT_EQ(ranks.size(), 2u);
+  const auto stopped = std::chrono::steady_clock::now();
+  kill(ranks[1], SIGSTOP);
+  const int code = wait_exit_code(launcher);
+  const double seconds = seconds_since(stopped);
+  kill(ranks[1], SIGKILL);  // in case the launcher left it (it must not)
+  const std::string output = test_support::read_file(log);
+  EXPECT_NE(code, 0) << output;
+  EXPECT_LT(seconds, 60.0) << output;
+  EXPECT_CONTAINS(output, "rank 0: ");
+  EXPECT_CONTAINS(output, "failed after");
+}
+
+// How a rank waits (polling or blocking) changes when it sees a collective finish, never what it computes.
+TEST(DataParallelWaiting, SpinningAndBlockingRanksEndWithTheSameWeights) {
+  SKIP_WITHOUT_GLOO();
+  ASSERT_FASHION_MNIST_INSTALLED();
+  test_support::TempDir temp("fractrain_dp_wait");
+  RunConfig spin = test_support::short_run(temp.str() + "/spin", "resnet8", 256, 32, 8);
+  RunConfig block = test_support::short_run(temp.str() + "/block", "resnet8", 256, 32, 8);
+  spin.train.comm_wait = "spin";
+  block.train.comm_wait = "block";
+  for (const RunConfig* c : {&spin, &block}) {
+    const auto r = test_support::run_cli("train -q -c " + config_file(*c) + " --nproc 2");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  expect_equal_weights(spin, block);
+}
+
 TEST(DataParallelFailures, APeerThatNeverArrivesEndsTheRunWithinTheTimeout) {
   SKIP_WITHOUT_GLOO();
   ASSERT_FASHION_MNIST_INSTALLED();

@@ -288,6 +288,8 @@ TEST(RunConfig, OutOfRangeValuesAreRefusedWithTheReason) {
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.milestones=[120,80]"); }), "not strictly increasing");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "schedule.milestones=[80,80]"); }), "not strictly increasing");
   EXPECT_CONTAINS(error_of([&] { apply_override(c, "model.name="); }), "model.name = \"\" is empty");
+  EXPECT_CONTAINS(error_of([&] { apply_override(c, "train.comm_wait=sometimes"); }),
+                  "train.comm_wait = \"sometimes\" is not a known wait mode: use auto, spin or block");
   EXPECT_EQ(c, RunConfig{});
 }
 

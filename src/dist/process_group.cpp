@@ -163,7 +163,7 @@ std::shared_ptr<Communicator> connect_gloo(const c10::intrusive_ptr<c10d::Store>
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>(prefix, store),
                                                              options.rank, options.world_size, gloo_options);
     return dist_detail::make_c10d_communicator(group, store, options.rank, options.world_size, "gloo",
-                                               options.timeout);
+                                               options.timeout, options.spin_wait);
   } catch (const std::exception& e) {
     throw Error(fmt::format("rank {}: connecting Gloo between the {} ranks failed: {} (a peer died or is stuck; see "
                             "its output)",
@@ -192,7 +192,8 @@ std::shared_ptr<Communicator> connect_nccl(const c10::intrusive_ptr<c10d::Store>
                                                              options.rank, options.world_size, nccl_options);
     c10d::ProcessGroupNCCL* raw = group.get();  // the communicator owns the group and outlives this callback
     return dist_detail::make_c10d_communicator(group, store, options.rank, options.world_size, "nccl",
-                                               options.timeout, [raw] { c10d_compat::shutdown_nccl(*raw); });
+                                               options.timeout, /*spin_wait=*/false,
+                                               [raw] { c10d_compat::shutdown_nccl(*raw); });
   } catch (const std::exception& e) {
     throw Error(fmt::format("rank {}: connecting NCCL between the {} ranks failed: {}", options.rank,
                             options.world_size, exception_cause(e)));

@@ -415,6 +415,9 @@ std::vector<KeyDescriptor> build_table() {
       field("train.comm_timeout_s", &R::train, &TrainConfig::comm_timeout_s, float_positive(),
             "data parallel: seconds a rank waits for its peers (rendezvous, any collective) before the run ends "
             "with an error"),
+      field("train.comm_wait", &R::train, &TrainConfig::comm_wait, one_of({"auto", "spin", "block"}, "wait mode"),
+            "data parallel (Gloo): how a rank waits for a collective: spin (poll, yielding its core, up to 20 ms, "
+            "then block), block, or auto (spin when this node's ranks x threads fit its cores)"),
 
       field("optim.name", &R::optim, &OptimConfig::name, one_of({"sgd", "adam"}, "optimizer"),
             "sgd (momentum, weight_decay, nesterov) or adam (adam_beta1, adam_beta2, adam_eps, weight_decay)"),

@@ -1,5 +1,7 @@
 #include "fractrain/train/distributed_run.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,23 @@ int threads_per_rank(const RunConfig& config, int nproc) {
 
 std::chrono::milliseconds timeout_of(const RunConfig& config) {
   return std::chrono::milliseconds(static_cast<int64_t>(config.train.comm_timeout_s * 1000.0));
+}
+
+// The cores this process may run on (its affinity mask, as taskset or a scheduler sets it).
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// train.comm_wait = auto spins when this node's ranks, each with its threads (FRACTRAIN_THREADS from the
+// launcher, else train.threads, else every core), fit the cores: then a spinning rank takes no core another needs.
+bool spin_while_waiting(const RunConfig& config, const DistributedEnvironment& env) {
+  if (config.train.comm_wait != "auto") return config.train.comm_wait == "spin";
+  const int cores = usable_cores();
+  int threads = config.train.threads > 0 ? static_cast<int>(config.train.threads) : cores;
+  if (const char* launched = std::getenv("FRACTRAIN_THREADS")) threads = std::max(1, std::atoi(launched));
+  return static_cast<int64_t>(env.local_world_size) * threads <= cores;
 }
 
 }  // namespace
@@ -71,8 +90,9 @@ RankConnection connect_rank_from_environment(const RunConfig& config) {
   const std::optional<DistributedEnvironment> env = distributed_environment_from_env();
   if (!env || env->world_size <= 1) return {};
   const std::string backend = config.train.device.rfind("cuda", 0) == 0 ? "nccl" : "gloo";
-  std::vector<std::shared_ptr<Communicator>> groups =
-      connect_process_groups(env->process_group_options(timeout_of(config), backend), 2);
+  ProcessGroupOptions options = env->process_group_options(timeout_of(config), backend);
+  options.spin_wait = spin_while_waiting(config, *env);
+  std::vector<std::shared_ptr<Communicator>> groups = connect_process_groups(options, 2);
   return RankConnection{groups.at(0), groups.at(1)};
 }
 

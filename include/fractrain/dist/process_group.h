@@ -26,6 +26,10 @@ struct ProcessGroupOptions {
   // torch.distributed does), which keeps a restarted group's keys apart from the previous attempt's.
   bool agent_store = false;
   int restart_count = 0;  // TORCHELASTIC_RESTART_COUNT
+  // Gloo: a rank waiting for a collective polls it, yielding its core, for up to 20 ms before it blocks. Worth it
+  // where every rank has cores of its own (a blocked thread's idle core can take milliseconds to wake, many
+  // times per step); wasteful where ranks share cores. NCCL ignores it (its waits are the GPU stream's).
+  bool spin_wait = false;
 };
 
 // Joins the group: rank 0 hosts the store at master_addr:master_port (unless agent_store), every rank waits until

@@ -119,10 +119,13 @@ struct TrainConfig {
   std::string init_from;
   // Data parallel (fractrain train --nproc, or RANK/WORLD_SIZE from a launcher): BatchNorm normalises with the
   // whole batch's statistics; gradients travel as fp32, fp16, or quantized to the step's backward width (bw);
-  // a collective that waits longer than comm_timeout_s (a dead or stuck peer) ends the run.
+  // a collective that waits longer than comm_timeout_s (a dead or stuck peer) ends the run. comm_wait: how a
+  // rank waits for its peers (ProcessGroupOptions::spin_wait): spin, block, or auto (spin when this node's ranks
+  // times their threads fit its cores).
   bool sync_batchnorm = true;
   std::string grad_comm = "fp32";
   double comm_timeout_s = 300;
+  std::string comm_wait = "auto";
 };
 
 struct OptimConfig {
