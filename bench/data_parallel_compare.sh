@@ -102,20 +102,23 @@ for r in rows:
           f"{100 * r['communication_share']:>14.1f}%")
 with open(f"{out}/data_parallel.dat", "w") as f:
     for r in rows:
-        f.write(f"{r['precision']}-{r['layout']} {r['images_per_second']}\n")
+        f.write(f"{r['precision']}-{r['layout']} {r['speedup']}\n")
 PY
 
 if command -v gnuplot > /dev/null; then
   gnuplot <<GP
 set terminal pngcairo size 900,500
 set output "$out/data_parallel.png"
-set title "ResNet-20 training throughput: processes x threads"
-set ylabel "images/s"
+set title "ResNet-20 training throughput against 1 process x 1 thread (median of the rounds' ratios)"
+set ylabel "speedup"
+set yrange [0:*]
+set xtics rotate by -35
+set bmargin 7
 set style data histograms
 set style fill solid 0.8
 set boxwidth 0.7
-set key off
-plot "$out/data_parallel.dat" using 2:xtic(1)
+set key top left
+plot "$out/data_parallel.dat" using 2:xtic(1) title "speedup", 1.7 with lines dashtype 2 title "target 1.7x"
 GP
 fi
 echo "wrote $out/data_parallel.csv, $out/data_parallel.json, $runs$([[ -f $out/data_parallel.png ]] && echo ", $out/data_parallel.png")"
