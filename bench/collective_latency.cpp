@@ -22,7 +22,6 @@
 
 #include "fractrain/dist/launch.h"
 #include "fractrain/dist/process_group.h"
-#include "fractrain/util/error.h"
 
 namespace {
 

@@ -61,8 +61,9 @@ constexpr auto kSpinBeforeBlocking = std::chrono::milliseconds(20);
 
 // Polls until the Work completes or kSpinBeforeBlocking passes, yielding the core at every poll so that Gloo's
 // own threads (which do the work) run first wherever they are scheduled. Why: on the 2-vCPU build machine, a
-// thread that blocks lets its vCPU idle, and waking it again took milliseconds; a tiny ProcessGroupGloo
-// allreduce between two local ranks took 2.5-4.2 ms blocking and 0.6-1.1 ms polling (docs/distributed.md).
+// thread that blocks lets its vCPU idle, and waking it again took milliseconds; a small ProcessGroupGloo
+// allreduce between two local ranks' work cost 2.0-2.3 ms blocking and 0.6-0.7 ms polling
+// (bench_collective_latency, docs/distributed.md).
 void spin_until_completed(const WorkPtr& work) {
   const auto until = Clock::now() + kSpinBeforeBlocking;
   while (!work->isCompleted() && Clock::now() < until) sched_yield();
