@@ -8,6 +8,7 @@
 set -euo pipefail
 log="$1"
 environment_skips='Device\.QuantizedTrainingStepOnCudaMatchesCpuForward|AtomicFile\.ShortWriteToAFullDeviceThrows'
+environment_skips+='|GpuQuantize\.[A-Za-z0-9]+|GpuTraining\.[A-Za-z0-9]+'  # CUDA kernels and a GPU (docs/gpu.md)
 environment_skips+='|FaultInjection\.FullDiskFailsTheSaveLoudlyAndKeepsThePreviousCheckpoint'
 environment_skips+='|RunDirectory\.AnOutputDirOnAReadOnlyFileSystemEndsWithItsPathAndExitCode2'
 environment_skips+='|DataParallelTwoNodes\.TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne'

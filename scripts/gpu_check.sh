@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/gpu_build.sh fractrain_cli fractrain_tests
 [[ -n "${FRACTRAIN_DEBS:-}" ]] && export LD_LIBRARY_PATH="/tmp/fractrain-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-build-cuda/tests/fractrain_tests --gtest_filter='Device*:QConv2d*:FakeQuantize*'
+build-cuda/tests/fractrain_tests --gtest_filter='Device*:Gpu*:QConv2d*:FakeQuantize*'
 time build-cuda/fractrain train -q --config configs/fashion_mnist_fw8bw8.toml --set train.device=cuda \
   --set train.iterations=200 --set output.dir=runs/gpu_check

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/straight_through.h"
 #include "fractrain/util/error.h"
 
@@ -13,9 +14,14 @@ namespace {
 at::Tensor quantize_operand(const at::Tensor& x, int bits, bool snap_zero_point, RangeAgreement* agreement) {
   if (bits == 0) return x;
   const at::Tensor value = x.detach();
-  QuantizeOptions options;
-  options.snap_zero_point = snap_zero_point;
-  at::Tensor q = fake_quantize(value.contiguous(), bits, agreed_range(value, agreement), options);
+  at::Tensor q;
+  if (device_quant::applies(value) && !agreement) {
+    q = device_quant::quantize_over_own_range(value.contiguous(), bits, snap_zero_point);
+  } else {
+    QuantizeOptions options;
+    options.snap_zero_point = snap_zero_point;
+    q = fake_quantize(value.contiguous(), bits, agreed_range(value, agreement), options);
+  }
   return x.requires_grad() ? straight_through(x, q) : q;
 }
 

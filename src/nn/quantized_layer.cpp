@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "fractrain/integer/integer_support.h"
+#include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/util/error.h"
 #include "integer_layer_backward.h"
@@ -75,13 +76,28 @@ bool QuantizedLayer::agrees_ranges(const LayerPrecision& precision) const {
   return settings_.range_agreement && is_training() && precision.is_per_sample();
 }
 
+at::Tensor QuantizedLayer::device_input_range(const at::Tensor& x) {
+  if (!is_training()) return device_quant::evaluation_range(running_lo_, running_span_, statistics_seen_, x);
+  at::Tensor batch = device_quant::range_of(x);
+  device_quant::update_running_range(running_lo_, running_span_, statistics_seen_, batch,
+                                     settings_.activation_momentum);
+  return batch;
+}
+
 InputQuantization QuantizedLayer::input_quantization(const at::Tensor& x, const LayerPrecision& precision) {
   InputQuantization q;
   if (precision.act_full() && !agrees_ranges(precision)) return q;
   q.bits = precision.act_bits();
   if (precision.is_per_sample()) q.row_bits = precision.sample_act_bits();
-  q.range = input_range(x);
   q.snap_zero_point = snaps_zero_point();
+  // The device path keeps the range on the device. Not under data parallelism (the ranks agree on a range
+  // through a host-side collective) nor integer execution (CPU kernels that take host-side ranges).
+  if (device_quant::applies(x) && !settings_.range_agreement && !integer_execution()) {
+    q.device_range = device_input_range(x);
+    if (!q.row_bits.empty()) q.device_row_bits = device_quant::widths_tensor(q.row_bits, x);
+    return q;
+  }
+  q.range = input_range(x);
   return q;
 }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "fractrain/quant/device_quantize.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -93,9 +94,19 @@ bool InputQuantization::active() const {
 at::Tensor InputQuantization::apply_transient(const at::Tensor& x) const {
   if (!active()) return x;
   RECORD_USER_SCOPE("fractrain::quantize_input");
+  at::Tensor out = transient_buffer_like(x);
+  if (device_range.defined()) {
+    device_quant::RowQuantization q;
+    q.lo = device_range.narrow(0, 0, 1);
+    q.hi = device_range.narrow(0, 1, 1);
+    q.rows = row_bits.empty() ? 1 : static_cast<int64_t>(row_bits.size());
+    q.row_bits = device_row_bits;
+    q.bits = bits;
+    q.snap_zero_point = snap_zero_point;
+    return device_quant::quantize_rows_out(x, q, out);
+  }
   QuantizeOptions options;
   options.snap_zero_point = snap_zero_point;
-  at::Tensor out = transient_buffer_like(x);
   return row_bits.empty() ? fake_quantize_out(x, bits, range, options, out)
                           : fake_quantize_rows_out(x, row_bits, range, options, out);
 }

@@ -27,6 +27,10 @@ struct InputQuantization {
   std::vector<int> row_bits;
   QuantRange range;
   bool snap_zero_point = false;
+  // On the device path (quant/device_quantize.h) the range never comes to the host: `device_range` holds it
+  // (float [2] on x's device, `range` is unused), and `device_row_bits` DFQ's widths (int32, when row_bits is set).
+  at::Tensor device_range;
+  at::Tensor device_row_bits;
 
   bool active() const;
   // Q(x), or x itself when inactive. On CPU the result lives in per-thread scratch memory that the next call

@@ -4,6 +4,7 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/record_function.h>
 
+#include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
 
@@ -70,6 +71,11 @@ at::Tensor quantize_each_row(const at::Tensor& w, int bits, const QuantizeOption
   return out;
 }
 
+// The weight quantizers compute their ranges from the tensor: on the device path those never leave the device.
+bool weight_on_device_path(const at::Tensor& w, const QuantizeOptions& options) {
+  return options.rounding == Rounding::Nearest && device_quant::applies(w);
+}
+
 }  // namespace
 
 QuantRange tensor_range(const at::Tensor& x) {
@@ -118,6 +124,7 @@ at::Tensor& fake_quantize_rows_out(const at::Tensor& x, const std::vector<int>& 
 
 at::Tensor fake_quantize_per_channel(const at::Tensor& w, int bits, const QuantizeOptions& options) {
   if (bits == 0 || w.numel() == 0) return w;
+  if (weight_on_device_path(w, options)) return device_quant::quantize_per_channel(w, bits, options.snap_zero_point);
   if (!use_fused_kernel(w)) return reference::fake_quantize_per_channel(w, bits, options);
   return quantize_each_row(w, bits, options);
 }
@@ -127,6 +134,8 @@ at::Tensor fake_quantize_per_input_channel(const at::Tensor& w, int bits, const 
     throw Error("fake_quantize_per_input_channel: expected a weight [out, in, ...] of 2 or more dimensions, got " +
                 std::to_string(w.dim()));
   if (bits == 0 || w.numel() == 0) return w;
+  if (weight_on_device_path(w, options))
+    return device_quant::quantize_per_input_channel(w, bits, options.snap_zero_point);
   if (!use_fused_kernel(w)) return reference::fake_quantize_per_input_channel(w, bits, options);
   // Input channels as rows: a weight is small next to the activations it multiplies, so two transposing copies
   // cost little, and the row kernel then sees one long contiguous row per range (a linear weight's input channel

@@ -3,6 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/function.h>
 
+#include <vector>
+
+#include "fractrain/quant/device_quantize.h"
+
 namespace fractrain {
 namespace {
 
@@ -57,6 +61,34 @@ at::Tensor connect(at::Tensor out, const at::Tensor& input, std::shared_ptr<Node
 
 bool records_graph(const at::Tensor& x) { return x.requires_grad() && at::GradMode::is_enabled(); }
 
+// quantize_gradient on the device path: the range measured on the device, unless the caller took it or the ranks
+// agree on it (a collective between hosts, so it is on the host already), the widths and the noise stream read by
+// the kernel from device tensors.
+at::Tensor quantize_gradient_on_device(const at::Tensor& g, const GradientQuantization& spec,
+                                       uint64_t noise_first_index, at::Tensor& out) {
+  at::Tensor range;
+  if (spec.range || spec.range_agreement) {
+    const QuantRange host = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
+    range = at::tensor(std::vector<float>{host.lo, host.hi}, at::TensorOptions().dtype(at::kFloat)).to(g.device());
+  } else {
+    range = device_quant::range_of(g);
+  }
+  device_quant::RowQuantization q;
+  q.lo = range.narrow(0, 0, 1);
+  q.hi = range.narrow(0, 1, 1);
+  if (!spec.row_bits.empty()) {
+    q.rows = static_cast<int64_t>(spec.row_bits.size());
+    q.row_bits = device_quant::widths_tensor(spec.row_bits, g);
+  }
+  q.bits = spec.bits;
+  q.snap_zero_point = spec.snap_zero_point;
+  q.stochastic = true;
+  q.noise_key = spec.noise.key;
+  q.noise_stream = device_quant::stream_tensor(spec.noise, g);
+  q.noise_first_index = noise_first_index;
+  return device_quant::quantize_rows_out(g, q, out);
+}
+
 }  // namespace
 
 at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec) {
@@ -66,8 +98,9 @@ at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec) {
   options.snap_zero_point = spec.snap_zero_point;
   const int64_t sample_elements = g.dim() > 0 && g.size(0) > 0 ? g.numel() / g.size(0) : 0;
   options.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
-  const QuantRange range = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
   at::Tensor out = exclusively_owned(g) && g.is_contiguous() ? g : at::empty(g.sizes(), g.options());
+  if (device_quant::applies(g)) return quantize_gradient_on_device(g, spec, options.noise_first_index, out);
+  const QuantRange range = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
   if (spec.row_bits.empty())
     fake_quantize_out(g, spec.bits, range, options, out);
   else

@@ -134,6 +134,8 @@ class QuantizedLayer : public torch::nn::Module {
   std::optional<GradientQuantization> gradient_quantization(const LayerPrecision& precision,
                                                             uint64_t noise_step) const;
   QuantRange input_range(const at::Tensor& x);
+  // input_range on the device path (quant/device_quantize.h): float [2] on x's device, never read back.
+  at::Tensor device_input_range(const at::Tensor& x);
   void update_running_range(QuantRange batch);
 
   std::string layer_name_;

@@ -1,0 +1,210 @@
+#include "fractrain/quant/device_quantize.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <string>
+
+#include "fractrain/quant/kernel_threads.h"
+#include "fractrain/util/error.h"
+
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "../cuda/quantize_kernels.h"
+#endif
+
+namespace fractrain::device_quant {
+namespace {
+
+std::atomic<bool> cpu_emulation{false};
+
+void check_on_device(const at::Tensor& t, const at::Tensor& x, at::ScalarType type, const char* what) {
+  if (!t.defined() || t.device() != x.device() || t.scalar_type() != type || !t.is_contiguous())
+    throw Error(std::string("device quantization: ") + what + " must be a contiguous " + c10::toString(type) +
+                " tensor on " + x.device().str() + ", got " +
+                (t.defined() ? t.toString() + " on " + t.device().str() : std::string("an undefined tensor")));
+}
+
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+cudaStream_t stream_of(const at::Tensor& x) { return c10::cuda::getCurrentCUDAStream(x.get_device()).stream(); }
+
+void check_launch(cudaError_t status, const char* kernel) {
+  if (status != cudaSuccess)
+    throw Error(std::string("CUDA kernel ") + kernel + " failed to launch: " + cudaGetErrorString(status));
+}
+#endif
+
+// Runs the quantization kernel on x's device: launched on the current CUDA stream, or every thread of its grid
+// on the CPU (threads write disjoint elements, so any order and any split give the same result).
+void run_quantize_rows(const quant_math::QuantizeRowsArgs& args, const at::Tensor& x) {
+  if (x.is_cuda()) {
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+    const c10::cuda::CUDAGuard guard(x.device());
+    check_launch(cuda::launch_quantize_rows(args, stream_of(x)), "quantize_rows");
+    return;
+#else
+    throw Error("device quantization: this build has no CUDA kernels (build against a CUDA LibTorch)");
+#endif
+  }
+  const int64_t threads = quant_math::quantize_rows_threads(args);
+  at::parallel_for(0, threads, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) quant_math::quantize_rows_thread(args, t);
+  });
+}
+
+}  // namespace
+
+bool has_cuda_kernels() {
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool applies(const at::Tensor& x) {
+  if (x.scalar_type() != at::kFloat) return false;
+  if (x.is_cuda()) return has_cuda_kernels();
+  return x.device().is_cpu() && cpu_emulation.load();
+}
+
+ScopedCpuEmulation::ScopedCpuEmulation() : previous_(cpu_emulation.exchange(true)) {}
+ScopedCpuEmulation::~ScopedCpuEmulation() { cpu_emulation.store(previous_); }
+
+at::Tensor range_of(const at::Tensor& x) {
+  at::Tensor range = at::zeros({2}, x.options().dtype(at::kFloat));
+  if (x.numel() == 0) return range;
+  at::Tensor lo = range.select(0, 0), hi = range.select(0, 1);
+  at::aminmax_out(lo, hi, x);
+  return range;
+}
+
+at::Tensor stream_tensor(const PhiloxStream& noise, const at::Tensor& like) {
+  return at::full({1}, static_cast<int64_t>(noise.stream), like.options().dtype(at::kLong));
+}
+
+at::Tensor widths_tensor(const std::vector<int>& bits, const at::Tensor& like) {
+  const std::vector<int32_t> widths(bits.begin(), bits.end());
+  at::Tensor host = at::tensor(widths, at::TensorOptions().dtype(at::kInt));
+  return like.device().is_cpu() ? host : host.to(like.device());
+}
+
+at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at::Tensor& out) {
+  RECORD_USER_SCOPE("fractrain::device_quantize_rows");
+  if (x.scalar_type() != at::kFloat) throw Error("device quantization: expected a float tensor, got " + x.toString());
+  if (!out.defined() || out.sizes() != x.sizes() || out.device() != x.device() || out.scalar_type() != at::kFloat)
+    throw Error("device quantization: `out` must have the shape, dtype and device of the input " + x.toString() +
+                " " + c10::str(x.sizes()));
+  if (x.numel() == 0) return out;
+  if (q.rows < 1 || x.numel() % q.rows != 0)
+    throw Error("device quantization: " + std::to_string(x.numel()) + " elements do not split into " +
+                std::to_string(q.rows) + " rows");
+  const int64_t ranges = q.range_stride == 0 ? 1 : q.rows;
+  check_on_device(q.lo, x, at::kFloat, "the range's lower ends");
+  check_on_device(q.hi, x, at::kFloat, "the range's upper ends");
+  if (q.lo.numel() < ranges || q.hi.numel() < ranges)
+    throw Error("device quantization: " + std::to_string(ranges) + " ranges needed, got " +
+                std::to_string(q.lo.numel()));
+  if (q.row_bits.defined()) {
+    check_on_device(q.row_bits, x, at::kInt, "the per-row widths");
+    if (q.row_bits.numel() != q.rows)
+      throw Error("device quantization: " + std::to_string(q.row_bits.numel()) + " widths for " +
+                  std::to_string(q.rows) + " rows");
+  }
+  if (q.stochastic) check_on_device(q.noise_stream, x, at::kLong, "the noise stream");
+
+  const at::Tensor input = x.contiguous();
+  at::Tensor target = out.is_contiguous() ? out : at::empty(input.sizes(), input.options());
+  quant_math::QuantizeRowsArgs args;
+  args.x = input.data_ptr<float>();
+  args.y = target.data_ptr<float>();
+  args.rows = q.rows;
+  args.row_len = input.numel() / q.rows;
+  args.lo = q.lo.data_ptr<float>();
+  args.hi = q.hi.data_ptr<float>();
+  args.range_stride = q.range_stride;
+  args.row_bits = q.row_bits.defined() ? q.row_bits.data_ptr<int32_t>() : nullptr;
+  args.bits = q.bits;
+  args.snap_zero_point = q.snap_zero_point;
+  args.stochastic = q.stochastic;
+  if (q.stochastic) {
+    args.noise_key = q.noise_key;
+    args.noise_stream = reinterpret_cast<const uint64_t*>(q.noise_stream.data_ptr<int64_t>());
+    args.noise_first_index = q.noise_first_index;
+  }
+  run_quantize_rows(args, input);
+  if (!target.is_same(out)) out.copy_(target);
+  return out;
+}
+
+at::Tensor quantize_over_own_range(const at::Tensor& x, int bits, bool snap_zero_point) {
+  if (bits == 0 || x.numel() == 0) return x;
+  const at::Tensor range = range_of(x);
+  RowQuantization q;
+  q.lo = range.narrow(0, 0, 1);
+  q.hi = range.narrow(0, 1, 1);
+  q.bits = bits;
+  q.snap_zero_point = snap_zero_point;
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  return quantize_rows_out(x, q, out);
+}
+
+at::Tensor quantize_per_channel(const at::Tensor& w, int bits, bool snap_zero_point) {
+  if (bits == 0 || w.numel() == 0) return w;
+  const at::Tensor rows = w.contiguous().view({w.size(0), -1});
+  auto [lo, hi] = at::aminmax(rows, 1);
+  RowQuantization q;
+  q.lo = lo.contiguous();
+  q.hi = hi.contiguous();
+  q.range_stride = 1;
+  q.rows = w.size(0);
+  q.bits = bits;
+  q.snap_zero_point = snap_zero_point;
+  at::Tensor out = at::empty(w.sizes(), w.options());
+  return quantize_rows_out(rows.view(w.sizes()), q, out);
+}
+
+at::Tensor quantize_per_input_channel(const at::Tensor& w, int bits, bool snap_zero_point) {
+  if (w.dim() < 2)
+    throw Error("device quantization: expected a weight [out, in, ...] of 2 or more dimensions, got " +
+                std::to_string(w.dim()));
+  if (bits == 0 || w.numel() == 0) return w;
+  // Input channels as rows, as fake_quantize_per_input_channel does on the CPU.
+  const at::Tensor by_input = w.transpose(0, 1).contiguous();
+  return quantize_per_channel(by_input, bits, snap_zero_point).transpose(0, 1).contiguous();
+}
+
+void update_running_range(at::Tensor& running_lo, at::Tensor& running_span, at::Tensor& seen,
+                          const at::Tensor& batch_range, float momentum) {
+  for (const at::Tensor* t : {&running_lo, &running_span, &seen})
+    check_on_device(*t, batch_range, at::kFloat, "a running statistic");
+  quant_math::RunningRangeArgs args;
+  args.running_lo = running_lo.data_ptr<float>();
+  args.running_span = running_span.data_ptr<float>();
+  args.seen = seen.data_ptr<float>();
+  args.batch_lo = batch_range.data_ptr<float>();
+  args.batch_hi = args.batch_lo + 1;
+  args.momentum = momentum;
+  if (batch_range.is_cuda()) {
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+    const c10::cuda::CUDAGuard guard(batch_range.device());
+    check_launch(cuda::launch_running_range(args, stream_of(batch_range)), "running_range");
+    return;
+#else
+    throw Error("device quantization: this build has no CUDA kernels (build against a CUDA LibTorch)");
+#endif
+  }
+  quant_math::running_range_thread(args);
+}
+
+at::Tensor evaluation_range(const at::Tensor& running_lo, const at::Tensor& running_span, const at::Tensor& seen,
+                            const at::Tensor& x) {
+  const at::Tensor running = at::cat({running_lo, running_lo + running_span});
+  return at::where(seen > 0, running, range_of(x));
+}
+
+}  // namespace fractrain::device_quant

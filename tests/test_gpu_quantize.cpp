@@ -1,0 +1,132 @@
+// The device path of quantization on a GPU (issue 15; scripts/gpu_check.sh runs these on a machine with one): the
+// CUDA kernels equal the CPU quantizer bit for bit, the running range stays on the device, and a quantized
+// training step of a static plan never synchronises with the host. Skipped in builds without the CUDA kernels
+// or without a visible GPU; tests/test_device_quantize.cpp checks the same data flow on the CPU everywhere.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "fractrain/models/model_registry.h"
+#include "fractrain/precision/static_plan.h"
+#include "fractrain/quant/device_quantize.h"
+#include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/quant_math.h"
+
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+using namespace fractrain;
+
+namespace {
+
+#define REQUIRE_GPU()                                                                                  \
+  if (!device_quant::has_cuda_kernels()) GTEST_SKIP() << "this build has no CUDA kernels";          \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU visible"
+
+// While alive, any host synchronisation that LibTorch's CUDA calls make (item(), a blocking copy, a stream or
+// device synchronise) throws instead of running.
+class SynchronisationIsAnError {
+ public:
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+  SynchronisationIsAnError() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
+  ~SynchronisationIsAnError() {
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  }
+#else
+  SynchronisationIsAnError() {}  // no GPU in this build: the tests skip before they get here
+#endif
+};
+
+void expect_bitwise(const at::Tensor& gpu, const at::Tensor& cpu, const std::string& what) {
+  const at::Tensor a = gpu.cpu();
+  ASSERT_EQ(a.sizes(), cpu.sizes()) << what;
+  EXPECT_TRUE(torch::equal(a.view(at::kInt), cpu.view(at::kInt)))
+      << what << ": max |difference| " << (a - cpu).abs().max().item<float>();
+}
+
+}  // namespace
+
+TEST(GpuQuantize, KernelsEqualTheCpuQuantizerBitForBit) {
+  REQUIRE_GPU();
+  torch::manual_seed(1);
+  const at::Tensor x = torch::randn({6, 1037}) * 3;  // rows that do not end on a 64-element noise tile
+  const at::Tensor gx = x.cuda();
+  const QuantRange range = tensor_range(x);
+  const at::Tensor device_range = device_quant::range_of(gx);
+  EXPECT_EQ(device_range[0].item<float>(), range.lo);
+  EXPECT_EQ(device_range[1].item<float>(), range.hi);
+  for (bool snap : {false, true}) {
+    QuantizeOptions options;
+    options.snap_zero_point = snap;
+    options.rounding = Rounding::Stochastic;
+    options.noise = PhiloxStream{9, mix_stream(2, 5)};
+    options.noise_first_index = 333;
+    const std::vector<int> widths = {0, 2, 4, 6, 8, 3};
+    device_quant::RowQuantization q;
+    q.lo = device_range.narrow(0, 0, 1);
+    q.hi = device_range.narrow(0, 1, 1);
+    q.rows = 6;
+    q.row_bits = device_quant::widths_tensor(widths, gx);
+    q.snap_zero_point = snap;
+    q.stochastic = true;
+    q.noise_key = options.noise.key;
+    q.noise_stream = device_quant::stream_tensor(options.noise, gx);
+    q.noise_first_index = options.noise_first_index;
+    at::Tensor out = torch::empty_like(gx);
+    expect_bitwise(device_quant::quantize_rows_out(gx, q, out), fake_quantize_rows(x, widths, range, options),
+                   "per-row widths, stochastic, snap " + std::to_string(snap));
+    options.rounding = Rounding::Nearest;
+    expect_bitwise(fake_quantize_per_channel(gx, 4, options), fake_quantize_per_channel(x, 4, options),
+                   "per output channel, snap " + std::to_string(snap));
+    expect_bitwise(fake_quantize_per_input_channel(gx.view({3, 2, 1037}), 5, options),
+                   fake_quantize_per_input_channel(x.view({3, 2, 1037}), 5, options),
+                   "per input channel, snap " + std::to_string(snap));
+  }
+}
+
+TEST(GpuQuantize, TheRunningRangeIsUpdatedOnTheDevice) {
+  REQUIRE_GPU();
+  at::Tensor lo = torch::zeros({1}, torch::kCUDA), span = torch::zeros({1}, torch::kCUDA),
+             seen = torch::zeros({1}, torch::kCUDA);
+  float host_lo = 0, host_span = 0, host_seen = 0;
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor batch = torch::randn({4000}) * (step + 1);
+    const QuantRange r = tensor_range(batch);
+    const at::Tensor on_device = batch.cuda();
+    {
+      SynchronisationIsAnError strict;
+      device_quant::update_running_range(lo, span, seen, device_quant::range_of(on_device), 0.9f);
+    }
+    quant_math::update_running_range(&host_lo, &host_span, &host_seen, r.lo, r.hi, 0.9f);
+    EXPECT_EQ(lo.item<float>(), host_lo);
+    EXPECT_EQ(span.item<float>(), host_span);
+  }
+}
+
+// A static FW-8/BW-8 training step (forward, backward, optimizer step) of a ResNet on the GPU: the ranges, the
+// running statistics and the noise stream stay on the device, so nothing in the step may synchronise.
+TEST(GpuTraining, AStaticQuantizedStepNeverSynchronisesWithTheHost) {
+  REQUIRE_GPU();
+  torch::manual_seed(2);
+  auto model = create_model("resnet8", ModelInputSpec{1, 28, 28, 10});
+  model->to(torch::kCUDA);
+  model->train();
+  const PrecisionPlan plan = make_static_plan(*model, Precision::fw_bw(8, 8), {});
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  const at::Tensor x = torch::randn({32, 1, 28, 28}).cuda(), labels = torch::randint(0, 10, {32}, torch::kLong).cuda();
+  auto step = [&] {
+    optimizer.zero_grad();
+    at::Tensor loss = torch::cross_entropy_loss(model->forward(x, plan), labels);
+    loss.backward();
+    optimizer.step();
+    return loss.detach();
+  };
+  step();  // warm-up: cuDNN's algorithm search and the allocator's first blocks may synchronise
+  at::Tensor loss;
+  {
+    SynchronisationIsAnError strict;
+    loss = step();
+  }
+  EXPECT_TRUE(torch::isfinite(loss).item<bool>());
+}
