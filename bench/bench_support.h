@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <vector>
 
 namespace fractrain::bench {
@@ -24,12 +25,14 @@ struct StepTime {
   double faults = 0;   // minor page faults per step: fresh memory from the OS, a hidden cost of allocation
 };
 
-// Runs `step` `steps` times and returns the time and page faults per step.
+// Runs `step` `steps` times and returns the time and page faults per step. `finish` (if given) runs before the
+// clock stops: waiting for a device whose work is asynchronous (CUDA), so that the time is the device's.
 template <class Step>
-StepTime time_per_step(int steps, Step&& step) {
+StepTime time_per_step(int steps, Step&& step, const std::function<void()>& finish = nullptr) {
   const long faults = minor_page_faults();
   const auto start = std::chrono::steady_clock::now();
   for (int s = 0; s < steps; ++s) step();
+  if (finish) finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {seconds / steps, static_cast<double>(minor_page_faults() - faults) / steps};
 }

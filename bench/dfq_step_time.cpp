@@ -4,9 +4,12 @@
 //
 //   bench_dfq_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 5] [--steps 3]
 //                       [--threads N] [--options cifar-release] [--target 3.0] [--skip-candidates 1]
+//                       [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/precision/gating_cost.h"
+#include "fractrain/train/run_components.h"
 #include "fractrain/util/allocator_tuning.h"
 
 using namespace fractrain;
@@ -29,6 +33,7 @@ struct Args {
   int rounds = 5, steps = 3, threads = 0;
   double target = 3.0;
   bool skip_candidates = false;
+  std::string device = "cpu";
 };
 
 Args parse(int argc, char** argv) {
@@ -45,6 +50,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--options") a.options = v;
     else if (k == "--target") a.target = std::stod(v);
     else if (k == "--skip-candidates") a.skip_candidates = v != "0";
+    else if (k == "--device") a.device = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -76,7 +82,7 @@ struct Trainee {
   }
 };
 
-Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string& execution) {
+Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string& execution, const c10::Device& device) {
   torch::manual_seed(0);
   Trainee t;
   t.target = a.target;
@@ -91,6 +97,7 @@ Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string&
     t.model->set_cost_observer(t.meter.get());
     t.plan = PrecisionPlan::uniform(Precision::full());  // gates decide the blocks; stem and classifier FP32
   }
+  t.model->to(device);
   t.model->train();
   t.sgd = std::make_unique<torch::optim::SGD>(t.model->parameters(),
                                               torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
@@ -105,28 +112,39 @@ int main(int argc, char** argv) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(threads);
   const ModelInputSpec in{a.channels, a.size, a.size, 10};
-  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size});
-  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
+  c10::Device device = c10::kCPU;
+  try {
+    device = resolve_device(a.device);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "--device: %s\n", e.what());
+    return 2;
+  }
+  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size}).to(device);
+  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong).to(device);
+  // On CUDA, a timed run ends when the GPU has finished its work.
+  const std::function<void()> finish = device.is_cuda() ? std::function<void()>([] { torch::cuda::synchronize(); })
+                                                        : nullptr;
 
   std::vector<std::pair<std::string, Trainee>> kinds;
-  kinds.emplace_back("fp32", make_trainee(a, in, ""));
-  kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed"));
-  if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates"));
-  for (auto& [name, t] : kinds) time_per_step(2, [&] { t.step(x, y); });  // warm-up
+  kinds.emplace_back("fp32", make_trainee(a, in, "", device));
+  kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed", device));
+  if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates", device));
+  for (auto& [name, t] : kinds) time_per_step(2, [&] { t.step(x, y); }, finish);  // warm-up
 
   std::vector<std::vector<double>> times(kinds.size()), ratios(kinds.size());
   for (int r = 0; r < a.rounds; ++r) {
     std::printf("round %d:", r);
     for (size_t k = 0; k < kinds.size(); ++k) {
       auto& t = kinds[k].second;
-      times[k].push_back(time_per_step(a.steps, [&] { t.step(x, y); }).seconds);
+      times[k].push_back(time_per_step(a.steps, [&] { t.step(x, y); }, finish).seconds);
       ratios[k].push_back(times[k].back() / times[0].back());
       std::printf("  %s %.1f ms", kinds[k].first.c_str(), times[k].back() * 1e3);
     }
     std::printf("\n");
   }
-  std::printf("\n%s batch %lld input %lldx%lldx%lld threads %d options %s\n", a.model.c_str(), (long long)a.batch,
-              (long long)a.channels, (long long)a.size, (long long)a.size, threads, a.options.c_str());
+  std::printf("\n%s batch %lld input %lldx%lldx%lld on %s, threads %d, options %s\n", a.model.c_str(),
+              (long long)a.batch, (long long)a.channels, (long long)a.size, (long long)a.size, device.str().c_str(),
+              threads, a.options.c_str());
   for (size_t k = 0; k < kinds.size(); ++k)
     std::printf("median %-15s %.1f ms/step, ratio to fp32 %.3f%s\n", kinds[k].first.c_str(), median(times[k]) * 1e3,
                 median(ratios[k]), k == 1 ? " (target <= 1.35)" : "");

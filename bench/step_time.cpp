@@ -5,13 +5,18 @@
 //                   [--threads N] [--fw 8 --bw 8] [--profile trace.json [--profile-steps 1]]
 //                   [--only fp32|quantized]  (one kind only, e.g. under perf record)
 //                   [--execution simulated|integer]  (how the quantized layers compute; nn/execution_mode.h)
+//                   [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
+//                   [--plain 1]  (also time a plain LibTorch ResNet of the same shape: fractrain's FP32 overhead)
 #include <sys/resource.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,7 +24,9 @@
 #include "fractrain/models/model_registry.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
+#include "fractrain/train/run_components.h"
 #include "bench_support.h"
+#include "plain_resnet.h"
 
 using namespace fractrain;
 using namespace fractrain::bench;
@@ -34,6 +41,8 @@ struct Args {
   int profile_steps = 1;  // alternating FP32/quantized pairs in the trace
   std::string only;       // "fp32" or "quantized": time just that kind (for perf record); "" = both, side by side
   ExecutionMode execution = ExecutionMode::Simulated;
+  std::string device = "cpu";
+  bool plain = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -54,6 +63,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--profile-steps") a.profile_steps = std::stoi(v);
     else if (k == "--only") a.only = v;
     else if (k == "--execution") a.execution = execution_mode_names().parse(v, "--execution");
+    else if (k == "--device") a.device = v;
+    else if (k == "--plain") a.plain = std::string(v) != "0";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -68,15 +79,50 @@ Args parse(int argc, char** argv) {
 
 // Time and page faults per step over `steps` full training steps (forward, loss, backward, SGD update). `label`
 // names each step in profiler traces, so that a trace with several steps can be split by step.
+// On CUDA, a timed run ends when the GPU has finished its work.
+std::function<void()> finisher(const c10::Device& device) {
+  if (!device.is_cuda()) return nullptr;
+  return [] { torch::cuda::synchronize(); };
+}
+
 StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
                     const at::Tensor& y, int steps, const char* label) {
-  return time_per_step(steps, [&] {
-    RECORD_USER_SCOPE(label);
-    sgd.zero_grad();
-    at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
-    loss.backward();
-    sgd.step();
-  });
+  return time_per_step(
+      steps,
+      [&] {
+        RECORD_USER_SCOPE(label);
+        sgd.zero_grad();
+        at::Tensor loss = torch::cross_entropy_loss(model.forward(x, plan), y);
+        loss.backward();
+        sgd.step();
+      },
+      finisher(x.device()));
+}
+
+// The same step on the plain LibTorch ResNet (bench/plain_resnet.h).
+StepTime time_plain_steps(PlainResNet& model, torch::optim::SGD& sgd, const at::Tensor& x, const at::Tensor& y,
+                          int steps) {
+  return time_per_step(
+      steps,
+      [&] {
+        RECORD_USER_SCOPE("plain_step");
+        sgd.zero_grad();
+        at::Tensor loss = torch::cross_entropy_loss(model->forward(x), y);
+        loss.backward();
+        sgd.step();
+      },
+      finisher(x.device()));
+}
+
+int resnet_depth(const std::string& model) {
+  if (model.rfind("resnet", 0) == 0) {
+    try {
+      return std::stoi(model.substr(6));
+    } catch (const std::exception&) {
+    }
+  }
+  std::fprintf(stderr, "--plain: needs a CIFAR ResNet (resnet20, resnet38, ...), got %s\n", model.c_str());
+  std::exit(2);
 }
 
 }  // namespace
@@ -88,7 +134,19 @@ int main(int argc, char** argv) {
   at::set_num_threads(threads);
   torch::manual_seed(0);
   const ModelInputSpec in{a.channels, a.size, a.size, 10};
+  c10::Device device = c10::kCPU;
+  try {
+    device = resolve_device(a.device);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "--device: %s\n", e.what());
+    return 2;
+  }
+  if (device.is_cuda() && a.execution == ExecutionMode::Integer) {
+    std::fprintf(stderr, "--execution integer runs on the CPU only (oneDNN's int8 kernels)\n");
+    return 2;
+  }
   auto model = create_model(a.model, in);
+  model->to(device);
   model->train();
   QuantizerSettings settings = model->quantizer_settings();
   settings.execution = a.execution;
@@ -96,8 +154,19 @@ int main(int argc, char** argv) {
       a.execution == ExecutionMode::Integer ? ErrorWeightRanges::PerInputChannel : ErrorWeightRanges::PerOutputChannel;
   model->set_quantizer_settings(settings);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
-  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size});
-  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
+  const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size}).to(device);
+  const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong).to(device);
+  PlainResNet plain{nullptr};
+  std::unique_ptr<torch::optim::SGD> plain_sgd;
+  if (a.plain) {
+    torch::manual_seed(0);
+    plain = PlainResNet(resnet_depth(a.model), a.channels, 10);
+    plain->to(device);
+    plain->train();
+    plain_sgd = std::make_unique<torch::optim::SGD>(
+        plain->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+    time_plain_steps(plain, *plain_sgd, x, y, 2);  // warm-up
+  }
 
   const PrecisionPlan fp32 = make_static_plan(*model, Precision::full(), {});
   PrecisionPlan quantized = make_static_plan(*model, Precision::fw_bw(a.fw, a.bw), {});
@@ -120,7 +189,7 @@ int main(int argc, char** argv) {
                 t.faults);
     return 0;
   }
-  std::vector<double> t_fp32, t_quant, ratios;
+  std::vector<double> t_fp32, t_quant, ratios, plain_ratios;
   for (int r = 0; r < a.rounds; ++r) {
     quantized.noise_step = static_cast<uint64_t>(r);
     const StepTime f = time_steps(*model, sgd, fp32, x, y, a.steps, "fp32_step");
@@ -128,15 +197,24 @@ int main(int argc, char** argv) {
     t_fp32.push_back(f.seconds);
     t_quant.push_back(q.seconds);
     ratios.push_back(q.seconds / f.seconds);
-    std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f (page faults/step %.0f, %.0f)\n", r,
+    std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f (page faults/step %.0f, %.0f)", r,
                 f.seconds * 1e3, a.fw, a.bw, q.seconds * 1e3, q.seconds / f.seconds, f.faults, q.faults);
+    if (a.plain) {
+      const StepTime p = time_plain_steps(plain, *plain_sgd, x, y, a.steps);
+      plain_ratios.push_back(f.seconds / p.seconds);
+      std::printf(", plain LibTorch %.1f ms/step", p.seconds * 1e3);
+    }
+    std::printf("\n");
   }
-  std::printf("\n%s batch %lld input %lldx%lldx%lld threads %d\n", a.model.c_str(), (long long)a.batch,
-              (long long)a.channels, (long long)a.size, (long long)a.size, threads);
+  std::printf("\n%s batch %lld input %lldx%lldx%lld on %s, threads %d\n", a.model.c_str(), (long long)a.batch,
+              (long long)a.channels, (long long)a.size, (long long)a.size, device.str().c_str(), threads);
   std::printf("median step time: fp32 %.1f ms, fw%dbw%d %.1f ms\n", median(t_fp32) * 1e3, a.fw, a.bw,
               median(t_quant) * 1e3);
-  std::printf("median ratio fw%dbw%d (%s) / fp32: %.3f (target: simulated <= 1.15, integer <= 0.6)\n", a.fw, a.bw,
-              to_string(a.execution).c_str(), median(ratios));
+  std::printf("median ratio fw%dbw%d (%s) / fp32: %.3f (target: %s)\n", a.fw, a.bw, to_string(a.execution).c_str(),
+              median(ratios),
+              device.is_cuda() ? "<= 1.6 eager, <= 1.3 with graphs" : "simulated <= 1.15, integer <= 0.6");
+  if (a.plain)
+    std::printf("median ratio fractrain fp32 / plain LibTorch fp32: %.3f (target <= 1.10)\n", median(plain_ratios));
   if (a.execution == ExecutionMode::Integer) {
     ExecutionCounts counts;
     for (const auto& layer : model->quantized_layers()) counts.add(layer->execution_counts());
