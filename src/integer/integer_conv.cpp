@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "conv_taps.h"
+#include "fractrain/integer/corrected_planes.h"
 #include "fractrain/util/error.h"
 #include "onednn_int8.h"
 
@@ -98,33 +99,6 @@ void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* patte
     for (int64_t c = 0; c < C; ++c) {
       const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * m[c] + oc[c] * kk;
       o[c] = static_cast<float>(exact) * scale[c] + bias[c];
-    }
-  }
-}
-
-// The same values written channels first ([C][P]) straight from the sums: per tile of 16 positions, one channel
-// at a time, so that the sums are read across the tile (from L1) and each channel's 16 values are written as
-// one run (a transposing copy of corrected_rows' [P][C] stores one float per instruction). Per position: its
-// box sum (box, as double) and, per channel and position, the weights' terms (weight_terms [C][P] = M[pattern][c]
-// + oc[c] * K[pattern], which do not depend on the sample): value(c, p) = float(acc + oc[c] * box[p] +
-// on * weight_terms[c][p]) * scale[c] + bias[c]. Every term is an integer below 2^53, so the double sum is the
-// exact integer whatever its order: the values equal corrected_rows' bit for bit.
-FRACTRAIN_INTEGER_CLONES
-void corrected_planes(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
-                      const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
-  constexpr int64_t kTile = 16;
-  for (int64_t p0 = 0; p0 < P; p0 += kTile) {
-    const int64_t n = std::min(kTile, P - p0);
-    const int32_t* a = acc + p0 * C;
-    for (int64_t c = 0; c < C; ++c) {
-      const double offset = oc[c];
-      const double* terms = weight_terms + c * P + p0;
-      const double* bx = box + p0;
-      float* o = out + c * P + p0;
-      for (int64_t j = 0; j < n; ++j) {
-        const double exact = static_cast<double>(a[j * C + c]) + offset * bx[j] + on * terms[j];
-        o[j] = static_cast<float>(exact) * scale[c] + bias[c];
-      }
     }
   }
 }
