@@ -5,7 +5,6 @@
 //   bench_dfq_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 5] [--steps 3]
 //                       [--threads N] [--options cifar-release] [--target 3.0] [--skip-candidates 1]
 //                       [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
-#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -13,13 +12,13 @@
 #include <string>
 #include <thread>
 
+#include "bench_device.h"
 #include "bench_support.h"
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/precision/gating_cost.h"
-#include "fractrain/train/run_components.h"
 #include "fractrain/util/allocator_tuning.h"
 
 using namespace fractrain;
@@ -112,18 +111,10 @@ int main(int argc, char** argv) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(threads);
   const ModelInputSpec in{a.channels, a.size, a.size, 10};
-  c10::Device device = c10::kCPU;
-  try {
-    device = resolve_device(a.device);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "--device: %s\n", e.what());
-    return 2;
-  }
+  const c10::Device device = device_or_exit(a.device);
   const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size}).to(device);
   const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong).to(device);
-  // On CUDA, a timed run ends when the GPU has finished its work.
-  const std::function<void()> finish = device.is_cuda() ? std::function<void()>([] { torch::cuda::synchronize(); })
-                                                        : nullptr;
+  const std::function<void()> finish = finish_on(device);
 
   std::vector<std::pair<std::string, Trainee>> kinds;
   kinds.emplace_back("fp32", make_trainee(a, in, "", device));

@@ -8,7 +8,6 @@
 //                   [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 //                   [--plain 1]  (also time a plain LibTorch ResNet of the same shape: fractrain's FP32 overhead)
 #include <sys/resource.h>
-#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -24,7 +23,7 @@
 #include "fractrain/models/model_registry.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
-#include "fractrain/train/run_components.h"
+#include "bench_device.h"
 #include "bench_support.h"
 #include "plain_resnet.h"
 
@@ -79,12 +78,6 @@ Args parse(int argc, char** argv) {
 
 // Time and page faults per step over `steps` full training steps (forward, loss, backward, SGD update). `label`
 // names each step in profiler traces, so that a trace with several steps can be split by step.
-// On CUDA, a timed run ends when the GPU has finished its work.
-std::function<void()> finisher(const c10::Device& device) {
-  if (!device.is_cuda()) return nullptr;
-  return [] { torch::cuda::synchronize(); };
-}
-
 StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x,
                     const at::Tensor& y, int steps, const char* label) {
   return time_per_step(
@@ -96,7 +89,7 @@ StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const Precisi
         loss.backward();
         sgd.step();
       },
-      finisher(x.device()));
+      finish_on(x.device()));
 }
 
 // The same step on the plain LibTorch ResNet (bench/plain_resnet.h).
@@ -111,7 +104,7 @@ StepTime time_plain_steps(PlainResNet& model, torch::optim::SGD& sgd, const at::
         loss.backward();
         sgd.step();
       },
-      finisher(x.device()));
+      finish_on(x.device()));
 }
 
 int resnet_depth(const std::string& model) {
@@ -134,13 +127,7 @@ int main(int argc, char** argv) {
   at::set_num_threads(threads);
   torch::manual_seed(0);
   const ModelInputSpec in{a.channels, a.size, a.size, 10};
-  c10::Device device = c10::kCPU;
-  try {
-    device = resolve_device(a.device);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "--device: %s\n", e.what());
-    return 2;
-  }
+  const c10::Device device = device_or_exit(a.device);
   if (device.is_cuda() && a.execution == ExecutionMode::Integer) {
     std::fprintf(stderr, "--execution integer runs on the CPU only (oneDNN's int8 kernels)\n");
     return 2;

@@ -14,8 +14,10 @@
 #include "fractrain/quant/fake_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/util/error.h"
+#include "test_support.h"
 
 using namespace fractrain;
+using test_support::error_of;
 
 namespace {
 
@@ -32,16 +34,6 @@ device_quant::RowQuantization one_range(const at::Tensor& range, int bits) {
   q.hi = range.narrow(0, 1, 1);
   q.bits = bits;
   return q;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

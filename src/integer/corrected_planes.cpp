@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
+#include "fractrain/util/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -101,14 +102,6 @@ __attribute__((target("avx512f"))) void corrected_planes_avx512(const int32_t* a
   if (p0 < P) correct_tile(acc, box, weight_terms, on, oc, scale, bias, P, C, p0, P - p0, 0, C, out);
 }
 
-bool have_avx512() {
-  // Not a namespace-scope constant: static initialisers may run before libgcc has read the CPU features.
-  static const bool available = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return available;
-}
 #pragma GCC diagnostic pop
 #endif
 
@@ -125,7 +118,7 @@ void corrected_planes_portable(const int32_t* acc, const double* box, const doub
 void corrected_planes(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
                       const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (have_avx512()) return corrected_planes_avx512(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
+  if (cpu_has_avx512f()) return corrected_planes_avx512(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
 #endif
   corrected_planes_portable(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
 }

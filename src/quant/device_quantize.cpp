@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 
 #include <atomic>
+#include <cstddef>
 #include <string>
 
 #include "fractrain/quant/kernel_threads.h"
@@ -29,26 +30,38 @@ void check_on_device(const at::Tensor& t, const at::Tensor& x, at::ScalarType ty
                 (t.defined() ? t.toString() + " on " + t.device().str() : std::string("an undefined tensor")));
 }
 
+// The launchers (src/cuda/quantize_kernels.h), or none in a build without the CUDA kernels.
 #ifdef FRACTRAIN_HAVE_CUDA_KERNELS
-cudaStream_t stream_of(const at::Tensor& x) { return c10::cuda::getCurrentCUDAStream(x.get_device()).stream(); }
+constexpr auto kQuantizeRowsLauncher = &cuda::launch_quantize_rows;
+constexpr auto kRunningRangeLauncher = &cuda::launch_running_range;
+#else
+constexpr std::nullptr_t kQuantizeRowsLauncher = nullptr, kRunningRangeLauncher = nullptr;
+#endif
 
-void check_launch(cudaError_t status, const char* kernel) {
+// Launches a kernel (`launcher(args, stream)`, src/cuda/quantize_kernels.h) on the current CUDA stream of `on`'s
+// device and checks the launch.
+template <typename Args, typename Launcher>
+void launch_on_cuda(const at::Tensor& on, const char* kernel, const Args& args, Launcher launcher) {
+#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
+  const c10::cuda::CUDAGuard guard(on.device());
+  const cudaError_t status = launcher(args, c10::cuda::getCurrentCUDAStream(on.get_device()).stream());
   if (status != cudaSuccess)
     throw Error(std::string("CUDA kernel ") + kernel + " failed to launch: " + cudaGetErrorString(status));
-}
+#else
+  (void)on;
+  (void)args;
+  (void)launcher;
+  throw Error(std::string("device quantization: kernel ") + kernel +
+              " needs a build with the CUDA kernels (build against a CUDA LibTorch)");
 #endif
+}
 
 // Runs the quantization kernel on x's device: launched on the current CUDA stream, or every thread of its grid
 // on the CPU (threads write disjoint elements, so any order and any split give the same result).
 void run_quantize_rows(const quant_math::QuantizeRowsArgs& args, const at::Tensor& x) {
   if (x.is_cuda()) {
-#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
-    const c10::cuda::CUDAGuard guard(x.device());
-    check_launch(cuda::launch_quantize_rows(args, stream_of(x)), "quantize_rows");
+    launch_on_cuda(x, "quantize_rows", args, kQuantizeRowsLauncher);
     return;
-#else
-    throw Error("device quantization: this build has no CUDA kernels (build against a CUDA LibTorch)");
-#endif
   }
   const int64_t threads = quant_math::quantize_rows_threads(args);
   at::parallel_for(0, threads, 2048, [&](int64_t begin, int64_t end) {
@@ -190,13 +203,8 @@ void update_running_range(at::Tensor& running_lo, at::Tensor& running_span, at::
   args.batch_hi = args.batch_lo + 1;
   args.momentum = momentum;
   if (batch_range.is_cuda()) {
-#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
-    const c10::cuda::CUDAGuard guard(batch_range.device());
-    check_launch(cuda::launch_running_range(args, stream_of(batch_range)), "running_range");
+    launch_on_cuda(batch_range, "running_range", args, kRunningRangeLauncher);
     return;
-#else
-    throw Error("device quantization: this build has no CUDA kernels (build against a CUDA LibTorch)");
-#endif
   }
   quant_math::running_range_thread(args);
 }

@@ -2,6 +2,7 @@
 // fused into an FMA: the kernel must round exactly like the tensor-op reference. The per-element arithmetic is
 // quant_math.h's, shared with the CUDA kernels.
 #include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/util/cpu_features.h"
 
 #include <ATen/TensorIterator.h>
 #include <ATen/ops/from_blob.h>
@@ -121,20 +122,12 @@ __attribute__((target("avx512f"))) void philox_tile_uniform_avx512(const PhiloxS
   }
 }
 
-bool have_avx512() {
-  // Not a namespace-scope constant: static initialisers may run before libgcc has read the CPU features.
-  static const bool available = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return available;
-}
 #pragma GCC diagnostic pop
 #endif
 
 void philox_tile_uniform(const PhiloxStream& stream, uint64_t tile, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (have_avx512()) return philox_tile_uniform_avx512(stream, tile, out);
+  if (cpu_has_avx512f()) return philox_tile_uniform_avx512(stream, tile, out);
 #endif
   philox_tile_uniform_portable(stream, tile, out);
 }
@@ -221,7 +214,7 @@ __attribute__((target("avx512f"))) SpanExtremes span_extremes_avx512(const float
 
 SpanExtremes span_extremes(const float* x, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (have_avx512()) return span_extremes_avx512(x, n);
+  if (cpu_has_avx512f()) return span_extremes_avx512(x, n);
 #endif
   return span_extremes_portable(x, n);
 }

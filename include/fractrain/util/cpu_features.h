@@ -1,0 +1,9 @@
+#pragma once
+// What the CPU running this process can do, for kernels that pick a vectorised version at run time.
+
+namespace fractrain {
+
+// AVX-512 Foundation (false off x86-64 or without a GCC-compatible compiler's CPU detection).
+bool cpu_has_avx512f();
+
+}  // namespace fractrain

@@ -1,0 +1,18 @@
+#include "fractrain/util/cpu_features.h"
+
+namespace fractrain {
+
+bool cpu_has_avx512f() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  // Not a namespace-scope constant: static initialisers may run before libgcc has read the CPU features.
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
+}  // namespace fractrain
