@@ -2,7 +2,6 @@
 // fused into an FMA: the kernel must round exactly like the tensor-op reference. The per-element arithmetic is
 // quant_math.h's, shared with the CUDA kernels.
 #include "fractrain/quant/quantize_kernel.h"
-#include "fractrain/util/cpu_features.h"
 
 #include <ATen/TensorIterator.h>
 #include <ATen/ops/from_blob.h>
@@ -15,6 +14,8 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+
+#include "fractrain/util/cpu_features.h"
 
 namespace fractrain::kernel {
 namespace {
