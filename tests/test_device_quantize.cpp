@@ -29,9 +29,7 @@ void expect_bitwise(const at::Tensor& a, const at::Tensor& b, const std::string&
 }
 
 device_quant::RowQuantization one_range(const at::Tensor& range, int bits) {
-  device_quant::RowQuantization q;
-  q.lo = range.narrow(0, 0, 1);
-  q.hi = range.narrow(0, 1, 1);
+  device_quant::RowQuantization q = device_quant::RowQuantization::over(range);
   q.bits = bits;
   return q;
 }

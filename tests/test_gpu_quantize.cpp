@@ -63,9 +63,7 @@ TEST(GpuQuantize, KernelsEqualTheCpuQuantizerBitForBit) {
     options.noise = PhiloxStream{9, mix_stream(2, 5)};
     options.noise_first_index = 333;
     const std::vector<int> widths = {0, 2, 4, 6, 8, 3};
-    device_quant::RowQuantization q;
-    q.lo = device_range.narrow(0, 0, 1);
-    q.hi = device_range.narrow(0, 1, 1);
+    device_quant::RowQuantization q = device_quant::RowQuantization::over(device_range);
     q.rows = 6;
     q.row_bits = device_quant::widths_tensor(widths, gx);
     q.snap_zero_point = snap;

@@ -96,9 +96,7 @@ at::Tensor InputQuantization::apply_transient(const at::Tensor& x) const {
   RECORD_USER_SCOPE("fractrain::quantize_input");
   at::Tensor out = transient_buffer_like(x);
   if (device_range.defined()) {
-    device_quant::RowQuantization q;
-    q.lo = device_range.narrow(0, 0, 1);
-    q.hi = device_range.narrow(0, 1, 1);
+    device_quant::RowQuantization q = device_quant::RowQuantization::over(device_range);
     q.rows = row_bits.empty() ? 1 : static_cast<int64_t>(row_bits.size());
     q.row_bits = device_row_bits;
     q.bits = bits;

@@ -106,6 +106,13 @@ at::Tensor widths_tensor(const std::vector<int>& bits, const at::Tensor& like) {
   return like.device().is_cpu() ? host : host.to(like.device());
 }
 
+RowQuantization RowQuantization::over(const at::Tensor& range) {
+  RowQuantization q;
+  q.lo = range.narrow(0, 0, 1);
+  q.hi = range.narrow(0, 1, 1);
+  return q;
+}
+
 at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at::Tensor& out) {
   RECORD_USER_SCOPE("fractrain::device_quantize_rows");
   if (x.scalar_type() != at::kFloat) throw Error("device quantization: expected a float tensor, got " + x.toString());
@@ -156,10 +163,7 @@ at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at:
 
 at::Tensor quantize_over_own_range(const at::Tensor& x, int bits, bool snap_zero_point) {
   if (bits == 0 || x.numel() == 0) return x;
-  const at::Tensor range = range_of(x);
-  RowQuantization q;
-  q.lo = range.narrow(0, 0, 1);
-  q.hi = range.narrow(0, 1, 1);
+  RowQuantization q = RowQuantization::over(range_of(x));
   q.bits = bits;
   q.snap_zero_point = snap_zero_point;
   at::Tensor out = at::empty(x.sizes(), x.options());

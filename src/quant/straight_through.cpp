@@ -73,9 +73,7 @@ at::Tensor quantize_gradient_on_device(const at::Tensor& g, const GradientQuanti
   } else {
     range = device_quant::range_of(g);
   }
-  device_quant::RowQuantization q;
-  q.lo = range.narrow(0, 0, 1);
-  q.hi = range.narrow(0, 1, 1);
+  device_quant::RowQuantization q = device_quant::RowQuantization::over(range);
   if (!spec.row_bits.empty()) {
     q.rows = static_cast<int64_t>(spec.row_bits.size());
     q.row_bits = device_quant::widths_tensor(spec.row_bits, g);

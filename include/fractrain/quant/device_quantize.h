@@ -56,6 +56,9 @@ struct RowQuantization {
   uint64_t noise_key = 0;
   at::Tensor noise_stream;
   uint64_t noise_first_index = 0;
+
+  // One range for the whole tensor: `range` is range_of's [lo, hi] (lo and hi become views of it).
+  static RowQuantization over(const at::Tensor& range);
 };
 
 // One element tensor on `like`'s device holding the stream word of `noise` (for RowQuantization::noise_stream).
