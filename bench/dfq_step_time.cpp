@@ -1,9 +1,10 @@
-// DFQ training step time (issue target: mixed <= 1.35 x FP32): a step of the gated ResNet in `mixed` and in
-// `candidates` execution (gates, per-sample quantization, cost meter, cost term: everything a DFQ training
+// DFQ training step time (issue target: mixed <= 1.35 x FP32): a step of the gated ResNet in `mixed`, `masked`
+// (fixed shapes, for GPUs) and `candidates` execution (gates, per-sample quantization, cost meter, cost term: everything a DFQ training
 // step does) against an FP32 step of the plain ResNet, measured side by side in alternating rounds.
 //
 //   bench_dfq_step_time [--model resnet20] [--batch 128] [--size 32] [--channels 3] [--rounds 5] [--steps 3]
 //                       [--threads N] [--options cifar-release] [--target 3.0] [--skip-candidates 1]
+//                       [--masked 0]
 //                       [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 #include <torch/torch.h>
 
@@ -32,6 +33,7 @@ struct Args {
   int rounds = 5, steps = 3, threads = 0;
   double target = 3.0;
   bool skip_candidates = false;
+  bool masked = true;
   std::string device = "cpu";
 };
 
@@ -49,6 +51,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--options") a.options = v;
     else if (k == "--target") a.target = std::stod(v);
     else if (k == "--skip-candidates") a.skip_candidates = v != "0";
+    else if (k == "--masked") a.masked = v != "0";
     else if (k == "--device") a.device = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
@@ -119,6 +122,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, Trainee>> kinds;
   kinds.emplace_back("fp32", make_trainee(a, in, "", device));
   kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed", device));
+  if (a.masked) kinds.emplace_back("dfq masked", make_trainee(a, in, "masked", device));
   if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates", device));
   for (auto& [name, t] : kinds) time_per_step(2, [&] { t.step(x, y); }, finish);  // warm-up
 

@@ -133,7 +133,7 @@ TEST(DfqConfig, KeysAreReadAndCrossChecked) {
       "test");
   EXPECT_EQ(c.dfq.options, "cifar-paper");
   EXPECT_EQ(c.dfq.execution, GateExecution::Candidates);
-  EXPECT_CONTAINS(error_of([] { parse_run_config("[dfq]\nexecution = \"all\"\n", "t"); }), "mixed or candidates");
+  EXPECT_CONTAINS(error_of([] { parse_run_config("[dfq]\nexecution = \"all\"\n", "t"); }), "mixed, candidates or masked");
   EXPECT_CONTAINS(error_of([] { parse_run_config("[precision]\nmode = \"dfq\"\n[dfq]\ntarget_cp = 9.0\n", "t"); }),
                   "outside what the options");
   EXPECT_CONTAINS(error_of([] { parse_run_config("[precision]\nmode = \"dfq\"\nfw = 8\n", "t"); }),

@@ -6,7 +6,9 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include "fractrain/models/gated_block.h"
 #include "fractrain/models/model_registry.h"
+#include "fractrain/models/resnet.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/fake_quantize.h"
@@ -127,4 +129,39 @@ TEST(GpuTraining, AStaticQuantizedStepNeverSynchronisesWithTheHost) {
     loss = step();
   }
   EXPECT_TRUE(torch::isfinite(loss).item<bool>());
+}
+
+// DFQ's masked execution of a block, forward and backward, with the decisions on the device: the widths, the
+// ranges and BatchNorm statistics over the running samples, and the option gradient never leave it. (The
+// decisions' host copy and the option tables are made before the strict part: the cost meter still counts on the
+// host, docs/gpu.md.)
+TEST(GpuTraining, AMaskedDfqBlockNeverSynchronisesWithTheHost) {
+  REQUIRE_GPU();
+  torch::manual_seed(3);
+  auto block = std::make_shared<BasicBlock>(8, 8, 1);
+  block->to(torch::kCUDA);
+  block->train();
+  const OptionSet options = OptionSet::parse("cifar-release", 0);
+  const OptionTables tables = OptionTables::build(options, torch::Device(torch::kCUDA));
+  GatedBlockRun run{options, 1, false};
+  run.tables = &tables;
+  auto decide = [&] {
+    const at::Tensor p = torch::softmax(torch::randn({16, static_cast<int64_t>(options.size())}), 1);
+    return straight_through_decision(p.cuda().requires_grad_());
+  };
+  const at::Tensor x = torch::rand({16, 8, 8, 8}).cuda().requires_grad_();
+  auto step = [&](const GateDecision& decision) {
+    const at::Tensor y = run_gated_block_masked(*block, x, decision, run);
+    (y * y).sum().backward();
+    return y.detach();
+  };
+  step(decide());  // warm-up
+  const GateDecision decision = decide();
+  at::Tensor y;
+  {
+    SynchronisationIsAnError strict;
+    y = step(decision);
+  }
+  EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(decision.probabilities.grad()).all().item<bool>());
 }

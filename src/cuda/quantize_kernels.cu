@@ -7,7 +7,7 @@ namespace fractrain::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kOptionLanes = 256;  // threads reducing one (sample, option) pair; a power of two
+constexpr int kOptionLanes = quant_math::kOptionGradientLanes;  // threads reducing one (sample, option) pair
 
 __global__ void quantize_rows_kernel(quant_math::QuantizeRowsArgs args, int64_t threads) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

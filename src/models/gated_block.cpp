@@ -51,7 +51,36 @@ class CostReportingPause {
   std::vector<std::shared_ptr<QuantizedLayer>> layers_;
 };
 
+// Charges the cost meter for what mixed execution would run: each layer of the block at each running sample's
+// option (used where the layers ran something else: every sample, or every option).
+void charge_chosen_options(GateableBlock& block, const KeptSamples& kept, const OptionSet& options) {
+  if (kept.index.empty()) return;
+  const LayerPrecision chosen = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
+  for (auto& layer : block.layers())
+    layer->report_cost(static_cast<int64_t>(kept.index.size()), GateableBlock::layer_precision(*layer, chosen));
+}
+
 }  // namespace
+
+OptionTables OptionTables::build(const OptionSet& options, const at::Device& device) {
+  std::vector<int32_t> act, grad, column_act;
+  std::vector<float> runs;
+  std::vector<int64_t> columns;
+  for (size_t k = 0; k < options.size(); ++k) {
+    const Precision& p = options.at(k);
+    act.push_back(p.skip ? 0 : p.act);
+    grad.push_back(p.skip ? 0 : p.grad);
+    runs.push_back(p.skip ? 0.0f : 1.0f);
+    if (p.skip) continue;
+    columns.push_back(static_cast<int64_t>(k));
+    column_act.push_back(p.act);
+  }
+  const auto on_device = [&](auto values, at::ScalarType type) {
+    return torch::tensor(values, torch::dtype(type)).to(device);
+  };
+  return {on_device(act, at::kInt), on_device(grad, at::kInt), on_device(runs, at::kFloat),
+          on_device(columns, at::kLong), on_device(column_act, at::kInt)};
+}
 
 at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, const GateDecision& decision,
                                  const GatedBlockRun& run) {
@@ -119,11 +148,47 @@ at::Tensor run_gated_block_candidates(GateableBlock& block, const at::Tensor& x,
       out = out.defined() ? out + term : term;
     }
   }
-  if (!kept.index.empty()) {
-    const LayerPrecision chosen = LayerPrecision::per_sample(options.weight_bits(), kept.act, kept.grad);
-    for (auto& layer : block.layers())
-      layer->report_cost(static_cast<int64_t>(kept.index.size()), block.layer_precision(*layer, chosen));
+  charge_chosen_options(block, kept, options);
+  return out;
+}
+
+at::Tensor run_gated_block_masked(GateableBlock& block, const at::Tensor& x, const GateDecision& decision,
+                                  const GatedBlockRun& run) {
+  if (!run.tables || !run.tables->on(x.device()))
+    throw Error("DFQ: masked execution needs the option tables on the input's device (" + x.device().str() + ")");
+  if (run.range_agreement)
+    throw Error("DFQ: masked execution runs in one process; data-parallel DFQ runs dfq.execution = \"mixed\"");
+  const OptionTables& tables = *run.tables;
+  const at::Tensor& choice = decision.indices;
+  const at::Tensor runs = tables.runs.index_select(0, choice);
+  const LayerPrecision precision = LayerPrecision::per_sample_on_device(
+      run.options.weight_bits(), {tables.act.index_select(0, choice), tables.grad.index_select(0, choice), runs});
+
+  GateableBlock::InputHook hook;
+  if (decision.mask.requires_grad()) {
+    const at::Tensor mask = decision.mask.index_select(1, tables.columns);
+    const at::Tensor& column_act = tables.column_act;
+    const bool snap = run.snap_zero_point;
+    hook = [mask, column_act, snap, runs](const at::Tensor& t) {
+      return attach_option_gradient_running(t, mask, column_act, snap, runs);
+    };
   }
+  at::Tensor out;
+  {
+    // The layers run every sample; the meter is charged below for the samples that run, as mixed execution.
+    CostReportingPause pause(block.layers());
+    const at::Tensor branch = block.residual(x, precision, run.noise_step, hook);
+    const int skip = run.options.skip_index();
+    if (skip < 0 || !block.can_skip()) {
+      out = block.combine(branch, block.shortcut(x, precision, run.noise_step, hook));
+    } else {
+      // As mixed execution: the branch of a sample that skips is 0 (here: multiplied by its runs flag, a constant),
+      // and the branch is scaled by 1 - mask[n, skip] for the gate's gradient.
+      const at::Tensor keep = 1.0 - decision.mask.select(1, skip);
+      out = block.combine(sample_scale(keep, branch) * (sample_scale(runs, branch) * branch), x);
+    }
+  }
+  charge_chosen_options(block, kept_samples(decision, run.options, block.can_skip()), run.options);
   return out;
 }
 

@@ -29,6 +29,8 @@ GatedBlockSequence::Output GatedBlockSequence::run_blocks(at::Tensor x, const Pr
   gate_->reset();
   std::vector<BlockDecision> decisions;
   const bool candidates = execution_ == GateExecution::Candidates && training;
+  const bool masked = execution_ == GateExecution::Masked;
+  if (masked && !tables_.on(x.device())) tables_ = OptionTables::build(options_, x.device());
   for (size_t i = 0; i < blocks_.size(); ++i) {
     GateableBlock& block = *blocks_[i].block;
     std::vector<bool> allowed(options_.size(), true);
@@ -36,7 +38,7 @@ GatedBlockSequence::Output GatedBlockSequence::run_blocks(at::Tensor x, const Pr
     GateDecision decision = gate_->decide(i, x, allowed);
     const QuantizerSettings& settings = block.layers().front()->quantizer_settings();
     const GatedBlockRun run{options_, plan.noise_step, settings.snap_zero_point,
-                            training ? settings.range_agreement : nullptr};
+                            training ? settings.range_agreement : nullptr, masked ? &tables_ : nullptr};
     BlockDecision taken;
     taken.block = blocks_[i].name;
     taken.mask = decision.mask;
@@ -47,6 +49,7 @@ GatedBlockSequence::Output GatedBlockSequence::run_blocks(at::Tensor x, const Pr
     decisions.push_back(std::move(taken));
     try {
       x = candidates ? run_gated_block_candidates(block, x, decision, run)
+          : masked   ? run_gated_block_masked(block, x, decision, run)
                      : run_gated_block_mixed(block, x, decision, run);
     } catch (const c10::Error& e) {
       // E.g. BatchNorm in training on a 1x1 map when one sample runs the block: name the block and the cause.

@@ -38,12 +38,14 @@ at::Tensor InvertedResidual::forward(const at::Tensor& x, const PrecisionPlan& p
 
 at::Tensor InvertedResidual::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                                       const InputHook& input_hook) {
-  at::Tensor h =
-      expand_ ? clamp_relu6(expand_bn_->forward(expand_->forward(hooked(input_hook, x), precision, noise_step))) : x;
+  const at::Tensor& runs = precision.running_samples();  // masked execution: statistics of the running samples
+  at::Tensor h = expand_ ? clamp_relu6(expand_bn_->forward(
+                               expand_->forward(hooked(input_hook, x), precision, noise_step), runs))
+                         : x;
   // The depthwise conv's input is quantized at 8 bits whatever the option: no option gradient there.
   h = clamp_relu6(depthwise_bn_->forward(
-      depthwise_->forward(h, layer_precision(*depthwise_, precision), noise_step)));
-  return project_bn_->forward(project_->forward(hooked(input_hook, h), precision, noise_step));
+      depthwise_->forward(h, layer_precision(*depthwise_, precision), noise_step), runs));
+  return project_bn_->forward(project_->forward(hooked(input_hook, h), precision, noise_step), runs);
 }
 
 at::Tensor InvertedResidual::shortcut(const at::Tensor& x, const LayerPrecision&, uint64_t, const InputHook&) {

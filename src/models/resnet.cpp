@@ -33,14 +33,17 @@ at::Tensor BasicBlock::forward(const at::Tensor& x, const PrecisionPlan& plan) {
 
 at::Tensor BasicBlock::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                                 const InputHook& input_hook) {
-  at::Tensor out = torch::relu(bn1_->forward(conv1_->forward(hooked(input_hook, x), precision, noise_step)));
-  return bn2_->forward(conv2_->forward(hooked(input_hook, out), precision, noise_step));
+  const at::Tensor& runs = precision.running_samples();  // masked execution: statistics of the running samples
+  at::Tensor out =
+      torch::relu(bn1_->forward(conv1_->forward(hooked(input_hook, x), precision, noise_step), runs));
+  return bn2_->forward(conv2_->forward(hooked(input_hook, out), precision, noise_step), runs);
 }
 
 at::Tensor BasicBlock::shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                                 const InputHook& input_hook) {
   if (!shortcut_conv_) return x;
-  return shortcut_bn_->forward(shortcut_conv_->forward(hooked(input_hook, x), precision, noise_step));
+  return shortcut_bn_->forward(shortcut_conv_->forward(hooked(input_hook, x), precision, noise_step),
+                              precision.running_samples());
 }
 
 at::Tensor BasicBlock::combine(const at::Tensor& branch, const at::Tensor& shortcut) const {

@@ -188,6 +188,42 @@ at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input) {
                                                    options_.eps());
 }
 
+at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input, const at::Tensor& runs) {
+  if (!runs.defined() || !is_training()) return forward(input);
+  if (input.dim() != 4)
+    throw Error("SyncBatchNorm2d: expected a 4-D input (N, C, H, W), got sizes " + sizes_of(input));
+  if (runs.dim() != 1 || runs.size(0) != input.size(0))
+    throw Error("SyncBatchNorm2d: the running samples must be one flag per sample (" +
+                std::to_string(input.size(0)) + "), got sizes " + sizes_of(runs));
+  if (communicator_ && communicator_->distributed())
+    throw Error("SyncBatchNorm2d: statistics over the running samples (DFQ's masked execution) are not synchronised "
+                "across ranks; data-parallel DFQ runs dfq.execution = \"mixed\"");
+  const at::Tensor flags = runs.to(input.scalar_type());
+  const at::Tensor row = flags.view({-1, 1, 1, 1});
+  const at::Tensor samples = flags.sum();
+  const at::Tensor count = samples * static_cast<double>(input.size(2) * input.size(3));  // values per channel
+  const at::Tensor divisor = count.clamp_min(1.0);
+  const at::Tensor mean = (input * row).sum({0, 2, 3}) / divisor;
+  const at::Tensor centred = input - channel_view(mean);
+  const at::Tensor var = (centred * centred * row).sum({0, 2, 3}) / divisor;
+  at::Tensor output = centred * channel_view((var + options_.eps()).rsqrt());
+  if (weight.defined()) output = output * channel_view(weight) + channel_view(bias);
+
+  if (options_.track_running_stats()) {
+    // As torch's update (unbiased variance, momentum or cumulative average), where some sample ran.
+    torch::NoGradGuard no_grad;
+    const at::Tensor ran = samples > 0;
+    num_batches_tracked.add_(ran.to(at::kLong));
+    const at::Tensor factor =
+        options_.momentum() ? at::full({}, *options_.momentum(), count.options())
+                            : 1.0 / num_batches_tracked.clamp_min(1).to(count.scalar_type());
+    const at::Tensor unbiased = var.detach() * (count / (count - 1.0).clamp_min(1.0));
+    running_mean.copy_(at::where(ran, running_mean * (1.0 - factor) + mean.detach() * factor, running_mean));
+    running_var.copy_(at::where(ran, running_var * (1.0 - factor) + unbiased * factor, running_var));
+  }
+  return output;
+}
+
 at::Tensor SyncBatchNorm2d::synchronised_forward(const at::Tensor& input, double factor) {
   const int64_t channels = options_.num_features();
   if (input.size(1) != channels)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
@@ -85,13 +86,48 @@ class OptionGradient : public torch::autograd::Function<OptionGradient> {
   }
 };
 
+// The same node with its range and widths in tensors on x's device (masked execution).
+class RunningOptionGradient : public torch::autograd::Function<RunningOptionGradient> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& mask,
+                            const at::Tensor& option_bits, const at::Tensor& range, bool snap_zero_point) {
+    ctx->save_for_backward({x, option_bits, range});
+    ctx->saved_data["snap"] = snap_zero_point;
+    return x.view_as(x);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    at::Tensor g = grads[0];
+    at::Tensor mask_grad;
+    if (g.defined())
+      mask_grad = device_quant::option_inner_products(saved[0], g, saved[1], saved[2], ctx->saved_data["snap"].toBool());
+    return {g, mask_grad, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_mask(const at::Tensor& x, const at::Tensor& mask, int64_t options) {
+  if (mask.dim() != 2 || mask.size(0) != x.size(0) || mask.size(1) != options)
+    throw Error("option gradient: mask must be [samples, options] = [" + std::to_string(x.size(0)) + ", " +
+                std::to_string(options) + "]");
+}
+
 }  // namespace
+
+at::Tensor attach_option_gradient_running(const at::Tensor& x, const at::Tensor& mask, const at::Tensor& option_bits,
+                                          bool snap_zero_point, const at::Tensor& runs) {
+  check_mask(x, mask, option_bits.numel());
+  at::Tensor range;
+  {
+    at::NoGradGuard no_grad;
+    range = device_quant::range_of_running(x.detach(), runs);
+  }
+  return RunningOptionGradient::apply(x, mask, option_bits, range, snap_zero_point);
+}
 
 at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, std::vector<int> act_bits,
                                   bool snap_zero_point, RangeAgreement* agreement) {
-  if (mask.dim() != 2 || mask.size(0) != x.size(0) || mask.size(1) != static_cast<int64_t>(act_bits.size()))
-    throw Error("option gradient: mask must be [samples, options] = [" + std::to_string(x.size(0)) + ", " +
-                std::to_string(act_bits.size()) + "]");
+  check_mask(x, mask, static_cast<int64_t>(act_bits.size()));
   const std::vector<int64_t> bits(act_bits.begin(), act_bits.end());
   // The range is taken here rather than in backward: with data parallelism it is a collective, which the forward
   // pass orders the same way on every rank. Floats survive the round trip through double exactly.

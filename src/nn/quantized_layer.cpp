@@ -84,8 +84,27 @@ at::Tensor QuantizedLayer::device_input_range(const at::Tensor& x) {
   return batch;
 }
 
+at::Tensor QuantizedLayer::running_samples_range(const at::Tensor& x, const at::Tensor& runs) {
+  if (!is_training()) return device_quant::evaluation_range(running_lo_, running_span_, statistics_seen_, x);
+  at::Tensor batch = device_quant::range_of_running(x, runs);
+  device_quant::update_running_range_where(running_lo_, running_span_, statistics_seen_, batch,
+                                           settings_.activation_momentum, (runs > 0).any());
+  return batch;
+}
+
 InputQuantization QuantizedLayer::input_quantization(const at::Tensor& x, const LayerPrecision& precision) {
   InputQuantization q;
+  if (precision.on_device()) {
+    // DFQ's masked execution: the range is the running samples' and the widths stay where they are, on any
+    // device (the others' widths are 0: they pass through).
+    if (settings_.range_agreement)
+      throw Error("layer " + layer_name_ + ": DFQ's masked execution runs in one process (dfq.execution = "
+                  "\"mixed\" under data parallelism)");
+    q.snap_zero_point = snaps_zero_point();
+    q.device_range = running_samples_range(x, precision.running_samples());
+    q.device_row_bits = precision.device_widths().act;
+    return q;
+  }
   if (precision.act_full() && !agrees_ranges(precision)) return q;
   q.bits = precision.act_bits();
   if (precision.is_per_sample()) q.row_bits = precision.sample_act_bits();
@@ -115,7 +134,12 @@ std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const 
   if (!is_training() || (precision.grad_full() && !agrees_ranges(precision))) return std::nullopt;
   GradientQuantization spec;
   spec.bits = precision.grad_bits();
-  if (precision.is_per_sample()) spec.row_bits = precision.sample_grad_bits();
+  if (precision.on_device()) {
+    spec.device_row_bits = precision.device_widths().grad;
+    spec.running_samples = precision.running_samples();
+  } else if (precision.is_per_sample()) {
+    spec.row_bits = precision.sample_grad_bits();
+  }
   spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
   spec.snap_zero_point = snaps_zero_point();
   spec.range_agreement = settings_.range_agreement;
@@ -199,6 +223,8 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
     refusal = integer_refusal();
   else if (refusal.empty() && (!x.device().is_cpu() || x.scalar_type() != at::kFloat))
     refusal = "integer kernels run on CPU float tensors";
+  else if (refusal.empty() && precision.on_device())
+    refusal = "DFQ's masked execution keeps its widths on the device; integer kernels take them on the host";
   else if (refusal.empty() && x.size(0) == 0)
     refusal = "no samples (a DFQ block every sample of this rank skips)";
   if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");
@@ -263,7 +289,7 @@ at::Tensor QuantizedLayer::forward(const at::Tensor& x, const LayerPrecision& pr
   }
   if (check_finite_output_ && !torch::isfinite(y).all().item<bool>())
     throw Error("layer " + layer_name_ + " (" + to_string(kind()) + ") produced NaN/Inf at precision " +
-                to_string(precision.for_sample(0)) + (precision.is_per_sample() ? " (per sample)" : "") +
+                precision.describe() +
                 "; its input was " + (torch::isfinite(x).all().item<bool>() ? "finite" : "already non-finite"));
   last_macs_per_sample_ = macs_per_sample(x, y);
   if (cost_reporting_) report_cost(x.size(0), precision);

@@ -87,6 +87,7 @@ std::array<at::Tensor, 3> simulated_layer_gradients(at::Tensor g, const at::Tens
 }
 
 bool InputQuantization::active() const {
+  if (device_row_bits.defined()) return true;  // widths on the device: not read back to find out
   if (row_bits.empty()) return bits != 0;
   return std::any_of(row_bits.begin(), row_bits.end(), [](int b) { return b != 0; });
 }
@@ -97,7 +98,7 @@ at::Tensor InputQuantization::apply_transient(const at::Tensor& x) const {
   at::Tensor out = transient_buffer_like(x);
   if (device_range.defined()) {
     device_quant::RowQuantization q = device_quant::RowQuantization::over(device_range);
-    q.rows = row_bits.empty() ? 1 : static_cast<int64_t>(row_bits.size());
+    q.rows = device_row_bits.defined() ? device_row_bits.size(0) : 1;
     q.row_bits = device_row_bits;
     q.bits = bits;
     q.snap_zero_point = snap_zero_point;

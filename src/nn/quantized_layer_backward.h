@@ -28,7 +28,8 @@ struct InputQuantization {
   QuantRange range;
   bool snap_zero_point = false;
   // On the device path (quant/device_quantize.h) the range never comes to the host: `device_range` holds it
-  // (float [2] on x's device, `range` is unused), and `device_row_bits` DFQ's widths (int32, when row_bits is set).
+  // (float [2] on x's device, `range` is unused), and `device_row_bits` DFQ's widths (int32 [N]: row_bits as a
+  // tensor, or, under DFQ's masked execution, the only copy of them).
   at::Tensor device_range;
   at::Tensor device_row_bits;
 

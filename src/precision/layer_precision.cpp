@@ -1,5 +1,7 @@
 #include "fractrain/precision/layer_precision.h"
 
+#include <c10/core/ScalarType.h>
+
 #include <algorithm>
 
 #include "fractrain/util/error.h"
@@ -32,19 +34,52 @@ LayerPrecision LayerPrecision::per_sample(int weight_bits, std::vector<int> act_
   return lp;
 }
 
+LayerPrecision LayerPrecision::per_sample_on_device(int weight_bits, DeviceWidths widths) {
+  check_bits(weight_bits, "weight bits");
+  const auto check = [](const at::Tensor& t, at::ScalarType type, const char* what) {
+    if (!t.defined() || t.dim() != 1 || t.scalar_type() != type)
+      throw Error(std::string("per-sample precision on the device: ") + what + " must be a 1-D " +
+                  c10::toString(type) + " tensor, got " + (t.defined() ? t.toString() : std::string("none")));
+  };
+  check(widths.act, at::kInt, "the activation widths");
+  check(widths.grad, at::kInt, "the gradient widths");
+  check(widths.runs, at::kFloat, "the running samples");
+  if (widths.grad.size(0) != widths.act.size(0) || widths.runs.size(0) != widths.act.size(0) ||
+      widths.grad.device() != widths.act.device() || widths.runs.device() != widths.act.device())
+    throw Error("per-sample precision on the device: the activation widths, gradient widths and running samples "
+                "must have one entry per sample each, on one device");
+  LayerPrecision lp;
+  lp.weight_ = weight_bits;
+  lp.device_ = std::move(widths);
+  lp.per_sample_ = true;
+  return lp;
+}
+
 bool LayerPrecision::act_full() const {
+  if (on_device()) return false;
   if (!is_per_sample()) return act_ == 0;
   return std::all_of(sample_act_.begin(), sample_act_.end(), [](int b) { return b == 0; });
 }
 
 bool LayerPrecision::grad_full() const {
+  if (on_device()) return false;
   if (!is_per_sample()) return grad_ == 0;
   return std::all_of(sample_grad_.begin(), sample_grad_.end(), [](int b) { return b == 0; });
 }
 
 Precision LayerPrecision::for_sample(int64_t i) const {
   if (!is_per_sample()) return Precision{act_, weight_, grad_, false};
+  if (on_device())
+    throw Error("per-sample precision on the device: sample " + std::to_string(i) +
+                "'s widths are not on the host (read LayerPrecision::device_widths())");
   return Precision{sample_act_.at(i), weight_, sample_grad_.at(i), false};
+}
+
+std::string LayerPrecision::describe() const {
+  if (on_device()) return "per sample on the device (W" + std::to_string(weight_) + ")";
+  if (!is_per_sample()) return to_string(for_sample(0));
+  if (samples() == 0) return "per sample, no samples";
+  return to_string(for_sample(0)) + " (per sample)";
 }
 
 std::vector<std::string> PrecisionPlan::overridden_layers() const {

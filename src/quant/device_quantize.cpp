@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <limits>
 #include <string>
 
 #include "fractrain/quant/kernel_threads.h"
@@ -34,8 +35,10 @@ void check_on_device(const at::Tensor& t, const at::Tensor& x, at::ScalarType ty
 #ifdef FRACTRAIN_HAVE_CUDA_KERNELS
 constexpr auto kQuantizeRowsLauncher = &cuda::launch_quantize_rows;
 constexpr auto kRunningRangeLauncher = &cuda::launch_running_range;
+constexpr auto kOptionGradientLauncher = &cuda::launch_option_gradient;
 #else
-constexpr std::nullptr_t kQuantizeRowsLauncher = nullptr, kRunningRangeLauncher = nullptr;
+constexpr std::nullptr_t kQuantizeRowsLauncher = nullptr, kRunningRangeLauncher = nullptr,
+                         kOptionGradientLauncher = nullptr;
 #endif
 
 // Launches a kernel (`launcher(args, stream)`, src/cuda/quantize_kernels.h) on the current CUDA stream of `on`'s
@@ -94,6 +97,18 @@ at::Tensor range_of(const at::Tensor& x) {
   at::Tensor lo = range.select(0, 0), hi = range.select(0, 1);
   at::aminmax_out(lo, hi, x);
   return range;
+}
+
+at::Tensor range_of_running(const at::Tensor& x, const at::Tensor& runs) {
+  if (runs.dim() != 1 || x.dim() < 1 || runs.size(0) != x.size(0))
+    throw Error("device quantization: one running flag per sample expected (" +
+                std::to_string(x.dim() > 0 ? x.size(0) : 0) + "), got " + c10::str(runs.sizes()));
+  if (x.numel() == 0) return at::zeros({2}, x.options().dtype(at::kFloat));
+  const auto [row_lo, row_hi] = at::aminmax(x.reshape({x.size(0), -1}), 1);
+  const at::Tensor ran = runs.to(x.device()) > 0;
+  const float inf = std::numeric_limits<float>::infinity();
+  const at::Tensor lo = at::where(ran, row_lo, inf).amin(), hi = at::where(ran, row_hi, -inf).amax();
+  return at::where(ran.any(), at::stack({lo, hi}), at::zeros({2}, lo.options())).to(at::kFloat).contiguous();
 }
 
 at::Tensor stream_tensor(const PhiloxStream& noise, const at::Tensor& like) {
@@ -195,6 +210,51 @@ at::Tensor quantize_per_input_channel(const at::Tensor& w, int bits, bool snap_z
   return quantize_per_channel(by_input, bits, snap_zero_point).transpose(0, 1).contiguous();
 }
 
+at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in, const at::Tensor& option_bits,
+                                 const at::Tensor& range, bool snap_zero_point) {
+  RECORD_USER_SCOPE("fractrain::device_option_gradient");
+  if (x_in.scalar_type() != at::kFloat || g_in.scalar_type() != at::kFloat || !g_in.sizes().equals(x_in.sizes()) ||
+      x_in.dim() < 1)
+    throw Error("device option gradient: x and g must be float tensors of one shape [N, ...], got " +
+                x_in.toString() + " " + c10::str(x_in.sizes()) + " and " + g_in.toString() + " " +
+                c10::str(g_in.sizes()));
+  check_on_device(option_bits, x_in, at::kInt, "the options' widths");
+  check_on_device(range, x_in, at::kFloat, "the range");
+  const at::Tensor x = x_in.contiguous(), g = g_in.contiguous();
+  const int64_t rows = x.size(0), options = option_bits.numel();
+  at::Tensor out = at::zeros({rows, options}, x.options());
+  if (rows == 0 || options == 0) return out;
+  quant_math::OptionGradientArgs args;
+  args.x = x.data_ptr<float>();
+  args.g = g.data_ptr<float>();
+  args.out = out.data_ptr<float>();
+  args.rows = rows;
+  args.row_len = x.numel() / rows;
+  args.option_bits = option_bits.data_ptr<int32_t>();
+  args.options = options;
+  args.lo = range.data_ptr<float>();
+  args.hi = args.lo + 1;
+  args.snap_zero_point = snap_zero_point;
+  if (x.is_cuda()) {
+    launch_on_cuda(x, "option_gradient", args, kOptionGradientLauncher);
+    return out;
+  }
+  // The kernel's blocks: one per (row, option) pair, its lanes' partial sums added in the kernel's tree.
+  constexpr int lanes = quant_math::kOptionGradientLanes;
+  at::parallel_for(0, rows * options, 1, [&](int64_t begin, int64_t end) {
+    double partial[lanes];
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t row = pair / options, option = pair % options;
+      for (int lane = 0; lane < lanes; ++lane)
+        partial[lane] = quant_math::option_gradient_partial(args, row, option, lane, lanes);
+      for (int half = lanes / 2; half > 0; half /= 2)
+        for (int lane = 0; lane < half; ++lane) partial[lane] += partial[lane + half];
+      args.out[row * options + option] = static_cast<float>(partial[0]);
+    }
+  });
+  return out;
+}
+
 void update_running_range(at::Tensor& running_lo, at::Tensor& running_span, at::Tensor& seen,
                           const at::Tensor& batch_range, float momentum) {
   for (const at::Tensor* t : {&running_lo, &running_span, &seen})
@@ -211,6 +271,15 @@ void update_running_range(at::Tensor& running_lo, at::Tensor& running_span, at::
     return;
   }
   quant_math::running_range_thread(args);
+}
+
+void update_running_range_where(at::Tensor& running_lo, at::Tensor& running_span, at::Tensor& seen,
+                                const at::Tensor& batch_range, float momentum, const at::Tensor& update) {
+  const at::Tensor lo = running_lo.clone(), span = running_span.clone(), was_seen = seen.clone();
+  update_running_range(running_lo, running_span, seen, batch_range, momentum);
+  running_lo.copy_(at::where(update, running_lo, lo));
+  running_span.copy_(at::where(update, running_span, span));
+  seen.copy_(at::where(update, seen, was_seen));
 }
 
 at::Tensor evaluation_range(const at::Tensor& running_lo, const at::Tensor& running_span, const at::Tensor& seen,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fractrain/quant/device_quantize.h"
+#include "fractrain/util/error.h"
 
 namespace fractrain {
 namespace {
@@ -67,14 +68,21 @@ bool records_graph(const at::Tensor& x) { return x.requires_grad() && at::GradMo
 at::Tensor quantize_gradient_on_device(const at::Tensor& g, const GradientQuantization& spec,
                                        uint64_t noise_first_index, at::Tensor& out) {
   at::Tensor range;
-  if (spec.range || spec.range_agreement) {
+  if (spec.running_samples.defined()) {
+    if (spec.range || spec.range_agreement)
+      throw Error("gradient quantization: a range over the running samples cannot be agreed between ranks or given");
+    range = device_quant::range_of_running(g, spec.running_samples);
+  } else if (spec.range || spec.range_agreement) {
     const QuantRange host = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
     range = at::tensor(std::vector<float>{host.lo, host.hi}, at::TensorOptions().dtype(at::kFloat)).to(g.device());
   } else {
     range = device_quant::range_of(g);
   }
   device_quant::RowQuantization q = device_quant::RowQuantization::over(range);
-  if (!spec.row_bits.empty()) {
+  if (spec.device_row_bits.defined()) {
+    q.rows = spec.device_row_bits.size(0);
+    q.row_bits = spec.device_row_bits;
+  } else if (!spec.row_bits.empty()) {
     q.rows = static_cast<int64_t>(spec.row_bits.size());
     q.row_bits = device_quant::widths_tensor(spec.row_bits, g);
   }
@@ -97,7 +105,8 @@ at::Tensor quantize_gradient(at::Tensor g, const GradientQuantization& spec) {
   const int64_t sample_elements = g.dim() > 0 && g.size(0) > 0 ? g.numel() / g.size(0) : 0;
   options.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
   at::Tensor out = exclusively_owned(g) && g.is_contiguous() ? g : at::empty(g.sizes(), g.options());
-  if (device_quant::applies(g)) return quantize_gradient_on_device(g, spec, options.noise_first_index, out);
+  if (device_quant::applies(g) || spec.device_row_bits.defined())
+    return quantize_gradient_on_device(g, spec, options.noise_first_index, out);
   const QuantRange range = spec.range ? *spec.range : agreed_range(g, spec.range_agreement.get());
   if (spec.row_bits.empty())
     fake_quantize_out(g, spec.bits, range, options, out);

@@ -363,7 +363,9 @@ std::vector<KeyDescriptor> build_table() {
       field("dfq.weight_bits", &R::dfq, &DfqConfig::weight_bits, bits(),
             "weight width of every gated layer; 0 = the preset's (4 for the CIFAR sets)"),
       named_field("dfq.execution", &R::dfq, &DfqConfig::execution, gate_execution_names(),
-            "mixed (one pass, per-sample precision) or candidates (every option on the batch, as released code)"),
+            "mixed (one pass, per-sample precision), candidates (every option on the batch, as released code) "
+            "or masked (mixed in fixed shapes: skipped samples computed and masked out, decisions never leave "
+            "the device; for GPUs, one process)"),
       field("dfq.target_cp", &R::dfq, &DfqConfig::target_cp, float_positive(),
             "target cp in percent of FP32 (fractrain: the overall target, stages centred on it)"),
       field("dfq.cp_scope", &R::dfq, &DfqConfig::cp_scope, one_of({"blocks", "network"}, "cp scope"),

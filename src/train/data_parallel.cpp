@@ -8,6 +8,7 @@
 #include "fractrain/dist/range_agreement_over_ranks.h"
 #include "fractrain/dist/timed_communicator.h"
 #include "fractrain/nn/batch_norm.h"
+#include "fractrain/precision/precision_mode.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -85,6 +86,11 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> communicator,
   gradient_options_.launch_from_hooks = gradient_communicator_ != nullptr;
   gradient_options_.seed = config.train.seed;
   check_batch_splits_over_ranks(config.train.batch_size, communicator_->world_size());
+  if (communicator_->world_size() > 1 && is_gated(config.precision.mode) &&
+      config.dfq.execution == GateExecution::Masked)
+    throw Error("dfq.execution = \"masked\" runs in one process (its ranges and BatchNorm statistics over the "
+                "running samples are not agreed across ranks): use dfq.execution = \"mixed\" with " +
+                std::to_string(communicator_->world_size()) + " ranks");
 }
 
 void DataParallel::prepare(QuantizedModel& model, TrainingTask& task) {

@@ -39,9 +39,9 @@ class GateableBlock {
   virtual std::vector<std::shared_ptr<QuantizedLayer>> layers() const = 0;
   // What `layer` (one of layers()) executes when the block runs at `option`: the option itself, or the
   // layer's fixed precision (QuantizedLayer::fixed_precision).
-  static LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option) {
-    return layer.fixed_precision() ? LayerPrecision::uniform(*layer.fixed_precision()) : option;
-  }
+  // Under masked execution (option.on_device()) a fixed layer gets its widths per sample on the device, 0 for the
+  // samples that skip, so that they stay out of its ranges too.
+  static LayerPrecision layer_precision(const QuantizedLayer& layer, const LayerPrecision& option);
   // Forward MACs of one sample whose input is height x width: every layer, and of those the layers at a
   // fixed precision (which cost the same whatever the option, and nothing when the sample skips).
   virtual int64_t macs_per_sample(int64_t height, int64_t width) const = 0;

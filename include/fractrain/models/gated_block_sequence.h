@@ -9,6 +9,7 @@
 
 #include "fractrain/models/gate_execution.h"
 #include "fractrain/models/gateable_block.h"
+#include "fractrain/models/gated_block.h"
 #include "fractrain/nn/decision_gate.h"
 #include "fractrain/precision/block_decision.h"
 
@@ -33,7 +34,7 @@ class GatedBlockSequence {
   // The blocks in execution order; returns the gate (one embedding per block) for the model to register.
   std::shared_ptr<DecisionGate> make_gate(std::vector<Block> blocks);
   // x (the stem's output) through every block at the gates' decisions; `training` selects candidates
-  // execution when configured (evaluation always runs mixed).
+  // execution when configured (evaluation runs mixed then; masked runs masked in both).
   Output run_blocks(at::Tensor x, const PrecisionPlan& plan, bool training);
 
  private:
@@ -41,6 +42,7 @@ class GatedBlockSequence {
   GateExecution execution_;
   std::vector<Block> blocks_;
   std::shared_ptr<DecisionGate> gate_;
+  OptionTables tables_;  // masked execution: built on the first input's device, again if the model moves
 };
 
 }  // namespace fractrain

@@ -37,6 +37,12 @@ class SyncBatchNorm2d : public torch::nn::Module {
   explicit SyncBatchNorm2d(const torch::nn::BatchNormOptions& options);
 
   at::Tensor forward(const at::Tensor& input);
+  // Training under DFQ's masked execution (models/gated_block.h): the statistics are those of the samples whose
+  // entry of `runs` (float [N], 1 or 0) is 1, as if the others were not in the batch; the others are normalised
+  // with them too (the caller discards their outputs) and get no gradient through them. When no sample runs,
+  // no running statistic changes. All of it in tensor ops, so nothing returns to the host. In one process
+  // only. Undefined `runs`, or eval mode: forward(input).
+  at::Tensor forward(const at::Tensor& input, const at::Tensor& runs);
 
   // nullptr: no synchronisation (the default).
   void set_communicator(std::shared_ptr<Communicator> communicator) { communicator_ = std::move(communicator); }

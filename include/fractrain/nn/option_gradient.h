@@ -26,6 +26,12 @@ namespace fractrain {
 at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, std::vector<int> act_bits,
                                   bool snap_zero_point, RangeAgreement* agreement = nullptr);
 
+// DFQ's masked execution (models/gated_block.h), where nothing returns to the host: the same, with Q_k over the
+// range of the running samples (`runs`, float [N] of 1 and 0) kept in a tensor on x's device, the widths
+// `option_bits` an int32 tensor [K] there, and the inner products on the device path
+// (device_quant::option_inner_products). Samples that skip receive a zero gradient, hence a zero mask gradient.
+at::Tensor attach_option_gradient_running(const at::Tensor& x, const at::Tensor& mask, const at::Tensor& option_bits,
+                                          bool snap_zero_point, const at::Tensor& runs);
 // out[n, k] = sum_i g[n, i] * Q_k(x[n, i]) over the flattened sample, Q_k with act_bits[k] over `range`.
 // A fused CPU kernel for float tensors; a tensor-op version elsewhere (and as the tests' reference).
 at::Tensor option_inner_products(const at::Tensor& x, const at::Tensor& g, const std::vector<int>& act_bits,

@@ -136,6 +136,9 @@ class QuantizedLayer : public torch::nn::Module {
   QuantRange input_range(const at::Tensor& x);
   // input_range on the device path (quant/device_quantize.h): float [2] on x's device, never read back.
   at::Tensor device_input_range(const at::Tensor& x);
+  // The same for DFQ's masked execution: the range of the samples whose `runs` flag is 1; the running range moves
+  // only when some sample ran.
+  at::Tensor running_samples_range(const at::Tensor& x, const at::Tensor& runs);
   void update_running_range(QuantRange batch);
 
   std::string layer_name_;

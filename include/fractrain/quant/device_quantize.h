@@ -39,6 +39,9 @@ class ScopedCpuEmulation {
 // [min, max] of x as a float tensor of 2 elements on x's device ([0, 0] for an empty x, as tensor_range).
 at::Tensor range_of(const at::Tensor& x);
 
+// [min, max] over the samples (dimension 0) of x whose flag in `runs` (float [N], 1 or 0) is 1, as range_of of
+// those samples alone; [0, 0] when none runs (DFQ's masked execution, models/gated_block.h).
+at::Tensor range_of_running(const at::Tensor& x, const at::Tensor& runs);
 // How x, viewed as [rows, numel / rows], is quantized. Every tensor lives on x's device.
 struct RowQuantization {
   // Row r's range is [lo[r * range_stride], hi[r * range_stride]]: range_stride 0 for one range (lo and hi then
@@ -79,10 +82,20 @@ at::Tensor quantize_over_own_range(const at::Tensor& x, int bits, bool snap_zero
 at::Tensor quantize_per_channel(const at::Tensor& w, int bits, bool snap_zero_point);
 at::Tensor quantize_per_input_channel(const at::Tensor& w, int bits, bool snap_zero_point);
 
+// DFQ's option gradient (nn/option_gradient.h): out[n, k] = sum_i g[n, i] * Q_k(x[n, i]) over each flattened
+// sample, Q_k at width option_bits[k] (int32 [K] on x's device; 0: x itself) over `range` (range_of's), nearest
+// rounding; float [N, K]. The option-gradient kernel, or its grid on the CPU (the same lanes and tree of double
+// sums, so the same floats).
+at::Tensor option_inner_products(const at::Tensor& x, const at::Tensor& g, const at::Tensor& option_bits,
+                                 const at::Tensor& range, bool snap_zero_point);
 // The layer's running activation range (one-element float tensors on the device) after a training batch whose
 // range is `batch_range` (range_of's): quant_math::update_running_range on the device.
 void update_running_range(at::Tensor& running_lo, at::Tensor& running_span, at::Tensor& seen,
                           const at::Tensor& batch_range, float momentum);
+// The same, only where `update` (a bool tensor of one element) is true: the running range of a DFQ block that no
+// sample ran is left as it was, as when the block is not run at all.
+void update_running_range_where(at::Tensor& running_lo, at::Tensor& running_span, at::Tensor& seen,
+                                const at::Tensor& batch_range, float momentum, const at::Tensor& update);
 // The range an evaluation batch x is quantized over: the running range once a training batch was seen, x's own
 // before (QuantizedLayer's rule), chosen on the device.
 at::Tensor evaluation_range(const at::Tensor& running_lo, const at::Tensor& running_span, const at::Tensor& seen,

@@ -78,6 +78,10 @@ FRACTRAIN_HD void quantize_rows_thread(const QuantizeRowsArgs& a, int64_t thread
 // A (row, option) pair is reduced by `lanes` threads: lane l sums the elements l, l + lanes, ... in double, in a
 // fixed order; the kernel then adds the lanes' partial sums in a fixed tree. The CPU kernel sums in another order
 // (float spans), so the two agree within rounding, not bit for bit.
+// The lanes per (row, option) pair, a power of two; the CPU's run of the kernel's grid uses the same lanes and
+// tree, and so gives the same floats.
+constexpr int kOptionGradientLanes = 256;
+
 struct OptionGradientArgs {
   const float* x = nullptr;
   const float* g = nullptr;

@@ -32,6 +32,11 @@ struct GradientQuantization {
   // The gradient's range when the caller has already taken (and agreed) it: quantize_gradient then neither
   // measures nor agrees it again (an agreement is a collective, which every rank must run equally often).
   std::optional<QuantRange> range;
+  // DFQ's masked execution (LayerPrecision::per_sample_on_device): the widths per sample as an int32 tensor on
+  // the gradient's device instead of row_bits, and the samples that run (float 0/1): the range is theirs alone.
+  // The gradient then takes the device path (quant/device_quantize.h) on any device.
+  at::Tensor device_row_bits;
+  at::Tensor running_samples;
 };
 
 // Fake-quantizes a gradient as `spec` says. In place when `g` is the only handle to its memory (no other
