@@ -15,13 +15,13 @@ TEST(DfqGate, DecisionIsOneHotArgmaxWithTheProbabilitiesGradient) {
   const at::Tensor x = torch::randn({6, 16, 8, 8});
   gate.reset();
   const GateDecision d = gate.decide(0, x, std::vector<bool>(5, true));
-  ASSERT_EQ(d.decisions.size(), 6u);
+  ASSERT_EQ(d.host_decisions().size(), 6u);
   EXPECT_TRUE(torch::allclose(d.probabilities.sum(1), torch::ones({6})));
   const at::Tensor argmax = d.probabilities.argmax(1);
   for (int64_t n = 0; n < 6; ++n) {
-    EXPECT_EQ(d.decisions[n], argmax[n].item<int64_t>());
+    EXPECT_EQ(d.host_decisions()[n], argmax[n].item<int64_t>());
     for (int64_t k = 0; k < 5; ++k)
-      EXPECT_NEAR(d.mask[n][k].item<float>(), k == d.decisions[n] ? 1.0f : 0.0f, 1e-6f);
+      EXPECT_NEAR(d.mask[n][k].item<float>(), k == d.host_decisions()[n] ? 1.0f : 0.0f, 1e-6f);
   }
   EXPECT_TRUE(d.mask.requires_grad());
   // A disallowed option gets probability 0 and is never chosen.
@@ -30,7 +30,7 @@ TEST(DfqGate, DecisionIsOneHotArgmaxWithTheProbabilitiesGradient) {
   allowed[argmax[0].item<int64_t>()] = false;
   const GateDecision limited = gate.decide(0, x, allowed);
   EXPECT_EQ(limited.probabilities[0][argmax[0].item<int64_t>()].item<float>(), 0.0f);
-  EXPECT_NE(limited.decisions[0], argmax[0].item<int64_t>());
+  EXPECT_NE(limited.host_decisions()[0], argmax[0].item<int64_t>());
 }
 
 TEST(DfqGate, GradientMatchesFiniteDifferencesOfTheSurrogate) {

@@ -9,6 +9,7 @@
 #include "fractrain/models/gated_block.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/models/resnet.h"
+#include "fractrain/precision/gating_cost.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/fake_quantize.h"
@@ -164,4 +165,35 @@ TEST(GpuTraining, AMaskedDfqBlockNeverSynchronisesWithTheHost) {
   }
   EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
   EXPECT_TRUE(torch::isfinite(decision.probabilities.grad()).all().item<bool>());
+}
+
+// A DFQ training step of a gated ResNet in masked execution: the gates, every block at each sample's option, the
+// gates' cost term, backward and SGD, with the decisions on the device throughout. (No cost meter: it still counts
+// executions on the host, docs/gpu.md.)
+TEST(GpuTraining, AMaskedDfqStepNeverSynchronisesWithTheHost) {
+  REQUIRE_GPU();
+  torch::manual_seed(4);
+  const OptionSet options = OptionSet::parse("cifar-release", 0);
+  auto model = create_gated_model("resnet8", ModelInputSpec{1, 28, 28, 10}, options, GateExecution::Masked);
+  model->to(torch::kCUDA);
+  model->train();
+  const PrecisionPlan plan = PrecisionPlan::uniform(Precision::fw_bw(8, 8));
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  const at::Tensor x = torch::rand({32, 1, 28, 28}).cuda(), labels = torch::randint(0, 10, {32}, torch::kLong).cuda();
+  auto step = [&] {
+    optimizer.zero_grad();
+    const ForwardResult result = model->run(x, plan);
+    const at::Tensor loss =
+        torch::cross_entropy_loss(result.output, labels) + 1e-3 * gating_cost(result.decisions, options);
+    loss.backward();
+    optimizer.step();
+    return loss.detach();
+  };
+  step();  // warm-up: the option tables and constants are made on the device, cuDNN searches
+  at::Tensor loss;
+  {
+    SynchronisationIsAnError strict;
+    loss = step();
+  }
+  EXPECT_TRUE(torch::isfinite(loss).item<bool>());
 }

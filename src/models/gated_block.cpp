@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "fractrain/nn/option_gradient.h"
 #include "fractrain/util/error.h"
 
@@ -16,8 +18,9 @@ struct KeptSamples {
 
 KeptSamples kept_samples(const GateDecision& decision, const OptionSet& options, bool can_skip) {
   KeptSamples kept;
-  for (size_t n = 0; n < decision.decisions.size(); ++n) {
-    const Precision& p = options.at(static_cast<size_t>(decision.decisions[n]));
+  const std::vector<int64_t>& decisions = decision.host_decisions();
+  for (size_t n = 0; n < decisions.size(); ++n) {
+    const Precision& p = options.at(static_cast<size_t>(decisions[n]));
     if (p.skip) {
       if (!can_skip) throw Error("DFQ: a block whose shortcut is not the identity cannot be skipped");
       continue;
@@ -188,7 +191,10 @@ at::Tensor run_gated_block_masked(GateableBlock& block, const at::Tensor& x, con
       out = block.combine(sample_scale(keep, branch) * (sample_scale(runs, branch) * branch), x);
     }
   }
-  charge_chosen_options(block, kept_samples(decision, run.options, block.can_skip()), run.options);
+  // The charge reads the decisions on the host: only where a cost meter listens (on a GPU, a synchronisation).
+  const auto layers = block.layers();
+  if (std::any_of(layers.begin(), layers.end(), [](const auto& l) { return l->cost_observer() != nullptr; }))
+    charge_chosen_options(block, kept_samples(decision, run.options, block.can_skip()), run.options);
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "fractrain/util/device_constant.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -24,9 +25,15 @@ GateDecision straight_through_decision(const at::Tensor& probabilities) {
   const at::Tensor onehot = torch::zeros_like(probabilities).scatter_(1, index.unsqueeze(1), 1.0);
   d.mask = onehot - probabilities.detach() + probabilities;
   d.indices = index;
-  const at::Tensor cpu = index.to(at::kCPU).to(at::kLong).contiguous();
-  d.decisions.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
   return d;
+}
+
+const std::vector<int64_t>& GateDecision::host_decisions() const {
+  if (!host_) {
+    const at::Tensor cpu = indices.to(at::kCPU).to(at::kLong).contiguous();
+    host_ = std::make_shared<const std::vector<int64_t>>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+  }
+  return *host_;
 }
 
 GateDecision DecisionGate::decide(size_t block, const at::Tensor& x, const std::vector<bool>& allowed) {
@@ -40,7 +47,7 @@ GateDecision DecisionGate::decide(size_t block, const at::Tensor& x, const std::
   if (std::find(allowed.begin(), allowed.end(), false) != allowed.end()) {
     std::vector<float> penalty(allowed.size());
     for (size_t k = 0; k < allowed.size(); ++k) penalty[k] = allowed[k] ? 0.0f : -INFINITY;
-    logits = logits + torch::tensor(penalty, logits.options());
+    logits = logits + device_constant(penalty, logits.device());
   }
   return straight_through_decision(torch::softmax(logits, 1));
 }

@@ -11,6 +11,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/rnn.h>
 
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -18,10 +19,15 @@
 namespace fractrain {
 
 struct GateDecision {
-  at::Tensor probabilities;        // [N, K]
-  at::Tensor mask;                 // [N, K]: one-hot in value, gradient of `probabilities`
-  at::Tensor indices;              // [N] int64: the option index of each sample, on the input's device
-  std::vector<int64_t> decisions;  // the same on the host (per-sample layer precisions are host vectors)
+  at::Tensor probabilities;  // [N, K]
+  at::Tensor mask;           // [N, K]: one-hot in value, gradient of `probabilities`
+  at::Tensor indices;        // [N] int64: the option index of each sample, on the input's device
+  // The same on the host (mixed execution's per-sample precisions are host vectors), copied from `indices` on
+  // first use: on a GPU that copy synchronises with the host, which masked execution never asks for.
+  const std::vector<int64_t>& host_decisions() const;
+
+ private:
+  mutable std::shared_ptr<const std::vector<int64_t>> host_;
 };
 
 class DecisionGate : public torch::nn::Module {

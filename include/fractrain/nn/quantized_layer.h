@@ -55,6 +55,7 @@ class QuantizedLayer : public torch::nn::Module {
   void set_layer_index(int64_t index) { layer_index_ = index; }
 
   void set_cost_observer(CostObserver* observer) { cost_observer_ = observer; }
+  CostObserver* cost_observer() const { return cost_observer_; }
   // While false, executions are not reported to the cost observer; whoever turns it off reports the cost
   // with report_cost (DFQ `candidates` execution runs every option but charges only the chosen one).
   void set_cost_reporting(bool on) { cost_reporting_ = on; }
