@@ -12,7 +12,10 @@
 #include "fractrain/nn/batch_norm.h"
 #include "fractrain/nn/option_gradient.h"
 #include "fractrain/quant/device_quantize.h"
+#include "fractrain/train/data_parallel.h"
 #include "dfq_test_support.h"
+#include "test_support.h"
+#include "thread_communicator.h"
 
 using namespace fractrain;
 
@@ -255,4 +258,18 @@ TEST(DfqMaskedExecution, AGatedResNetRunsAsInMixedExecution) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
     EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
   }
+}
+
+// Its ranges and BatchNorm statistics over the running samples are not agreed across ranks: a data-parallel DFQ
+// run with masked execution is refused before it starts, with the setting that works.
+TEST(DfqMaskedExecution, DataParallelRunsAreRefusedWithTheFix) {
+  RunConfig config;
+  config.precision.mode = PrecisionMode::Dfq;
+  config.dfq.execution = GateExecution::Masked;
+  config.train.batch_size = 8;
+  const auto comms = test_support::make_thread_communicators(2);
+  EXPECT_CONTAINS(test_support::error_of([&] { DataParallel(comms[0], nullptr, config); }),
+                  "use dfq.execution = \"mixed\"");
+  config.dfq.execution = GateExecution::Mixed;
+  EXPECT_NO_THROW(DataParallel(comms[0], nullptr, config));
 }

@@ -31,7 +31,8 @@ GateDecision straight_through_decision(const at::Tensor& probabilities) {
 const std::vector<int64_t>& GateDecision::host_decisions() const {
   if (!host_) {
     const at::Tensor cpu = indices.to(at::kCPU).to(at::kLong).contiguous();
-    host_ = std::make_shared<const std::vector<int64_t>>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    const int64_t* first = cpu.data_ptr<int64_t>();
+    host_ = std::make_shared<const std::vector<int64_t>>(first, first + cpu.numel());
   }
   return *host_;
 }

@@ -100,8 +100,8 @@ class RunningOptionGradient : public torch::autograd::Function<RunningOptionGrad
     const auto saved = ctx->get_saved_variables();
     at::Tensor g = grads[0];
     at::Tensor mask_grad;
-    if (g.defined())
-      mask_grad = device_quant::option_inner_products(saved[0], g, saved[1], saved[2], ctx->saved_data["snap"].toBool());
+    const bool snap = ctx->saved_data["snap"].toBool();
+    if (g.defined()) mask_grad = device_quant::option_inner_products(saved[0], g, saved[1], saved[2], snap);
     return {g, mask_grad, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
