@@ -4,9 +4,10 @@
 # gpu_check/), each logged in full next to it; a failing phase is reported and the next one still runs:
 #   build   fractrain, its tests and the step-time benchmarks against that LibTorch in build-cuda/
 #           (scripts/gpu_build.sh; FRACTRAIN_DEBS where apt cannot reach a mirror);
-#   tests   the GPU tests (CUDA kernels bit-equal to the CPU quantizer, a static quantized step under LibTorch's
-#           sync debug mode set to error) with the device-path, quantizer and layer tests;
-#   train   a short FW-8/BW-8 Fashion-MNIST run on the GPU;
+#   tests   the GPU tests (CUDA kernels bit-equal to the CPU quantizer, a static quantized step and a masked DFQ
+#           step under LibTorch's sync debug mode set to error) with the device-path, quantizer, layer and masked
+#           DFQ tests;
+#   train   short FW-8/BW-8, auto PFQ and DFQ (masked execution) Fashion-MNIST runs on the GPU;
 #   bench   FP32 against FW-8/BW-8 steps of ResNet-20/38/74 at batch 128 on 3x32x32 (eager), fractrain's FP32 step
 #           against a plain LibTorch ResNet of the same shape, DFQ mixed against FP32 (ResNet-38), and ResNet-38
 #           FW-8/BW-8 steps of one process alone against 4 processes sharing the GPU.
@@ -32,10 +33,16 @@ run_phase() {
 FRACTRAIN_CMAKE_ARGS="-DFRACTRAIN_BUILD_BENCH=ON ${FRACTRAIN_CMAKE_ARGS:-}" \
   run_phase build scripts/gpu_build.sh fractrain_cli fractrain_tests bench_step_time bench_dfq_step_time
 run_phase tests build-cuda/tests/fractrain_tests \
-  --gtest_filter='Gpu*:Device*:KernelThreads*:QConv2d*:QLinear*:FakeQuantize*'
+  --gtest_filter='Gpu*:Device*:KernelThreads*:QConv2d*:QLinear*:FakeQuantize*:DfqMasked*:MaskedBatchNorm*:RunningSamples*'
 grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | tee -a "$summary"
-run_phase train build-cuda/fractrain train -q --config configs/fashion_mnist_fw8bw8.toml --set train.device=cuda \
-  --set train.iterations=200 --set output.dir="$out/train" --overwrite
+# One short run per method (200 steps; DFQ in masked execution, the GPU's): each must learn (its test accuracy is
+# in the summary; chance is 10 %).
+for method in fw8bw8 pfq_auto_4stage dfq; do
+  run_phase "train_$method" build-cuda/fractrain train -q --config "configs/fashion_mnist_$method.toml" \
+    --set train.device=cuda --set train.iterations=200 --set dfq.execution=masked --set output.dir="$out/train_$method" \
+    --overwrite
+  grep -E 'test accuracy' "$out/train_$method.log" | tail -1 | sed "s/^/   $method: /" | tee -a "$summary"
+done
 
 models=(resnet20 resnet38 resnet74)
 [[ "${GPU_CHECK_QUICK:-0}" == 1 ]] && models=(resnet38)
