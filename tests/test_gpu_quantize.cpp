@@ -14,10 +14,10 @@
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/fake_quantize.h"
 #include "fractrain/quant/quant_math.h"
+#include "fractrain/util/host_sync_check.h"
+#include "run_test_support.h"
+#include "test_support.h"
 
-#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
-#include <c10/cuda/CUDAFunctions.h>
-#endif
 
 using namespace fractrain;
 
@@ -26,20 +26,6 @@ namespace {
 #define REQUIRE_GPU()                                                                                  \
   if (!device_quant::has_cuda_kernels()) GTEST_SKIP() << "this build has no CUDA kernels";          \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU visible"
-
-// While alive, any host synchronisation that LibTorch's CUDA calls make (item(), a blocking copy, a stream or
-// device synchronise) throws instead of running.
-class SynchronisationIsAnError {
- public:
-#ifdef FRACTRAIN_HAVE_CUDA_KERNELS
-  SynchronisationIsAnError() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
-  ~SynchronisationIsAnError() {
-    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
-  }
-#else
-  SynchronisationIsAnError() {}  // no GPU in this build: the tests skip before they get here
-#endif
-};
 
 void expect_bitwise(const at::Tensor& gpu, const at::Tensor& cpu, const std::string& what) {
   const at::Tensor a = gpu.cpu();
@@ -96,7 +82,7 @@ TEST(GpuQuantize, TheRunningRangeIsUpdatedOnTheDevice) {
     const QuantRange r = tensor_range(batch);
     const at::Tensor on_device = batch.cuda();
     {
-      SynchronisationIsAnError strict;
+      HostSyncIsAnError strict;
       device_quant::update_running_range(lo, span, seen, device_quant::range_of(on_device), 0.9f);
     }
     quant_math::update_running_range(&host_lo, &host_span, &host_seen, r.lo, r.hi, 0.9f);
@@ -126,7 +112,7 @@ TEST(GpuTraining, AStaticQuantizedStepNeverSynchronisesWithTheHost) {
   step();  // warm-up: cuDNN's algorithm search and the allocator's first blocks may synchronise
   at::Tensor loss;
   {
-    SynchronisationIsAnError strict;
+    HostSyncIsAnError strict;
     loss = step();
   }
   EXPECT_TRUE(torch::isfinite(loss).item<bool>());
@@ -160,7 +146,7 @@ TEST(GpuTraining, AMaskedDfqBlockNeverSynchronisesWithTheHost) {
   const GateDecision decision = decide();
   at::Tensor y;
   {
-    SynchronisationIsAnError strict;
+    HostSyncIsAnError strict;
     y = step(decision);
   }
   EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
@@ -192,8 +178,36 @@ TEST(GpuTraining, AMaskedDfqStepNeverSynchronisesWithTheHost) {
   step();  // warm-up: the option tables and constants are made on the device, cuDNN searches
   at::Tensor loss;
   {
-    SynchronisationIsAnError strict;
+    HostSyncIsAnError strict;
     loss = step();
   }
   EXPECT_TRUE(torch::isfinite(loss).item<bool>());
+}
+
+// Whole training steps through the trainer on the GPU with deferred host reads (train.host_reads = auto there):
+// FW-8/BW-8 and auto PFQ, whose cost the meter counts from host-side precisions. Every step after the first runs
+// with host synchronisation as an error (TrainOptions::forbid_host_sync); the reads at log, indicator, evaluation
+// and checkpoint points are allowed. (DFQ's steps still read the decisions for the cost meter, docs/gpu.md.)
+TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
+  REQUIRE_GPU();
+  ASSERT_FASHION_MNIST_INSTALLED();
+  for (const std::string mode : {"static", "pfq-auto"}) {
+    test_support::TempDir temp("fractrain_gpu_deferred_" + mode);
+    RunConfig c = test_support::small_run(temp.str(), "resnet8", 512, 32);
+    c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
+    c.precision.fw = 8;
+    c.precision.bw = 8;
+    c.precision.pfq_window_iterations = 2;
+    c.precision.pfq_eps = 10.0;  // wide: PFQ changes stage within the run
+    c.train.device = "cuda";
+    c.train.iterations = 12;
+    c.train.eval_every = 6;
+    c.train.log_every = 4;
+    TrainOptions options = test_support::quiet();
+    options.forbid_host_sync = true;
+    const nlohmann::json s = train_run(c, options);
+    EXPECT_EQ(s["steps"], 12) << mode;
+    EXPECT_GT(s["final_test_accuracy"].get<double>(), 0.0) << mode;
+    if (mode == "pfq-auto") EXPECT_GE(s["turning_points"].size(), 1u);
+  }
 }

@@ -406,6 +406,13 @@ std::vector<KeyDescriptor> build_table() {
             "a NaN/Inf loss or gradient: stop (naming the step and layer) or skip the step and lower the lr"),
       field("train.nonfinite_lr_factor", &R::train, &TrainConfig::nonfinite_lr_factor, float_in_zero_one_closed_right(),
             "on_nonfinite = skip: lr multiplier applied at every skipped step, in (0, 1]"),
+      field("train.host_reads", &R::train, &TrainConfig::host_reads,
+            one_of({"auto", "every_step", "deferred"}, "read policy"),
+            "when the host reads a step's loss, accuracy and NaN/Inf check: every_step, or deferred to the next "
+            "progress line, indicator window, evaluation or checkpoint, so that a GPU step never waits for the "
+            "device (the progress line then shows the mean since the last read; a NaN/Inf stops the run there, "
+            "naming the step it came from; one process with on_nonfinite = stop only); auto = deferred on CUDA "
+            "in one process with on_nonfinite = stop, every_step otherwise"),
       field("train.init_from", &R::train, &TrainConfig::init_from, any(),
             "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
             "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "fractrain/util/error.h"
 
@@ -56,6 +57,15 @@ std::string NonfiniteGuard::first_nonfinite_gradient() const {
     if (g.defined() && !torch::isfinite(g).all().item<bool>()) return p.key();
   }
   return "";
+}
+
+at::Tensor NonfiniteGuard::gradients_finite() const {
+  std::vector<at::Tensor> sums;
+  for (const auto& p : model_.parameters())
+    if (p.grad().defined()) sums.push_back(p.grad().sum().to(at::kDouble));
+  if (sums.empty()) return torch::ones({}, torch::TensorOptions().dtype(at::kBool));
+  // In double, finite float gradients cannot overflow the sum: only a NaN or Inf makes it non-finite.
+  return torch::isfinite(torch::stack(sums).sum());
 }
 
 double NonfiniteGuard::handle(const std::string& what, int64_t step_number, const std::string& precision_label) const {

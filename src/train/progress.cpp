@@ -27,12 +27,20 @@ double ProgressLine::images_per_second() const {
 }
 
 void ProgressLine::update(int64_t step, double epoch, double loss, double accuracy, double lr, int64_t samples) {
+  count_step(step, samples);
+  show(step, epoch, loss, accuracy, lr);
+}
+
+void ProgressLine::count_step(int64_t step, int64_t samples) {
   if (first_step_ < 0) {
     // Rate and ETA count from the first step of this process (a resumed run starts mid-way).
     first_step_ = step - 1;
     start_ = std::chrono::steady_clock::now();
   }
   samples_ += samples;
+}
+
+void ProgressLine::show(int64_t step, double epoch, double loss, double accuracy, double lr) {
   const bool due = tty_ || (every_ > 0 && (step % every_ == 0)) || step == total_;
   if (!due || every_ == 0) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

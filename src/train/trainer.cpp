@@ -13,6 +13,7 @@
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/train/checkpoint_rotation.h"
 #include "fractrain/train/data_parallel.h"
+#include "fractrain/train/deferred_step_totals.h"
 #include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/nonfinite_guard.h"
@@ -30,6 +31,7 @@
 #include "fractrain/train/summary_printout.h"
 #include "fractrain/util/atomic_file.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/host_sync_check.h"
 #include "fractrain/util/stop_signal.h"
 
 // The training loop. It moves values between the pieces of a run and knows no method: the precision controller
@@ -50,6 +52,13 @@ class Trainer {
   void setup_cost_meter();
   void setup_precision();
   void train_step(const TaskBatch& batch);
+  at::Tensor gates_term(const ForwardResult& forward, int64_t samples);
+  void train_step_deferred(const ForwardResult& forward, const at::Tensor& loss, const at::Tensor& targets,
+                           int64_t samples);
+  void advance_step(int64_t samples);
+  void add_to_windows(const StepTotals& step);
+  bool deferred_read_due() const;
+  void read_deferred_totals();
   void skip_or_stop(const std::string& what);
   void end_indicator_window(double epoch);
   void record_turning_points();
@@ -68,6 +77,8 @@ class Trainer {
   std::unique_ptr<PrecisionController> controller_;
   std::unique_ptr<DataParallel> data_parallel_;
   bool stop_agreed_ = false;  // data parallel: some rank was asked to stop; every rank stops after this step
+  bool defer_reads_ = false;  // train.host_reads resolved: steps add up in deferred_totals_ until a read point
+  DeferredStepTotals deferred_totals_;
   std::unique_ptr<NonfiniteGuard> guard_;
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
@@ -104,6 +115,7 @@ void Trainer::setup() {
   setup_precision();
   guard_ = std::make_unique<NonfiniteGuard>(config_.train, options_.inject_nan, *run_.model);
   data_parallel_->prepare(*run_.model, *run_.task);
+  defer_reads_ = defers_host_reads(config_.train, run_.device, data_parallel_->active());
   cost_meter_->set_deferred(data_parallel_->active());
   if (!data_parallel_->writes()) {  // every other rank trains in step, silently, and writes nothing
     run_.task->seek(state_.next_epoch, state_.next_batch);
@@ -224,13 +236,19 @@ void Trainer::train_step(const TaskBatch& batch) {
   lr_ = state_.lr_scale * learning_rate(config_.schedule, config_.optim.lr,
                                         ScheduleClock{state_.step, batches_per_epoch_, total_steps_});
   set_learning_rate(*run_.optimizer, lr_);
-  at::Tensor inputs = batch.inputs.to(run_.device), targets = batch.targets.to(run_.device);
+  // From pinned memory the copies to a GPU are asynchronous, so that a deferred step never waits for the device.
+  const bool async_copy = defer_reads_ && run_.device.is_cuda();
+  at::Tensor inputs = async_copy ? batch.inputs.pin_memory().to(run_.device, /*non_blocking=*/true)
+                                 : batch.inputs.to(run_.device);
+  at::Tensor targets = async_copy ? batch.targets.pin_memory().to(run_.device, /*non_blocking=*/true)
+                                  : batch.targets.to(run_.device);
   const PrecisionPlan& plan = controller_->plan_for_step(state_.step);
   record_turning_points();  // a manual schedule switches here
   run_.model->train();
   guard_->arm_for_step(state_.step + 1);
   ForwardResult forward = run_.model->run(inputs, plan);
   at::Tensor loss = prediction_loss(forward.output, targets);
+  if (defer_reads_) return train_step_deferred(forward, loss, targets, batch.samples());
   const double local_loss = loss.item<double>();
   StepTotals local;
   local.predictions = static_cast<double>(targets.numel());  // images or tokens: the loss's unit
@@ -256,12 +274,7 @@ void Trainer::train_step(const TaskBatch& batch) {
   } else {
     guard_->disarm();
     run_.optimizer->zero_grad();
-    const CostTotals so_far = cost_meter_->step_in_progress(n);
-    StepCost cost{so_far.cp(), so_far.cp_blocks(), data_parallel_->gather_options(forward.decisions)};
-    at::Tensor term = controller_->observe_step(forward.decisions, cost);
-    // The gates' cost term sums over this rank's samples; averaging gradients divides by the ranks, so scaling it
-    // by their number makes the average the gradient of the sum over the whole batch, as in one process.
-    if (term.defined() && data_parallel_->active()) term = term * static_cast<double>(data_parallel_->world_size());
+    const at::Tensor term = gates_term(forward, n);
     const int exchange_bits = controller_->gradient_bits();
     data_parallel_->begin_backward(exchange_bits, static_cast<uint64_t>(state_.step));
     (term.defined() ? loss + term : loss).backward();
@@ -275,25 +288,93 @@ void Trainer::train_step(const TaskBatch& batch) {
                    std::to_string(loss_value) + ")");
   }
 
-  ++state_.step;
-  state_.next_epoch = run_.task->next_epoch();
-  state_.next_batch = run_.task->next_batch_in_epoch();
-  cost_meter_->end_step(n);
-  if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
+  advance_step(n);
   if (!finite) return;  // a skipped step: nothing to learn from, nothing to average
-  state_.window_loss_sum += step.loss_sum;
-  state_.window_correct += static_cast<int64_t>(step.correct);
-  state_.window_samples += static_cast<int64_t>(step.predictions);
-  state_.indicator_loss_sum += step.loss_sum;
-  state_.indicator_samples += static_cast<int64_t>(step.predictions);
+  add_to_windows(step);
   const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
   if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
   if (logs_) logs_->trace_step(*controller_, state_.step, epoch);
   progress_->update(state_.step, epoch, loss_value, step.correct / step.predictions, lr_, n);
 }
 
+// The controller's term for the gates' cost (DFQ), given the decisions and what the meter counted so far in this
+// step; undefined when the method has none.
+at::Tensor Trainer::gates_term(const ForwardResult& forward, int64_t samples) {
+  const CostTotals so_far = cost_meter_->step_in_progress(samples);
+  StepCost cost{so_far.cp(), so_far.cp_blocks(), data_parallel_->gather_options(forward.decisions)};
+  at::Tensor term = controller_->observe_step(forward.decisions, cost);
+  // The gates' cost term sums over this rank's samples; averaging gradients divides by the ranks, so scaling it
+  // by their number makes the average the gradient of the sum over the whole batch, as in one process.
+  if (term.defined() && data_parallel_->active()) term = term * static_cast<double>(data_parallel_->world_size());
+  return term;
+}
+
+// train.host_reads = deferred (one process): the same step without a host read. Its loss, correct predictions and
+// finiteness add up on the device until the next read point (read_deferred_totals), where a NaN/Inf stops the run
+// naming the step it came from. The optimizer steps regardless; the run stops before saving anything computed
+// after such a step, since every checkpoint and evaluation reads first.
+void Trainer::train_step_deferred(const ForwardResult& forward, const at::Tensor& loss, const at::Tensor& targets,
+                                  int64_t samples) {
+  guard_->disarm();
+  run_.optimizer->zero_grad();
+  const at::Tensor term = gates_term(forward, samples);
+  (term.defined() ? loss + term : loss).backward();
+  const at::Tensor finite = torch::isfinite(loss.detach()) & guard_->gradients_finite();
+  run_.optimizer->step();
+  deferred_totals_.add(state_.step + 1, loss, count_correct_predictions(forward.output, targets), finite,
+                       static_cast<double>(targets.numel()), static_cast<double>(samples));
+  advance_step(samples);
+  progress_->count_step(state_.step, samples);
+  if (logs_) logs_->trace_step(*controller_, state_.step, static_cast<double>(state_.step) / batches_per_epoch_);
+}
+
+// The step counters and the cost meter move on, whether the step was applied or skipped.
+void Trainer::advance_step(int64_t samples) {
+  ++state_.step;
+  state_.next_epoch = run_.task->next_epoch();
+  state_.next_batch = run_.task->next_batch_in_epoch();
+  cost_meter_->end_step(samples);
+  if (state_.step % batches_per_epoch_ == 0) cost_meter_->end_epoch();
+}
+
+// The loss and accuracy of applied steps, for the logged training curve and for the loss indicator's window.
+void Trainer::add_to_windows(const StepTotals& step) {
+  state_.window_loss_sum += step.loss_sum;
+  state_.window_correct += static_cast<int64_t>(step.correct);
+  state_.window_samples += static_cast<int64_t>(step.predictions);
+  state_.indicator_loss_sum += step.loss_sum;
+  state_.indicator_samples += static_cast<int64_t>(step.predictions);
+}
+
+// Deferred reads also read where the progress line prints and where an indicator window ends.
+bool Trainer::deferred_read_due() const {
+  const int64_t every = config_.train.log_every;
+  return (every > 0 && state_.step % every == 0) || state_.step % indicator_window_ == 0;
+}
+
+// A read point of deferred reads: the pending steps' sums come to the host (one wait for the device) and enter the
+// windows, the loss indicator and the progress line (as their mean) as per-step reads would have. Every read
+// point of per-step reads that looks at them is one: the end of an indicator window, an evaluation, a checkpoint.
+void Trainer::read_deferred_totals() {
+  if (!defer_reads_ || deferred_totals_.pending_steps() == 0) return;
+  const DeferredStepTotals::Read read = deferred_totals_.take();
+  if (read.totals.nonfinite)  // throws: deferred reads require train.on_nonfinite = stop
+    guard_->handle(fmt::format("the training loss or a gradient became NaN/Inf (seen at step {}: with "
+                               "train.host_reads = deferred the host reads losses only at log, indicator, "
+                               "evaluation and checkpoint points; rerun with train.host_reads = every_step to "
+                               "name the layer)",
+                               state_.step),
+                   read.first_nonfinite_step, controller_->label());
+  add_to_windows(read.totals);
+  const double epoch = static_cast<double>(state_.step) / batches_per_epoch_;
+  if (state_.step % indicator_window_ == 0) end_indicator_window(epoch);
+  progress_->show(state_.step, epoch, read.totals.loss_sum / read.totals.predictions,
+                  read.totals.correct / read.totals.predictions, lr_);
+}
+
 // Rank 0 evaluates alone (the other ranks go on to the next step, whose first collective waits for it).
 void Trainer::evaluate_and_log() {
+  read_deferred_totals();
   if (!data_parallel_->writes()) return;
   last_eval_ = run_.task->evaluate(*run_.model, controller_->current_plan(), run_.device);
   const double samples = std::max<int64_t>(1, state_.window_samples);
@@ -322,6 +403,7 @@ void Trainer::evaluate_and_log() {
 
 // last.ckpt is replaced atomically; train.keep_checkpoints > 1 keeps the newest step checkpoints beside it.
 void Trainer::save_last() {
+  read_deferred_totals();
   if (!data_parallel_->writes()) return;
   save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *run_.model, *run_.optimizer,
                       checkpoint_state());
@@ -339,6 +421,7 @@ RunSummary Trainer::run() {
                                          : "",
                 config_.output.dir.c_str());
   bool interrupted = false;
+  const int64_t first_step = state_.step;
   while (state_.step < total_steps_) {
     // Ranks stop together: a signal to one of them takes effect after the step in which they all learn of it.
     const bool stop = data_parallel_->active() ? stop_agreed_ : stop_requested();
@@ -347,11 +430,18 @@ RunSummary Trainer::run() {
       break;
     }
     const auto start = std::chrono::steady_clock::now();
-    train_step(run_.task->next_batch());
-    state_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    {
+      const HostSyncIsAnError strict(options_.forbid_host_sync && defer_reads_ && state_.step > first_step);
+      train_step(run_.task->next_batch());
+    }
     const bool last = state_.step == total_steps_;
-    if (state_.step % eval_every_ == 0 || last) evaluate_and_log();
-    if (state_.step % checkpoint_every_ == 0 || last) save_last();
+    const bool evaluate = state_.step % eval_every_ == 0 || last;
+    const bool checkpoint = state_.step % checkpoint_every_ == 0 || last;
+    // Deferred reads wait for the device here, inside the clock: that wait is training time.
+    if (evaluate || checkpoint || deferred_read_due()) read_deferred_totals();
+    state_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (evaluate) evaluate_and_log();
+    if (checkpoint) save_last();
   }
   progress_->break_line();
   if (!data_parallel_->writes()) return summary(interrupted);  // it claimed no directory and writes nothing

@@ -11,8 +11,12 @@ at::Tensor prediction_loss(const at::Tensor& logits, const at::Tensor& targets) 
   return torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
 }
 
+at::Tensor count_correct_predictions(const at::Tensor& logits, const at::Tensor& targets) {
+  return logits.argmax(-1).eq(targets).sum();
+}
+
 int64_t correct_predictions(const at::Tensor& logits, const at::Tensor& targets) {
-  return logits.argmax(-1).eq(targets).sum().item<int64_t>();
+  return count_correct_predictions(logits, targets).item<int64_t>();
 }
 
 std::unique_ptr<TrainingTask> make_training_task(const RunConfig& config, const std::string& run_dir) {

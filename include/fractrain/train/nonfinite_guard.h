@@ -29,6 +29,9 @@ class NonfiniteGuard {
                                       CostObserver* cost_observer);
   // The first parameter (by module path) whose gradient holds a NaN or Inf; empty when all are finite.
   std::string first_nonfinite_gradient() const;
+  // Whether every gradient is finite, as a 0-d bool tensor on the parameters' device: nothing is read on the host
+  // (train.host_reads = deferred). A NaN or Inf anywhere makes the sum of all gradients non-finite.
+  at::Tensor gradients_finite() const;
 
   // A step that went non-finite: with on_nonfinite = stop throws fractrain::Error saying what went wrong where
   // and how to avoid it; with skip returns the factor to multiply the learning rate by, and the caller counts

@@ -11,8 +11,13 @@ namespace fractrain {
 class ProgressLine {
  public:
   ProgressLine(int64_t total_steps, int64_t every, std::FILE* out = stdout);
-  // Called after each training step; `step` counts completed steps (1-based).
+  // Called after each training step; `step` counts completed steps (1-based). Counts the step, then shows it.
   void update(int64_t step, double epoch, double loss, double accuracy, double lr, int64_t samples);
+  // The two halves of update, for a trainer that reads losses only now and then (train.host_reads = deferred):
+  // count every step as it completes (throughput and ETA), show the values whenever they are read. `show`
+  // prints only at the steps `every` asks for (every one on a terminal).
+  void count_step(int64_t step, int64_t samples);
+  void show(int64_t step, double epoch, double loss, double accuracy, double lr);
   // Ends an in-place line before other output.
   void break_line();
   double images_per_second() const;

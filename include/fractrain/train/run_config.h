@@ -114,6 +114,10 @@ struct TrainConfig {
   int64_t keep_checkpoints = 1;  // > 1: the newest N also as checkpoints/step-NNNNNNNN.ckpt
   std::string on_nonfinite = "stop";  // NaN/Inf loss or gradient: stop (naming step and layer) | skip the step
   double nonfinite_lr_factor = 0.5;   // skip: the learning rate is multiplied by this at every skipped step
+  // When the host reads a step's loss, accuracy and NaN check: every_step, or deferred to the next progress line,
+  // indicator window, evaluation or checkpoint (a GPU step then never waits); auto = deferred on CUDA in one process
+  // with on_nonfinite = stop (train/deferred_step_totals.h).
+  std::string host_reads = "auto";
   // Start from the weights of another run (its checkpoint file, or its output dir for checkpoints/last.ckpt):
   // pretraining for the adaptation and fine-tuning settings. Fresh optimizer, schedule and cost.
   std::string init_from;

@@ -22,6 +22,10 @@ struct TrainOptions {
   // Fault injection (tests of the non-finite guard, `fractrain train --inject-nan STEP:LAYER`): that quantized
   // layer outputs a NaN during that step (1-based). "" = none.
   std::string inject_nan;
+  // With deferred host reads on a GPU (train.host_reads): any host synchronisation inside a training step, after
+  // the process's first (cuDNN's algorithm search and the allocator's first blocks may wait), throws naming the
+  // call (util/host_sync_check.h). For the GPU tests and for finding a stall; reads at read points are allowed.
+  bool forbid_host_sync = false;
   // Data parallel: this process is one rank of the communicator's group (null: a single process). Every rank
   // runs train_run with the same config; rank 0 alone writes the run directory (train/data_parallel.h).
   std::shared_ptr<Communicator> communicator;

@@ -63,7 +63,8 @@ class TrainingTask {
 
 // Mean cross-entropy of logits [..., C] against targets [...] (one prediction per target).
 at::Tensor prediction_loss(const at::Tensor& logits, const at::Tensor& targets);
-// Predictions whose argmax is the target.
+// Predictions whose argmax is the target: counted on the logits' device (a 0-d int64 tensor), and read.
+at::Tensor count_correct_predictions(const at::Tensor& logits, const at::Tensor& targets);
 int64_t correct_predictions(const at::Tensor& logits, const at::Tensor& targets);
 
 // The task of config.data.dataset: a language model for the token datasets (wikitext103, wordnet-lm), image
