@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Fails when a CTest log (ctest's output, e.g. build/ctest.log) shows a test that skipped for a reason other than
-# the machine lacking what it exercises: a GPU, /dev/full, the right to mount a tmpfs or to create network
-# namespaces, 8-bit dot-product instructions (integer execution, on a CPU without them), and with --without-gloo (a
-# build against a pip LibTorch) Gloo, whose headers the wheel lacks (tests/gloo_support.h), and integer execution,
-# which its own oneDNN turns off. Any other skip (a real-data test, say) means CI checked less than it reports.
+# Fails when a CTest log with every test's output (build/Testing/Temporary/LastTest.log; each CTest test runs a
+# GoogleTest suite, which prints "[  SKIPPED ] Suite.Test" for each test it skips) shows a test that skipped for a
+# reason other than the machine lacking what it exercises: a GPU, /dev/full, the right to mount a tmpfs or to
+# create network namespaces, 8-bit dot-product instructions (integer execution, on a CPU without them), and with
+# --without-gloo (a build against a pip LibTorch) Gloo, whose headers the wheel lacks (tests/gloo_support.h), and
+# integer execution, which its own oneDNN turns off. Any other skip (a real-data test, say) means CI checked less
+# than it reports.
 #   scripts/check_test_skips.sh LOG [--without-gloo]
 set -euo pipefail
 log="$1"
@@ -23,7 +25,9 @@ if [[ "${2:-}" == --without-gloo ]]; then
   environment_skips+='|IntegerConv\.[A-Za-z0-9]+|IntegerLayers\.[A-Za-z0-9]+'
   environment_skips+='|TrainEndToEnd\.Fw8Bw8IntegerExecutionLearnsFashionMnist'
 fi
-unexpected_skips=$(grep -E ' \(Skipped\)$' "$log" | grep -Ev " - (${environment_skips}) \(Skipped\)$" || true)
+[[ -s "$log" ]] || { echo "error: $log is missing or empty: run ctest first" >&2; exit 1; }
+skipped=$(sed -nE 's/^\[  SKIPPED \] ([A-Za-z0-9_/]+\.[A-Za-z0-9_/]+).*/\1/p' "$log" | sort -u)
+unexpected_skips=$(grep -Evx "${environment_skips}" <<< "$skipped" || true)
 if [[ -n "$unexpected_skips" ]]; then
   echo "error: these tests skipped ($log), and only the environment-dependent ones may:" >&2
   echo "$unexpected_skips" >&2

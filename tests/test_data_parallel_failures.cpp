@@ -20,6 +20,7 @@
 #include "test_support.h"
 
 using namespace fractrain;
+using test_support::write_config_file;
 using namespace std::chrono_literals;
 
 namespace {
@@ -32,8 +33,6 @@ RunConfig resumable_run(const std::string& dir) {
   c.train.checkpoint_every = 4;
   return c;
 }
-
-std::string config_file(const RunConfig& c) { return test_support::write_config_file(c); }
 
 int wait_exit_code(pid_t pid) {
   int status = 0;
@@ -65,11 +64,11 @@ void interrupt_resume_and_compare(const std::string& name, Interrupt interrupt, 
   test_support::TempDir temp("fractrain_dp_" + name);
   const RunConfig whole = resumable_run(temp.str() + "/whole");
   const RunConfig cut = resumable_run(temp.str() + "/cut");
-  const auto r = test_support::run_cli("train -q -c " + config_file(whole) + " --nproc 2");
+  const auto r = test_support::run_cli("train -q -c " + write_config_file(whole) + " --nproc 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const std::string log = temp.str() + "/cut.log";
-  const pid_t launcher = test_support::start_cli("train -q -c " + config_file(cut) + " --nproc 2", log);
+  const pid_t launcher = test_support::start_cli("train -q -c " + write_config_file(cut) + " --nproc 2", log);
   ASSERT_TRUE(test_support::wait_for([&] { return has_checkpoint(cut); }, 120s)) << test_support::read_file(log);
   interrupt(launcher);
   const int code = wait_exit_code(launcher);
@@ -78,7 +77,7 @@ void interrupt_resume_and_compare(const std::string& name, Interrupt interrupt, 
     EXPECT_NE(code, 0) << output;
     EXPECT_CONTAINS(output, "was killed by signal 9");
   }
-  const auto resumed = test_support::run_cli("train -q -c " + config_file(cut) + " --nproc 2 --resume");
+  const auto resumed = test_support::run_cli("train -q -c " + write_config_file(cut) + " --nproc 2 --resume");
   ASSERT_EQ(resumed.exit_code, 0) << output << resumed.output;
   EXPECT_CONTAINS(resumed.output, "resumed from");
   expect_equal_weights(whole, cut);
@@ -105,7 +104,7 @@ struct BusyPort {
 test_support::CommandResult lone_rank(const RunConfig& c, int rank, int port) {
   return test_support::run_shell("WORLD_SIZE=2 RANK=" + std::to_string(rank) +
                                  " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " +
-                                 FRACTRAIN_CLI_PATH + " train -q -c " + config_file(c) +
+                                 FRACTRAIN_CLI_PATH + " train -q -c " + write_config_file(c) +
                                  " --set train.comm_timeout_s=3");
 }
 
@@ -143,7 +142,7 @@ TEST(DataParallelFailures, AStoppedPeerEndsTheRunWithinTheTimeoutWhileTheOtherSp
   c.train.comm_wait = "spin";
   c.train.comm_timeout_s = 3;
   const std::string log = temp.str() + "/run.log";
-  const pid_t launcher = test_support::start_cli("train -q -c " + config_file(c) + " --nproc 2", log);
+  const pid_t launcher = test_support::start_cli("train -q -c " + write_config_file(c) + " --nproc 2", log);
   ASSERT_TRUE(test_support::wait_for([&] { return has_checkpoint(c); }, 120s)) << test_support::read_file(log);
   const auto ranks = children_of(launcher);
   ASSERT_EQ(ranks.size(), 2u);
@@ -169,7 +168,7 @@ TEST(DataParallelWaiting, SpinningAndBlockingRanksEndWithTheSameWeights) {
   spin.train.comm_wait = "spin";
   block.train.comm_wait = "block";
   for (const RunConfig* c : {&spin, &block}) {
-    const auto r = test_support::run_cli("train -q -c " + config_file(*c) + " --nproc 2");
+    const auto r = test_support::run_cli("train -q -c " + write_config_file(*c) + " --nproc 2");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   expect_equal_weights(spin, block);
@@ -206,8 +205,9 @@ TEST(DataParallelFailures, ABusyMasterPortIsAClearError) {
   test_support::TempDir temp("fractrain_dp_busy_port");
   BusyPort busy;
   const RunConfig c = resumable_run(temp.str() + "/run");
-  const auto r = test_support::run_cli("train -q -c " + config_file(c) + " --set train.comm_timeout_s=3 --nproc 2 "
-                                       "--master 127.0.0.1:" + std::to_string(busy.port));
+  const auto r = test_support::run_cli("train -q -c " + write_config_file(c) +
+                                       " --set train.comm_timeout_s=3 --nproc 2 --master 127.0.0.1:" +
+                                       std::to_string(busy.port));
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_CONTAINS(r.output, std::to_string(busy.port));
   EXPECT_CONTAINS(r.output, "in use");
@@ -217,7 +217,7 @@ TEST(DataParallelFailures, ABatchThatDoesNotSplitOverTheRanksIsRefusedBeforeAnyR
   SKIP_WITHOUT_GLOO();
   test_support::TempDir temp("fractrain_dp_batch");
   const RunConfig c = resumable_run(temp.str() + "/run");
-  const auto r = test_support::run_cli("train -q -c " + config_file(c) + " --nproc 3");
+  const auto r = test_support::run_cli("train -q -c " + write_config_file(c) + " --nproc 3");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_CONTAINS(r.output, "train.batch_size = 32 does not split over 3 ranks");
   EXPECT_FALSE(fs::exists(c.output.dir));
@@ -230,7 +230,7 @@ TEST(DataParallelFailures, ACheckpointOfTwoRanksResumesWithAnotherNumberOfRanks)
   ASSERT_FASHION_MNIST_INSTALLED();
   test_support::TempDir temp("fractrain_dp_world_size");
   const RunConfig c = resumable_run(temp.str() + "/run");
-  const std::string config = config_file(c);
+  const std::string config = write_config_file(c);
   const auto first = test_support::run_cli("train -q -c " + config + " --nproc 2 --stop-at 8");
   ASSERT_EQ(first.exit_code, 130) << first.output;
   const auto alone = test_support::run_cli("train -q -c " + config + " --resume --stop-at 16");

@@ -15,6 +15,7 @@
 #include "test_support.h"
 
 using namespace fractrain;
+using test_support::write_config_file;
 using namespace std::chrono_literals;
 
 namespace {
@@ -46,8 +47,6 @@ class NamespacePair {
 
 RunConfig two_node_run(const std::string& dir) { return test_support::short_run(dir, "resnet8", 320, 32, 10); }
 
-std::string config_file(const RunConfig& c) { return test_support::write_config_file(c); }
-
 }  // namespace
 
 TEST(DataParallelTwoNodes, TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne) {
@@ -58,11 +57,12 @@ TEST(DataParallelTwoNodes, TwoMachinesOnAVethPairTrainLikeTwoRanksOnOne) {
   test_support::TempDir temp("fractrain_dp_two_nodes");
   const RunConfig local = two_node_run(temp.str() + "/local");
   const RunConfig nodes = two_node_run(temp.str() + "/nodes");
-  const auto r = test_support::run_cli("train -q -c " + config_file(local) + " --nproc 2");
+  const auto r = test_support::run_cli("train -q -c " + write_config_file(local) + " --nproc 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   // Node 1 (rank 1) writes nothing; node 0 writes the run. Both read the same config file.
-  const std::string flags = "train -q -c " + config_file(nodes) + " --nnodes 2 --master 10.231.0.1:29411 --node-rank ";
+  const std::string flags =
+      "train -q -c " + write_config_file(nodes) + " --nnodes 2 --master 10.231.0.1:29411 --node-rank ";
   const std::string log0 = temp.str() + "/node0.log", log1 = temp.str() + "/node1.log";
   const auto node = [&](char ns, int rank, const std::string& log) {
     const pid_t pid = fork();

@@ -208,6 +208,8 @@ TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
     const nlohmann::json s = train_run(c, options);
     EXPECT_EQ(s["steps"], 12) << mode;
     EXPECT_GT(s["final_test_accuracy"].get<double>(), 0.0) << mode;
-    if (mode == "pfq-auto") EXPECT_GE(s["turning_points"].size(), 1u);
+    if (mode == "pfq-auto") {
+      EXPECT_GE(s["turning_points"].size(), 1u);
+    }
   }
 }
