@@ -11,6 +11,7 @@
 
 #include "fractrain/train/deferred_step_totals.h"
 #include "fractrain/train/progress.h"
+#include "fractrain/train/resume_compatibility.h"
 #include "run_test_support.h"
 #include "test_support.h"
 
@@ -161,4 +162,12 @@ TEST(DeferredHostReads, ANanStopsTheRunAtTheNextReadNamingItsStep) {
   EXPECT_CONTAINS(message, "train.host_reads = every_step");
   // Nothing computed after the NaN was saved: the first checkpoint was due at step 6.
   EXPECT_FALSE(std::filesystem::exists(last_checkpoint_path(temp.str())));
+}
+
+// When the host reads changes nothing a step computes (the test above): a run may resume with another policy, e.g.
+// on a GPU (auto: deferred) after starting on a CPU (auto: every step).
+TEST(DeferredHostReads, AResumeMayChangeThePolicy) {
+  RunConfig before, now;
+  now.train.host_reads = "deferred";
+  EXPECT_TRUE(compute_differences(before, now).empty());
 }

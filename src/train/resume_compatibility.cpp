@@ -47,6 +47,7 @@ const std::vector<std::string>& keys_resume_may_change() {
                                                 "data.workers",  // decoding threads: batches do not depend on them
                                                 "train.comm_timeout_s",  // how long ranks wait, not what they compute
                                                 "train.comm_wait",       // how ranks wait
+                                                "train.host_reads",      // when the host reads, not what is computed
                                                 // how layers compute; the quantization it implies is compared
                                                 // as precision.snap_zero_point and error_weight_ranges
                                                 "precision.execution"};
