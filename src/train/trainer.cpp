@@ -238,10 +238,10 @@ void Trainer::train_step(const TaskBatch& batch) {
   set_learning_rate(*run_.optimizer, lr_);
   // From pinned memory the copies to a GPU are asynchronous, so that a deferred step never waits for the device.
   const bool async_copy = defer_reads_ && run_.device.is_cuda();
-  at::Tensor inputs = async_copy ? batch.inputs.pin_memory().to(run_.device, /*non_blocking=*/true)
-                                 : batch.inputs.to(run_.device);
-  at::Tensor targets = async_copy ? batch.targets.pin_memory().to(run_.device, /*non_blocking=*/true)
-                                  : batch.targets.to(run_.device);
+  auto to_device = [&](const at::Tensor& t) {
+    return async_copy ? t.pin_memory().to(run_.device, /*non_blocking=*/true) : t.to(run_.device);
+  };
+  at::Tensor inputs = to_device(batch.inputs), targets = to_device(batch.targets);
   const PrecisionPlan& plan = controller_->plan_for_step(state_.step);
   record_turning_points();  // a manual schedule switches here
   run_.model->train();
@@ -374,7 +374,6 @@ void Trainer::read_deferred_totals() {
 
 // Rank 0 evaluates alone (the other ranks go on to the next step, whose first collective waits for it).
 void Trainer::evaluate_and_log() {
-  read_deferred_totals();
   if (!data_parallel_->writes()) return;
   last_eval_ = run_.task->evaluate(*run_.model, controller_->current_plan(), run_.device);
   const double samples = std::max<int64_t>(1, state_.window_samples);
@@ -403,7 +402,7 @@ void Trainer::evaluate_and_log() {
 
 // last.ckpt is replaced atomically; train.keep_checkpoints > 1 keeps the newest step checkpoints beside it.
 void Trainer::save_last() {
-  read_deferred_totals();
+  read_deferred_totals();  // the loop has read already, except after an interruption: nothing unread is saved
   if (!data_parallel_->writes()) return;
   save_run_checkpoint(last_checkpoint_path(config_.output.dir), config_, *run_.model, *run_.optimizer,
                       checkpoint_state());
