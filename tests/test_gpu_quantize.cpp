@@ -184,21 +184,25 @@ TEST(GpuTraining, AMaskedDfqStepNeverSynchronisesWithTheHost) {
   EXPECT_TRUE(torch::isfinite(loss).item<bool>());
 }
 
-// Whole training steps through the trainer on the GPU with deferred host reads (train.host_reads = auto there):
-// FW-8/BW-8 and auto PFQ, whose cost the meter counts from host-side precisions. Every step after the first runs
-// with host synchronisation as an error (TrainOptions::forbid_host_sync); the reads at log, indicator, evaluation
-// and checkpoint points are allowed. (DFQ's steps still read the decisions for the cost meter, docs/gpu.md.)
+// Deferred host reads on the GPU: a training step of every method queues its work and returns without waiting for
+// the device. FW-8/BW-8, auto PFQ (a stage change within the run), and DFQ and FracTrain in masked execution, whose
+// decisions, option counts, batch cp and cost-term sign stay on the device. Every step after the first runs with
+// host synchronisation as an error (TrainOptions::forbid_host_sync); the reads at log, trace, indicator, evaluation
+// and checkpoint points are allowed.
 TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
   REQUIRE_GPU();
   ASSERT_FASHION_MNIST_INSTALLED();
-  for (const std::string mode : {"static", "pfq-auto"}) {
+  for (const std::string mode : {"static", "pfq-auto", "dfq", "fractrain"}) {
     test_support::TempDir temp("fractrain_gpu_deferred_" + mode);
     RunConfig c = test_support::small_run(temp.str(), "resnet8", 512, 32);
     c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
     c.precision.fw = 8;
     c.precision.bw = 8;
     c.precision.pfq_window_iterations = 2;
-    c.precision.pfq_eps = 10.0;  // wide: PFQ changes stage within the run
+    c.precision.pfq_eps = 10.0;  // wide: PFQ and FracTrain change stage within the run
+    c.dfq.execution = GateExecution::Masked;
+    c.dfq.target_cp = 2.5;
+    c.dfq.stages = 2;
     c.train.device = "cuda";
     c.train.iterations = 12;
     c.train.eval_every = 6;
@@ -208,8 +212,8 @@ TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
     const nlohmann::json s = train_run(c, options);
     EXPECT_EQ(s["steps"], 12) << mode;
     EXPECT_GT(s["final_test_accuracy"].get<double>(), 0.0) << mode;
-    if (mode == "pfq-auto") {
-      EXPECT_GE(s["turning_points"].size(), 1u);
+    if (mode == "pfq-auto" || mode == "fractrain") {
+      EXPECT_GE(s["turning_points"].size(), 1u) << mode;
     }
   }
 }

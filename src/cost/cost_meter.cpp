@@ -1,6 +1,9 @@
 #include "fractrain/cost/cost_meter.h"
 
+#include <ATen/ATen.h>
+
 #include "fractrain/cost/static_cost.h"
+#include "fractrain/util/device_constant.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -56,11 +59,45 @@ void CostMeter::add_reference(const std::string& name, PrecisionPlan plan) {
 }
 
 void CostMeter::on_layer(const LayerExecution& e) {
-  if (!e.training) return;
+  if (e.training) take_execution(e);
+}
+
+void CostMeter::take_execution(const LayerExecution& e) {
   if (deferred_)
     recorded_.push_back(RecordedExecution{e.layer, e.kind, e.macs_per_sample, e.batch, e.precision});
   else
     count_execution(e.layer, e.macs_per_sample, e.batch, e.precision);
+}
+
+void CostMeter::on_layer_by_option(const LayerExecutionByOption& e) {
+  if (!e.training) return;
+  if (profile_.index_of(e.layer) < 0)  // now, not when the counts are read
+    throw Error("cost meter: layer '" + e.layer + "' is not in the cost profile of " + profile_.model() +
+                " (profile the model the meter is attached to)");
+  step_charges_.push_back(OptionCharge{e.layer, e.kind, e.macs_per_sample, e.options, e.option_counts});
+}
+
+void CostMeter::count_charges(std::vector<UnreadStep*> steps) {
+  std::vector<at::Tensor> counts;
+  for (const UnreadStep* s : steps)
+    for (const OptionCharge& c : s->charges) counts.push_back(c.counts.to(at::kLong).reshape({-1}));
+  if (counts.empty()) return;
+  const at::Tensor host = at::cat(counts).to(at::kCPU).contiguous();  // the one wait for the device
+  const int64_t* next = host.data_ptr<int64_t>();
+  const CostPeriod saved = step_;
+  for (UnreadStep* s : steps) {
+    step_ = std::move(s->counted);
+    for (const OptionCharge& c : s->charges) {
+      const std::vector<int64_t> option_counts(next, next + c.options.size());
+      next += c.options.size();
+      const LayerPrecision ran = samples_by_option(c.options, option_counts);
+      if (ran.samples() > 0)
+        take_execution(LayerExecution{c.layer, c.kind, c.macs_per_sample, ran.samples(), ran, true});
+    }
+    s->charges.clear();
+    s->counted = std::move(step_);
+  }
+  step_ = saved;
 }
 
 std::vector<CostMeter::RecordedExecution> CostMeter::take_recorded() {
@@ -81,6 +118,50 @@ void CostMeter::count_execution(const std::string& layer, int64_t macs_per_sampl
 }
 
 void CostMeter::end_step(int64_t samples) {
+  if (reads_deferred_ && (!step_charges_.empty() || !unread_steps_.empty())) {
+    unread_steps_.push_back(UnreadStep{step_, std::move(step_charges_), samples, false});
+    step_charges_.clear();
+    step_.clear();
+    return;
+  }
+  if (!step_charges_.empty()) {
+    UnreadStep step{step_, std::move(step_charges_), samples, false};
+    step_charges_.clear();
+    count_charges({&step});
+    step_ = std::move(step.counted);
+  }
+  close_step(samples);
+}
+
+void CostMeter::read_pending() {
+  if (unread_steps_.empty()) return;
+  std::vector<UnreadStep*> steps;
+  for (UnreadStep& s : unread_steps_) steps.push_back(&s);
+  count_charges(steps);
+  std::vector<UnreadStep> unread;
+  unread.swap(unread_steps_);
+  // The step in progress (none at the trainer's read points) waits while the read ones close in order.
+  CostPeriod in_progress = std::move(step_);
+  for (UnreadStep& s : unread) {
+    step_ = std::move(s.counted);
+    close_step(s.samples);
+    if (s.ends_epoch) close_epoch();
+  }
+  step_ = std::move(in_progress);
+}
+
+void CostMeter::refuse_while_unread(const char* what) const {
+  if (!unread_steps_.empty())
+    throw Error(std::string("cost meter: ") + what + " asked for while " + std::to_string(unread_steps_.size()) +
+                " steps' option counts are unread on the device (call read_pending() first)");
+}
+
+const CostLedger& CostMeter::ledger() const {
+  refuse_while_unread("the ledger");
+  return ledger_;
+}
+
+void CostMeter::close_step(int64_t samples) {
   step_.samples = samples;
   ledger_.add_step(step_);
   step_.clear();
@@ -92,18 +173,68 @@ void CostMeter::end_step(int64_t samples) {
   }
 }
 
-CostTotals CostMeter::step_in_progress(int64_t samples) const {
+CostTotals CostMeter::step_in_progress(int64_t samples) {
+  if (!step_charges_.empty()) {
+    UnreadStep step{step_, std::move(step_charges_), samples, false};
+    step_charges_.clear();
+    count_charges({&step});
+    step_ = std::move(step.counted);
+  }
   CostPeriod step = step_;
   step.samples = samples;
   return summarize(step, profile_);
 }
 
+CostMeter::DeviceCp CostMeter::step_in_progress_on_device(int64_t samples, const c10::Device& device) const {
+  CostPeriod counted = step_;
+  counted.samples = samples;
+  const CostTotals host = summarize(counted, profile_);
+  const auto on_device = at::TensorOptions().dtype(at::kDouble).device(device);
+  // Filled on the device from a scalar argument: no copy from the host.
+  at::Tensor bit_macs = at::full({}, host.paper_bit_macs, on_device);
+  at::Tensor bit_macs_blocks = at::full({}, host.paper_bit_macs_blocks, on_device);
+  if (!step_charges_.empty()) {
+    // Per charge and option, the paper's bit-MACs of one sample there (0 for skip): the counts' weights.
+    std::vector<at::Tensor> counts;
+    std::vector<double> per_sample, per_sample_blocks;
+    for (const OptionCharge& c : step_charges_) {
+      counts.push_back(c.counts.reshape({-1}));
+      const int64_t i = profile_.index_of(c.layer);
+      const LayerProfile& layer = profile_.layers()[static_cast<size_t>(i)];
+      for (const Precision& p : c.options) {
+        const double v = p.skip ? 0.0
+                                : layer_cost(layer, c.macs_per_sample, 1, LayerPrecision::uniform(p), hardware_)
+                                      .paper_bit_macs;
+        per_sample.push_back(v);
+        per_sample_blocks.push_back(layer.role == LayerRole::Block ? v : 0.0);
+      }
+    }
+    const at::Tensor ran = at::cat(counts).to(at::kDouble);
+    bit_macs = bit_macs + (ran * device_constant(per_sample, device)).sum();
+    bit_macs_blocks = bit_macs_blocks + (ran * device_constant(per_sample_blocks, device)).sum();
+  }
+  // As CostTotals::cp(): 100 x bit-MACs / FP32 bit-MACs, the same operations in the same order.
+  const auto percent = [&](const at::Tensor& bits, double forward_macs) {
+    return forward_macs > 0 ? bits.mul(100.0).div(fp32_paper_bit_macs(forward_macs)) : at::zeros({}, on_device);
+  };
+  return {percent(bit_macs, host.forward_macs), percent(bit_macs_blocks, host.forward_macs_blocks)};
+}
+
 void CostMeter::end_epoch() {
+  if (!unread_steps_.empty()) {
+    unread_steps_.back().ends_epoch = true;
+    return;
+  }
+  close_epoch();
+}
+
+void CostMeter::close_epoch() {
   ledger_.end_epoch();
   for (auto& r : references_) r.ledger.end_epoch();
 }
 
 const CostLedger& CostMeter::reference(const std::string& name) const {
+  refuse_while_unread("a reference ledger");
   for (const auto& r : references_)
     if (r.name == name) return r.ledger;
   throw Error("cost meter: no reference run named '" + name + "'");
@@ -116,6 +247,7 @@ std::vector<std::string> CostMeter::reference_names() const {
 }
 
 nlohmann::json CostMeter::state() const {
+  refuse_while_unread("the state");
   nlohmann::json references = nlohmann::json::object();
   for (const auto& r : references_) references[r.name] = ledger_state(r.ledger, profile_);
   return {{"model", profile_.model()}, {"run", ledger_state(ledger_, profile_)}, {"references", references}};
@@ -133,6 +265,8 @@ void CostMeter::restore(const nlohmann::json& state, const std::string& where) {
   ledger_ = std::move(run);
   for (size_t i = 0; i < references_.size(); ++i) references_[i].ledger = std::move(references[i]);
   step_.clear();
+  step_charges_.clear();
+  unread_steps_.clear();
 }
 
 }  // namespace fractrain

@@ -22,10 +22,14 @@ PassCost pass_from_state(const nlohmann::json& j, const std::string& where) {
 }
 
 double percent_of_fp32(double bit_macs, double forward_macs) {
-  return forward_macs > 0 ? 100.0 * bit_macs / (kPassCount * kFullPrecisionBitProduct * forward_macs) : 0.0;
+  return forward_macs > 0 ? 100.0 * bit_macs / fp32_paper_bit_macs(forward_macs) : 0.0;
 }
 
 }  // namespace
+
+double fp32_paper_bit_macs(double forward_macs) {
+  return static_cast<double>(kPassCount * kFullPrecisionBitProduct) * forward_macs;
+}
 
 CostPeriod& CostPeriod::operator+=(const CostPeriod& o) {
   samples += o.samples;

@@ -63,6 +63,27 @@ void charge_chosen_options(GateableBlock& block, const KeptSamples& kept, const 
     layer->report_cost(static_cast<int64_t>(kept.index.size()), GateableBlock::layer_precision(*layer, chosen));
 }
 
+// What option k runs at `layer`: the option, or the layer's fixed precision (MobileNetV2's depthwise convs) unless
+// the option skips the block.
+std::vector<Precision> layer_options(const QuantizedLayer& layer, const OptionSet& options) {
+  std::vector<Precision> out;
+  for (size_t k = 0; k < options.size(); ++k) {
+    const Precision& p = options.at(k);
+    out.push_back(p.skip || !layer.fixed_precision() ? p : *layer.fixed_precision());
+  }
+  return out;
+}
+
+// Masked execution's charge: how many samples chose each option, counted on the device, so that nothing is read
+// back here; the meter reads the counts when it closes the step, or with deferred host reads at a read point.
+void charge_option_counts(GateableBlock& block, const at::Tensor& choice, const OptionSet& options) {
+  const auto layers = block.layers();
+  if (std::none_of(layers.begin(), layers.end(), [](const auto& l) { return l->cost_observer() != nullptr; })) return;
+  const at::Tensor counts = torch::zeros({static_cast<int64_t>(options.size())}, choice.options().dtype(torch::kLong))
+                                .index_add_(0, choice, torch::ones_like(choice, torch::kLong));
+  for (auto& layer : layers) layer->report_cost_by_option(counts, layer_options(*layer, options));
+}
+
 }  // namespace
 
 OptionTables OptionTables::build(const OptionSet& options, const at::Device& device) {
@@ -191,10 +212,7 @@ at::Tensor run_gated_block_masked(GateableBlock& block, const at::Tensor& x, con
       out = block.combine(sample_scale(keep, branch) * (sample_scale(runs, branch) * branch), x);
     }
   }
-  // The charge reads the decisions on the host: only where a cost meter listens (on a GPU, a synchronisation).
-  const auto layers = block.layers();
-  if (std::any_of(layers.begin(), layers.end(), [](const auto& l) { return l->cost_observer() != nullptr; }))
-    charge_chosen_options(block, kept_samples(decision, run.options, block.can_skip()), run.options);
+  charge_option_counts(block, choice, run.options);
   return out;
 }
 

@@ -302,4 +302,10 @@ void QuantizedLayer::report_cost(int64_t batch, const LayerPrecision& precision)
         LayerExecution{layer_name_, kind(), last_macs_per_sample_, batch, precision, is_training()});
 }
 
+void QuantizedLayer::report_cost_by_option(const at::Tensor& option_counts, const std::vector<Precision>& options) {
+  if (cost_observer_)
+    cost_observer_->on_layer_by_option(
+        LayerExecutionByOption{layer_name_, kind(), last_macs_per_sample_, option_counts, options, is_training()});
+}
+
 }  // namespace fractrain

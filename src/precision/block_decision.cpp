@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "fractrain/cost/bit_product.h"
+#include "fractrain/util/device_constant.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -36,6 +37,28 @@ double blocks_cp(const std::vector<BlockDecision>& decisions, const std::vector<
     fp32 += macs * static_cast<double>(chosen[b].size());
   }
   return fp32 > 0 ? 100.0 * cost / fp32 : 0.0;
+}
+
+at::Tensor option_counts_on_device(const std::vector<BlockDecision>& decisions, size_t options) {
+  if (decisions.empty()) throw Error("DFQ: the model ran no gate");
+  std::vector<at::Tensor> chosen;
+  for (const auto& d : decisions) chosen.push_back(d.options.to(at::kLong));
+  const at::Tensor index = at::stack(chosen);  // [blocks, N]: every block decides for every sample
+  return at::zeros({index.size(0), static_cast<int64_t>(options)}, index.options())
+      .scatter_add_(1, index, at::ones_like(index));
+}
+
+at::Tensor blocks_cp_on_device(const std::vector<BlockDecision>& decisions, const at::Tensor& counts,
+                               const OptionSet& options) {
+  std::vector<double> weights;  // [block][option]: MACs x relative cost, as blocks_cp adds per sample
+  double fp32 = 0;
+  for (const auto& d : decisions) {
+    const auto macs = static_cast<double>(d.macs_per_sample);
+    for (size_t k = 0; k < options.size(); ++k) weights.push_back(macs * d.relative_cost(options, k));
+    fp32 += macs * static_cast<double>(d.options.size(0));
+  }
+  const at::Tensor cost = (counts.to(at::kDouble).reshape({-1}) * device_constant(weights, counts.device())).sum();
+  return fp32 > 0 ? cost.mul(100.0).div(fp32) : at::zeros({}, cost.options());
 }
 
 }  // namespace fractrain

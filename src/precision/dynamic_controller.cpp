@@ -1,6 +1,6 @@
 #include "fractrain/precision/dynamic_controller.h"
 
-#include <ATen/TensorOperators.h>  // Scalar * Tensor
+#include <ATen/ATen.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -135,7 +135,16 @@ double DynamicController::steered_cp(const std::vector<BlockDecision>& decisions
   return steering_.blocks_only ? cost.cp_blocks : cost.cp;
 }
 
+at::Tensor DynamicController::cost_sign(const at::Tensor& batch_cp) const {
+  const double target = target_cp();
+  // -1 below the target, +1 at or above it: the comparisons of the host's cost_sign, in double.
+  at::Tensor sign = 1.0 - 2.0 * batch_cp.lt(target).to(at::kDouble);
+  if (steering_.dead_band > 0) sign = sign * (batch_cp - target).abs().ge(steering_.dead_band).to(at::kDouble);
+  return sign;
+}
+
 at::Tensor DynamicController::observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) {
+  if (cost.on_device()) return observe_step_on_device(decisions, cost);
   const std::vector<std::vector<int64_t>> chosen =
       cost.batch_options.empty() ? options_on_host(decisions) : cost.batch_options;
   const double sign = cost_sign(steered_cp(decisions, chosen, cost));
@@ -144,12 +153,58 @@ at::Tensor DynamicController::observe_step(const std::vector<BlockDecision>& dec
   return (sign * steering_.beta) * gating_cost(decisions, steering_options_);
 }
 
+// observe_step without a host read: the decisions' counts and the batch's cp wait on the device for read_pending();
+// a sign of 0 (dead band) multiplies the term rather than dropping it, which leaves the loss and every gradient as
+// they would be without it.
+at::Tensor DynamicController::observe_step_on_device(const std::vector<BlockDecision>& decisions,
+                                                     const StepCost& cost) {
+  if (!cost.batch_options.empty())
+    throw Error("DFQ: decisions gathered from several ranks cannot be observed on the device");
+  const at::Tensor counts = option_counts_on_device(decisions, options_.size());
+  unread_.push_back(UnreadBatch{counts, cost.device_cp, cost.device_cp_blocks, decisions.front().options.size(0)});
+  if (steering_.beta == 0.0) return {};
+  const at::Tensor steered = steers_own_width() ? blocks_cp_on_device(decisions, counts, steering_options_)
+                             : steering_.blocks_only ? cost.device_cp_blocks
+                                                     : cost.device_cp;
+  // The host's term multiplies by sign x beta as a float: the same here, so that both give the same bits.
+  const at::Tensor scale = (cost_sign(steered) * steering_.beta).to(at::kFloat);
+  return gating_cost(decisions, steering_options_) * scale;
+}
+
+void DynamicController::read_pending() {
+  if (unread_.empty()) return;
+  std::vector<at::Tensor> values;  // per batch: its counts, then its cp and cp_blocks
+  for (const UnreadBatch& u : unread_) {
+    values.push_back(u.counts.to(at::kDouble).reshape({-1}));
+    values.push_back(u.cp.reshape({1}));
+    values.push_back(u.cp_blocks.reshape({1}));
+  }
+  const at::Tensor host = at::cat(values).to(at::kCPU).contiguous();  // the one wait for the device
+  const double* next = host.data_ptr<double>();
+  for (const UnreadBatch& u : unread_) {
+    std::vector<std::vector<int64_t>> counts(static_cast<size_t>(u.counts.size(0)));
+    for (auto& row : counts)
+      for (int64_t k = 0; k < u.counts.size(1); ++k) row.push_back(static_cast<int64_t>(*next++));
+    const double cp = *next++, cp_blocks = *next++;
+    eval_window_.add_counts(counts, u.samples, cp, cp_blocks);
+    trace_window_.add_counts(counts, u.samples, cp, cp_blocks);
+  }
+  unread_.clear();
+}
+
+void DynamicController::refuse_while_unread(const char* what) const {
+  if (!unread_.empty())
+    throw Error(std::string("DFQ: ") + what + " asked for while " + std::to_string(unread_.size()) +
+                " batches' decisions are unread on the device (call read_pending() first)");
+}
+
 std::vector<std::string> DynamicController::metric_columns() const {
   return {"window_cp", "window_cp_blocks", "target_cp"};
 }
 
 // The evaluation window's cp and how often each block chose each option.
 ControllerReport DynamicController::evaluation_report() {
+  read_pending();
   const GateWindow w = take_eval_window();
   ControllerReport report;
   report.metrics["window_cp"] = w.cp();
@@ -170,11 +225,13 @@ ControllerReport DynamicController::evaluation_report() {
 ControllerTrace DynamicController::trace() const { return {"cp_trace", {"cp", "cp_blocks", "target_cp", "stage"}}; }
 
 nlohmann::json DynamicController::take_trace_record() {
+  read_pending();
   const GateWindow w = take_trace_window();
   return {{"cp", w.cp()}, {"cp_blocks", w.cp_blocks()}, {"target_cp", target_cp()}, {"stage", stage()}};
 }
 
 nlohmann::json DynamicController::state() const {
+  refuse_while_unread("the state");
   nlohmann::json s = schedule_.state(describe());
   s["eval_window"] = eval_window_.state();
   s["trace_window"] = trace_window_.state();
@@ -188,6 +245,7 @@ void DynamicController::restore(const nlohmann::json& state) {
   eval_window_.restore(state.at("eval_window"));
   trace_window_.restore(state.at("trace_window"));
   schedule_ = std::move(schedule);
+  unread_.clear();
 }
 
 }  // namespace fractrain

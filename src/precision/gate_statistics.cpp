@@ -31,12 +31,28 @@ void GateStatistics::add_batch(const std::vector<std::vector<int64_t>>& decision
     throw Error("gate statistics: " + std::to_string(decisions.size()) + " blocks decided, expected " +
                 std::to_string(window_.counts.size()));
   const int64_t samples = decisions.empty() ? 0 : static_cast<int64_t>(decisions.front().size());
+  std::vector<std::vector<int64_t>> counts;
   for (size_t b = 0; b < decisions.size(); ++b) {
-    auto& row = window_.counts[b];
+    std::vector<int64_t> row(window_.counts[b].size(), 0);
     for (int64_t k : decisions[b]) {
       if (k < 0 || k >= static_cast<int64_t>(row.size())) throw Error("gate statistics: option index out of range");
       ++row[static_cast<size_t>(k)];
     }
+    counts.push_back(std::move(row));
+  }
+  add_counts(counts, samples, cp, cp_blocks);
+}
+
+void GateStatistics::add_counts(const std::vector<std::vector<int64_t>>& counts, int64_t samples, double cp,
+                                double cp_blocks) {
+  if (counts.size() != window_.counts.size())
+    throw Error("gate statistics: " + std::to_string(counts.size()) + " blocks counted, expected " +
+                std::to_string(window_.counts.size()));
+  for (size_t b = 0; b < counts.size(); ++b) {
+    if (counts[b].size() != window_.counts[b].size())
+      throw Error("gate statistics: " + std::to_string(counts[b].size()) + " options counted, expected " +
+                  std::to_string(window_.counts[b].size()));
+    for (size_t k = 0; k < counts[b].size(); ++k) window_.counts[b][k] += counts[b][k];
   }
   window_.samples += samples;
   window_.cp_sum += cp * static_cast<double>(samples);

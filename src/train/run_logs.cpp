@@ -74,7 +74,7 @@ void RunLogs::log_evaluation(const EvaluationPoint& point, const CostMeter& mete
 }
 
 void RunLogs::trace_step(PrecisionController& controller, int64_t step, double epoch) {
-  if (!trace_ || step % trace_every_ != 0) return;
+  if (!trace_due(step)) return;
   nlohmann::json record = controller.take_trace_record();
   record["step"] = step;
   record["epoch"] = epoch;

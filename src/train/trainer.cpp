@@ -117,6 +117,7 @@ void Trainer::setup() {
   data_parallel_->prepare(*run_.model, *run_.task);
   defer_reads_ = defers_host_reads(config_.train, run_.device, data_parallel_->active());
   cost_meter_->set_deferred(data_parallel_->active());
+  cost_meter_->set_reads_deferred(defer_reads_);
   if (!data_parallel_->writes()) {  // every other rank trains in step, silently, and writes nothing
     run_.task->seek(state_.next_epoch, state_.next_batch);
     progress_ = std::make_unique<ProgressLine>(total_steps_, 0);
@@ -193,6 +194,7 @@ void Trainer::record_turning_points() {
     const TurningPoint& t = points[recorded_turning_points_];
     // Usually t.stage - 1, but a held last stage (dfq.last_stage_from) may be entered from any earlier one.
     const int ended = recorded_turning_points_ > 0 ? points[recorded_turning_points_ - 1].stage : 0;
+    cost_meter_->read_pending();  // with deferred reads, a stage entered between read points waits for the device
     stage_costs_->close_stage(*cost_meter_, ended, controller_->stage_label(ended), t.step);
     std::string test;
     if (!t.differences.empty()) {
@@ -300,8 +302,16 @@ void Trainer::train_step(const TaskBatch& batch) {
 // The controller's term for the gates' cost (DFQ), given the decisions and what the meter counted so far in this
 // step; undefined when the method has none.
 at::Tensor Trainer::gates_term(const ForwardResult& forward, int64_t samples) {
-  const CostTotals so_far = cost_meter_->step_in_progress(samples);
-  StepCost cost{so_far.cp(), so_far.cp_blocks(), data_parallel_->gather_options(forward.decisions)};
+  StepCost cost;
+  if (defer_reads_ && !forward.decisions.empty()) {
+    // The cp stays on the device, as the gates' decisions do: the controller computes its sign there.
+    const CostMeter::DeviceCp cp = cost_meter_->step_in_progress_on_device(samples, run_.device);
+    cost.device_cp = cp.cp;
+    cost.device_cp_blocks = cp.cp_blocks;
+  } else {
+    const CostTotals so_far = cost_meter_->step_in_progress(samples);
+    cost = StepCost{so_far.cp(), so_far.cp_blocks(), data_parallel_->gather_options(forward.decisions)};
+  }
   at::Tensor term = controller_->observe_step(forward.decisions, cost);
   // The gates' cost term sums over this rank's samples; averaging gradients divides by the ranks, so scaling it
   // by their number makes the average the gradient of the sum over the whole batch, as in one process.
@@ -325,7 +335,6 @@ void Trainer::train_step_deferred(const ForwardResult& forward, const at::Tensor
                        static_cast<double>(targets.numel()), static_cast<double>(samples));
   advance_step(samples);
   progress_->count_step(state_.step, samples);
-  if (logs_) logs_->trace_step(*controller_, state_.step, static_cast<double>(state_.step) / batches_per_epoch_);
 }
 
 // The step counters and the cost meter move on, whether the step was applied or skipped.
@@ -349,14 +358,19 @@ void Trainer::add_to_windows(const StepTotals& step) {
 // Deferred reads also read where the progress line prints and where an indicator window ends.
 bool Trainer::deferred_read_due() const {
   const int64_t every = config_.train.log_every;
-  return (every > 0 && state_.step % every == 0) || state_.step % indicator_window_ == 0;
+  return (every > 0 && state_.step % every == 0) || state_.step % indicator_window_ == 0 ||
+         (logs_ && logs_->trace_due(state_.step));
 }
 
 // A read point of deferred reads: the pending steps' sums come to the host (one wait for the device) and enter the
 // windows, the loss indicator and the progress line (as their mean) as per-step reads would have. Every read
 // point of per-step reads that looks at them is one: the end of an indicator window, an evaluation, a checkpoint.
 void Trainer::read_deferred_totals() {
-  if (!defer_reads_ || deferred_totals_.pending_steps() == 0) return;
+  if (!defer_reads_) return;
+  // What DFQ's masked execution left on the device: the option counts of the meter and of the gates' windows.
+  cost_meter_->read_pending();
+  controller_->read_pending();
+  if (deferred_totals_.pending_steps() == 0) return;
   const DeferredStepTotals::Read read = deferred_totals_.take();
   if (read.totals.nonfinite)  // throws: deferred reads require train.on_nonfinite = stop
     guard_->handle(fmt::format("the training loss or a gradient became NaN/Inf (seen at step {}: with "
@@ -438,6 +452,8 @@ RunSummary Trainer::run() {
     const bool checkpoint = state_.step % checkpoint_every_ == 0 || last;
     // Deferred reads wait for the device here, inside the clock: that wait is training time.
     if (evaluate || checkpoint || deferred_read_due()) read_deferred_totals();
+    // A per-step read point writes its trace inside the step; a deferred one after its read (deferred_read_due).
+    if (defer_reads_ && logs_) logs_->trace_step(*controller_, state_.step, double(state_.step) / batches_per_epoch_);
     state_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (evaluate) evaluate_and_log();
     if (checkpoint) save_last();

@@ -39,4 +39,8 @@ at::Tensor device_constant(const std::vector<int32_t>& values, const c10::Device
   return cached(values, device, at::kInt);
 }
 
+at::Tensor device_constant(const std::vector<double>& values, const c10::Device& device) {
+  return cached(values, device, at::kDouble);
+}
+
 }  // namespace fractrain

@@ -2,6 +2,8 @@
 // The cost meter: attached to a model as its CostObserver, it turns every layer execution into cost, and keeps
 // it per step, per epoch and for the whole run, per layer and per pass, next to what reference runs (FP32,
 // FW-8/BW-8) would have cost for the same samples.
+#include <c10/core/Device.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +32,17 @@ class CostMeter : public CostObserver {
   // Counts training executions (forward, error backward, weight gradient) as they happen. Evaluation forwards
   // (execution.training == false) are not training cost and are not counted.
   void on_layer(const LayerExecution& execution) override;
+  // DFQ's masked execution reports how many samples ran each option as a device tensor. The meter keeps the
+  // tensors and reads all of a step's at once when it needs them: when step_in_progress() is asked for or the step
+  // closes, or with set_reads_deferred(true) at read_pending(), for every step closed since.
+  void on_layer_by_option(const LayerExecutionByOption& execution) override;
+
+  // Deferred host reads (train.host_reads): end_step() and end_epoch() queue the steps whose option counts are
+  // still on the device; read_pending() reads them (one wait for the device) and closes them in order. Until
+  // then the ledgers lag behind: ledger(), reference() and state() refuse to answer.
+  void set_reads_deferred(bool deferred) { reads_deferred_ = deferred; }
+  void read_pending();
+  bool has_pending() const { return !unread_steps_.empty(); }
 
   // Data parallel: each rank executes its slice of a batch, but the step's cost is that of the whole batch
   // executed at once (weights move once per batch, and the accelerator's latency is not linear in the batch).
@@ -53,11 +66,18 @@ class CostMeter : public CostObserver {
   void end_epoch();
   // The step in progress so far (its executions are counted when the forward pass runs them), as if closed
   // with `samples` samples: DFQ reads the batch's cp from it before the backward pass.
-  CostTotals step_in_progress(int64_t samples) const;
+  CostTotals step_in_progress(int64_t samples);
+  // The same step's cp and cp of the blocks as 0-d double tensors on `device`, without reading anything back: what
+  // the meter counted plus the option counts on the device times what each option costs. Equal to
+  // step_in_progress(samples).cp() and cp_blocks() bit for bit (the bit-MACs are integers, summed exactly).
+  struct DeviceCp {
+    at::Tensor cp, cp_blocks;
+  };
+  DeviceCp step_in_progress_on_device(int64_t samples, const c10::Device& device) const;
 
   const ModelProfile& profile() const { return profile_; }
   const HardwareModel& hardware() const { return hardware_; }
-  const CostLedger& ledger() const { return ledger_; }
+  const CostLedger& ledger() const;
   // Throws fractrain::Error for a name add_reference was not given.
   const CostLedger& reference(const std::string& name) const;
   std::vector<std::string> reference_names() const;
@@ -75,12 +95,37 @@ class CostMeter : public CostObserver {
     std::map<int64_t, CostPeriod> step_by_batch;  // a reference step depends only on the batch size
   };
 
+  // An execution reported with on_layer_by_option, its counts not yet read.
+  struct OptionCharge {
+    std::string layer;
+    LayerKind kind{};
+    int64_t macs_per_sample = 0;
+    std::vector<Precision> options;
+    at::Tensor counts;  // [K] int64, on the device
+  };
+  // A step closed while its option counts were on the device (set_reads_deferred).
+  struct UnreadStep {
+    CostPeriod counted;  // what was counted from the host
+    std::vector<OptionCharge> charges;
+    int64_t samples = 0;
+    bool ends_epoch = false;
+  };
+
   ModelProfile profile_;
   HardwareModel hardware_;
+  void take_execution(const LayerExecution& execution);
   void count_execution(const std::string& layer, int64_t macs_per_sample, int64_t batch,
                        const LayerPrecision& precision);
+  // Reads the counts of `steps`' charges in one copy and counts each step's into its `counted`.
+  void count_charges(std::vector<UnreadStep*> steps);
+  void close_step(int64_t samples);
+  void close_epoch();
+  void refuse_while_unread(const char* what) const;
 
   CostPeriod step_;  // the step in progress
+  std::vector<OptionCharge> step_charges_;  // the step in progress's, unread
+  bool reads_deferred_ = false;
+  std::vector<UnreadStep> unread_steps_;
   bool deferred_ = false;
   std::vector<RecordedExecution> recorded_;
   CostLedger ledger_;

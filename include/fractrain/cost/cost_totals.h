@@ -42,6 +42,9 @@ struct CostTotals {
 
 CostTotals summarize(const CostPeriod& period, const ModelProfile& profile);
 
+// What `forward_macs` forward MACs cost in FP32 in all three passes, in bit-MACs: cp's denominator.
+double fp32_paper_bit_macs(double forward_macs);
+
 // What was spent between two snapshots of running totals (`earlier` a prefix of `later`), e.g. one PFQ stage.
 CostTotals difference(const CostTotals& later, const CostTotals& earlier);
 

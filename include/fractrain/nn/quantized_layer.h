@@ -61,6 +61,9 @@ class QuantizedLayer : public torch::nn::Module {
   void set_cost_reporting(bool on) { cost_reporting_ = on; }
   // Reports an execution of `batch` samples at `precision` with the MACs per sample of the last forward pass.
   void report_cost(int64_t batch, const LayerPrecision& precision);
+  // The same for an execution whose per-sample widths stayed on the device (DFQ masked execution): option_counts
+  // [K] (int64, on the device) samples ran at options[k].
+  void report_cost_by_option(const at::Tensor& option_counts, const std::vector<Precision>& options);
 
   // Diagnosis of a non-finite loss: while on, forward() throws fractrain::Error naming this layer when its
   // output holds a NaN or Inf.

@@ -38,4 +38,11 @@ std::vector<std::vector<int64_t>> options_on_host(const std::vector<BlockDecisio
 double blocks_cp(const std::vector<BlockDecision>& decisions, const std::vector<std::vector<int64_t>>& chosen,
                  const OptionSet& options);
 
+// On the decisions' device, nothing read back (deferred host reads): how many samples of each block chose each of
+// `options` options, [blocks, options] int64, and blocks_cp of those counts (0-d double; equal to blocks_cp up to
+// the order of its sum).
+at::Tensor option_counts_on_device(const std::vector<BlockDecision>& decisions, size_t options);
+at::Tensor blocks_cp_on_device(const std::vector<BlockDecision>& decisions, const at::Tensor& counts,
+                               const OptionSet& options);
+
 }  // namespace fractrain

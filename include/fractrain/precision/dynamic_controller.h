@@ -44,7 +44,10 @@ class DynamicController : public PrecisionController {
   void observe_window_loss(double mean_loss, int64_t step, double epoch) override;
   // Records the decisions and the batch's cp, and returns sign * beta * COST (gating_cost.h), or none when the
   // sign is 0 (dead band) or beta is 0.
+  // With the cost on the device (deferred host reads) the sign, the term and the windows' counts are computed
+  // there, and the windows take them at read_pending().
   at::Tensor observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) override;
+  void read_pending() override;
   std::vector<std::string> metric_columns() const override;
   ControllerReport evaluation_report() override;
   ControllerTrace trace() const override;
@@ -72,6 +75,8 @@ class DynamicController : public PrecisionController {
   // The sign of the cost term for a batch of this cp: -1 below the target (spend more), +1 at or above it,
   // 0 inside the dead band.
   double cost_sign(double batch_cp) const;
+  // The same on the device: `batch_cp` and the result are 0-d double tensors.
+  at::Tensor cost_sign(const at::Tensor& batch_cp) const;
   // The cp the sign compares with the target: the measured one (network or blocks, as steered), or with a
   // steering width of its own, the blocks' cp that `chosen` would cost at that width (blocks_cp).
   double steered_cp(const std::vector<BlockDecision>& decisions, const std::vector<std::vector<int64_t>>& chosen,
@@ -89,6 +94,16 @@ class DynamicController : public PrecisionController {
                     std::vector<std::string> blocks, bool progressive, PlateauSettings settings);
 
   bool steers_own_width() const { return steering_options_.weight_bits() != options_.weight_bits(); }
+  at::Tensor observe_step_on_device(const std::vector<BlockDecision>& decisions, const StepCost& cost);
+  void refuse_while_unread(const char* what) const;
+
+  // A batch observed on the device, waiting for read_pending().
+  struct UnreadBatch {
+    at::Tensor counts;         // [blocks, options] int64
+    at::Tensor cp, cp_blocks;  // 0-d double
+    int64_t samples = 0;
+  };
+  std::vector<UnreadBatch> unread_;
 
   OptionSet options_;
   OptionSet steering_options_;  // options_ at CostSteering::weight_bits (options_ when that is 0)

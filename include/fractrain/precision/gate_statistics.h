@@ -30,6 +30,8 @@ class GateStatistics {
 
   // One training batch: the decision of each block (blocks in order) for each sample, and the batch's cp.
   void add_batch(const std::vector<std::vector<int64_t>>& decisions, double cp, double cp_blocks);
+  // The same batch as counts: counts[block][option] of its `samples` samples chose the option.
+  void add_counts(const std::vector<std::vector<int64_t>>& counts, int64_t samples, double cp, double cp_blocks);
 
   const GateWindow& window() const { return window_; }
   // Returns the window and starts a new one.

@@ -41,6 +41,10 @@ struct StepCost {
   // Data parallel: the whole batch's option indices, [block][sample] across every rank, for the statistics a
   // controller keeps (the decisions passed beside are this rank's, for its loss term). Empty in one process.
   std::vector<std::vector<int64_t>> batch_options{};
+  // Deferred host reads (train.host_reads): cp and cp_blocks as 0-d double tensors on the device
+  // (CostMeter::step_in_progress_on_device), the two numbers above unset.
+  at::Tensor device_cp{}, device_cp_blocks{};
+  bool on_device() const { return device_cp.defined(); }
 };
 
 // What a controller adds at an evaluation: values for the metrics record and lines for the log.
@@ -82,8 +86,13 @@ class PrecisionController {
   virtual const std::vector<TurningPoint>& turning_points() const = 0;
 
   // After the forward pass of a training step with a finite loss: the decisions it took and what it cost so far.
-  // Returns a term to add to the loss, or an undefined tensor for none (the default).
+  // Returns a term to add to the loss, or an undefined tensor for none (the default). With a cost on the device
+  // (StepCost::on_device) nothing may be read back: what the controller keeps of the step waits on the device
+  // until read_pending().
   virtual at::Tensor observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) { return {}; }
+  // Reads what observe_step left on the device (one wait for it). The trainer calls it at its read points, before
+  // evaluation_report(), take_trace_record() and state().
+  virtual void read_pending() {}
   // The columns the controller adds to metrics.csv, and at each evaluation their values since the last one.
   virtual std::vector<std::string> metric_columns() const { return {}; }
   virtual ControllerReport evaluation_report() { return {}; }

@@ -43,6 +43,8 @@ class RunLogs {
                       ProgressLine& progress);
   // After step `step`: when it is a trace point, the controller's record since the last one.
   void trace_step(PrecisionController& controller, int64_t step, double epoch);
+  // Whether trace_step writes a record after `step` steps.
+  bool trace_due(int64_t step) const { return trace_ && step % trace_every_ == 0; }
   // training_curves.png from metrics.csv (a printed note when gnuplot is missing or fails: the CSV has the data).
   void plot_curves(const std::string& title) const;
 

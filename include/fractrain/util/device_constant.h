@@ -14,5 +14,6 @@ namespace fractrain {
 
 at::Tensor device_constant(const std::vector<float>& values, const c10::Device& device);
 at::Tensor device_constant(const std::vector<int32_t>& values, const c10::Device& device);
+at::Tensor device_constant(const std::vector<double>& values, const c10::Device& device);
 
 }  // namespace fractrain
