@@ -7,6 +7,8 @@
 //                   [--execution simulated|integer]  (how the quantized layers compute; nn/execution_mode.h)
 //                   [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 //                   [--plain 1]  (also time a plain LibTorch ResNet of the same shape: fractrain's FP32 overhead)
+//                   [--graphs 1]  (cuda: each kind's forward and backward pass captured once as a CUDA Graph and
+//                                  replayed, the SGD update eager after it, as train.cuda_graphs trains)
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "fractrain/models/model_registry.h"
+#include "fractrain/train/graphed_step.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
 #include "bench_device.h"
@@ -42,6 +45,7 @@ struct Args {
   ExecutionMode execution = ExecutionMode::Simulated;
   std::string device = "cpu";
   bool plain = false;
+  bool graphs = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -64,6 +68,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--execution") a.execution = execution_mode_names().parse(v, "--execution");
     else if (k == "--device") a.device = v;
     else if (k == "--plain") a.plain = std::string(v) != "0";
+    else if (k == "--graphs") a.graphs = std::string(v) != "0";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -91,6 +96,37 @@ StepTime time_steps(QuantizedModel& model, torch::optim::SGD& sgd, const Precisi
       },
       finish_on(x.device()));
 }
+
+// --graphs: one kind's forward and backward pass as a CUDA Graph, captured on first use; each step replays it, gives
+// the parameters the graph's gradients back (the other kind's replay gave them its own) and updates eagerly.
+class GraphedKind {
+ public:
+  GraphedKind(QuantizedModel& model, const c10::Device& device) : model_(model), graph_(device) {}
+
+  StepTime time(torch::optim::SGD& sgd, const PrecisionPlan& plan, const at::Tensor& x, const at::Tensor& y,
+                int steps, const char* label) {
+    auto parameters = model_.parameters();
+    if (!graph_.captured()) {
+      for (auto& p : parameters) p.mutable_grad() = at::Tensor();  // the backward writes each gradient
+      graph_.capture([&] { torch::cross_entropy_loss(model_.forward(x, plan), y).backward(); });
+      for (const auto& p : parameters) grads_.push_back(p.grad());
+    }
+    return time_per_step(
+        steps,
+        [&] {
+          RECORD_USER_SCOPE(label);
+          graph_.replay();
+          for (size_t i = 0; i < parameters.size(); ++i) parameters[i].mutable_grad() = grads_[i];
+          sgd.step();
+        },
+        finish_on(x.device()));
+  }
+
+ private:
+  QuantizedModel& model_;
+  GraphedStep graph_;
+  std::vector<at::Tensor> grads_;
+};
 
 // The same step on the plain LibTorch ResNet (bench/plain_resnet.h).
 StepTime time_plain_steps(PlainResNet& model, torch::optim::SGD& sgd, const at::Tensor& x, const at::Tensor& y,
@@ -139,6 +175,14 @@ int main(int argc, char** argv) {
   settings.execution = a.execution;
   settings.error_weight_ranges =
       a.execution == ExecutionMode::Integer ? ErrorWeightRanges::PerInputChannel : ErrorWeightRanges::PerOutputChannel;
+  if (a.graphs) {
+    if (!device.is_cuda() || !GraphedStep::available()) {
+      std::fprintf(stderr, "--graphs 1 needs --device cuda in a CUDA build\n");
+      return 2;
+    }
+    // Each round's noise is read from this counter, not baked into the captured kernels.
+    settings.noise_step = torch::zeros({1}, torch::dtype(torch::kLong).device(device));
+  }
   model->set_quantizer_settings(settings);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
   const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size}).to(device);
@@ -157,8 +201,20 @@ int main(int argc, char** argv) {
 
   const PrecisionPlan fp32 = make_static_plan(*model, Precision::full(), {});
   PrecisionPlan quantized = make_static_plan(*model, Precision::fw_bw(a.fw, a.bw), {});
+  // --graphs: everything from here runs on the graphs' stream (GraphedStep makes it current), warm-up included.
+  std::unique_ptr<GraphedKind> graphed_fp32, graphed_quantized;
+  if (a.graphs) {
+    graphed_fp32 = std::make_unique<GraphedKind>(*model, device);
+    graphed_quantized = std::make_unique<GraphedKind>(*model, device);
+  }
   time_steps(*model, sgd, fp32, x, y, 2, "fp32_step");  // warm-up: oneDNN primitive creation, allocator
   time_steps(*model, sgd, quantized, x, y, 2, "quantized_step");
+  const auto timed = [&](bool q, int steps) {
+    const PrecisionPlan& plan = q ? quantized : fp32;
+    const char* label = q ? "quantized_step" : "fp32_step";
+    if (a.graphs) return (q ? graphed_quantized : graphed_fp32)->time(sgd, plan, x, y, steps, label);
+    return time_steps(*model, sgd, plan, x, y, steps, label);
+  };
 
   if (!a.profile.empty()) {
     torch::autograd::profiler::RecordProfile guard(a.profile);
@@ -170,8 +226,7 @@ int main(int argc, char** argv) {
   }
   if (!a.only.empty()) {
     const bool q = a.only == "quantized";
-    const StepTime t = time_steps(*model, sgd, q ? quantized : fp32, x, y, a.rounds * a.steps,
-                                  q ? "quantized_step" : "fp32_step");
+    const StepTime t = timed(q, a.rounds * a.steps);
     std::printf("%s only: %.1f ms/step, %.0f page faults/step\n", q ? "quantized" : "fp32", t.seconds * 1e3,
                 t.faults);
     return 0;
@@ -179,8 +234,9 @@ int main(int argc, char** argv) {
   std::vector<double> t_fp32, t_quant, ratios, plain_ratios;
   for (int r = 0; r < a.rounds; ++r) {
     quantized.noise_step = static_cast<uint64_t>(r);
-    const StepTime f = time_steps(*model, sgd, fp32, x, y, a.steps, "fp32_step");
-    const StepTime q = time_steps(*model, sgd, quantized, x, y, a.steps, "quantized_step");
+    if (settings.noise_step.defined()) settings.noise_step.fill_(static_cast<int64_t>(r));
+    const StepTime f = timed(false, a.steps);
+    const StepTime q = timed(true, a.steps);
     t_fp32.push_back(f.seconds);
     t_quant.push_back(q.seconds);
     ratios.push_back(q.seconds / f.seconds);
@@ -193,8 +249,9 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
-  std::printf("\n%s batch %lld input %lldx%lldx%lld on %s, threads %d\n", a.model.c_str(), (long long)a.batch,
-              (long long)a.channels, (long long)a.size, (long long)a.size, device.str().c_str(), threads);
+  std::printf("\n%s batch %lld input %lldx%lldx%lld on %s, threads %d%s\n", a.model.c_str(), (long long)a.batch,
+              (long long)a.channels, (long long)a.size, (long long)a.size, device.str().c_str(), threads,
+              a.graphs ? ", CUDA graphs" : ", eager");
   std::printf("median step time: fp32 %.1f ms, fw%dbw%d %.1f ms\n", median(t_fp32) * 1e3, a.fw, a.bw,
               median(t_quant) * 1e3);
   std::printf("median ratio fw%dbw%d (%s) / fp32: %.3f (target: %s)\n", a.fw, a.bw, to_string(a.execution).c_str(),

@@ -7,8 +7,9 @@
 #   tests   the GPU tests (CUDA kernels bit-equal to the CPU quantizer, a static quantized step and a masked DFQ
 #           step under LibTorch's sync debug mode set to error) with the device-path, quantizer, layer and masked
 #           DFQ tests;
-#   train   short FW-8/BW-8, auto PFQ and DFQ (masked execution) Fashion-MNIST runs on the GPU;
-#   bench   FP32 against FW-8/BW-8 steps of ResNet-20/38/74 at batch 128 on 3x32x32 (eager), fractrain's FP32 step
+#   train   short FW-8/BW-8, auto PFQ and DFQ (masked execution) Fashion-MNIST runs on the GPU, eager and with
+#           CUDA graphs (train.cuda_graphs);
+#   bench   FP32 against FW-8/BW-8 steps of ResNet-20/38/74 at batch 128 on 3x32x32 (eager and with graphs), fractrain's FP32 step
 #           against a plain LibTorch ResNet of the same shape, DFQ mixed against FP32 (ResNet-38), and ResNet-38
 #           FW-8/BW-8 steps of one process alone against 4 processes sharing the GPU.
 # GPU_CHECK_QUICK=1 benchmarks ResNet-38 only.
@@ -37,11 +38,15 @@ run_phase tests build-cuda/tests/fractrain_tests \
 grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | tee -a "$summary"
 # One short run per method (200 steps; DFQ in masked execution, the GPU's): each must learn (its test accuracy is
 # in the summary; chance is 10 %).
-for method in fw8bw8 pfq_auto_4stage dfq; do
-  run_phase "train_$method" build-cuda/fractrain train -q --config "configs/fashion_mnist_$method.toml" \
-    --set train.device=cuda --set train.iterations=200 --set dfq.execution=masked --set output.dir="$out/train_$method" \
-    --overwrite
-  grep -E 'test accuracy' "$out/train_$method.log" | tail -1 | sed "s/^/   $method: /" | tee -a "$summary"
+for graphs in false true; do
+  for method in fw8bw8 pfq_auto_4stage dfq; do
+    run="train_${method}_graphs_$graphs"
+    run_phase "$run" build-cuda/fractrain train -q --config "configs/fashion_mnist_$method.toml" \
+      --set train.device=cuda --set train.iterations=200 --set dfq.execution=masked --set train.cuda_graphs=$graphs \
+      --set output.dir="$out/$run" --overwrite
+    grep -E 'test accuracy|images/s' "$out/$run.log" | tail -2 | sed "s/^/   $method, graphs $graphs: /" |
+      tee -a "$summary"
+  done
 done
 
 models=(resnet20 resnet38 resnet74)
@@ -49,7 +54,10 @@ models=(resnet20 resnet38 resnet74)
 for model in "${models[@]}"; do
   run_phase "step_$model" build-cuda/bench/bench_step_time --device cuda --model "$model" --batch 128 --rounds 5 \
     --steps 20 --plain 1
-  grep -E '^median' "$out/step_$model.log" | sed "s/^/   $model: /" | tee -a "$summary"
+  grep -E '^median' "$out/step_$model.log" | sed "s/^/   $model eager: /" | tee -a "$summary"
+  run_phase "step_${model}_graphs" build-cuda/bench/bench_step_time --device cuda --model "$model" --batch 128 \
+    --rounds 5 --steps 20 --graphs 1
+  grep -E '^median' "$out/step_${model}_graphs.log" | sed "s/^/   $model graphs: /" | tee -a "$summary"
 done
 run_phase dfq_resnet38 build-cuda/bench/bench_dfq_step_time --device cuda --model resnet38 --batch 128 --rounds 5 \
   --steps 10 --skip-candidates 1

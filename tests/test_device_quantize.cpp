@@ -13,6 +13,7 @@
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/fake_quantize.h"
 #include "fractrain/quant/quant_math.h"
+#include "fractrain/quant/straight_through.h"
 #include "fractrain/util/error.h"
 #include "test_support.h"
 
@@ -87,7 +88,31 @@ TEST(DeviceQuantize, RowsEqualTheFakeQuantizerBitForBit) {
     device_quant::quantize_rows_out(in_place, q, in_place);
     expect_bitwise(in_place, fake_quantize_rows(x, widths, host_range, stochastic),
                    "per-row widths, stochastic, in place, snap " + std::to_string(snap));
+    // The stream mixed on the device from a step counter (train.cuda_graphs): the same noise.
+    q.noise_stream = at::Tensor();
+    q.noise_step = torch::full({1}, int64_t{17}, torch::kLong);
+    q.noise_layer = 3;
+    at::Tensor by_step = torch::empty_like(x);
+    expect_bitwise(device_quant::quantize_rows_out(x, q, by_step), fake_quantize_rows(x, widths, host_range, stochastic),
+                   "per-row widths, stochastic, stream from the step counter, snap " + std::to_string(snap));
   }
+}
+
+// Under CUDA Graphs a layer's gradient noise comes from the step counter on the device (QuantizerSettings::
+// noise_step): the same bits as the stream its step gives, and new ones when the counter moves.
+TEST(DeviceQuantize, AGradientsNoiseFromTheStepCounterIsItsStepsStream) {
+  torch::manual_seed(9);
+  const at::Tensor g = torch::randn({4, 50});
+  device_quant::ScopedCpuEmulation emulation;  // the device path, on the CPU
+  GradientQuantization spec;
+  spec.bits = 4;
+  spec.noise = PhiloxStream{11, mix_stream(5, 23)};
+  const at::Tensor by_stream = quantize_gradient(g.clone(), spec);
+  spec.noise_step = torch::full({1}, int64_t{23}, torch::kLong);
+  spec.noise_layer = 5;
+  expect_bitwise(quantize_gradient(g.clone(), spec), by_stream, "noise from the step counter");
+  spec.noise_step.fill_(24);
+  EXPECT_FALSE(torch::equal(quantize_gradient(g.clone(), spec), by_stream));
 }
 
 TEST(DeviceQuantize, WeightsPerChannelEqualTheHostQuantizer) {

@@ -217,3 +217,68 @@ TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
     }
   }
 }
+
+namespace {
+
+RunConfig graphed_run(const std::string& dir, const std::string& mode, bool graphs) {
+  RunConfig c = test_support::small_run(dir, "resnet8", 512, 32);
+  c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
+  c.precision.fw = 8;
+  c.precision.bw = 8;
+  c.precision.pfq_window_iterations = 2;
+  c.precision.pfq_eps = 10.0;  // PFQ and FracTrain change stage within the run: a second capture
+  c.dfq.execution = GateExecution::Masked;
+  c.dfq.target_cp = 2.5;
+  c.dfq.stages = 2;
+  c.train.device = "cuda";
+  c.train.iterations = 20;  // 16 per epoch (512 / 32): replays, the stage's warm-up and a new epoch
+  c.train.eval_every = 10;
+  c.train.log_every = 5;
+  c.train.cuda_graphs = graphs;
+  return c;
+}
+
+}  // namespace
+
+// train.cuda_graphs: the replayed steps run the eager steps' kernels on the same data with the same noise (the
+// step counter on the device), so a static run and an auto-PFQ run (one stage change: a second capture) end with
+// the eager run's weights, and the meter counts the same cost.
+TEST(GpuTraining, AGraphedRunEqualsTheEagerRun) {
+  REQUIRE_GPU();
+  ASSERT_FASHION_MNIST_INSTALLED();
+  for (const std::string mode : {"static", "pfq-auto"}) {
+    test_support::TempDir eager_dir("fractrain_gpu_eager_" + mode), graphed_dir("fractrain_gpu_graphed_" + mode);
+    const RunConfig eager = graphed_run(eager_dir.str(), mode, false);
+    const RunConfig graphed = graphed_run(graphed_dir.str(), mode, true);
+    const nlohmann::json a = train_run(eager, test_support::quiet());
+    const nlohmann::json b = train_run(graphed, test_support::quiet());
+    EXPECT_EQ(b["steps"], 20) << mode;
+    EXPECT_EQ(b["cost"], a["cost"]) << mode;
+    EXPECT_EQ(b["turning_points"], a["turning_points"]) << mode;
+    const auto wa = test_support::final_weights(eager), wb = test_support::final_weights(graphed);
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& [name, tensor] : wa)
+      EXPECT_TRUE(torch::equal(tensor, wb.at(name)))
+          << mode << " " << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
+  }
+}
+
+// DFQ and FracTrain (masked execution) with graphs: the gates' decisions, the meter's option counts and the cost
+// term's sign are graph outputs, re-counted after each replay; the run learns and its gate statistics are the
+// eager run's.
+TEST(GpuTraining, GraphedDfqRunsTrainAsEagerOnes) {
+  REQUIRE_GPU();
+  ASSERT_FASHION_MNIST_INSTALLED();
+  for (const std::string mode : {"dfq", "fractrain"}) {
+    test_support::TempDir eager_dir("fractrain_gpu_eager_" + mode), graphed_dir("fractrain_gpu_graphed_" + mode);
+    const nlohmann::json a = train_run(graphed_run(eager_dir.str(), mode, false), test_support::quiet());
+    const nlohmann::json b = train_run(graphed_run(graphed_dir.str(), mode, true), test_support::quiet());
+    EXPECT_EQ(b["steps"], 20) << mode;
+    EXPECT_GT(b["final_test_accuracy"].get<double>(), 0.15) << mode;  // chance: 0.1
+    EXPECT_EQ(b["cost"], a["cost"]) << mode;
+    EXPECT_EQ(test_support::read_metrics(graphed_dir.str(), "cp_trace"),
+              test_support::read_metrics(eager_dir.str(), "cp_trace"))
+        << mode;
+  }
+}
+

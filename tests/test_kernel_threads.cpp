@@ -34,7 +34,7 @@ at::Tensor run_cpu_kernel(const QuantizeRowsArgs& a, const at::Tensor& x) {
     params.push_back(kernel::row_params(a.row_bits ? a.row_bits[r] : a.bits, a.lo[r * a.range_stride],
                                         a.hi[r * a.range_stride], a.snap_zero_point));
   at::Tensor y = torch::empty_like(x);
-  const PhiloxStream noise{a.noise_key, a.stochastic ? *a.noise_stream : 0};
+  const PhiloxStream noise{a.noise_key, a.stochastic ? quant_math::noise_stream_of(a) : 0};
   kernel::quantize_rows(x.data_ptr<float>(), y.data_ptr<float>(), a.rows, a.row_len, params.data(),
                         a.stochastic ? &noise : nullptr, a.noise_first_index);
   return y;
@@ -114,6 +114,22 @@ TEST(KernelThreads, StochasticRoundingDrawsTheStreamItReadsFromMemory) {
   const at::Tensor second = run_quantize_grid(a, x);
   EXPECT_FALSE(bitwise_equal(first, second));
   EXPECT_TRUE(bitwise_equal(second, run_cpu_kernel(a, x)));
+
+  // With a step counter in memory instead (train.cuda_graphs), the stream is the layer's of that step: the noise a
+  // layer's stream of that step gives, and new noise when the counter moves.
+  uint64_t step = 41;
+  a.noise_stream = nullptr;
+  a.noise_step = &step;
+  a.noise_layer = 7;
+  const at::Tensor by_step = run_quantize_grid(a, x);
+  stream = mix_stream(7, 41);
+  QuantizeRowsArgs by_stream = a;
+  by_stream.noise_step = nullptr;
+  by_stream.noise_stream = &stream;
+  EXPECT_TRUE(bitwise_equal(by_step, run_quantize_grid(by_stream, x)));
+  EXPECT_TRUE(bitwise_equal(by_step, run_cpu_kernel(a, x)));
+  step = 42;
+  EXPECT_FALSE(bitwise_equal(by_step, run_quantize_grid(a, x)));
 }
 
 TEST(KernelThreads, OptionGradientLanesAddUpToTheCpuKernelsSums) {

@@ -124,13 +124,17 @@ void CostMeter::end_step(int64_t samples) {
     step_.clear();
     return;
   }
-  if (!step_charges_.empty()) {
-    UnreadStep step{step_, std::move(step_charges_), samples, false};
-    step_charges_.clear();
-    count_charges({&step});
-    step_ = std::move(step.counted);
-  }
+  count_step_charges();
   close_step(samples);
+}
+
+// The step in progress's option counts, read and counted into it (one copy).
+void CostMeter::count_step_charges() {
+  if (step_charges_.empty()) return;
+  UnreadStep step{step_, std::move(step_charges_), 0, false};
+  step_charges_.clear();
+  count_charges({&step});
+  step_ = std::move(step.counted);
 }
 
 void CostMeter::read_pending() {
@@ -174,12 +178,7 @@ void CostMeter::close_step(int64_t samples) {
 }
 
 CostTotals CostMeter::step_in_progress(int64_t samples) {
-  if (!step_charges_.empty()) {
-    UnreadStep step{step_, std::move(step_charges_), samples, false};
-    step_charges_.clear();
-    count_charges({&step});
-    step_ = std::move(step.counted);
-  }
+  count_step_charges();
   CostPeriod step = step_;
   step.samples = samples;
   return summarize(step, profile_);
@@ -218,6 +217,23 @@ CostMeter::DeviceCp CostMeter::step_in_progress_on_device(int64_t samples, const
     return forward_macs > 0 ? bits.mul(100.0).div(fp32_paper_bit_macs(forward_macs)) : at::zeros({}, on_device);
   };
   return {percent(bit_macs, host.forward_macs), percent(bit_macs_blocks, host.forward_macs_blocks)};
+}
+
+CostMeter::StepRecord CostMeter::take_step_in_progress() {
+  StepRecord record{step_, std::move(step_charges_)};
+  step_charges_.clear();
+  step_.clear();
+  return record;
+}
+
+void CostMeter::charge(const StepRecord& record) {
+  for (size_t i = 0; i < step_.layers.size() && i < record.counted.layers.size(); ++i)
+    step_.layers[i] += record.counted.layers[i];
+  for (const OptionCharge& c : record.charges) {
+    OptionCharge copy = c;
+    copy.counts = c.counts.clone();  // queued on the device after the replay that wrote it
+    step_charges_.push_back(std::move(copy));
+  }
 }
 
 void CostMeter::end_epoch() {

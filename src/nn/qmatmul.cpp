@@ -42,6 +42,8 @@ at::Tensor QMatmul::forward(const at::Tensor& a, const at::Tensor& b, const Prec
     GradientQuantization spec;
     spec.bits = precision.grad_bits();
     spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), plan.noise_step)};
+    spec.noise_step = settings_.noise_step;
+    spec.noise_layer = static_cast<uint64_t>(layer_index_);
     spec.snap_zero_point = settings_.snap_zero_point;
     spec.range_agreement = settings_.range_agreement;
     spec.first_sample = settings_.first_sample;

@@ -141,6 +141,8 @@ std::optional<GradientQuantization> QuantizedLayer::gradient_quantization(const 
     spec.row_bits = precision.sample_grad_bits();
   }
   spec.noise = PhiloxStream{settings_.noise_seed, mix_stream(static_cast<uint64_t>(layer_index_), noise_step)};
+  spec.noise_step = settings_.noise_step;
+  spec.noise_layer = static_cast<uint64_t>(layer_index_);
   spec.snap_zero_point = snaps_zero_point();
   spec.range_agreement = settings_.range_agreement;
   spec.first_sample = settings_.first_sample;

@@ -192,6 +192,16 @@ void DynamicController::read_pending() {
   unread_.clear();
 }
 
+std::function<void()> DynamicController::take_captured_observation() {
+  if (unread_.empty()) throw Error("DFQ: no step was observed on the device during the capture");
+  const UnreadBatch captured = unread_.back();
+  unread_.pop_back();
+  return [this, captured] {
+    unread_.push_back(UnreadBatch{captured.counts.clone(), captured.cp.clone(), captured.cp_blocks.clone(),
+                                  captured.samples});
+  };
+}
+
 void DynamicController::refuse_while_unread(const char* what) const {
   if (!unread_.empty())
     throw Error(std::string("DFQ: ") + what + " asked for while " + std::to_string(unread_.size()) +

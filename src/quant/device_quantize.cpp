@@ -150,7 +150,12 @@ at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at:
       throw Error("device quantization: " + std::to_string(q.row_bits.numel()) + " widths for " +
                   std::to_string(q.rows) + " rows");
   }
-  if (q.stochastic) check_on_device(q.noise_stream, x, at::kLong, "the noise stream");
+  if (q.stochastic) {
+    if (q.noise_step.defined())
+      check_on_device(q.noise_step, x, at::kLong, "the noise step");
+    else
+      check_on_device(q.noise_stream, x, at::kLong, "the noise stream");
+  }
 
   const at::Tensor input = x.contiguous();
   at::Tensor target = out.is_contiguous() ? out : at::empty(input.sizes(), input.options());
@@ -168,7 +173,12 @@ at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at:
   args.stochastic = q.stochastic;
   if (q.stochastic) {
     args.noise_key = q.noise_key;
-    args.noise_stream = reinterpret_cast<const uint64_t*>(q.noise_stream.data_ptr<int64_t>());
+    if (q.noise_step.defined()) {
+      args.noise_step = reinterpret_cast<const uint64_t*>(q.noise_step.data_ptr<int64_t>());
+      args.noise_layer = q.noise_layer;
+    } else {
+      args.noise_stream = reinterpret_cast<const uint64_t*>(q.noise_stream.data_ptr<int64_t>());
+    }
     args.noise_first_index = q.noise_first_index;
   }
   run_quantize_rows(args, input);

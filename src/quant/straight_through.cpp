@@ -90,7 +90,12 @@ at::Tensor quantize_gradient_on_device(const at::Tensor& g, const GradientQuanti
   q.snap_zero_point = spec.snap_zero_point;
   q.stochastic = true;
   q.noise_key = spec.noise.key;
-  q.noise_stream = device_quant::stream_tensor(spec.noise, g);
+  if (spec.noise_step.defined()) {
+    q.noise_step = spec.noise_step;
+    q.noise_layer = spec.noise_layer;
+  } else {
+    q.noise_stream = device_quant::stream_tensor(spec.noise, g);
+  }
   q.noise_first_index = noise_first_index;
   return device_quant::quantize_rows_out(g, q, out);
 }

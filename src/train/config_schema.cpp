@@ -413,6 +413,11 @@ std::vector<KeyDescriptor> build_table() {
             "device (the progress line then shows the mean since the last read; a NaN/Inf stops the run there, "
             "naming the step it came from; one process with on_nonfinite = stop only); auto = deferred on CUDA "
             "in one process with on_nonfinite = stop, every_step otherwise"),
+      field("train.cuda_graphs", &R::train, &TrainConfig::cuda_graphs, any(),
+            "CUDA only: capture a step's forward and backward pass as a CUDA Graph and replay it for every full "
+            "batch (re-captured when the precision stage changes; the optimizer step, the last partial batch and "
+            "the first steps of each capture run eagerly); needs deferred host reads, one process, and for DFQ "
+            "dfq.execution = masked"),
       field("train.init_from", &R::train, &TrainConfig::init_from, any(),
             "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
             "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),

@@ -48,6 +48,7 @@ const std::vector<std::string>& keys_resume_may_change() {
                                                 "train.comm_timeout_s",  // how long ranks wait, not what they compute
                                                 "train.comm_wait",       // how ranks wait
                                                 "train.host_reads",      // when the host reads, not what is computed
+                                                "train.cuda_graphs",     // how the same kernels are launched
                                                 // how layers compute; the quantization it implies is compared
                                                 // as precision.snap_zero_point and error_weight_ranges
                                                 "precision.execution"};

@@ -75,6 +75,24 @@ class CostMeter : public CostObserver {
   };
   DeviceCp step_in_progress_on_device(int64_t samples, const c10::Device& device) const;
 
+  // An execution reported with on_layer_by_option, its counts not yet read.
+  struct OptionCharge {
+    std::string layer;
+    LayerKind kind{};
+    int64_t macs_per_sample = 0;
+    std::vector<Precision> options;
+    at::Tensor counts;  // [K] int64, on the device
+  };
+  // CUDA Graphs (train/graphed_step.h): a captured step reports its executions once, at capture, where nothing
+  // ran. take_step_in_progress() removes what the step in progress reported so far; charge() adds such a record to
+  // the step in progress after each replay, with copies of the option counts (every replay rewrites the graph's).
+  struct StepRecord {
+    CostPeriod counted;
+    std::vector<OptionCharge> charges;
+  };
+  StepRecord take_step_in_progress();
+  void charge(const StepRecord& record);
+
   const ModelProfile& profile() const { return profile_; }
   const HardwareModel& hardware() const { return hardware_; }
   const CostLedger& ledger() const;
@@ -95,14 +113,6 @@ class CostMeter : public CostObserver {
     std::map<int64_t, CostPeriod> step_by_batch;  // a reference step depends only on the batch size
   };
 
-  // An execution reported with on_layer_by_option, its counts not yet read.
-  struct OptionCharge {
-    std::string layer;
-    LayerKind kind{};
-    int64_t macs_per_sample = 0;
-    std::vector<Precision> options;
-    at::Tensor counts;  // [K] int64, on the device
-  };
   // A step closed while its option counts were on the device (set_reads_deferred).
   struct UnreadStep {
     CostPeriod counted;  // what was counted from the host
@@ -118,6 +128,7 @@ class CostMeter : public CostObserver {
                        const LayerPrecision& precision);
   // Reads the counts of `steps`' charges in one copy and counts each step's into its `counted`.
   void count_charges(std::vector<UnreadStep*> steps);
+  void count_step_charges();
   void close_step(int64_t samples);
   void close_epoch();
   void refuse_while_unread(const char* what) const;

@@ -39,6 +39,10 @@ struct QuantizerSettings {
   // samples start at `first_sample` of each global batch (quant/range_agreement.h, GradientQuantization).
   std::shared_ptr<RangeAgreement> range_agreement;
   int64_t first_sample = 0;
+  // CUDA Graphs (train/graphed_step.h): the step number as an int64 [1] tensor on the device, which the trainer
+  // sets before every step; gradients quantized on the device draw their noise from it (GradientQuantization::
+  // noise_step) rather than from a stream fixed when the step was captured.
+  at::Tensor noise_step;
 };
 
 class QuantizedLayer : public torch::nn::Module {

@@ -48,6 +48,7 @@ class DynamicController : public PrecisionController {
   // there, and the windows take them at read_pending().
   at::Tensor observe_step(const std::vector<BlockDecision>& decisions, const StepCost& cost) override;
   void read_pending() override;
+  std::function<void()> take_captured_observation() override;
   std::vector<std::string> metric_columns() const override;
   ControllerReport evaluation_report() override;
   ControllerTrace trace() const override;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,10 @@ class PrecisionController {
   // Reads what observe_step left on the device (one wait for it). The trainer calls it at its read points, before
   // evaluation_report(), take_trace_record() and state().
   virtual void read_pending() {}
+  // CUDA Graphs (train/graphed_step.h): observe_step ran once, at capture, on tensors that every replay rewrites.
+  // Takes back what that observation kept, and returns what to call after each replay to keep it again (copies
+  // of the tensors then); empty when the controller keeps nothing of a step.
+  virtual std::function<void()> take_captured_observation() { return {}; }
   // The columns the controller adds to metrics.csv, and at each evaluation their values since the last one.
   virtual std::vector<std::string> metric_columns() const { return {}; }
   virtual ControllerReport evaluation_report() { return {}; }

@@ -54,10 +54,13 @@ struct RowQuantization {
   int bits = 0;
   bool snap_zero_point = false;
   // Stochastic rounding: element i draws PhiloxStream{noise.key, stream}.word(noise_first_index + i), `stream`
-  // being the int64 tensor noise_stream's one element (so that a replayed graph can advance it on the device).
+  // being the int64 tensor noise_stream's one element, or with noise_step defined (int64 [1], the step number)
+  // mix_stream(noise_layer, noise_step[0]), so that a replayed graph draws the noise of the step set there.
   bool stochastic = false;
   uint64_t noise_key = 0;
   at::Tensor noise_stream;
+  at::Tensor noise_step;
+  uint64_t noise_layer = 0;
   uint64_t noise_first_index = 0;
 
   // One range for the whole tensor: `range` is range_of's [lo, hi] (lo and hi become views of it).

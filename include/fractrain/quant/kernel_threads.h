@@ -32,12 +32,20 @@ struct QuantizeRowsArgs {
   const int32_t* row_bits = nullptr;
   int32_t bits = 0;
   bool snap_zero_point = false;
-  // Stochastic rounding: element i draws PhiloxStream{noise_key, *noise_stream}.word(noise_first_index + i).
+  // Stochastic rounding: element i draws PhiloxStream{noise_key, stream}.word(noise_first_index + i), where
+  // stream = *noise_stream, or with noise_step given mix_stream(noise_layer, *noise_step): the layer's stream of
+  // the step held in one device counter, which the trainer sets before each replay of a captured CUDA Graph.
   bool stochastic = false;
   uint64_t noise_key = 0;
   const uint64_t* noise_stream = nullptr;
+  const uint64_t* noise_step = nullptr;
+  uint64_t noise_layer = 0;
   uint64_t noise_first_index = 0;
 };
+
+FRACTRAIN_HD uint64_t noise_stream_of(const QuantizeRowsArgs& a) {
+  return a.noise_step ? mix_stream(a.noise_layer, *a.noise_step) : *a.noise_stream;
+}
 
 // The Philox tiles of 64 noise indices that [noise_first_index, noise_first_index + rows * row_len) touches.
 FRACTRAIN_HD int64_t first_tile(const QuantizeRowsArgs& a) { return static_cast<int64_t>(a.noise_first_index >> 6); }
@@ -54,7 +62,7 @@ FRACTRAIN_HD void quantize_rows_thread(const QuantizeRowsArgs& a, int64_t thread
   const uint64_t tile = block >> 4;
   const auto lane = static_cast<unsigned>(block & 15);
   Philox4x32 words{};
-  if (a.stochastic) words = PhiloxStream{a.noise_key, *a.noise_stream}.block(block);
+  if (a.stochastic) words = PhiloxStream{a.noise_key, noise_stream_of(a)}.block(block);
   for (unsigned w = 0; w < 4; ++w) {
     const uint64_t noise_index = tile * 64 + 16 * w + lane;
     if (noise_index < a.noise_first_index) continue;

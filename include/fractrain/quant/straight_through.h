@@ -37,6 +37,11 @@ struct GradientQuantization {
   // The gradient then takes the device path (quant/device_quantize.h) on any device.
   at::Tensor device_row_bits;
   at::Tensor running_samples;
+  // CUDA Graphs (train.cuda_graphs): the step number in an int64 [1] tensor on the gradient's device and the
+  // layer's index. The device path then mixes the noise stream there (RowQuantization::noise_step), so that a
+  // replayed graph draws the step's noise; `noise` holds the same stream for the other paths.
+  at::Tensor noise_step;
+  uint64_t noise_layer = 0;
 };
 
 // Fake-quantizes a gradient as `spec` says. In place when `g` is the only handle to its memory (no other

@@ -118,6 +118,8 @@ struct TrainConfig {
   // indicator window, evaluation or checkpoint (a GPU step then never waits); auto = deferred on CUDA in one process
   // with on_nonfinite = stop (train/deferred_step_totals.h).
   std::string host_reads = "auto";
+  // CUDA Graphs (train/graphed_step.h): full batches replay a captured forward and backward pass.
+  bool cuda_graphs = false;
   // Start from the weights of another run (its checkpoint file, or its output dir for checkpoints/last.ckpt):
   // pretraining for the adaptation and fine-tuning settings. Fresh optimizer, schedule and cost.
   std::string init_from;
