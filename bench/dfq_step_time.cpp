@@ -69,18 +69,28 @@ struct Trainee {
   PrecisionPlan plan;
   OptionSet options;  // gated models only
   double target = 0;
+  // Masked execution keeps everything on the device, as the trainer does with deferred host reads: the batch's cp
+  // and the term's sign are computed there, and the meter reads its counts at finish() (a read point).
+  bool on_device = false;
 
   void step(const at::Tensor& x, const at::Tensor& y) {
     sgd->zero_grad();
     ForwardResult forward = model->run(x, plan);
     at::Tensor loss = torch::cross_entropy_loss(forward.output, y);
-    if (meter) {  // as the trainer does: the cost term signed by the batch's cp against the target
+    if (meter && on_device) {
+      const at::Tensor cp = meter->step_in_progress_on_device(x.size(0), x.device()).cp_blocks;
+      const at::Tensor sign = 1.0 - 2.0 * cp.lt(target).to(at::kDouble);
+      loss = loss + gating_cost(forward.decisions, options) * (sign * 1e-3).to(at::kFloat);
+    } else if (meter) {  // as the trainer does: the cost term signed by the batch's cp against the target
       const double sign = meter->step_in_progress(x.size(0)).cp_blocks() < target ? -1.0 : 1.0;
       loss = loss + sign * 1e-3 * gating_cost(forward.decisions, options);
     }
     loss.backward();
     sgd->step();
     if (meter) meter->end_step(x.size(0));
+  }
+  void finish() {
+    if (meter) meter->read_pending();
   }
 };
 
@@ -97,6 +107,8 @@ Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string&
     t.meter = std::make_unique<CostMeter>(profile_model(*t.model, in),
                                           builtin_hardware_model());
     t.model->set_cost_observer(t.meter.get());
+    t.on_device = execution == "masked";
+    t.meter->set_reads_deferred(t.on_device);
     t.plan = PrecisionPlan::uniform(Precision::full());  // gates decide the blocks; stem and classifier FP32
   }
   t.model->to(device);
@@ -124,14 +136,21 @@ int main(int argc, char** argv) {
   kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed", device));
   if (a.masked) kinds.emplace_back("dfq masked", make_trainee(a, in, "masked", device));
   if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates", device));
-  for (auto& [name, t] : kinds) time_per_step(2, [&] { t.step(x, y); }, finish);  // warm-up
+  for (auto& kind : kinds) {
+    Trainee& t = kind.second;
+    time_per_step(2, [&] { t.step(x, y); }, finish);  // warm-up
+    t.finish();
+  }
 
   std::vector<std::vector<double>> times(kinds.size()), ratios(kinds.size());
   for (int r = 0; r < a.rounds; ++r) {
     std::printf("round %d:", r);
     for (size_t k = 0; k < kinds.size(); ++k) {
       auto& t = kinds[k].second;
-      times[k].push_back(time_per_step(a.steps, [&] { t.step(x, y); }, finish).seconds);
+      times[k].push_back(time_per_step(a.steps, [&] { t.step(x, y); }, [&] {
+                           t.finish();  // the read point inside the clock, as the trainer's
+                           if (finish) finish();
+                         }).seconds);
       ratios[k].push_back(times[k].back() / times[0].back());
       std::printf("  %s %.1f ms", kinds[k].first.c_str(), times[k].back() * 1e3);
     }

@@ -36,13 +36,13 @@ FRACTRAIN_CMAKE_ARGS="-DFRACTRAIN_BUILD_BENCH=ON ${FRACTRAIN_CMAKE_ARGS:-}" \
 run_phase tests build-cuda/tests/fractrain_tests \
   --gtest_filter='Gpu*:Device*:KernelThreads*:QConv2d*:QLinear*:FakeQuantize*:DfqMasked*:MaskedBatchNorm*:RunningSamples*'
 grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | tee -a "$summary"
-# One short run per method (200 steps; DFQ in masked execution, the GPU's): each must learn (its test accuracy is
-# in the summary; chance is 10 %).
+# One short run per method (100 steps; DFQ in masked execution, the GPU's), eager and with CUDA graphs: each must
+# learn (its test accuracy and images/s are in the summary; chance is 10 %).
 for graphs in false true; do
   for method in fw8bw8 pfq_auto_4stage dfq; do
     run="train_${method}_graphs_$graphs"
     run_phase "$run" build-cuda/fractrain train -q --config "configs/fashion_mnist_$method.toml" \
-      --set train.device=cuda --set train.iterations=200 --set dfq.execution=masked --set train.cuda_graphs=$graphs \
+      --set train.device=cuda --set train.iterations=100 --set dfq.execution=masked --set train.cuda_graphs=$graphs \
       --set output.dir="$out/$run" --overwrite
     grep -E 'test accuracy|images/s' "$out/$run.log" | tail -2 | sed "s/^/   $method, graphs $graphs: /" |
       tee -a "$summary"

@@ -61,16 +61,17 @@ void GraphedStep::capture(const std::function<void()>& step) {
   impl_->graph->capture_begin();
   try {
     step();
-  } catch (...) {
-    // The capture stream must leave capture mode before anything else uses it; what was captured is dropped.
+    impl_->graph->capture_end();
+  } catch (const std::exception& e) {
+    // The stream must leave capture mode before anything else uses it; what was captured is dropped.
     try {
       impl_->graph->capture_end();
     } catch (...) {
     }
     impl_->graph.reset();
-    throw;
+    throw Error(std::string("capturing the training step as a CUDA graph failed: ") + e.what() +
+                "; train.cuda_graphs = false runs it eagerly");
   }
-  impl_->graph->capture_end();
 }
 
 void GraphedStep::replay() {
