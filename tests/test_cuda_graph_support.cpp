@@ -27,6 +27,14 @@ TEST(CudaGraphs, SettingsThatCannotWorkAreRefusedWithTheKeyToChange) {
   }
   EXPECT_CONTAINS(error_of([&] { check_cuda_graphs(c, cuda, true, true); }), "one process");
   EXPECT_CONTAINS(error_of([&] { check_cuda_graphs(c, cuda, false, false); }), "train.host_reads");
+  c.precision.execution = ExecutionMode::Integer;
+  EXPECT_CONTAINS(error_of([&] { check_cuda_graphs(c, cuda, false, true); }), "precision.execution = \"simulated\"");
+  c.precision.execution = ExecutionMode::Simulated;
+  c.model.name = "transformer-lm";
+  EXPECT_CONTAINS(error_of([&] { check_cuda_graphs(c, cuda, false, true); }), "model.dropout = 0");
+  c.model.dropout = 0;
+  check_cuda_graphs(c, cuda, false, true);  // no dropout: accepted
+  c.model.name = "resnet20";
   c.precision.mode = PrecisionMode::Dfq;
   EXPECT_CONTAINS(error_of([&] { check_cuda_graphs(c, cuda, false, true); }), "dfq.execution = \"masked\"");
   c.dfq.execution = GateExecution::Masked;

@@ -220,6 +220,24 @@ TEST(GpuTraining, DeferredTrainerStepsNeverSynchroniseWithTheHost) {
 
 namespace {
 
+// cuDNN's fastest algorithms may differ from run to run (and its weight gradients add up in any order): the runs
+// that must agree bit for bit take deterministic ones, restored afterwards.
+class DeterministicCudnn {
+ public:
+  DeterministicCudnn()
+      : deterministic_(at::globalContext().deterministicCuDNN()), benchmark_(at::globalContext().benchmarkCuDNN()) {
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+  }
+  ~DeterministicCudnn() {
+    at::globalContext().setDeterministicCuDNN(deterministic_);
+    at::globalContext().setBenchmarkCuDNN(benchmark_);
+  }
+
+ private:
+  bool deterministic_, benchmark_;
+};
+
 RunConfig graphed_run(const std::string& dir, const std::string& mode, bool graphs) {
   RunConfig c = test_support::small_run(dir, "resnet8", 512, 32);
   c.precision.mode = precision_mode_names().parse(mode, "precision.mode");
@@ -246,6 +264,7 @@ RunConfig graphed_run(const std::string& dir, const std::string& mode, bool grap
 TEST(GpuTraining, AGraphedRunEqualsTheEagerRun) {
   REQUIRE_GPU();
   ASSERT_FASHION_MNIST_INSTALLED();
+  const DeterministicCudnn deterministic;
   for (const std::string mode : {"static", "pfq-auto"}) {
     test_support::TempDir eager_dir("fractrain_gpu_eager_" + mode), graphed_dir("fractrain_gpu_graphed_" + mode);
     const RunConfig eager = graphed_run(eager_dir.str(), mode, false);
@@ -269,6 +288,7 @@ TEST(GpuTraining, AGraphedRunEqualsTheEagerRun) {
 TEST(GpuTraining, GraphedDfqRunsTrainAsEagerOnes) {
   REQUIRE_GPU();
   ASSERT_FASHION_MNIST_INSTALLED();
+  const DeterministicCudnn deterministic;
   for (const std::string mode : {"dfq", "fractrain"}) {
     test_support::TempDir eager_dir("fractrain_gpu_eager_" + mode), graphed_dir("fractrain_gpu_graphed_" + mode);
     const nlohmann::json a = train_run(graphed_run(eager_dir.str(), mode, false), test_support::quiet());

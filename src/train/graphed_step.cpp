@@ -30,6 +30,15 @@ void check_cuda_graphs(const RunConfig& config, const c10::Device& device, bool 
                             "loss); set train.host_reads = \"deferred\" or \"auto\" (now \"{}\") with "
                             "train.on_nonfinite = \"stop\" (now \"{}\")",
                             config.train.host_reads, config.train.on_nonfinite));
+  if (config.precision.execution == ExecutionMode::Integer)
+    throw Error("train.cuda_graphs = true cannot capture precision.execution = \"integer\" (oneDNN's int8 kernels "
+                "run on the CPU and read their ranges on the host); set precision.execution = \"simulated\"");
+  // The transformer seeds its dropout masks from the step on the host, which a replay would not see.
+  if (config.model.name.rfind("transformer", 0) == 0 && config.model.dropout > 0)
+    throw Error(fmt::format("train.cuda_graphs = true cannot replay the transformer's dropout (model.dropout = {}: "
+                            "its masks are seeded per step on the host); set model.dropout = 0 or "
+                            "train.cuda_graphs = false",
+                            config.model.dropout));
   const bool gated = config.precision.mode == PrecisionMode::Dfq || config.precision.mode == PrecisionMode::FracTrain;
   if (gated && config.dfq.execution != GateExecution::Masked)
     throw Error(fmt::format("train.cuda_graphs = true with DFQ needs dfq.execution = \"masked\" (now \"{}\"): "
