@@ -15,6 +15,7 @@
 #include "fractrain/train/data_parallel.h"
 #include "fractrain/train/deferred_step_totals.h"
 #include "fractrain/train/graphed_step.h"
+#include "fractrain/train/graphed_training.h"
 #include "fractrain/train/initial_weights.h"
 #include "fractrain/train/lr_schedule.h"
 #include "fractrain/train/nonfinite_guard.h"
@@ -54,9 +55,7 @@ class Trainer {
   void setup_precision();
   void train_step(const TaskBatch& batch);
   void setup_cuda_graphs();
-  bool step_replays(const TaskBatch& batch);
-  void capture_step(const TaskBatch& batch, const PrecisionPlan& plan);
-  void train_step_replayed(const TaskBatch& batch);
+  void train_step_replayed(const TaskBatch& batch, const PrecisionPlan& plan);
   at::Tensor gates_term(const ForwardResult& forward, int64_t samples);
   void train_step_deferred(const ForwardResult& forward, const at::Tensor& loss, const at::Tensor& targets,
                            int64_t samples);
@@ -88,18 +87,7 @@ class Trainer {
   std::unique_ptr<StageCosts> stage_costs_;
   size_t recorded_turning_points_ = 0;  // those already printed and given their stage cost
   int64_t indicator_window_ = 0;
-  // train.cuda_graphs: the graph of the stage in progress and what its capture left on the host.
-  struct CapturedStep {
-    std::unique_ptr<GraphedStep> graph;
-    at::Tensor noise_step;  // int64 [1] on the device: the step the layers' gradient noise is drawn for
-    int stage = -1;         // the stage the graph was captured in
-    int64_t eager_steps = 0;  // eager steps of that stage so far: the warm-up before the capture
-    at::Tensor inputs, targets, output, loss;  // the graph's static tensors
-    std::vector<at::Tensor> grads;             // the gradients its backward writes, by parameter
-    CostMeter::StepRecord cost;                // what the captured forward charged the meter
-    std::function<void()> observation;         // the controller's bookkeeping of a step (DFQ), repeated
-  };
-  CapturedStep captured_;
+  std::unique_ptr<GraphedTraining> graphed_;  // train.cuda_graphs
   TrainerState state_;
   int64_t total_steps_ = 0, eval_every_ = 0, checkpoint_every_ = 0, batches_per_epoch_ = 0;
   double lr_ = 0.0;
@@ -171,13 +159,8 @@ void Trainer::setup() {
 void Trainer::setup_cuda_graphs() {
   if (!options_.inject_nan.empty())
     throw Error("fault injection runs eagerly: it cannot be combined with train.cuda_graphs = true");
-  // The model was made and loaded on the default stream; the graph's stream must see that work done.
-  torch::cuda::synchronize(run_.device.index() < 0 ? 0 : run_.device.index());
-  captured_.graph = std::make_unique<GraphedStep>(run_.device);
-  captured_.noise_step = torch::zeros({1}, torch::dtype(torch::kLong).device(run_.device));
-  QuantizerSettings settings = quantizer_settings_of(config_.precision, config_.train.seed);
-  settings.noise_step = captured_.noise_step;
-  run_.model->set_quantizer_settings(settings);
+  graphed_ = std::make_unique<GraphedTraining>(*run_.model, quantizer_settings_of(config_.precision, config_.train.seed),
+                                               run_.device, config_.train.batch_size);
 }
 
 // The meter sees every layer the model executes; a resumed run continues the checkpoint's totals.
@@ -280,13 +263,9 @@ void Trainer::train_step(const TaskBatch& batch) {
   record_turning_points();  // a manual schedule switches here
   run_.model->train();
   guard_->arm_for_step(state_.step + 1);
-  if (captured_.graph) {
-    captured_.noise_step.fill_(static_cast<int64_t>(state_.step));  // a kernel argument, not a copy: no wait
-    if (step_replays(batch)) {
-      if (!captured_.graph->captured()) capture_step(batch, plan);
-      return train_step_replayed(batch);
-    }
-    ++captured_.eager_steps;
+  if (graphed_) {
+    graphed_->set_step(state_.step);
+    if (graphed_->replays(batch, controller_->stage())) return train_step_replayed(batch, plan);
   }
   at::Tensor inputs = to_device(batch.inputs), targets = to_device(batch.targets);
   ForwardResult forward = run_.model->run(inputs, plan);
@@ -340,69 +319,23 @@ void Trainer::train_step(const TaskBatch& batch) {
   progress_->update(state_.step, epoch, loss_value, step.correct / step.predictions, lr_, n);
 }
 
-// train.cuda_graphs: a full batch replays the stage's graph once the stage has run its warm-up steps eagerly (lazy
-// initialisation and library workspaces happen outside the capture); a new stage drops the old graph.
-bool Trainer::step_replays(const TaskBatch& batch) {
-  constexpr int64_t kWarmupSteps = 3;
-  if (controller_->stage() != captured_.stage) {
-    captured_.graph->reset();
-    CapturedStep fresh;
-    fresh.graph = std::move(captured_.graph);
-    fresh.noise_step = captured_.noise_step;
-    fresh.stage = controller_->stage();
-    captured_ = std::move(fresh);
-  }
-  if (batch.samples() != config_.train.batch_size) return false;  // the last partial batch runs eagerly
-  return captured_.graph->captured() || captured_.eager_steps >= kWarmupSteps;
-}
-
-// Captures the forward pass, the loss with the controller's term and the backward pass on static tensors. Nothing
-// runs; the host code runs once, and what it left behind (the meter's charge, the controller's observation) is
-// taken back here, to be repeated after each replay.
-void Trainer::capture_step(const TaskBatch& batch, const PrecisionPlan& plan) {
-  CapturedStep& c = captured_;
-  c.inputs = torch::empty(batch.inputs.sizes(), batch.inputs.options().device(run_.device));
-  c.targets = torch::empty(batch.targets.sizes(), batch.targets.options().device(run_.device));
-  // No gradient yet, so that the captured backward writes each one rather than adding to it.
-  const auto parameters = run_.model->parameters();
-  for (auto p : parameters) p.mutable_grad() = at::Tensor();
-  ForwardResult forward;
-  at::Tensor loss;
-  c.graph->capture([&] {
-    forward = run_.model->run(c.inputs, plan);
-    loss = prediction_loss(forward.output, c.targets);
-    const at::Tensor term = gates_term(forward, batch.samples());
+// train.cuda_graphs: the step's forward and backward pass replayed (captured first if the stage has no graph), then
+// eagerly what follows them: the NaN/Inf check, the optimizer at the step's learning rate, the deferred totals.
+void Trainer::train_step_replayed(const TaskBatch& batch, const PrecisionPlan& plan) {
+  const int64_t samples = batch.samples();
+  const GraphedTraining::Step step = [&](const at::Tensor& inputs, const at::Tensor& targets) {
+    const ForwardResult forward = run_.model->run(inputs, plan);
+    const at::Tensor loss = prediction_loss(forward.output, targets);
+    const at::Tensor term = gates_term(forward, samples);
     (term.defined() ? loss + term : loss).backward();
-  });
-  c.output = forward.output.detach();
-  c.loss = loss.detach();
-  c.grads.clear();
-  for (const auto& p : parameters) c.grads.push_back(p.grad());
-  c.cost = cost_meter_->take_step_in_progress();
-  c.observation = controller_->take_captured_observation();
-}
-
-// One replay of the captured step, then what it did on the host and what follows it, eagerly: the gradients are
-// the graph's again (an eager step in between may have replaced them), the meter's charge and the controller's
-// observation repeated, the NaN/Inf check, the optimizer at the step's learning rate, the deferred totals.
-void Trainer::train_step_replayed(const TaskBatch& batch) {
-  CapturedStep& c = captured_;
-  c.inputs.copy_(batch.inputs.pin_memory(), /*non_blocking=*/true);
-  c.targets.copy_(batch.targets.pin_memory(), /*non_blocking=*/true);
-  c.graph->replay();
-  const auto parameters = run_.model->parameters();
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    at::Tensor p = parameters[i];
-    p.mutable_grad() = c.grads[i];
-  }
-  cost_meter_->charge(c.cost);
-  if (c.observation) c.observation();
+    return GraphedTraining::Computed{forward.output, loss};
+  };
+  const GraphedTraining::Replayed r = graphed_->replay(batch, step, *cost_meter_, *controller_);
   guard_->disarm();
-  const at::Tensor finite = torch::isfinite(c.loss) & guard_->gradients_finite();
+  const at::Tensor finite = torch::isfinite(r.loss) & guard_->gradients_finite();
   run_.optimizer->step();
-  const auto samples = batch.samples();
-  deferred_totals_.add(state_.step + 1, c.loss, count_correct_predictions(c.output, c.targets), finite,
-                       static_cast<double>(c.targets.numel()), static_cast<double>(samples));
+  deferred_totals_.add(state_.step + 1, r.loss, count_correct_predictions(r.output, r.targets), finite,
+                       static_cast<double>(r.targets.numel()), static_cast<double>(samples));
   advance_step(samples);
   progress_->count_step(state_.step, samples);
 }
