@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <string>
+
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/models/gated_model.h"
 #include "fractrain/models/model_profile.h"
 #include "fractrain/precision/dynamic_controller.h"
 #include "fractrain/precision/static_controller.h"
 #include "fractrain/train/graphed_step.h"
+#include "fractrain/train/graphed_training.h"
 #include "test_support.h"
 
 using namespace fractrain;
@@ -41,6 +44,28 @@ TEST(CudaGraphs, SettingsThatCannotWorkAreRefusedWithTheKeyToChange) {
   check_cuda_graphs(c, cuda, false, true);  // accepted
   c.train.cuda_graphs = false;
   check_cuda_graphs(c, cpu, false, false);  // off: nothing to check
+}
+
+// Which steps replay: full batches after the stage's 3 eager warm-up steps (or once its graph exists); partial
+// batches eagerly; a new stage starts over and drops its graph.
+TEST(CudaGraphs, FullBatchesReplayAfterEachStagesWarmUp) {
+  ReplaySchedule schedule(32);
+  bool captured = false;
+  std::string ran;
+  auto step = [&](int64_t samples, int stage) {
+    const ReplaySchedule::Decision d = schedule.next(samples, stage, captured);
+    if (d.new_stage) {
+      captured = false;
+      ran += '|';
+    }
+    if (d.replay) captured = true;
+    ran += d.replay ? 'R' : 'e';
+  };
+  for (int i = 0; i < 5; ++i) step(32, 0);
+  step(7, 0);   // an epoch's last, partial batch
+  step(32, 0);  // replays: the graph is there
+  for (int i = 0; i < 5; ++i) step(32, 1);
+  EXPECT_EQ(ran, "|eeeRReR|eeeRR");
 }
 
 namespace {

@@ -4,9 +4,22 @@
 
 namespace fractrain {
 
+ReplaySchedule::Decision ReplaySchedule::next(int64_t samples, int stage, bool captured) {
+  Decision d;
+  if (stage != stage_) {
+    d.new_stage = true;
+    stage_ = stage;
+    eager_steps_ = 0;
+    captured = false;  // the old stage's graph is dropped
+  }
+  d.replay = samples == full_batch_ && (captured || eager_steps_ >= warmup_steps_);
+  if (!d.replay) ++eager_steps_;  // the last partial batch of an epoch runs eagerly too
+  return d;
+}
+
 GraphedTraining::GraphedTraining(QuantizedModel& model, QuantizerSettings settings, const c10::Device& device,
                                  int64_t full_batch)
-    : model_(model), device_(device), full_batch_(full_batch) {
+    : model_(model), device_(device), schedule_(full_batch) {
   // The model was made and loaded on the default stream; the graphs' stream must see that work done.
   torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
   graph_ = std::make_unique<GraphedStep>(device);
@@ -18,18 +31,15 @@ GraphedTraining::GraphedTraining(QuantizedModel& model, QuantizerSettings settin
 void GraphedTraining::set_step(int64_t step) { noise_step_.fill_(step); }
 
 bool GraphedTraining::replays(const TaskBatch& batch, int stage) {
-  if (stage != stage_) {
+  const ReplaySchedule::Decision d = schedule_.next(batch.samples(), stage, graph_->captured());
+  if (d.new_stage) {
     graph_->reset();
-    stage_ = stage;
-    eager_steps_ = 0;
     inputs_ = targets_ = output_ = loss_ = at::Tensor();
     grads_.clear();
     cost_ = CostMeter::StepRecord();
     observation_ = nullptr;
   }
-  const bool replay = batch.samples() == full_batch_ && (graph_->captured() || eager_steps_ >= kWarmupSteps);
-  if (!replay) ++eager_steps_;  // the last partial batch of an epoch runs eagerly too
-  return replay;
+  return d.replay;
 }
 
 void GraphedTraining::capture(const TaskBatch& batch, const Step& step, CostMeter& meter,

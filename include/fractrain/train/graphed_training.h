@@ -21,10 +21,27 @@
 
 namespace fractrain {
 
+// Which steps replay, as bookkeeping alone (testable without a GPU): a full batch replays once the stage in
+// progress has run `warmup_steps` steps eagerly or its graph is captured; any other step runs eagerly and counts
+// as warm-up. A new stage starts over, and says so, since its graph must be dropped.
+class ReplaySchedule {
+ public:
+  explicit ReplaySchedule(int64_t full_batch, int64_t warmup_steps = 3)
+      : full_batch_(full_batch), warmup_steps_(warmup_steps) {}
+  struct Decision {
+    bool replay = false;
+    bool new_stage = false;
+  };
+  Decision next(int64_t samples, int stage, bool captured);
+
+ private:
+  int64_t full_batch_, warmup_steps_;
+  int stage_ = -1;
+  int64_t eager_steps_ = 0;
+};
+
 class GraphedTraining {
  public:
-  static constexpr int64_t kWarmupSteps = 3;
-
   // Makes the graphs' stream current for the lifetime of this object (GraphedStep) and gives the model's layers
   // `settings` with the device step counter their gradient noise is drawn for (QuantizerSettings::noise_step).
   GraphedTraining(QuantizedModel& model, QuantizerSettings settings, const c10::Device& device, int64_t full_batch);
@@ -53,11 +70,9 @@ class GraphedTraining {
 
   QuantizedModel& model_;
   c10::Device device_;
-  int64_t full_batch_;
   std::unique_ptr<GraphedStep> graph_;
   at::Tensor noise_step_;  // int64 [1] on the device
-  int stage_ = -1;           // the stage of the graph
-  int64_t eager_steps_ = 0;  // eager steps of that stage so far
+  ReplaySchedule schedule_;
   at::Tensor inputs_, targets_, output_, loss_;  // the graph's static tensors
   std::vector<at::Tensor> grads_;                // the gradients its backward writes, by parameter
   CostMeter::StepRecord cost_;                   // what the captured forward charged the meter
