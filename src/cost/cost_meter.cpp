@@ -59,14 +59,14 @@ void CostMeter::add_reference(const std::string& name, PrecisionPlan plan) {
 }
 
 void CostMeter::on_layer(const LayerExecution& e) {
-  if (e.training) take_execution(e);
+  if (e.training) take_execution(e, step_);
 }
 
-void CostMeter::take_execution(const LayerExecution& e) {
+void CostMeter::take_execution(const LayerExecution& e, CostPeriod& into) {
   if (deferred_)
     recorded_.push_back(RecordedExecution{e.layer, e.kind, e.macs_per_sample, e.batch, e.precision});
   else
-    count_execution(e.layer, e.macs_per_sample, e.batch, e.precision);
+    count_execution(into, e.layer, e.macs_per_sample, e.batch, e.precision);
 }
 
 void CostMeter::on_layer_by_option(const LayerExecutionByOption& e) {
@@ -84,20 +84,16 @@ void CostMeter::count_charges(std::vector<UnreadStep*> steps) {
   if (counts.empty()) return;
   const at::Tensor host = at::cat(counts).to(at::kCPU).contiguous();  // the one wait for the device
   const int64_t* next = host.data_ptr<int64_t>();
-  const CostPeriod saved = step_;
   for (UnreadStep* s : steps) {
-    step_ = std::move(s->counted);
     for (const OptionCharge& c : s->charges) {
       const std::vector<int64_t> option_counts(next, next + c.options.size());
       next += c.options.size();
       const LayerPrecision ran = samples_by_option(c.options, option_counts);
       if (ran.samples() > 0)
-        take_execution(LayerExecution{c.layer, c.kind, c.macs_per_sample, ran.samples(), ran, true});
+        take_execution(LayerExecution{c.layer, c.kind, c.macs_per_sample, ran.samples(), ran, true}, s->counted);
     }
     s->charges.clear();
-    s->counted = std::move(step_);
   }
-  step_ = saved;
 }
 
 std::vector<CostMeter::RecordedExecution> CostMeter::take_recorded() {
@@ -106,15 +102,17 @@ std::vector<CostMeter::RecordedExecution> CostMeter::take_recorded() {
   return out;
 }
 
-void CostMeter::count(const RecordedExecution& e) { count_execution(e.layer, e.macs_per_sample, e.batch, e.precision); }
+void CostMeter::count(const RecordedExecution& e) {
+  count_execution(step_, e.layer, e.macs_per_sample, e.batch, e.precision);
+}
 
-void CostMeter::count_execution(const std::string& layer, int64_t macs_per_sample, int64_t batch,
+void CostMeter::count_execution(CostPeriod& into, const std::string& layer, int64_t macs_per_sample, int64_t batch,
                                 const LayerPrecision& precision) {
   const int64_t i = profile_.index_of(layer);
   if (i < 0)
     throw Error("cost meter: layer '" + layer + "' is not in the cost profile of " + profile_.model() +
                 " (profile the model the meter is attached to)");
-  step_.layers[i] += layer_cost(profile_.layers()[i], macs_per_sample, batch, precision, hardware_);
+  into.layers[i] += layer_cost(profile_.layers()[i], macs_per_sample, batch, precision, hardware_);
 }
 
 void CostMeter::end_step(int64_t samples) {
@@ -131,7 +129,7 @@ void CostMeter::end_step(int64_t samples) {
 // The step in progress's option counts, read and counted into it (one copy).
 void CostMeter::count_step_charges() {
   if (step_charges_.empty()) return;
-  UnreadStep step{step_, std::move(step_charges_), 0, false};
+  UnreadStep step{std::move(step_), std::move(step_charges_), 0, false};
   step_charges_.clear();
   count_charges({&step});
   step_ = std::move(step.counted);

@@ -123,8 +123,9 @@ class CostMeter : public CostObserver {
 
   ModelProfile profile_;
   HardwareModel hardware_;
-  void take_execution(const LayerExecution& execution);
-  void count_execution(const std::string& layer, int64_t macs_per_sample, int64_t batch,
+  // Records (data parallel) or counts an execution into `into`: the step in progress, or an unread step.
+  void take_execution(const LayerExecution& execution, CostPeriod& into);
+  void count_execution(CostPeriod& into, const std::string& layer, int64_t macs_per_sample, int64_t batch,
                        const LayerPrecision& precision);
   // Reads the counts of `steps`' charges in one copy and counts each step's into its `counted`.
   void count_charges(std::vector<UnreadStep*> steps);
