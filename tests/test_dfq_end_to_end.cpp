@@ -54,8 +54,9 @@ TEST(DfqEndToEnd, CostTermHoldsTheEpochCpNearTheTarget) {
   // above 50 % on AVX-512 ones, whose kernels sum in another order), and the run cost less than FW-8/BW-8 (6.25%).
   EXPECT_GT(s["final_test_accuracy"].get<double>(), 0.3);
   EXPECT_LT(s["cost"]["run"]["cp_blocks_percent"].get<double>(), 4.0);
-  // The cp trace has a point every log_every steps.
+  // The cp trace has a point every log_every steps; DFQ has no loss indicator to log.
   EXPECT_EQ(read_metrics(temp.str(), "cp_trace").size(), 96u / 4u);
+  EXPECT_TRUE(read_metrics(temp.str(), "indicator").empty());
 }
 
 TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
@@ -77,6 +78,13 @@ TEST(DfqEndToEnd, FracTrainRaisesItsTargetAtATurningPoint) {
   EXPECT_DOUBLE_EQ(trace.front()["target_cp"].get<double>(), 2.25);
   EXPECT_DOUBLE_EQ(trace.back()["target_cp"].get<double>(), 2.75);
   EXPECT_EQ(s["stages"].size(), 2u);
+  // FracTrain's indicator logs its windows: the 5th is the turning point, after it (the last stage) no test.
+  const auto windows = read_metrics(temp.str(), "indicator");
+  ASSERT_EQ(windows.size(), 12u);
+  EXPECT_EQ(windows[4]["turning_point"], 1);
+  EXPECT_EQ(windows[4]["stage"], 0);
+  EXPECT_EQ(windows[5]["stage"], 1);
+  EXPECT_FALSE(windows[5].contains("max_d"));
 }
 
 TEST(DfqEndToEnd, CandidatesExecutionTrains) {

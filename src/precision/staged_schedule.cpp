@@ -49,10 +49,21 @@ void StagedSchedule::advance_to_step(int64_t step) {
 }
 
 void StagedSchedule::observe_window_loss(double mean_loss, int64_t step, double epoch) {
+  if (!indicator_enabled_) return;
+  IndicatorWindow window;
+  window.step = step;
+  window.epoch = epoch;
+  window.stage = stage_;
+  window.mean_loss = mean_loss;
+  window.eps = indicator_.eps();  // the threshold this window is tested against
   // After the last turning point (or a held last stage) the indicator is finished and tests nothing.
-  if (!indicator_enabled_ || stage_ + 1 >= stage_count()) return;
-  const double eps = indicator_.eps();  // the threshold this window is tested against
-  if (indicator_.observe(mean_loss)) enter_stage(stage_ + 1, step, epoch, indicator_.differences(), eps);
+  if (stage_ + 1 < stage_count()) {
+    window.turning_point = indicator_.observe(mean_loss);
+    window.differences = indicator_.differences();
+    if (window.turning_point) enter_stage(stage_ + 1, step, epoch, window.differences, window.eps);
+  }
+  window.scale = indicator_.scale();
+  last_window_ = std::move(window);
 }
 
 void StagedSchedule::enter_stage(int stage, int64_t step, double epoch, std::vector<double> differences, double eps) {

@@ -135,6 +135,24 @@ std::vector<std::string> write_run_report(const std::string& run_dir, const RunR
     }
   }
 
+  const std::string indicator = (fs::path(run_dir) / "indicator.csv").string();
+  if (data_rows(indicator) > 0) {
+    // Why the turning points came when they did: a turning point is a test whose largest difference is <= eps.
+    PlotSpec spec;
+    spec.title = title + ": loss-plateau indicator";
+    spec.x_label = "step";
+    spec.y_label = "largest d_j of each test, and eps (log scale)";
+    spec.y2_label = "window mean training loss";
+    spec.log_y = true;
+    spec.series = {{"largest d_j of each test", indicator, "step", "max_d", false, "points"},
+                   {"eps (a test at or below it is a turning point)", indicator, "step", "eps", false, "steps"},
+                   {"window mean loss", indicator, "step", "window_loss", true, "lines"}};
+    for (const auto& path : both_formats(out, "indicator")) {
+      plot_lines(spec, path);
+      written.push_back(path);
+    }
+  }
+
   std::vector<nlohmann::json> gated;
   for (const auto& r : records)
     if (r.contains("gate_selection") && !r["gate_selection"].empty()) gated.push_back(r);

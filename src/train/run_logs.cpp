@@ -1,5 +1,6 @@
 #include "fractrain/train/run_logs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,9 @@ namespace {
 const std::vector<std::string> kTrainerColumns = {"step",      "epoch",      "lr",        "train_loss", "train_accuracy",
                                                   "test_loss", "test_accuracy", "images_per_second", "train_seconds",
                                                   "precision", "stage"};
+// indicator.csv: each window's mean loss and the plateau test it ran (d1..d4 oldest first, empty without a test).
+const std::vector<std::string> kIndicatorColumns = {"step", "epoch", "stage", "window_loss", "scale", "eps",
+                                                    "d1",   "d2",    "d3",    "d4",          "max_d", "turning_point"};
 // Language models add the perplexity of the training window and of the validation split.
 const std::vector<std::string> kLanguageModelColumns = {"train_perplexity", "test_perplexity"};
 
@@ -29,6 +33,8 @@ RunLogs::RunLogs(const RunConfig& config, bool language_model, const std::vector
   columns.insert(columns.end(), cost_columns.begin(), cost_columns.end());
   metrics_ = std::make_unique<MetricsLog>(dir_, columns, keep_up_to_step);
   if (config.output.tensorboard) tensorboard_ = std::make_unique<TensorBoardLog>(dir_, keep_up_to_step);
+  if (controller.has_indicator())
+    indicator_ = std::make_unique<MetricsLog>(dir_, kIndicatorColumns, keep_up_to_step, "indicator");
   const ControllerTrace trace = controller.trace();
   if (trace.name.empty()) return;
   std::vector<std::string> trace_columns = {"step", "epoch"};
@@ -79,6 +85,18 @@ void RunLogs::trace_step(PrecisionController& controller, int64_t step, double e
   record["step"] = step;
   record["epoch"] = epoch;
   trace_->append(record);
+}
+
+void RunLogs::log_indicator_window(const IndicatorWindow& window) {
+  if (!indicator_) return;
+  nlohmann::json record = {{"step", window.step},         {"epoch", window.epoch},
+                           {"stage", window.stage},       {"window_loss", window.mean_loss},
+                           {"scale", window.scale},       {"eps", window.eps},
+                           {"turning_point", window.turning_point ? 1 : 0}};
+  for (size_t j = 0; j < window.differences.size(); ++j) record["d" + std::to_string(j + 1)] = window.differences[j];
+  if (!window.differences.empty())
+    record["max_d"] = *std::max_element(window.differences.begin(), window.differences.end());
+  indicator_->append(record);
 }
 
 void RunLogs::plot_curves(const std::string& title) const {

@@ -231,6 +231,8 @@ void Trainer::end_indicator_window(double epoch) {
   state_.indicator_loss_sum = 0.0;
   state_.indicator_samples = 0;
   controller_->observe_window_loss(mean, state_.step, epoch);
+  const std::optional<IndicatorWindow> window = controller_->take_indicator_window();
+  if (window && logs_) logs_->log_indicator_window(*window);
   record_turning_points();
 }
 

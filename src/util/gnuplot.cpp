@@ -71,12 +71,13 @@ void plot_lines(const PlotSpec& spec, const std::string& output_path) {
          << "set title " << gnuplot_quoted(spec.title) << "\nset xlabel " << gnuplot_quoted(spec.x_label) << "\n"
          << "set ylabel " << gnuplot_quoted(spec.y_label) << "\n";
   if (spec.log_x) script << "set logscale x\n";
+  if (spec.log_y) script << "set logscale y\n";
   if (!spec.y2_label.empty()) script << "set y2label " << gnuplot_quoted(spec.y2_label) << "\nset y2tics\nset ytics nomirror\n";
   script << "plot ";
   for (size_t i = 0; i < spec.series.size(); ++i) {
     const PlotSeries& s = spec.series[i];
     script << (i ? ", " : "") << gnuplot_quoted(s.csv_path) << " using " << column_index(s.csv_path, s.x_column) << ":"
-           << column_index(s.csv_path, s.y_column) << " every ::1 with linespoints lc rgb "
+           << column_index(s.csv_path, s.y_column) << " every ::1 with " << s.style << " lc rgb "
            << gnuplot_quoted(series_colour(i)) << " title " << gnuplot_quoted(s.title)
            << (s.right_axis ? " axes x1y2" : "");
   }

@@ -64,6 +64,8 @@ class DynamicController : public PrecisionController {
   std::string stage_label(int stage) const override;
   std::string describe() const override;
   const std::vector<TurningPoint>& turning_points() const override { return schedule_.turning_points(); }
+  bool has_indicator() const override { return schedule_.by_indicator(); }
+  std::optional<IndicatorWindow> take_indicator_window() override { return schedule_.take_last_window(); }
   nlohmann::json state() const override;
   void restore(const nlohmann::json& state) override;
 

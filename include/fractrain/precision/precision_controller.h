@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,21 @@ struct TurningPoint {
 };
 
 nlohmann::json to_json(const TurningPoint& t);
+
+// One window of the loss-plateau indicator (auto PFQ, FracTrain), as indicator.csv records it: why a turning
+// point came, or why it has not come yet.
+struct IndicatorWindow {
+  int64_t step = 0;    // steps completed when the window ended
+  double epoch = 0.0;  // the same, in epochs
+  int stage = 0;       // the stage in progress during the window (a turning point it fires enters stage + 1)
+  double mean_loss = 0.0;
+  double scale = 0.0;  // what the differences are divided by: the mean loss of the run's first 10 windows
+  double eps = 0.0;    // the threshold the window was tested against
+  // d_j = |L_j - L_now| / scale for the 4 windows before this one, oldest first; empty when the window ran no
+  // test (fewer than 5 windows since the last turning point, or no stage left to enter).
+  std::vector<double> differences;
+  bool turning_point = false;
+};
 TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception when damaged
 
 // What the cost meter counted for the training step in progress (its forward pass), in percent of FP32: the
@@ -71,6 +87,10 @@ class PrecisionController {
   virtual const PrecisionPlan& current_plan() const = 0;
   // The mean training loss of the window that ended after `step` completed steps.
   virtual void observe_window_loss(double mean_loss, int64_t step, double epoch) {}
+  // Whether a loss-plateau indicator decides the stages (the run then writes indicator.csv), and the window it
+  // saw last, handed out once (nullopt: none since the last call).
+  virtual bool has_indicator() const { return false; }
+  virtual std::optional<IndicatorWindow> take_indicator_window() { return std::nullopt; }
 
   virtual int stage() const = 0;
   virtual int stage_count() const = 0;

@@ -28,6 +28,8 @@ class ProgressiveController : public PrecisionController {
   Precision stage_precision(int stage) const override { return stages_.at(stage); }
   std::string describe() const override;
   const std::vector<TurningPoint>& turning_points() const override { return schedule_.turning_points(); }
+  bool has_indicator() const override { return schedule_.by_indicator(); }
+  std::optional<IndicatorWindow> take_indicator_window() override { return schedule_.take_last_window(); }
   nlohmann::json state() const override { return schedule_.state(describe()); }
   void restore(const nlohmann::json& state) override { schedule_.restore(state, describe()); }
 

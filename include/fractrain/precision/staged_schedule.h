@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fractrain/precision/plateau_indicator.h"
@@ -41,6 +43,8 @@ class StagedSchedule {
   // The mean training loss of the window that ended after `step` completed steps: an indicator schedule tests
   // it and may enter the next stage.
   void observe_window_loss(double mean_loss, int64_t step, double epoch);
+  // The window observe_window_loss saw last, once (indicator schedules only; nullopt: none since).
+  std::optional<IndicatorWindow> take_last_window() { return std::exchange(last_window_, std::nullopt); }
 
   int stage() const { return stage_; }
   int stage_count() const { return static_cast<int>(stages_.size()); }
@@ -64,6 +68,7 @@ class StagedSchedule {
   PlateauIndicator indicator_;
   int stage_ = 0;
   std::vector<TurningPoint> turning_points_;
+  std::optional<IndicatorWindow> last_window_;  // for the run's logs only: not part of the saved state
 };
 
 }  // namespace fractrain

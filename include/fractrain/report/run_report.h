@@ -1,7 +1,8 @@
 #pragma once
 // `fractrain report RUN_DIR`: the plots of a run directory, drawn from what the run wrote (metrics.csv/jsonl,
 // cp_trace.csv): training curves against steps and against bit-MACs spent, and for DFQ/FracTrain runs the bit-allocation heatmap (gated blocks x
-// options at chosen epochs, like the paper's figure) and cp against the iteration. PNG and SVG of each.
+// options at chosen epochs, like the paper's figure) and cp against the iteration; for auto PFQ and FracTrain the
+// loss indicator's tests against eps (indicator.csv). PNG and SVG of each.
 #include <string>
 #include <vector>
 

@@ -1,7 +1,8 @@
 #pragma once
 // What a run writes while it trains: metrics.{jsonl,csv}, one record per evaluation with the trainer's columns,
 // the task's (a language model's perplexities), the controller's and the cost's; the controller's trace (DFQ:
-// cp_trace.csv) every train.log_every steps; the metrics' numbers as TensorBoard events (output.tensorboard);
+// cp_trace.csv) every train.log_every steps; the loss indicator's windows and tests (indicator.csv, auto PFQ and
+// FracTrain); the metrics' numbers as TensorBoard events (output.tensorboard);
 // and training_curves.png at the end.
 #include <nlohmann/json.hpp>
 
@@ -43,6 +44,8 @@ class RunLogs {
                       ProgressLine& progress);
   // After step `step`: when it is a trace point, the controller's record since the last one.
   void trace_step(PrecisionController& controller, int64_t step, double epoch);
+  // One window of the loss-plateau indicator (runs whose controller has one).
+  void log_indicator_window(const IndicatorWindow& window);
   // Whether trace_step writes a record after `step` steps.
   bool trace_due(int64_t step) const { return trace_ && step % trace_every_ == 0; }
   // training_curves.png from metrics.csv (a printed note when gnuplot is missing or fails: the CSV has the data).
@@ -51,7 +54,7 @@ class RunLogs {
  private:
   std::string dir_;
   bool language_model_ = false;
-  std::unique_ptr<MetricsLog> metrics_, trace_;
+  std::unique_ptr<MetricsLog> metrics_, trace_, indicator_;
   std::unique_ptr<TensorBoardLog> tensorboard_;  // null when output.tensorboard is off
   int64_t trace_every_ = 20;
 };

@@ -11,12 +11,14 @@ struct PlotSeries {
   std::string csv_path;
   std::string x_column, y_column;  // CSV header names
   bool right_axis = false;         // plot against the y2 axis
+  std::string style = "linespoints";  // gnuplot's `with`: linespoints, lines, points, steps
 };
 
 struct PlotSpec {
   std::string title, x_label, y_label, y2_label;
   std::vector<PlotSeries> series;
   bool log_x = false;  // for x values spanning orders of magnitude (FP32 against low-precision cost)
+  bool log_y = false;  // the left axis only
 };
 
 bool gnuplot_available();
