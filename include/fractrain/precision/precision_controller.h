@@ -33,6 +33,7 @@ struct TurningPoint {
 };
 
 nlohmann::json to_json(const TurningPoint& t);
+TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception when damaged
 
 // One window of the loss-plateau indicator (auto PFQ, FracTrain), as indicator.csv records it: why a turning
 // point came, or why it has not come yet.
@@ -48,7 +49,6 @@ struct IndicatorWindow {
   std::vector<double> differences;
   bool turning_point = false;
 };
-TurningPoint turning_point_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception when damaged
 
 // What the cost meter counted for the training step in progress (its forward pass), in percent of FP32: the
 // whole network and the gated blocks only.
