@@ -1,6 +1,8 @@
 // Op-level throughput of each integer pass (whole pass: codes, oneDNN product, corrections, layout changes)
 // next to oneDNN's FP32 convolution of the same shape, measured side by side in one run: ResNet-20's conv
-// shapes at batch 128. GOPS counts 2 x MACs per pass.
+// shapes at batch 128. GOPS counts 2 x MACs per pass. A second table times each of the weight gradient's
+// integer products alone (docs/integer.md): im2col patches, fractrain's own AVX-512 VNNI kernel (where the CPU has
+// it), and the choice the layers make among them and oneDNN's swapped convolution.
 //
 //   bench_integer_ops [--threads 2] [--reps 5] [--bits 8]
 #include <torch/torch.h>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fractrain/integer/direct_weight_gradient.h"
 #include "fractrain/integer/integer_conv.h"
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/util/allocator_tuning.h"
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
   struct Shape {
     int64_t in, out, size, kernel, stride;
   };
+  std::vector<std::string> weight_rows;
   for (const Shape s : {Shape{16, 16, 32, 3, 1}, Shape{16, 32, 32, 3, 2}, Shape{32, 32, 16, 3, 1},
                         Shape{32, 64, 16, 3, 2}, Shape{64, 64, 8, 3, 1}, Shape{16, 32, 32, 1, 2}}) {
     ConvGeometry g;
@@ -116,7 +120,18 @@ int main(int argc, char** argv) {
     std::printf("%-26s %18s %18s %18s | %18s %18s %18s | %9.3f %9.3f\n", name, cell(f_fwd).c_str(),
                 cell(f_dx).c_str(), cell(f_dw).c_str(), cell(i_fwd).c_str(), cell(i_dx).c_str(), cell(i_dw).c_str(),
                 q_x * 1e3, q_dy * 1e3);
+    const double patches = seconds(reps, [&] { conv_backward_weight(g, xc, gc, WeightGradientProduct::Patches); });
+    auto own_kernel = [&] { conv_backward_weight(g, xc, gc, WeightGradientProduct::Direct); };
+    const std::string own = cpu_has_avx512_vnni() ? cell(seconds(reps, own_kernel)) : "no AVX-512 VNNI";
+    char row[256];
+    std::snprintf(row, sizeof row, "%-26s %18s %18s %18s %18s", name, cell(f_dw).c_str(), cell(i_dw).c_str(),
+                  cell(patches).c_str(), own.c_str());
+    weight_rows.push_back(row);
   }
+  std::printf("\nweight gradient, ms (GOPS), each integer product with its corrections, from the kept codes:\n");
+  std::printf("%-26s %18s %18s %18s %18s\n", "shape (N C->O HxW k s)", "fp32 dW", "int dW (chosen)", "int dW patches",
+              "int dW own kernel");
+  for (const std::string& row : weight_rows) std::printf("%s\n", row.c_str());
   std::printf("int fwd and int dX include quantizing their operands; int dW starts from the kept codes; codes x and\n"
               "codes dy: ms to quantize the forward's input and the error pass's gradient alone.\n");
   return 0;

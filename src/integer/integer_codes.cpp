@@ -86,6 +86,8 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
     throw Error("integer codes: " + std::to_string(q.sample_bits.size()) + " bit widths for " +
                 std::to_string(batch) + " samples");
   if (q.channel_major && !q.signed_codes) throw Error("integer codes: the channel-major copy is int8 only");
+  if (q.planar && layout != FeatureLayout::ChannelsFirst)
+    throw Error("integer codes: the planar copy is made for channels-first features only");
   FeatureCodes out;
   out.channels = layout == FeatureLayout::ChannelsFirst ? x.size(1) : x.size(-1);
   out.positions = batch == 0 ? 0 : x.numel() / (batch * out.channels);
@@ -100,6 +102,7 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
   out.codes = at::empty({batch, S, C}, x.options().dtype(byte_type));
   out.position_sums = at::empty({batch, S}, x.options().dtype(at::kInt));
   if (q.channel_major) out.channel_major = at::empty({C, batch * S}, x.options().dtype(at::kChar));
+  if (q.planar) out.planar = at::empty({batch, C, S}, x.options().dtype(byte_type));
   const float* src = x.data_ptr<float>();
   uint8_t* codes = static_cast<uint8_t*>(out.codes.data_ptr());
   int8_t* major = q.channel_major ? out.channel_major.data_ptr<int8_t>() : nullptr;
@@ -143,6 +146,9 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
       if (major)
         for (int64_t c = 0; c < C; ++c)
           std::memcpy(major + c * batch * S + n * S, plane.data() + c * S, static_cast<size_t>(S));
+      if (q.planar)
+        std::memcpy(static_cast<uint8_t*>(out.planar.data_ptr()) + n * per_sample, plane.data(),
+                    static_cast<size_t>(per_sample));
     }
   });
   return out;

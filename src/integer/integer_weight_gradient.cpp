@@ -1,5 +1,5 @@
 // The weight gradient of the integer passes (integer_conv.h): dW = Q(dY)^T * patches(Q(x)) as exact integer sums
-// per group of samples that share their scales, on one of two products (WeightGradientProduct), then the
+// per group of samples that share their scales, on one of three products (WeightGradientProduct), then the
 // zero-point corrections and the scales.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "conv_taps.h"
+#include "fractrain/integer/direct_weight_gradient.h"
 #include "fractrain/integer/integer_conv.h"
 #include "onednn_int8.h"
 
@@ -243,66 +244,112 @@ WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, cons
   return out;
 }
 
-// Which product is faster for a geometry: neither wins everywhere (the swapped convolution saves the patches, which
-// dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX), and the winner
-// depends on the CPU's kernels. The first kTrials calls of a geometry run both (they form the same sums) and the
-// faster best time decides from then on: one trial alone was seen to pick the slower one on a busy machine.
-// DFQ's varying batch sizes make new geometries, so the table is bounded.
+// The products on fractrain's own kernel (direct_weight_gradient.h), the unshifted uint8 codes read in place. Null
+// where one output row's sums could overflow int32, or where `isa` is not this CPU's.
+std::optional<WeightProducts> direct_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                              const std::vector<SampleGroup>& groups, DotProductIsa isa) {
+  RECORD_USER_SCOPE("fractrain::integer_weight_product");
+  const int64_t K = taps_of(g) * g.in_channels;
+  WeightProducts out;
+  for (const SampleGroup& group : groups) {
+    std::vector<int64_t> exact(static_cast<size_t>(g.out_channels * K), 0);
+    if (!direct_weight_products(g, x.codes.data_ptr<uint8_t>(),
+                                x.planar.defined() ? x.planar.data_ptr<uint8_t>() : nullptr,
+                                dy.codes.data_ptr<int8_t>(), group.samples,
+                                max_exact_terms(group.x_unsigned_magnitude, group.dy_magnitude), isa, exact.data()))
+      return std::nullopt;
+    out.exact.push_back(std::move(exact));
+    out.x_shift.push_back(0);
+  }
+  return out;
+}
+
+// The ways to form the products, in the order the trials run them.
+enum class Product { Swapped, Direct, Patches };
+constexpr Product kProducts[] = {Product::Swapped, Product::Direct, Product::Patches};
+
+std::optional<WeightProducts> run_product(Product product, const ConvGeometry& g, const FeatureCodes& x,
+                                          const FeatureCodes& dy, const std::vector<SampleGroup>& groups) {
+  switch (product) {
+    case Product::Swapped:
+      return swapped_products(g, x, dy, groups);
+    case Product::Direct:
+      return direct_products(g, x, dy, groups, DotProductIsa::Avx512Vnni);
+    case Product::Patches:
+      break;
+  }
+  return patch_products(g, x, dy, groups);
+}
+
+// Which product is fastest for a geometry: none wins everywhere (the swapped convolution saves the patches, which
+// dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX; the own kernel needs
+// AVX-512 VNNI), and the winner depends on the CPU. The first kTrials calls of a geometry run each available one
+// (they form the same sums) and the best time decides from then on: one trial alone was seen to pick the slower one
+// on a busy machine. DFQ's varying batch sizes make new geometries, so the table is bounded.
 class ProductChoice {
  public:
   static constexpr int kTrials = 3;
-  // True or false once decided: whether the swapped convolution is the faster.
-  std::optional<bool> decided(const ConvGeometry& g) {
+  static constexpr int kCount = 3;
+  std::optional<Product> decided(const ConvGeometry& g) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = trials_.find(key(g));
     if (it == trials_.end() || it->second.runs < kTrials) return std::nullopt;
-    return it->second.swapped <= it->second.patches;
+    const double* best = std::min_element(it->second.seconds, it->second.seconds + kCount);
+    return static_cast<Product>(best - it->second.seconds);
   }
-  void record(const ConvGeometry& g, double swapped_seconds, double patch_seconds) {
+  bool excluded(const ConvGeometry& g, Product p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = trials_.find(key(g));
+    return it != trials_.end() && it->second.excluded[static_cast<int>(p)];
+  }
+  // A trial's times, with kExcluded for a product that could not run (no fast kernel, not exact, not this CPU):
+  // it is not tried again for the geometry.
+  static constexpr double kExcluded = 1e300;
+  void record(const ConvGeometry& g, const double (&seconds)[kCount]) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (trials_.size() >= 512) trials_.clear();
     Trials& t = trials_[key(g)];
-    t.swapped = std::min(t.swapped, swapped_seconds);
-    t.patches = std::min(t.patches, patch_seconds);
+    for (int p = 0; p < kCount; ++p) {
+      t.seconds[p] = std::min(t.seconds[p], seconds[p]);
+      if (seconds[p] == kExcluded) t.excluded[p] = true;
+    }
     ++t.runs;
-  }
-  // No swapped product for this geometry (no fast kernel, or not exact): the patches from now on.
-  void exclude_swapped(const ConvGeometry& g) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (trials_.size() >= 512) trials_.clear();
-    trials_[key(g)] = Trials{kTrials, 1e300, 0.0};
   }
 
  private:
   struct Trials {
     int runs = 0;
-    double swapped = 1e300, patches = 1e300;  // best times
+    double seconds[kCount] = {kExcluded, kExcluded, kExcluded};  // best times
+    bool excluded[kCount] = {false, false, false};
   };
-  static std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t> key(const ConvGeometry& g) {
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+  static Key key(const ConvGeometry& g) {
     return {g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
   }
   std::mutex mutex_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, Trials> trials_;
+  std::map<Key, Trials> trials_;
 };
 
-std::optional<WeightProducts> fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
-                                               const std::vector<SampleGroup>& groups) {
+WeightProducts fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
+                                const std::vector<SampleGroup>& groups) {
   static ProductChoice choice;
-  if (const std::optional<bool> swapped = choice.decided(g))
-    return *swapped ? swapped_products(g, x, dy, groups) : std::nullopt;
+  if (const std::optional<Product> best = choice.decided(g))
+    if (std::optional<WeightProducts> products = run_product(*best, g, x, dy, groups)) return std::move(*products);
   using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  std::optional<WeightProducts> swapped = swapped_products(g, x, dy, groups);
-  const auto middle = clock::now();
-  if (!swapped) {
-    choice.exclude_swapped(g);
-    return std::nullopt;
+  double seconds[ProductChoice::kCount];
+  std::optional<WeightProducts> first;
+  for (Product p : kProducts) {
+    double& time = seconds[static_cast<int>(p)];
+    time = ProductChoice::kExcluded;
+    if (choice.excluded(g, p) || (p == Product::Direct && !direct_kernel_usable())) continue;
+    const auto start = clock::now();
+    std::optional<WeightProducts> products = run_product(p, g, x, dy, groups);
+    if (!products) continue;
+    time = std::chrono::duration<double>(clock::now() - start).count();
+    if (!first) first = std::move(products);
   }
-  patch_products(g, x, dy, groups);
-  const auto end = clock::now();
-  choice.record(g, std::chrono::duration<double>(middle - start).count(),
-                std::chrono::duration<double>(end - middle).count());
-  return swapped;
+  choice.record(g, seconds);
+  return std::move(*first);  // the patches always run
 }
 
 }  // namespace
@@ -318,6 +365,9 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
   const std::vector<SampleGroup> groups = sample_groups(x, dy);
   std::optional<WeightProducts> products;
   if (product == WeightGradientProduct::Fastest) products = fastest_products(g, x, dy, groups);
+  if (product == WeightGradientProduct::Direct)
+    products = direct_products(g, x, dy, groups,
+                               cpu_has_avx512_vnni() ? DotProductIsa::Avx512Vnni : DotProductIsa::Portable);
   if (!products) products = patch_products(g, x, dy, groups);
 
   std::vector<double> dw(static_cast<size_t>(O * K), 0.0);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "fractrain/integer/direct_weight_gradient.h"
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quant_math.h"
@@ -235,6 +236,8 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
     integer::FeatureQuantization q;
     q.sample_bits = act_bits;
     q.range = input.range;
+    // The weight gradient's own kernel reads the codes channels first; the quantizer makes them so on the way.
+    q.planar = shape->layout == integer::FeatureLayout::ChannelsFirst && integer::direct_kernel_usable();
     try {
       codes = integer::quantize_features(x.detach().contiguous(), shape->layout, q);
     } catch (const Error& e) {

@@ -26,6 +26,7 @@ struct FeatureCodes {
   at::Tensor codes;           // [N, positions, C]: uint8 codes t, or int8 t - shift (signed_codes)
   at::Tensor position_sums;   // int32 [N, positions]: the sum over C of the stored codes
   at::Tensor channel_major;   // int8 [C, N * positions] copy of the stored codes, when asked for
+  at::Tensor planar;          // [N, C, positions] copy of the stored codes, when asked for
   std::vector<CodeScale> samples;
   std::vector<int> bits;      // per sample
   int64_t channels = 0, positions = 0;
@@ -41,6 +42,7 @@ struct FeatureQuantization {
   uint64_t noise_first_index = 0;
   bool signed_codes = false;   // int8 storage (8-bit codes shifted by -128) instead of uint8
   bool channel_major = false;  // also fill FeatureCodes::channel_major (signed codes only)
+  bool planar = false;         // also fill FeatureCodes::planar (ChannelsFirst only: the codes as they are made)
 };
 
 // x: a contiguous float CPU tensor in `layout`.

@@ -40,12 +40,16 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
                               FeatureLayout layout);
 // dw [O, I, k, k] = the sum over samples and positions of dy (int8 codes) times the input patches of x (uint8
 // codes). The sum is split into chunks whose int32 sums cannot overflow. On oneDNN's int8 convolution with
-// samples and channels swapped, or as a matrix product over im2col patches (which uses dy's channel-major copy
-// when it has one): see WeightGradientProduct.
+// samples and channels swapped, as a matrix product over im2col patches (which uses dy's channel-major copy
+// when it has one), or on fractrain's own AVX-512 VNNI kernel: see WeightGradientProduct. All three form the
+// same exact integer sums.
 enum class WeightGradientProduct {
-  Fastest,  // the swapped convolution or the patches, whichever ran faster in the first calls for the shape
-            // (the patches where oneDNN has no fast swapped kernel or a sample's sums could overflow int32)
-  Patches,  // always im2col patches (tests hold the two to the same exact sums)
+  Fastest,  // whichever of the swapped convolution, the patches and (on CPUs with AVX-512 VNNI) the own kernel
+            // ran faster in the first calls for the shape (the patches where oneDNN has no fast swapped kernel
+            // or a sample's sums could overflow int32)
+  Patches,  // always im2col patches
+  Direct,   // always the own kernel (src/integer/direct_weight_gradient.h); on a CPU without AVX-512 VNNI its
+            // portable form, exact but slow (for tests)
 };
 at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
                                 WeightGradientProduct product = WeightGradientProduct::Fastest);
