@@ -18,9 +18,12 @@
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/fake_quantize.h"
 #include "fractrain/util/error.h"
+#include "integer_test_support.h"
 
 namespace fractrain::integer {
 namespace {
+
+using namespace test_support;  // integer_test_support.h
 
 #define REQUIRE_INTEGER_KERNELS()                                                   \
   if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
@@ -48,19 +51,6 @@ ConvGeometry geometry(const Case& c) {
   return g;
 }
 
-std::vector<int> widths(int64_t batch, int first, bool per_sample) {
-  std::vector<int> bits;
-  for (int64_t n = 0; n < batch; ++n) bits.push_back(per_sample ? 2 + static_cast<int>((first + 3 * n) % 7) : first);
-  return bits;
-}
-
-void expect_close(const at::Tensor& actual, const at::Tensor& expected, double relative, const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const double scale = expected.abs().max().item<double>();
-  const double error = (actual.to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>();
-  EXPECT_LE(error, relative * scale + 1e-30) << what << ": max error " << error << " at magnitude " << scale;
-}
-
 QuantRange range_of(const at::Tensor& x) { return tensor_range(x); }
 
 FeatureCodes activation_codes(const at::Tensor& x, const std::vector<int>& bits) {
@@ -78,14 +68,6 @@ FeatureCodes gradient_codes(const at::Tensor& g, const std::vector<int>& bits, c
   q.signed_codes = true;
   q.channel_major = true;
   return quantize_features(g.contiguous(), FeatureLayout::ChannelsFirst, q);
-}
-
-QuantizeOptions snapped(Rounding rounding = Rounding::Nearest, PhiloxStream noise = {}) {
-  QuantizeOptions o;
-  o.snap_zero_point = true;
-  o.rounding = rounding;
-  o.noise = noise;
-  return o;
 }
 
 TEST(IntegerCodes, StandForTheFakeQuantizersValues) {

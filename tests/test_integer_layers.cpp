@@ -138,15 +138,64 @@ TEST(IntegerLayers, WideGradientFallsBackForTheBackwardPassesOnly) {
   EXPECT_NE(counts.last_fallback.find("12-bit gradient"), std::string::npos) << counts.last_fallback;
 }
 
-TEST(IntegerLayers, DepthwiseConvFallsBackWithAReason) {
-  QConv2d depthwise(QConv2dOptions::same(4, 4, 3, 1, 4));
-  depthwise.set_quantizer_settings(settings_for(ExecutionMode::Integer));
-  depthwise.forward(torch::randn({2, 4, 5, 5}), LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
-  const ExecutionCounts counts = depthwise.execution_counts();
+// Depthwise convolutions (MobileNetV2's) run all three passes on integers (src/integer/integer_depthwise.h), their
+// error pass on the forward's per-channel weight ranges, as the simulated grouped quantization has them. A 1x1
+// depthwise filter falls back.
+TEST(IntegerLayers, DepthwiseConvMatchesSimulatedOnTheSameQuantization) {
+  // Its passes use no oneDNN product, so the layers can run them on any CPU.
+  const AssumeIntegerSupportForTests assume;
+  for (int64_t stride : {1, 2}) {
+    torch::manual_seed(12);
+    QConv2dOptions o = QConv2dOptions::same(6, 6, 3, stride, 6);
+    o.bias = true;
+    QConv2d integer(o), simulated(o);
+    {
+      torch::NoGradGuard no_grad;
+      simulated.weight().copy_(integer.weight());
+      simulated.bias().copy_(integer.bias().normal_());
+    }
+    integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+    simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+    const at::Tensor x = torch::relu(torch::randn({4, 6, 9, 9}));
+    const int64_t out = (9 + 2 - 3) / stride + 1;
+    const at::Tensor g = torch::randn({4, 6, out, out});
+    const std::string what = "depthwise s" + std::to_string(stride);
+    expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 8)), what + " FW8/BW8");
+    expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), what + " FW4/BW6");
+    expect_same_run(integer, simulated, x, g,
+                    LayerPrecision::per_sample(4, widths(4, {3, 4, 6}), widths(4, {6, 8})), what + " per sample");
+    const ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 0)
+        << counts.last_fallback;
+    EXPECT_EQ(counts.forward.integer, 3);
+    EXPECT_EQ(counts.error_backward.integer, 3);
+    EXPECT_EQ(counts.weight_gradient.integer, 3);
+  }
+  // A 1x1 depthwise filter is one value per channel: a range of width 0 away from 0 has no integer zero point, so
+  // the layer runs simulated and says why instead of failing the run.
+  QConv2d pointwise(QConv2dOptions::same(3, 3, 1, 1, 3));
+  pointwise.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  {
+    torch::NoGradGuard no_grad;
+    pointwise.weight().fill_(0.5);
+  }
+  pointwise.forward(torch::randn({2, 3, 4, 4}), LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
+  EXPECT_EQ(pointwise.execution_counts().forward.simulated, 1);
+  EXPECT_NE(pointwise.execution_counts().last_fallback.find("zero point"), std::string::npos)
+      << pointwise.execution_counts().last_fallback;
+}
+
+// Groupings other than dense and depthwise have no integer passes: the layer runs simulated and says why.
+TEST(IntegerLayers, GroupedConvFallsBackWithAReason) {
+  QConv2d grouped(QConv2dOptions::same(4, 4, 3, 1, 2));
+  grouped.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  grouped.forward(torch::randn({2, 4, 5, 5}), LayerPrecision::uniform(Precision::fw_bw(8, 8)), 0);
+  const ExecutionCounts counts = grouped.execution_counts();
   EXPECT_EQ(counts.forward.simulated, 1);
   EXPECT_FALSE(counts.last_fallback.empty());
   if (integer_support().available) {
-    EXPECT_NE(counts.last_fallback.find("depthwise"), std::string::npos);
+    EXPECT_NE(counts.last_fallback.find("grouped convolutions other than depthwise"), std::string::npos)
+        << counts.last_fallback;
   }
 }
 

@@ -14,11 +14,14 @@
 #include "fractrain/integer/integer_conv.h"
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/fake_quantize.h"
+#include "integer_test_support.h"
 
 namespace fractrain::integer {
 // Its own namespace: the unity build compiles this file with test_integer_conv.cpp, whose helpers share names.
 namespace weight_kernel_test {
 namespace {
+
+using namespace test_support;  // integer_test_support.h
 
 struct Case {
   int64_t batch, in, out, height, width, kernel, stride, padding;
@@ -216,21 +219,15 @@ TEST(IntegerWeightKernel, WeightGradientOnItEqualsTheReference) {
 
       const at::Tensor dw = conv_backward_weight(g, xc, gc, WeightGradientProduct::Direct);
       EXPECT_TRUE(at::equal(dw, conv_backward_weight(g, xc_planar, gc, WeightGradientProduct::Direct))) << what;
-      const at::Tensor expected = reference::conv_backward_weight(g, xc, gc);
-      const double magnitude = expected.abs().max().item<double>();
-      EXPECT_LE((dw.to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>(), 1e-6 * magnitude) << what;
+      expect_close(dw, reference::conv_backward_weight(g, xc, gc), 1e-6, what);
 
-      QuantizeOptions nearest, stochastic;
-      nearest.snap_zero_point = stochastic.snap_zero_point = true;
-      stochastic.rounding = Rounding::Stochastic;
-      stochastic.noise = noise;
-      const at::Tensor xq = fake_quantize_rows(x, xbits, qx.range, nearest);
-      const at::Tensor gq = fake_quantize_rows(dy, gbits, qg.range, stochastic);
+      const at::Tensor xq = fake_quantize_rows(x, xbits, qx.range, snapped());
+      const at::Tensor gq = fake_quantize_rows(dy, gbits, qg.range, snapped(Rounding::Stochastic, noise));
       const auto simulated =
           at::convolution_backward(gq, xq, torch::zeros({c.out, c.in, c.kernel, c.kernel}), at::nullopt,
                                    {c.stride, c.stride}, {c.padding, c.padding}, {1, 1}, false, {0, 0}, 1,
                                    {false, true, false});
-      EXPECT_LE((dw - std::get<1>(simulated)).abs().max().item<double>(), 1e-4 * magnitude) << what << " vs simulated";
+      expect_close(dw, std::get<1>(simulated), 1e-4, what + " vs simulated");
       if (integer_support().available) {
         EXPECT_TRUE(at::equal(dw, conv_backward_weight(g, xc, gc, WeightGradientProduct::Patches))) << what;
       }

@@ -42,6 +42,15 @@ inline std::vector<int64_t> tap_map(const ConvGeometry& g) {
   return map;
 }
 
+// Dense (groups 1) or depthwise: the only groupings the integer passes compute.
+inline void check_groups(const ConvGeometry& g, const char* what) {
+  if (g.groups != 1 && !g.depthwise())
+    throw Error(std::string("integer ") + what + ": " + std::to_string(g.groups) + " groups of " +
+                std::to_string(g.in_channels) + " -> " + std::to_string(g.out_channels) +
+                " channels: only dense (1 group) and depthwise (groups = in = out channels) convolutions run on "
+                "integers");
+}
+
 inline void check_features(const FeatureCodes& f, int64_t batch, int64_t channels, int64_t positions, const char* what) {
   if (f.batch() != batch || f.channels != channels || f.positions != positions)
     throw Error(std::string("integer ") + what + ": codes of " + std::to_string(f.batch()) + " samples x " +

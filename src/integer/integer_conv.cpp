@@ -12,6 +12,7 @@
 #include "conv_taps.h"
 #include "fractrain/integer/corrected_planes.h"
 #include "fractrain/util/error.h"
+#include "integer_depthwise.h"
 #include "onednn_int8.h"
 
 namespace fractrain::integer {
@@ -282,6 +283,8 @@ int64_t max_exact_terms(int64_t magnitude_a, int64_t magnitude_b) {
 
 at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const WeightCodes& w, const at::Tensor& bias,
                         FeatureLayout layout) {
+  check_groups(g, "forward");
+  if (g.depthwise()) return depthwise_forward(g, x, w, bias, layout);
   RECORD_USER_SCOPE("fractrain::integer_conv_forward");
   const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), taps = taps_of(g);
   check_features(x, N, I, in_positions(g), "forward");
@@ -310,6 +313,8 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
 
 at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, const WeightCodes& w,
                               FeatureLayout layout) {
+  check_groups(g, "error backward");
+  if (g.depthwise()) return depthwise_backward_data(g, dy, w, layout);
   RECORD_USER_SCOPE("fractrain::integer_conv_backward_data");
   const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
                 taps = taps_of(g);

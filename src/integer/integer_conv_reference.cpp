@@ -21,7 +21,7 @@ at::Tensor values(const ConvGeometry& g, const FeatureCodes& f, int64_t height, 
 }
 
 at::Tensor weight_values(const WeightCodes& w, const ConvGeometry& g) {
-  return dequantize_weight(w).to(at::kDouble).reshape({g.out_channels, g.in_channels, g.kernel, g.kernel});
+  return dequantize_weight(w).to(at::kDouble).reshape({g.out_channels, g.in_channels / g.groups, g.kernel, g.kernel});
 }
 
 // [N, C, H, W] float64 -> float in the caller's layout.
@@ -35,7 +35,8 @@ at::Tensor in_layout(const at::Tensor& v, FeatureLayout layout) {
 at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const WeightCodes& w, const at::Tensor& bias,
                         FeatureLayout layout) {
   const at::Tensor b = bias.defined() ? bias.to(at::kDouble) : at::Tensor();
-  return in_layout(at::conv2d(values(g, x, g.height, g.width), weight_values(w, g), b, g.stride, g.padding), layout);
+  return in_layout(
+      at::conv2d(values(g, x, g.height, g.width), weight_values(w, g), b, g.stride, g.padding, 1, g.groups), layout);
 }
 
 at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, const WeightCodes& w,
@@ -43,15 +44,15 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   const at::Tensor x_like = at::zeros({g.batch, g.in_channels, g.height, g.width}, at::kDouble);
   auto grads = at::convolution_backward(values(g, dy, g.out_height(), g.out_width()), x_like, weight_values(w, g),
                                         at::nullopt, {g.stride, g.stride}, {g.padding, g.padding}, {1, 1}, false,
-                                        {0, 0}, 1, {true, false, false});
+                                        {0, 0}, g.groups, {true, false, false});
   return in_layout(std::get<0>(grads), layout);
 }
 
 at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy) {
-  const at::Tensor w_like = at::zeros({g.out_channels, g.in_channels, g.kernel, g.kernel}, at::kDouble);
+  const at::Tensor w_like = at::zeros({g.out_channels, g.in_channels / g.groups, g.kernel, g.kernel}, at::kDouble);
   auto grads = at::convolution_backward(values(g, dy, g.out_height(), g.out_width()),
                                         values(g, x, g.height, g.width), w_like, at::nullopt, {g.stride, g.stride},
-                                        {g.padding, g.padding}, {1, 1}, false, {0, 0}, 1, {false, true, false});
+                                        {g.padding, g.padding}, {1, 1}, false, {0, 0}, g.groups, {false, true, false});
   return std::get<1>(grads).to(at::kFloat);
 }
 

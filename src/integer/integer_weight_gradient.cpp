@@ -17,6 +17,7 @@
 #include "conv_taps.h"
 #include "fractrain/integer/direct_weight_gradient.h"
 #include "fractrain/integer/integer_conv.h"
+#include "integer_depthwise.h"
 #include "onednn_int8.h"
 
 namespace fractrain::integer {
@@ -356,6 +357,8 @@ WeightProducts fastest_products(const ConvGeometry& g, const FeatureCodes& x, co
 
 at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
                                 WeightGradientProduct product) {
+  check_groups(g, "weight gradient");
+  if (g.depthwise()) return depthwise_backward_weight(g, x, dy);
   RECORD_USER_SCOPE("fractrain::integer_conv_backward_weight");
   const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
                 taps = taps_of(g), K = taps * I;

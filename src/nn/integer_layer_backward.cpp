@@ -54,7 +54,10 @@ class IntegerLayerBackward : public Node {
     const at::Tensor w = weight_.unpack();
     std::array<at::Tensor, 3> result;
     if (needed[0]) {
-      const integer::WeightCodes error_weight = integer::quantize_weight(w.detach(), graph_.weight_bits, 1);
+      // Ranges per input channel of the layer (the error pass's quantization choice); a depthwise filter's input
+      // channel is its output channel, so its ranges are the forward's (quantized_layer_backward.h).
+      const int axis = shape.geometry.depthwise() ? 0 : 1;
+      const integer::WeightCodes error_weight = integer::quantize_weight(w.detach(), graph_.weight_bits, axis);
       result[0] = integer::conv_backward_data(shape.geometry, *codes, error_weight, shape.layout).view(x_sizes_());
       graph_.log->ran_integer(LayerPass::ErrorBackward);
     }

@@ -60,8 +60,8 @@ LayerGradients QConv2d::gradients() const {
   };
 }
 
-// Grouped (depthwise) convolutions have no integer kernel yet: oneDNN's int8 deconvolution and the weight
-// gradient's matmul would each need a per-group formulation.
+// Dense and depthwise convolutions run on integers (depthwise on plain loops of their own,
+// src/integer/integer_depthwise.h); other groupings would need a per-group formulation of oneDNN's int8 products.
 std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
   if (!has_integer_kernel() || x.dim() != 4 || x.size(1) != options_.in_channels) return std::nullopt;
   IntegerShape shape;
@@ -74,17 +74,22 @@ std::optional<IntegerShape> QConv2d::integer_shape(const at::Tensor& x) const {
   g.kernel = options_.kernel_size;
   g.stride = options_.stride;
   g.padding = options_.padding;
+  g.groups = options_.groups;
   shape.layout = integer::FeatureLayout::ChannelsFirst;
   shape.output_sizes = {g.batch, g.out_channels, g.out_height(), g.out_width()};
   return shape;
 }
 
 bool QConv2d::has_integer_kernel() const {
-  return options_.groups == 1 && options_.kernel_size <= integer::kMaxIntegerKernel;
+  const bool depthwise = options_.groups == options_.in_channels && options_.groups == options_.out_channels;
+  return (options_.groups == 1 || depthwise) && options_.kernel_size <= integer::kMaxIntegerKernel;
 }
 
 std::string QConv2d::integer_refusal() const {
-  if (options_.groups != 1) return "no integer kernel for grouped (depthwise) convolutions";
+  if (options_.groups != 1 && !(options_.groups == options_.in_channels && options_.groups == options_.out_channels))
+    return "no integer kernel for grouped convolutions other than depthwise (" + std::to_string(options_.groups) +
+           " groups of " + std::to_string(options_.in_channels) + " -> " + std::to_string(options_.out_channels) +
+           " channels)";
   if (options_.kernel_size > integer::kMaxIntegerKernel)
     return "no integer kernel for " + std::to_string(options_.kernel_size) + "x" +
            std::to_string(options_.kernel_size) + " convolutions (up to " + std::to_string(integer::kMaxIntegerKernel) +

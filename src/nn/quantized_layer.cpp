@@ -232,16 +232,22 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
     refusal = "no samples (a DFQ block every sample of this rank skips)";
   if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");
   std::optional<integer::FeatureCodes> codes;
+  std::optional<integer::WeightCodes> weight_codes;
   if (refusal.empty()) {
     integer::FeatureQuantization q;
     q.sample_bits = act_bits;
     q.range = input.range;
-    // The weight gradient's own kernel reads the codes channels first; the quantizer makes them so on the way.
-    q.planar = shape->layout == integer::FeatureLayout::ChannelsFirst && integer::direct_kernel_usable();
+    // The weight gradient's own kernel and the depthwise passes read the codes channels first; the quantizer
+    // makes them so on the way.
+    q.planar = shape->layout == integer::FeatureLayout::ChannelsFirst &&
+               (integer::direct_kernel_usable() || shape->geometry.depthwise());
     try {
+      // A weight range of width ~0 far from 0 (a 1x1 depthwise filter is one value) has no integer zero point.
+      weight_codes = integer::quantize_weight(weight_tensor().detach(), precision.weight_bits(), 0);
       codes = integer::quantize_features(x.detach().contiguous(), shape->layout, q);
     } catch (const Error& e) {
       refusal = e.what();
+      codes.reset();
     }
   }
   if (!codes) {
@@ -256,9 +262,8 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
   at::Tensor y;
   {
     torch::NoGradGuard no_grad;
-    const integer::WeightCodes w = integer::quantize_weight(weight_tensor().detach(), precision.weight_bits(), 0);
     const at::Tensor& b = bias_tensor();
-    y = integer::conv_forward(shape->geometry, *codes, w, b.defined() ? b.detach() : b, shape->layout)
+    y = integer::conv_forward(shape->geometry, *codes, *weight_codes, b.defined() ? b.detach() : b, shape->layout)
             .view(shape->output_sizes);
   }
   execution_log_->ran_integer(LayerPass::Forward);

@@ -22,12 +22,16 @@ namespace fractrain::integer {
 // The largest kernel side the integer passes take.
 constexpr int64_t kMaxIntegerKernel = 8;
 
-// A 2-D convolution without groups or dilation; a linear layer is a 1x1 convolution over `height` tokens.
+// A 2-D convolution without dilation; a linear layer is a 1x1 convolution over `height` tokens. `groups` is 1
+// (dense) or in_channels = out_channels (depthwise: one k x k filter per channel, weights [C, 1, k, k], on plain
+// loops of their own: src/integer/integer_depthwise.h); other groupings are refused.
 struct ConvGeometry {
   int64_t batch = 0, in_channels = 0, out_channels = 0, height = 0, width = 0;
   int64_t kernel = 1, stride = 1, padding = 0;
+  int64_t groups = 1;
   int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
   int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  bool depthwise() const { return groups > 1 && groups == in_channels && groups == out_channels; }
 };
 
 // y = conv(x, w) + bias: x's codes [N, H*W, I] (uint8), w per output channel (axis 0). Returns float

@@ -15,4 +15,16 @@ struct IntegerSupport {
 // Computed once per process.
 const IntegerSupport& integer_support();
 
+// Tests only: while one is alive, integer_support() reports integer execution as available whatever the CPU, so
+// that the layers' plumbing of passes that use no oneDNN product (depthwise convolutions,
+// src/integer/integer_depthwise.h) is tested on every machine. Dense passes would run oneDNN's int8 kernels, which
+// are not exact without 8-bit dot products: their tests require the real support.
+class AssumeIntegerSupportForTests {
+ public:
+  AssumeIntegerSupportForTests();
+  ~AssumeIntegerSupportForTests();
+  AssumeIntegerSupportForTests(const AssumeIntegerSupportForTests&) = delete;
+  AssumeIntegerSupportForTests& operator=(const AssumeIntegerSupportForTests&) = delete;
+};
+
 }  // namespace fractrain
