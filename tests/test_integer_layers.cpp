@@ -170,6 +170,14 @@ TEST(IntegerLayers, DepthwiseConvMatchesSimulatedOnTheSameQuantization) {
     EXPECT_EQ(counts.forward.integer, 3);
     EXPECT_EQ(counts.error_backward.integer, 3);
     EXPECT_EQ(counts.weight_gradient.integer, 3);
+    // MobileNetV2's depthwise precision, FW-8/BW-16: the backward falls back to exactly the simulated gradients
+    // (its error weight grouped as the layer is).
+    const LayerRun a = run(integer, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 16)));
+    const LayerRun b = run(simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 16)));
+    EXPECT_TRUE(torch::equal(a.dx, b.dx)) << what;
+    EXPECT_TRUE(torch::equal(a.dw, b.dw)) << what;
+    expect_close(a.y, b.y, what + " FW8/BW16 forward");
+    EXPECT_EQ(integer.execution_counts().error_backward.simulated, 1);
   }
   // A 1x1 depthwise filter is one value per channel: a range of width 0 away from 0 has no integer zero point, so
   // the layer runs simulated and says why instead of failing the run.

@@ -100,7 +100,9 @@ class IntegerLayerBackward : public Node {
     if (needed[0]) graph_.log->fell_back(LayerPass::ErrorBackward, reason);
     if (needed[1]) graph_.log->fell_back(LayerPass::WeightGradient, reason);
     at::Tensor w = weight_.unpack();
-    if (needed[0]) w = ErrorWeightQuantization{graph_.weight_bits, 1, /*snap_zero_point=*/true}.apply(w);
+    // Grouped as the layer is: a depthwise filter's range per input channel is its own channel's.
+    if (needed[0])
+      w = ErrorWeightQuantization{graph_.weight_bits, graph_.shape.geometry.groups, /*snap_zero_point=*/true}.apply(w);
     std::array<at::Tensor, 3> r = simulated_layer_gradients(std::move(g), x_.unpack(), w,
                                                             graph_.simulated_input, spec, graph_.gradients,
                                                             needed);
