@@ -520,6 +520,7 @@ RunSummary Trainer::run() {
 nlohmann::json execution_json(const QuantizedModel& model, ExecutionMode mode) {
   ExecutionCounts counts;
   for (const auto& layer : model.quantized_layers()) counts.add(layer->execution_counts());
+  for (const auto& matmul : model.quantized_matmuls()) counts.add(matmul->execution_counts());
   nlohmann::json passes;
   for (LayerPass pass : {LayerPass::Forward, LayerPass::ErrorBackward, LayerPass::WeightGradient})
     passes[to_string(pass)] = {{"integer", counts.of(pass).integer}, {"simulated", counts.of(pass).simulated}};

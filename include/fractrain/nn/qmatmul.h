@@ -10,10 +10,13 @@
 // from shapes, bit products of the widths above; see docs/transformer.md).
 #include <torch/nn/module.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "fractrain/cost/cost_observer.h"
 #include "fractrain/cost/layer_operands.h"
+#include "fractrain/nn/execution_log.h"
 #include "fractrain/nn/quantized_layer.h"
 
 namespace fractrain {
@@ -36,7 +39,19 @@ class QMatmul : public torch::nn::Module {
   int64_t last_macs_per_sample() const { return macs_per_sample_; }
   ActivationMatmulSizes last_operand_sizes() const { return {operand_elements_, output_elements_}; }
 
+  // Under integer execution: which passes ran on integer codes (integer/integer_matmul.h) and which fell back. The
+  // left operand's gradient counts as the error backward, the right one's (in a weight's place) as the weight
+  // gradient.
+  ExecutionCounts execution_counts() const { return execution_log_->counts(); }
+
  private:
+  // The product on integer codes with the operands' ranges already taken, or nullopt (logged) where it cannot run.
+  std::optional<at::Tensor> forward_integer(const at::Tensor& a, const at::Tensor& b, const LayerPrecision& precision,
+                                            const std::optional<QuantRange>& a_range,
+                                            const std::optional<QuantRange>& b_range, uint64_t noise_step);
+  GradientQuantization gradient_quantization(const LayerPrecision& precision, uint64_t noise_step) const;
+
+  std::shared_ptr<ExecutionLog> execution_log_ = std::make_shared<ExecutionLog>();
   std::string layer_name_;
   int64_t layer_index_ = 0;
   CostObserver* cost_observer_ = nullptr;
