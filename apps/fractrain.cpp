@@ -137,19 +137,20 @@ ModelInputSpec parse_input_shape(const std::string& text, int64_t classes) {
 void print_integer_passes(const QuantizedModel& model, const PrecisionPlan& plan, const std::string& precision) {
   std::printf("with precision.execution = integer at %s (forward / error backward / weight gradient):\n",
               precision.c_str());
-  for (const auto& layer : model.quantized_layers()) {
-    const LayerPrecision& p = plan.for_layer(layer->layer_name());
+  auto print = [&](const std::string& name, const auto& layer) {
+    const LayerPrecision& p = plan.for_layer(name);
     if (p.weight_bits() == 0 && p.act_full() && p.grad_full()) {
-      std::printf("  %-28s fp32 (not quantized)\n", layer->layer_name().c_str());
-      continue;
+      std::printf("  %-28s fp32 (not quantized)\n", name.c_str());
+      return;
     }
-    const auto passes = layer->integer_passes(p);
+    const auto passes = layer.integer_passes(p);
     if (passes[0] == passes[1] && passes[1] == passes[2])
-      std::printf("  %-28s all three %s\n", layer->layer_name().c_str(), passes[0].c_str());
+      std::printf("  %-28s all three %s\n", name.c_str(), passes[0].c_str());
     else
-      std::printf("  %-28s %s / %s / %s\n", layer->layer_name().c_str(), passes[0].c_str(), passes[1].c_str(),
-                  passes[2].c_str());
-  }
+      std::printf("  %-28s %s / %s / %s\n", name.c_str(), passes[0].c_str(), passes[1].c_str(), passes[2].c_str());
+  };
+  for (const auto& layer : model.quantized_layers()) print(layer->layer_name(), *layer);
+  for (const auto& matmul : model.quantized_matmuls()) print(matmul->layer_name(), *matmul);  // attention
   std::printf("\n");
 }
 

@@ -50,6 +50,18 @@ GradientQuantization QMatmul::gradient_quantization(const LayerPrecision& precis
   return spec;
 }
 
+std::array<std::string, 3> QMatmul::integer_passes(const LayerPrecision& precision) const {
+  std::string forward = integer_support().available ? std::string() : integer_support().detail;
+  if (forward.empty() && precision.is_per_sample()) forward = "per-sample (DFQ) precisions are not supported here";
+  if (forward.empty()) forward = integer_width_refusal({precision.act_bits()}, "left operand");
+  if (forward.empty()) forward = integer_width_refusal({precision.weight_bits()}, "right operand");
+  const std::string backward = !forward.empty() ? forward : integer_width_refusal({precision.grad_bits()}, "gradient");
+  std::array<std::string, 3> passes;
+  passes[0] = forward.empty() ? "integer" : "simulated (" + forward + ")";
+  passes[1] = passes[2] = backward.empty() ? "integer" : "simulated (" + backward + ")";
+  return passes;
+}
+
 std::optional<at::Tensor> QMatmul::forward_integer(const at::Tensor& a, const at::Tensor& b,
                                                    const LayerPrecision& precision,
                                                    const std::optional<QuantRange>& a_range,

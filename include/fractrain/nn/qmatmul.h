@@ -10,6 +10,7 @@
 // from shapes, bit products of the widths above; see docs/transformer.md).
 #include <torch/nn/module.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ class QMatmul : public torch::nn::Module {
   // left operand's gradient counts as the error backward, the right one's (in a weight's place) as the weight
   // gradient.
   ExecutionCounts execution_counts() const { return execution_log_->counts(); }
+  // Under integer execution at `precision`: "integer" or "simulated (<why>)" for the forward and the two operands'
+  // gradients, as QuantizedLayer::integer_passes (`fractrain cost` lists them).
+  std::array<std::string, 3> integer_passes(const LayerPrecision& precision) const;
 
  private:
   // The product on integer codes with the operands' ranges already taken, or nullopt (logged) where it cannot run.
