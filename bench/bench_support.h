@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the step-time benchmarks: medians and per-step timing with page-fault counts.
+// Shared by the benchmarks: medians, median call times, and per-step timing with page-fault counts.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -35,6 +35,19 @@ StepTime time_per_step(int steps, Step&& step, const std::function<void()>& fini
   if (finish) finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {seconds / steps, static_cast<double>(minor_page_faults() - faults) / steps};
+}
+
+// The median time of `reps` calls of f, after one call that warms caches and creates primitives.
+template <typename F>
+double median_seconds(int reps, F&& f) {
+  f();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median(t);
 }
 
 }  // namespace fractrain::bench

@@ -18,22 +18,6 @@
 using namespace fractrain;
 using namespace fractrain::integer;
 
-namespace {
-
-template <typename F>
-double seconds(int reps, F&& f) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return bench::median(t);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   int threads = 2, reps = 21;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -64,21 +48,21 @@ int main(int argc, char** argv) {
     stochastic.rounding = Rounding::Stochastic;
     stochastic.noise = noise;
     // Simulated: fake-quantize both operands, FP32 matmul; backward: the gradient, then both products.
-    const double sim_fwd = seconds(reps, [&] {
+    const double sim_fwd = bench::median_seconds(reps, [&] {
       at::bmm(fake_quantize(a, 8, tensor_range(a), nearest), fake_quantize(b, 8, tensor_range(b), nearest));
     });
     const at::Tensor aq = fake_quantize(a, 8, tensor_range(a), nearest);
     const at::Tensor bq = fake_quantize(b, 8, tensor_range(b), nearest);
-    const double sim_bwd = seconds(reps, [&] {
+    const double sim_bwd = bench::median_seconds(reps, [&] {
       const at::Tensor gq = fake_quantize(g, 8, tensor_range(g), stochastic);
       at::bmm(gq, bq.transpose(1, 2));
       at::bmm(aq.transpose(1, 2), gq);
     });
-    const double int_fwd = seconds(reps, [&] {
+    const double int_fwd = bench::median_seconds(reps, [&] {
       dot_products(quantize_matrix(a, 8, tensor_range(a)), transposed(quantize_matrix(b, 8, tensor_range(b))));
     });
     const MatrixCodes ac = quantize_matrix(a, 8, tensor_range(a)), bc = quantize_matrix(b, 8, tensor_range(b));
-    const double int_bwd = seconds(reps, [&] {
+    const double int_bwd = bench::median_seconds(reps, [&] {
       const MatrixCodes gc = quantize_matrix(g, 8, tensor_range(g), &noise);
       dot_products(gc, bc);
       dot_products(transposed(ac), transposed(gc));

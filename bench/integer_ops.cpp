@@ -22,22 +22,6 @@
 using namespace fractrain;
 using namespace fractrain::integer;
 
-namespace {
-
-template <typename F>
-double seconds(int reps, F&& f) {
-  f();  // warm-up: primitive creation
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return bench::median(t);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   int threads = 2, reps = 5, bits = 8;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -95,24 +79,25 @@ int main(int argc, char** argv) {
       return quantize_features(dy, FeatureLayout::ChannelsFirst, q);
     };
     const std::array<int64_t, 2> stride{s.stride, s.stride}, padding{g.padding, g.padding};
-    const double f_fwd = seconds(reps, [&] { torch::conv2d(x, w, {}, stride, padding); });
-    const double f_dx = seconds(reps, [&] {
+    const double f_fwd = bench::median_seconds(reps, [&] { torch::conv2d(x, w, {}, stride, padding); });
+    const double f_dx = bench::median_seconds(reps, [&] {
       at::convolution_backward(dy, x, w, at::nullopt, stride, padding, {1, 1}, false, {0, 0}, 1, {true, false, false});
     });
-    const double f_dw = seconds(reps, [&] {
+    const double f_dw = bench::median_seconds(reps, [&] {
       at::convolution_backward(dy, x, w, at::nullopt, stride, padding, {1, 1}, false, {0, 0}, 1, {false, true, false});
     });
     const FeatureCodes xc = x_codes(), gc = dy_codes();
-    const double i_fwd = seconds(reps, [&] {
+    const double i_fwd = bench::median_seconds(reps, [&] {
       conv_forward(g, x_codes(), quantize_weight(w, bits, 0), {}, FeatureLayout::ChannelsFirst);
     });
-    const double i_dx = seconds(reps, [&] {
+    const double i_dx = bench::median_seconds(reps, [&] {
       conv_backward_data(g, dy_codes(), quantize_weight(w, bits, 1), FeatureLayout::ChannelsFirst);
     });
-    const double i_dw = seconds(reps, [&] { conv_backward_weight(g, xc, gc); });
+    const double i_dw = bench::median_seconds(reps, [&] { conv_backward_weight(g, xc, gc); });
     // The share of the integer passes that quantizing their inputs takes (x nearest; dy stochastic, with the
     // channel-major copy for the weight gradient).
-    const double q_x = seconds(reps, [&] { x_codes(); }), q_dy = seconds(reps, [&] { dy_codes(); });
+    const double q_x = bench::median_seconds(reps, [&] { x_codes(); });
+    const double q_dy = bench::median_seconds(reps, [&] { dy_codes(); });
     auto cell = [&](double t) { return std::to_string(t * 1e3).substr(0, 6) + " (" + std::to_string(int(ops / t / 1e9)) + ")"; };
     char name[64];
     std::snprintf(name, sizeof name, "%lld %lld->%lld %lldx%lld k%lld s%lld", (long long)g.batch, (long long)s.in,
@@ -120,9 +105,11 @@ int main(int argc, char** argv) {
     std::printf("%-26s %18s %18s %18s | %18s %18s %18s | %9.3f %9.3f\n", name, cell(f_fwd).c_str(),
                 cell(f_dx).c_str(), cell(f_dw).c_str(), cell(i_fwd).c_str(), cell(i_dx).c_str(), cell(i_dw).c_str(),
                 q_x * 1e3, q_dy * 1e3);
-    const double patches = seconds(reps, [&] { conv_backward_weight(g, xc, gc, WeightGradientProduct::Patches); });
+    auto patch_product = [&] { conv_backward_weight(g, xc, gc, WeightGradientProduct::Patches); };
+    const double patches = bench::median_seconds(reps, patch_product);
     auto own_kernel = [&] { conv_backward_weight(g, xc, gc, WeightGradientProduct::Direct); };
-    const std::string own = cpu_has_avx512_vnni() ? cell(seconds(reps, own_kernel)) : "no AVX-512 VNNI";
+    const std::string own =
+        cpu_has_avx512_vnni() ? cell(bench::median_seconds(reps, own_kernel)) : std::string("no AVX-512 VNNI");
     char row[256];
     std::snprintf(row, sizeof row, "%-26s %18s %18s %18s %18s", name, cell(f_dw).c_str(), cell(i_dw).c_str(),
                   cell(patches).c_str(), own.c_str());

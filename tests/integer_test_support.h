@@ -1,16 +1,36 @@
 #pragma once
 // What the tests of integer execution's passes share (test_integer_conv.cpp, test_integer_depthwise.cpp,
-// test_integer_weight_kernel.cpp): a tolerance check relative to the expected result's largest magnitude, DFQ-like
-// per-sample widths, and the fake quantizer's options for integer execution's quantization.
+// test_integer_weight_kernel.cpp): convolution shapes as table rows, a tolerance check relative to the expected
+// result's largest magnitude, DFQ-like per-sample widths, and the fake quantizer's options for integer execution's
+// quantization.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <string>
 #include <vector>
 
+#include "fractrain/integer/integer_conv.h"
 #include "fractrain/quant/fake_quantize.h"
 
 namespace fractrain::integer::test_support {
+
+// A convolution's shape, written as one row of a table of test cases.
+struct ConvCase {
+  int64_t batch, in, out, height, width, kernel, stride, padding;
+};
+
+inline ConvGeometry geometry(const ConvCase& c) {
+  ConvGeometry g;
+  g.batch = c.batch;
+  g.in_channels = c.in;
+  g.out_channels = c.out;
+  g.height = c.height;
+  g.width = c.width;
+  g.kernel = c.kernel;
+  g.stride = c.stride;
+  g.padding = c.padding;
+  return g;
+}
 
 // |actual - expected| <= relative * max |expected| everywhere.
 inline void expect_close(const at::Tensor& actual, const at::Tensor& expected, double relative,

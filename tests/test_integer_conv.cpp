@@ -28,28 +28,13 @@ using namespace test_support;  // integer_test_support.h
 #define REQUIRE_INTEGER_KERNELS()                                                   \
   if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
 
-struct Case {
-  int64_t batch, in, out, height, width, kernel, stride, padding;
-};
+using Case = ConvCase;
 
 // Odd sizes, stride 2 with and without padding, 1x1 (also strided: a projection shortcut), a non-square input.
 const std::vector<Case> kCases = {
     {3, 5, 7, 9, 9, 3, 1, 1}, {2, 4, 6, 9, 7, 3, 2, 1}, {3, 6, 5, 8, 8, 1, 1, 0},
     {2, 8, 4, 10, 10, 1, 2, 0}, {2, 3, 5, 7, 7, 3, 2, 0}, {4, 16, 16, 6, 6, 3, 1, 1},
 };
-
-ConvGeometry geometry(const Case& c) {
-  ConvGeometry g;
-  g.batch = c.batch;
-  g.in_channels = c.in;
-  g.out_channels = c.out;
-  g.height = c.height;
-  g.width = c.width;
-  g.kernel = c.kernel;
-  g.stride = c.stride;
-  g.padding = c.padding;
-  return g;
-}
 
 QuantRange range_of(const at::Tensor& x) { return tensor_range(x); }
 

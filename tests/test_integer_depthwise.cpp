@@ -35,14 +35,9 @@ const std::vector<Case> kCases = {
 };
 
 ConvGeometry geometry(const Case& c) {
-  ConvGeometry g;
-  g.batch = c.batch;
-  g.in_channels = g.out_channels = g.groups = c.channels;
-  g.height = c.height;
-  g.width = c.width;
-  g.kernel = c.kernel;
-  g.stride = c.stride;
-  g.padding = c.padding;
+  ConvGeometry g = test_support::geometry(
+      ConvCase{c.batch, c.channels, c.channels, c.height, c.width, c.kernel, c.stride, c.padding});
+  g.groups = c.channels;
   return g;
 }
 

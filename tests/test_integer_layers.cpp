@@ -28,6 +28,18 @@ struct LayerRun {
   at::Tensor y, dx, dw, db;
 };
 
+// The two layers of a comparison: the same weights and a random bias, one under integer execution, one simulated.
+template <typename Layer>
+void pair_up(Layer& integer, Layer& simulated) {
+  {
+    torch::NoGradGuard no_grad;
+    simulated.weight().copy_(integer.weight());
+    simulated.bias().copy_(integer.bias().normal_());
+  }
+  integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
+  simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+}
+
 template <typename Layer>
 LayerRun run(Layer& layer, const at::Tensor& x_value, const at::Tensor& g, const LayerPrecision& p) {
   layer.zero_grad();
@@ -59,6 +71,22 @@ std::vector<int> widths(int64_t n, std::initializer_list<int> cycle) {
   return w;
 }
 
+// FW-8/BW-8, FW-4/BW-6 and DFQ's per-sample widths (the weight gradient sums each group of samples with equal
+// widths): each run of the integer layer matches the simulated one, and all three passes ran on integers.
+void expect_integer_runs_match(QConv2d& integer, QConv2d& simulated, const at::Tensor& x, const at::Tensor& g,
+                               const std::string& what) {
+  expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 8)), what + " FW8/BW8");
+  expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), what + " FW4/BW6");
+  expect_same_run(integer, simulated, x, g,
+                  LayerPrecision::per_sample(4, widths(4, {3, 4, 6}), widths(4, {6, 8})), what + " per sample");
+  const ExecutionCounts counts = integer.execution_counts();
+  EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 0)
+      << counts.last_fallback;
+  EXPECT_EQ(counts.forward.integer, 3);
+  EXPECT_EQ(counts.error_backward.integer, 3);
+  EXPECT_EQ(counts.weight_gradient.integer, 3);
+}
+
 TEST(IntegerLayers, ConvMatchesSimulatedOnTheSameQuantization) {
   REQUIRE_INTEGER_KERNELS();
   for (int64_t stride : {1, 2}) {
@@ -67,27 +95,12 @@ TEST(IntegerLayers, ConvMatchesSimulatedOnTheSameQuantization) {
       QConv2dOptions o = QConv2dOptions::same(5, 6, kernel, stride);
       o.bias = true;
       QConv2d integer(o), simulated(o);
-      {
-        torch::NoGradGuard no_grad;
-        simulated.weight().copy_(integer.weight());
-        simulated.bias().copy_(integer.bias().normal_());
-      }
-      integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
-      simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+      pair_up(integer, simulated);
       const at::Tensor x = torch::relu(torch::randn({4, 5, 9, 9}));
       const int64_t out = (9 + 2 * (kernel / 2) - kernel) / stride + 1;
       const at::Tensor g = torch::randn({4, 6, out, out});
       const std::string what = "k" + std::to_string(kernel) + " s" + std::to_string(stride);
-      expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 8)), what + " FW8/BW8");
-      expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), what + " FW4/BW6");
-      // DFQ: per-sample widths; the weight gradient sums each group of samples with equal widths.
-      expect_same_run(integer, simulated, x, g,
-                      LayerPrecision::per_sample(4, widths(4, {3, 4, 6}), widths(4, {6, 8})), what + " per sample");
-      const ExecutionCounts counts = integer.execution_counts();
-      EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 0)
-          << counts.last_fallback;
-      EXPECT_EQ(counts.forward.integer, 3);
-      EXPECT_EQ(counts.weight_gradient.integer, 3);
+      expect_integer_runs_match(integer, simulated, x, g, what);
     }
   }
 }
@@ -149,27 +162,12 @@ TEST(IntegerLayers, DepthwiseConvMatchesSimulatedOnTheSameQuantization) {
     QConv2dOptions o = QConv2dOptions::same(6, 6, 3, stride, 6);
     o.bias = true;
     QConv2d integer(o), simulated(o);
-    {
-      torch::NoGradGuard no_grad;
-      simulated.weight().copy_(integer.weight());
-      simulated.bias().copy_(integer.bias().normal_());
-    }
-    integer.set_quantizer_settings(settings_for(ExecutionMode::Integer));
-    simulated.set_quantizer_settings(settings_for(ExecutionMode::Simulated));
+    pair_up(integer, simulated);
     const at::Tensor x = torch::relu(torch::randn({4, 6, 9, 9}));
     const int64_t out = (9 + 2 - 3) / stride + 1;
     const at::Tensor g = torch::randn({4, 6, out, out});
     const std::string what = "depthwise s" + std::to_string(stride);
-    expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 8)), what + " FW8/BW8");
-    expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), what + " FW4/BW6");
-    expect_same_run(integer, simulated, x, g,
-                    LayerPrecision::per_sample(4, widths(4, {3, 4, 6}), widths(4, {6, 8})), what + " per sample");
-    const ExecutionCounts counts = integer.execution_counts();
-    EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 0)
-        << counts.last_fallback;
-    EXPECT_EQ(counts.forward.integer, 3);
-    EXPECT_EQ(counts.error_backward.integer, 3);
-    EXPECT_EQ(counts.weight_gradient.integer, 3);
+    expect_integer_runs_match(integer, simulated, x, g, what);
     // MobileNetV2's depthwise precision, FW-8/BW-16: the backward falls back to exactly the simulated gradients
     // (its error weight grouped as the layer is).
     const LayerRun a = run(integer, x, g, LayerPrecision::uniform(Precision::fw_bw(8, 16)));

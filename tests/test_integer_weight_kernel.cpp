@@ -23,9 +23,7 @@ namespace {
 
 using namespace test_support;  // integer_test_support.h
 
-struct Case {
-  int64_t batch, in, out, height, width, kernel, stride, padding;
-};
+using Case = ConvCase;
 
 // Beyond the layer tests' shapes: output channels a multiple of 16 (the vectorised packing of the gradient) and
 // not (33: three chunks, the last one short), input channels past a tile (17), a 5x5 kernel (one tap at a time),
@@ -37,19 +35,6 @@ const std::vector<Case> kCases = {
     {2, 4, 16, 5, 5, 1, 1, 1},   {3, 20, 16, 1, 600, 1, 1, 0}, {2, 7, 16, 15, 15, 3, 2, 1}, {1, 32, 48, 4, 4, 3, 1, 1},
     {5, 12, 7, 3, 1, 1, 1, 0},   {2, 3, 5, 5, 1, 1, 2, 0},
 };
-
-ConvGeometry geometry(const Case& c) {
-  ConvGeometry g;
-  g.batch = c.batch;
-  g.in_channels = c.in;
-  g.out_channels = c.out;
-  g.height = c.height;
-  g.width = c.width;
-  g.kernel = c.kernel;
-  g.stride = c.stride;
-  g.padding = c.padding;
-  return g;
-}
 
 std::string describe(const Case& c) {
   return std::to_string(c.batch) + " x " + std::to_string(c.in) + "->" + std::to_string(c.out) + " " +
