@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Everything issue 18 (integer execution, docs/integer.md) measures, in one run, for a session on a CPU with 8-bit
+# dot products (AVX-512 VNNI, AVX-VNNI or AMX; on other CPUs integer execution refuses and this script stops):
+#   1. the integer test suites, the own weight-gradient kernel's vector form among them (its first execution on a
+#      new kind of CPU: run before trusting any number below);
+#   2. bench_integer_ops: each integer pass against oneDNN's FP32 convolution, and the weight gradient's products
+#      side by side (patches, the own kernel, the layers' choice);
+#   3. bench_integer_matmul: the attention matmuls against the simulated path;
+#   4. bench_step_time: integer FW-8/BW-8, PFQ's FW-4/BW-6 stage and ResNet-38 against FP32 (the 0.6x target);
+#   5. with --epochs: one Fashion-MNIST epoch of the demo recipe, FP32 and integer FW-8/BW-8 (seed 1), in the order
+#      FP32, integer, integer, FP32 (the machine's drift shows in the two FP32 times).
+# Pause other work on the machine first: the ratios are side by side, but a loaded machine still skews them.
+#   bench/integer_check.sh [--build DIR] [--out DIR] [--threads 2] [--epochs]
+# Writes OUT/<part>.txt (default OUT: BUILD/integer_check) and prints each part as it runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=build out="" threads=2 epochs=0
+while (($#)); do
+  case "$1" in
+    --build) build=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --epochs) epochs=1; shift ;;
+    *) echo "integer_check.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+out=${out:-$build/integer_check}
+if ! grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo; then
+  echo "integer_check.sh: this CPU has no 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX):" \
+       "integer execution refuses here, so there is nothing to measure (docs/integer.md, 'Availability')" >&2
+  exit 1
+fi
+for target in tests/fractrain_tests bench/bench_integer_ops bench/bench_integer_matmul bench/bench_step_time \
+              fractrain; do
+  [[ -x "$build/$target" ]] ||
+    { echo "integer_check.sh: $build/$target is not built (ninja -C $build $(basename "$target"))" >&2; exit 1; }
+done
+mkdir -p "$out"
+
+part() {  # part NAME COMMAND...: runs it, shows and keeps its output
+  local name=$1
+  shift
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$out/$name.txt"
+}
+
+part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.Fw8Bw8IntegerExecution*'
+part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15
+part matmul "$build/bench/bench_integer_matmul" --threads "$threads" --reps 21
+part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2
+part step_fw4bw6 "$build/bench/bench_step_time" --execution integer --fw 4 --bw 6 --threads "$threads" \
+  --rounds 5 --steps 2
+part step_resnet38 "$build/bench/bench_step_time" --model resnet38 --execution integer --threads "$threads" \
+  --rounds 3 --steps 2
+if ((epochs)); then
+  epoch() {  # epoch RECIPE EXECUTION RUN
+    part "epoch_$3" "$build/fractrain" train -c "configs/fashion_mnist_$1.toml" --set train.epochs=1 \
+      --set train.threads="$threads" --set train.seed=1 --set precision.execution="$2" \
+      --set output.dir="$out/runs/$3"
+  }
+  epoch fp32 simulated fp32_a
+  epoch fw8bw8 integer integer_a
+  epoch fw8bw8 integer integer_b
+  epoch fp32 simulated fp32_b
+  for run in fp32_a integer_a integer_b fp32_b; do
+    python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], 'test accuracy', \
+s['final_test_accuracy'], 'train s', round(s['train_seconds'], 1))" "$out/runs/$run/summary.json" "$run"
+  done | tee "$out/epochs.txt"
+fi
+echo "integer_check.sh: outputs in $out"
