@@ -279,6 +279,7 @@ bool direct_kernel_usable() {
 bool direct_weight_products(const ConvGeometry& g, const uint8_t* x, const uint8_t* x_planar, const int8_t* dy,
                             const std::vector<int64_t>& samples, int64_t max_terms, DotProductIsa isa, int64_t* exact) {
   if (isa == DotProductIsa::Avx512Vnni && !cpu_has_avx512_vnni()) return false;
+  if (g.height * g.width == 0 || out_positions(g) <= 0 || samples.empty()) return true;  // no terms: nothing to add
   const DirectLayout L = layout_of(g);
   const int64_t terms_per_row = 4 * L.M;  // per int32 lane: four products per group of columns
   if (max_terms < terms_per_row) return false;
