@@ -56,6 +56,8 @@ TEST(IntegerMatmul, DotProductsEqualReferenceAndSimulated) {
         const MatrixCodes xc = quantize_matrix(x, xbits, tensor_range(x));
         const MatrixCodes yc = quantize_matrix(y, ybits, tensor_range(y));
         const at::Tensor out = dot_products(xc, yc);
+        // The weight gradient's kernel forms the same exact integers (its portable form on CPUs without VNNI).
+        EXPECT_TRUE(at::equal(out, dot_products(xc, yc, CodeProduct::DotKernel)));
         const std::string what = std::to_string(s.batch) + "x" + std::to_string(s.rows) + "x" +
                                  std::to_string(s.cols) + "x" + std::to_string(s.length) + " at " +
                                  std::to_string(xbits) + "/" + std::to_string(ybits) + " bits";
@@ -80,6 +82,7 @@ TEST(IntegerMatmul, SumsCannotOverflowInt32) {
   const MatrixCodes yc = quantize_matrix(ones, 8, {0.0f, 1.0f});  // all at hi: 255, stored 127
   // x is 0 everywhere: the corrections must cancel the large code product exactly.
   EXPECT_EQ(dot_products(xc, yc).item<float>(), 0.0f);
+  EXPECT_EQ(dot_products(xc, yc, CodeProduct::DotKernel).item<float>(), 0.0f);
   const MatrixCodes top = quantize_matrix(ones, 8, {-1.0f, 1.0f});  // the same large code everywhere
   const int64_t code = top.codes.min().item<int>();
   ASSERT_EQ(code, top.codes.max().item<int>());

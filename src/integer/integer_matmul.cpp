@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
+#include "fractrain/integer/direct_weight_gradient.h"
 #include "fractrain/integer/integer_conv.h"  // max_exact_terms
 #include "fractrain/util/error.h"
 
@@ -69,6 +70,36 @@ void dot_rows(const int8_t* x, const int8_t* y, int64_t R, int64_t S, int64_t L,
   }
 }
 
+// The same products on the weight gradient's kernel: a 1x1 convolution over L positions whose R input channels are
+// x as unsigned bytes (the kernel's u8 operand: codes shifted back by `x_shift`) and whose S output channels are y.
+// Its sums of xu * y give those of x * y less x_shift * (the sum of y's row).
+void kernel_dot_rows(const int8_t* x, const int8_t* y, int64_t R, int64_t S, int64_t L, int x_shift,
+                     int64_t max_terms, int64_t* out) {
+  std::vector<uint8_t> x_unsigned(static_cast<size_t>(R * L));  // [R][L]: the kernel's planar input
+  for (size_t e = 0; e < x_unsigned.size(); ++e) x_unsigned[e] = static_cast<uint8_t>(x[e] + x_shift);
+  std::vector<int8_t> y_by_position(static_cast<size_t>(L * S));  // [L][S]: the kernel's gradient, channels last
+  std::vector<int64_t> y_sums(static_cast<size_t>(S), 0);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t l = 0; l < L; ++l) {
+      y_by_position[static_cast<size_t>(l * S + s)] = y[s * L + l];
+      y_sums[static_cast<size_t>(s)] += y[s * L + l];
+    }
+  ConvGeometry g;
+  g.batch = 1;
+  g.in_channels = R;
+  g.out_channels = S;
+  g.height = 1;
+  g.width = L;
+  std::vector<int64_t> exact(static_cast<size_t>(S * R), 0);  // [S][1 tap][R]
+  const DotProductIsa isa = cpu_has_avx512_vnni() ? DotProductIsa::Avx512Vnni : DotProductIsa::Portable;
+  if (!direct_weight_products(g, x_unsigned.data(), x_unsigned.data(), y_by_position.data(), {0}, max_terms, isa,
+                              exact.data()))
+    throw Error("integer matmul: the dot-product kernel refused a row of " + std::to_string(L) + " terms");
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < S; ++s)
+      out[r * S + s] = exact[static_cast<size_t>(s * R + r)] - x_shift * y_sums[static_cast<size_t>(s)];
+}
+
 // The sum of each row of codes [rows][L].
 void row_sums(const int8_t* codes, int64_t rows, int64_t L, int64_t* out) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -112,7 +143,7 @@ MatrixCodes transposed(const MatrixCodes& m) {
   return t;
 }
 
-at::Tensor dot_products(const MatrixCodes& x, const MatrixCodes& y) {
+at::Tensor dot_products(const MatrixCodes& x, const MatrixCodes& y, CodeProduct product) {
   RECORD_USER_SCOPE("fractrain::integer_matmul");
   check_matrix(x, "left");
   check_matrix(y, "right");
@@ -133,7 +164,11 @@ at::Tensor dot_products(const MatrixCodes& x, const MatrixCodes& y) {
     for (int64_t b = begin; b < end; ++b) {
       const int8_t* xb = xc + b * R * L;
       const int8_t* yb = yc + b * S * L;
-      dot_rows(xb, yb, R, S, L, chunk, products.data());
+      if (product == CodeProduct::DotKernel)
+        kernel_dot_rows(xb, yb, R, S, L, int8_shift(x.bits),
+                        max_exact_terms(code_magnitude(x.bits, false), code_magnitude(y.bits, true)), products.data());
+      else
+        dot_rows(xb, yb, R, S, L, chunk, products.data());
       row_sums(xb, R, L, x_sums.data());
       row_sums(yb, S, L, y_sums.data());
       for (int64_t r = 0; r < R; ++r)

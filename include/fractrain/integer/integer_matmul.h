@@ -33,9 +33,18 @@ at::Tensor dequantize_matrix(const MatrixCodes& m);
 // The same codes as [B, cols, rows].
 MatrixCodes transposed(const MatrixCodes& m);
 
+// How the integer sums of code products are formed; both give the same exact integers.
+enum class CodeProduct {
+  IntegerLoops,  // int8 x int8 loops with int32 chunks: what QMatmul runs
+  DotKernel,     // the weight gradient's kernel (direct_weight_gradient.h) as a 1x1 convolution over the summed
+                 // axis: its AVX-512 VNNI form where the CPU has it, else its portable form (exact, slow). Not yet
+                 // chosen by the layers: bench_integer_matmul measures it against the loops on VNNI CPUs first.
+};
+
 // out[b, r, s] = the sum over l of value(x[b, r, l]) * value(y[b, s, l]): float [B, R, S] from x [B, R, L] and
 // y [B, S, L]. So x y^T; a product x y of [B, R, L] and [B, L, S] is dot_products(x, transposed(y)).
-at::Tensor dot_products(const MatrixCodes& x, const MatrixCodes& y);
+at::Tensor dot_products(const MatrixCodes& x, const MatrixCodes& y,
+                        CodeProduct product = CodeProduct::IntegerLoops);
 
 namespace reference {
 // The same in float64 from the dequantized codes, rounded once to float.
