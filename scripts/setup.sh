@@ -14,6 +14,7 @@ PACKAGES=(
   # that would compete with them for the cores.
   libopenblas0-openmp
   libdnnl-dev             # oneDNN's headers: int8 primitives for integer execution (the libdnnl2 LibTorch runs on)
+  libsimde-dev            # SIMDe: tests run the VNNI weight-gradient kernel's vector form on CPUs without VNNI
   libblas3                # the reference BLAS: the test that `train` warns about it loads it explicitly
   libcli11-dev            # command line
   libtomlplusplus-dev     # TOML configs

@@ -125,18 +125,33 @@ TEST(IntegerWeightKernel, PortableFormEqualsThePlainSums) {
   }
 }
 
-TEST(IntegerWeightKernel, Avx512VnniFormEqualsThePortableForm) {
-  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  EXPECT_TRUE(direct_kernel_usable()) << "the first-use check of the vector form failed";
+// The vector form against the portable one on every case, all samples and a reordered subset, from both input
+// layouts. `seed` gives each form's test its own codes.
+void expect_form_equals_the_portable_form(DotProductIsa isa, uint32_t seed) {
   for (const Case& c : kCases) {
     const ConvGeometry g = geometry(c);
-    const Codes codes = random_codes(g, 100 + static_cast<uint32_t>(&c - kCases.data()));
+    const Codes codes = random_codes(g, seed + static_cast<uint32_t>(&c - kCases.data()));
     for (const std::vector<int64_t>& samples : sample_sets(c.batch))
       for (From from : {From::ChannelsLast, From::Planes})
-        EXPECT_EQ(kernel_products(g, codes, samples, DotProductIsa::Avx512Vnni, from),
+        EXPECT_EQ(kernel_products(g, codes, samples, isa, from),
                   kernel_products(g, codes, samples, DotProductIsa::Portable))
             << describe(c) << ", " << samples.size() << " samples" << (from == From::Planes ? ", from planes" : "");
   }
+}
+
+TEST(IntegerWeightKernel, Avx512VnniFormEqualsThePortableForm) {
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  EXPECT_TRUE(direct_kernel_usable()) << "the first-use check of the vector form failed";
+  expect_form_equals_the_portable_form(DotProductIsa::Avx512Vnni, 100);
+}
+
+// The vector form's source on SIMDe's implementations of the intrinsics: on any CPU, its lane order (16 output
+// channels), its byte order (4 positions per lane), the broadcast of 4 input bytes and the int64 widening of the
+// two halves are held to the portable form. Hardware and SIMDe agree on the instructions' results (SIMDe's own
+// tests); what this leaves to a VNNI CPU is the compiler's code for the target.
+TEST(IntegerWeightKernel, Avx512VnniFormOnSimdeEqualsThePortableForm) {
+  if (!emulated_vnni_built()) GTEST_SKIP() << "built without SIMDe's headers (scripts/setup.sh installs libsimde-dev)";
+  expect_form_equals_the_portable_form(DotProductIsa::Avx512VnniEmulated, 200);
 }
 
 // Each int32 sum holds at most max_terms products: with every code at its largest magnitude (255 x -128) a
@@ -160,6 +175,7 @@ TEST(IntegerWeightKernel, SumsAreCutBeforeTheyCanOverflowInt32) {
   const std::vector<int64_t> expected = plain_products(g, top, both);
   EXPECT_EQ(expected[4], -2 * 260 * 260 * int64_t{255 * 128});  // the centre tap reads every position
   std::vector<DotProductIsa> forms = {DotProductIsa::Portable};
+  if (emulated_vnni_built()) forms.push_back(DotProductIsa::Avx512VnniEmulated);
   if (cpu_has_avx512_vnni()) forms.push_back(DotProductIsa::Avx512Vnni);
   for (DotProductIsa isa : forms) {
     EXPECT_EQ(kernel_products(g, top, both, isa), expected);

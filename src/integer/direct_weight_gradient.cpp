@@ -14,6 +14,10 @@
 #include <immintrin.h>
 #define FRACTRAIN_HAVE_X86_DOT 1
 #endif
+#ifdef FRACTRAIN_HAVE_SIMDE  // CMakeLists.txt: SIMDe's headers (Debian: libsimde-dev) were found
+#include <simde/x86/avx512.h>
+#define FRACTRAIN_HAVE_EMULATED_VNNI 1
+#endif
 
 namespace fractrain::integer {
 
@@ -195,31 +199,45 @@ using Dot = PortableDot;
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define FRACTRAIN_DOT_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
-struct VnniDot {
-  using Sums = __m512i;
-  using Bytes = __m512i;
-  FRACTRAIN_DOT_TARGET static inline Sums zero() { return _mm512_setzero_si512(); }
-  FRACTRAIN_DOT_TARGET static inline Bytes load64(const int8_t* p) { return _mm512_loadu_si512(p); }
-  FRACTRAIN_DOT_TARGET static inline Bytes broadcast4(const uint8_t* p) {
-    int32_t four;
-    __builtin_memcpy(&four, p, 4);
-    return _mm512_set1_epi32(four);
-  }
-  FRACTRAIN_DOT_TARGET static inline Sums dot(Sums s, Bytes a, Bytes b) { return _mm512_dpbusd_epi32(s, a, b); }
-  FRACTRAIN_DOT_TARGET static inline void add_to(Sums s, int64_t* dst) {
-    const __m512i low = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(s));
-    const __m512i high = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s, 1));
-    _mm512_storeu_si512(dst, _mm512_add_epi64(_mm512_loadu_si512(dst), low));
-    _mm512_storeu_si512(dst + 8, _mm512_add_epi64(_mm512_loadu_si512(dst + 8), high));
-  }
-};
-
+#define FRACTRAIN_MM512(name) _mm512_##name
+#define FRACTRAIN_M512I __m512i
 namespace vnni {
+#include "vnni_dot.inc"
 using Dot = VnniDot;
 #include "direct_weight_tiles.inc"
 }  // namespace vnni
+#undef FRACTRAIN_M512I
+#undef FRACTRAIN_MM512
 #undef FRACTRAIN_DOT_TARGET
 #pragma GCC diagnostic pop
+#endif
+
+#ifdef FRACTRAIN_HAVE_EMULATED_VNNI
+// The same vector form on SIMDe's plain implementations of the intrinsics (this file is not compiled for AVX-512,
+// so SIMDe does not map them to the instructions): slow, exact, on any CPU, so that tests run the vector form's
+// lanes, broadcasts and widening where the CPU cannot run vpdpbusd.
+#define FRACTRAIN_DOT_TARGET
+#define FRACTRAIN_MM512(name) simde_mm512_##name
+#define FRACTRAIN_M512I simde__m512i
+namespace vnni_emulated {
+// vpmovsxdq on 512 bits (8 int32 lanes sign-extended to int64, in order), which SIMDe 0.7.4 lacks; found before
+// SIMDe's own where a later version has it.
+inline simde__m512i simde_mm512_cvtepi32_epi64(simde__m256i a) {
+  int32_t lanes[8];
+  int64_t wide[8];
+  std::memcpy(lanes, &a, sizeof lanes);
+  for (int l = 0; l < 8; ++l) wide[l] = lanes[l];
+  simde__m512i r;
+  std::memcpy(&r, wide, sizeof wide);
+  return r;
+}
+#include "vnni_dot.inc"
+using Dot = VnniDot;
+#include "direct_weight_tiles.inc"
+}  // namespace vnni_emulated
+#undef FRACTRAIN_M512I
+#undef FRACTRAIN_MM512
+#undef FRACTRAIN_DOT_TARGET
 #endif
 
 }  // namespace
@@ -229,6 +247,14 @@ bool cpu_has_avx512_vnni() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vnni");
   return has;
+#else
+  return false;
+#endif
+}
+
+bool emulated_vnni_built() {
+#ifdef FRACTRAIN_HAVE_EMULATED_VNNI
+  return true;
 #else
   return false;
 #endif
@@ -279,6 +305,7 @@ bool direct_kernel_usable() {
 bool direct_weight_products(const ConvGeometry& g, const uint8_t* x, const uint8_t* x_planar, const int8_t* dy,
                             const std::vector<int64_t>& samples, int64_t max_terms, DotProductIsa isa, int64_t* exact) {
   if (isa == DotProductIsa::Avx512Vnni && !cpu_has_avx512_vnni()) return false;
+  if (isa == DotProductIsa::Avx512VnniEmulated && !emulated_vnni_built()) return false;
   if (g.height * g.width == 0 || out_positions(g) <= 0 || samples.empty()) return true;  // no terms: nothing to add
   const DirectLayout L = layout_of(g);
   const int64_t terms_per_row = 4 * L.M;  // per int32 lane: four products per group of columns
@@ -302,6 +329,12 @@ bool direct_weight_products(const ConvGeometry& g, const uint8_t* x, const uint8
 #ifdef FRACTRAIN_HAVE_VNNI_KERNEL
       if (isa == DotProductIsa::Avx512Vnni) {
         vnni::sample_products(L, xr.data(), dy4.data(), rows_per_flush, acc.data());
+        continue;
+      }
+#endif
+#ifdef FRACTRAIN_HAVE_EMULATED_VNNI
+      if (isa == DotProductIsa::Avx512VnniEmulated) {
+        vnni_emulated::sample_products(L, xr.data(), dy4.data(), rows_per_flush, acc.data());
         continue;
       }
 #endif

@@ -14,8 +14,9 @@
 //   the four input columns a tap reads for four consecutive outputs are four consecutive bytes, broadcast to every
 //   lane; zeros in the padding, so that padding adds nothing (it is real 0, not code 0: the caller's corrections
 //   count valid terms only).
-// The same tile loop compiles twice: for AVX-512 VNNI and for plain C++ (any CPU, exact, slow), which tests
-// hold the vector form to bit for bit (tests/test_integer_weight_kernel.cpp).
+// The same tile loop compiles for AVX-512 VNNI and for plain C++ (any CPU, exact, slow), which tests hold the
+// vector form to bit for bit (tests/test_integer_weight_kernel.cpp); and where SIMDe's headers are found, the
+// vector form once more on SIMDe's portable intrinsics, so that those tests run it on CPUs without VNNI too.
 #include <cstdint>
 #include <vector>
 
@@ -26,10 +27,17 @@ namespace fractrain::integer {
 enum class DotProductIsa {
   Portable,    // plain C++: the reference form of the kernel, on any CPU
   Avx512Vnni,  // vpdpbusd on 512-bit vectors (AVX-512 VNNI and BW)
+  // The Avx512Vnni form's very source on SIMDe's plain implementations of the intrinsics: slow, on any CPU, for
+  // tests of the vector form's lanes and widening where the CPU cannot run it (emulated_vnni_built()).
+  Avx512VnniEmulated,
 };
 
 // Whether this CPU runs DotProductIsa::Avx512Vnni.
 bool cpu_has_avx512_vnni();
+
+// Whether this build has DotProductIsa::Avx512VnniEmulated (it was built with SIMDe's headers, Debian's
+// libsimde-dev, which scripts/setup.sh installs).
+bool emulated_vnni_built();
 
 // Whether the layers may use the Avx512Vnni form: the CPU has it, and on first use it formed the same sums as the
 // portable form on a small problem with both tile shapes (3x3 stride 2, 1x1), since the vector form is compiled
@@ -43,7 +51,7 @@ bool direct_kernel_usable();
 // transposes x itself, which costs about as much as the products at 16 channels); dy: int8 codes [N][P][O]. The
 // int32 sums hold at most `max_terms` products each before they are added into int64. Returns false, adding
 // nothing, where one output row alone holds more terms than that, or where `isa` is Avx512Vnni on a CPU without
-// it.
+// it, or Avx512VnniEmulated in a build without it.
 bool direct_weight_products(const ConvGeometry& g, const uint8_t* x, const uint8_t* x_planar, const int8_t* dy,
                             const std::vector<int64_t>& samples, int64_t max_terms, DotProductIsa isa, int64_t* exact);
 
