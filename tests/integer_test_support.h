@@ -1,8 +1,8 @@
 #pragma once
 // What the tests of integer execution's passes share (test_integer_conv.cpp, test_integer_depthwise.cpp,
-// test_integer_weight_kernel.cpp): convolution shapes as table rows, a tolerance check relative to the expected
-// result's largest magnitude, DFQ-like per-sample widths, and the fake quantizer's options for integer execution's
-// quantization.
+// test_integer_weight_kernel.cpp, test_integer_layers.cpp): integer support assumed on any CPU, convolution shapes
+// as table rows, a tolerance check relative to the expected result's largest magnitude, DFQ-like per-sample
+// widths, and the fake quantizer's options for integer execution's quantization.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,7 +10,13 @@
 #include <vector>
 
 #include "fractrain/integer/integer_conv.h"
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/fake_quantize.h"
+
+// Integer support, assumed where this machine lacks it: the int8 products then run on exact plain loops
+// (integer_support.h), so that the tests of the passes run on every CPU, and on oneDNN where the CPU adds 8-bit
+// products exactly.
+#define ASSUME_INTEGER_SUPPORT() const ::fractrain::AssumeIntegerSupportForTests assume_integer_support
 
 namespace fractrain::integer::test_support {
 

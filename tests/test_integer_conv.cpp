@@ -25,8 +25,6 @@ namespace {
 
 using namespace test_support;  // integer_test_support.h
 
-#define REQUIRE_INTEGER_KERNELS()                                                   \
-  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
 
 using Case = ConvCase;
 
@@ -102,7 +100,7 @@ TEST(IntegerCodes, RefuseWidthsAboveEightBits) {
 }
 
 TEST(IntegerConv, ForwardEqualsReferenceAndSimulated) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(3);
   for (const Case& c : kCases) {
     for (bool per_sample : {false, true}) {
@@ -132,7 +130,7 @@ TEST(IntegerConv, ForwardEqualsReferenceAndSimulated) {
 }
 
 TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(4);
   const PhiloxStream noise{3, 5};
   for (const Case& c : kCases) {
@@ -165,7 +163,7 @@ TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
 // (integer_conv.cpp, kBlockSumBytes = 256 KiB: 4 samples of 16 x 32 x 32 sums). 11 samples on 2 threads make blocks
 // of 4 + 2 and 4 + 1, i.e. products of three batch sizes running concurrently; 3 samples take the unblocked path.
 TEST(IntegerConv, ProductsInBlocksPerThreadEqualTheReference) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
   torch::manual_seed(8);
@@ -194,7 +192,7 @@ TEST(IntegerConv, ProductsInBlocksPerThreadEqualTheReference) {
 }
 
 TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(5);
   const PhiloxStream noise{9, 1};
   for (const Case& c : kCases) {
@@ -225,8 +223,46 @@ TEST(IntegerConv, WeightGradientEqualsReferenceAndSimulated) {
   }
 }
 
+// oneDNN's int8 products against the plain loops that stand in for them on other CPUs (src/integer/plain_int8.h):
+// both form exact integer sums and the same corrections follow, so every pass must be equal to the bit, including
+// the blocked products of 11 samples on 2 threads and every weight-gradient product. Needs the real support: on
+// other CPUs both sides would be the loops.
+TEST(IntegerConv, OneDnnProductsEqualThePlainLoops) {
+  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  torch::manual_seed(13);
+  const PhiloxStream noise{4, 4};
+  std::vector<Case> cases = kCases;
+  cases.push_back({11, 16, 16, 32, 32, 3, 1, 1});
+  for (const Case& c : cases) {
+    const ConvGeometry g = geometry(c);
+    const std::string what = "case " + std::to_string(&c - cases.data());
+    const at::Tensor x = torch::rand({c.batch, c.in, c.height, c.width});
+    const at::Tensor w = torch::randn({c.out, c.in, c.kernel, c.kernel});
+    const at::Tensor dy = torch::randn({c.batch, c.out, g.out_height(), g.out_width()});
+    const FeatureCodes xc = activation_codes(x, widths(c.batch, 8, true));
+    const FeatureCodes gc = gradient_codes(dy, widths(c.batch, 8, true), noise);
+    const WeightCodes forward_weights = quantize_weight(w, 8, 0), error_weights = quantize_weight(w, 8, 1);
+    const auto passes = [&] {
+      std::vector<at::Tensor> out = {conv_forward(g, xc, forward_weights, {}, FeatureLayout::ChannelsFirst),
+                                     conv_backward_data(g, gc, error_weights, FeatureLayout::ChannelsLast)};
+      for (WeightGradientProduct product : {WeightGradientProduct::Fastest, WeightGradientProduct::Patches})
+        out.push_back(conv_backward_weight(g, xc, gc, product));
+      return out;
+    };
+    const std::vector<at::Tensor> onednn = passes();
+    const AssumeIntegerSupportForTests loops(AssumeIntegerSupportForTests::Products::PlainLoops);
+    ASSERT_TRUE(integer_support().plain_loops);
+    const std::vector<at::Tensor> plain = passes();
+    for (size_t k = 0; k < onednn.size(); ++k)
+      EXPECT_TRUE(at::equal(onednn[k], plain[k])) << what << ", pass " << k << " (forward, error, dW fastest, patches)";
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(IntegerConv, LinearLayerAsOneByOneOverTokens) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(6);
   const PhiloxStream noise{1, 2};
   ConvGeometry g;
@@ -263,7 +299,7 @@ TEST(IntegerConv, LinearLayerAsOneByOneOverTokens) {
 // The weight gradient sums over batch x positions: with every code at its largest magnitude (-128 after the
 // int8 shift) one int32 sum would overflow; the chunked sum must still be exact.
 TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   ConvGeometry g;
   g.batch = 2;
   g.in_channels = 1;

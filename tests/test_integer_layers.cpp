@@ -8,12 +8,10 @@
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/nn/qconv2d.h"
 #include "fractrain/nn/qlinear.h"
+#include "integer_test_support.h"
 
 namespace fractrain {
 namespace {
-
-#define REQUIRE_INTEGER_KERNELS() \
-  if (!integer_support().available) GTEST_SKIP() << integer_support().detail;
 
 QuantizerSettings settings_for(ExecutionMode mode) {
   QuantizerSettings s;
@@ -88,7 +86,7 @@ void expect_integer_runs_match(QConv2d& integer, QConv2d& simulated, const at::T
 }
 
 TEST(IntegerLayers, ConvMatchesSimulatedOnTheSameQuantization) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   for (int64_t stride : {1, 2}) {
     for (int64_t kernel : {1, 3}) {
       torch::manual_seed(8);
@@ -106,7 +104,7 @@ TEST(IntegerLayers, ConvMatchesSimulatedOnTheSameQuantization) {
 }
 
 TEST(IntegerLayers, LinearMatchesSimulatedOnTheSameQuantization) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(9);
   QLinear integer(12, 5), simulated(12, 5);
   {
@@ -125,7 +123,7 @@ TEST(IntegerLayers, LinearMatchesSimulatedOnTheSameQuantization) {
 // A 12-bit gradient has no int8 codes: the layer's error backward and weight gradient run simulated, exactly as a
 // simulated layer does, and say so; the forward stays integer.
 TEST(IntegerLayers, WideGradientFallsBackForTheBackwardPassesOnly) {
-  REQUIRE_INTEGER_KERNELS();
+  ASSUME_INTEGER_SUPPORT();
   torch::manual_seed(10);
   QConv2dOptions o = QConv2dOptions::same(3, 4, 3, 1);
   o.bias = true;
@@ -155,8 +153,7 @@ TEST(IntegerLayers, WideGradientFallsBackForTheBackwardPassesOnly) {
 // error pass on the forward's per-channel weight ranges, as the simulated grouped quantization has them. A 1x1
 // depthwise filter falls back.
 TEST(IntegerLayers, DepthwiseConvMatchesSimulatedOnTheSameQuantization) {
-  // Its passes use no oneDNN product, so the layers can run them on any CPU.
-  const AssumeIntegerSupportForTests assume;
+  ASSUME_INTEGER_SUPPORT();
   for (int64_t stride : {1, 2}) {
     torch::manual_seed(12);
     QConv2dOptions o = QConv2dOptions::same(6, 6, 3, stride, 6);

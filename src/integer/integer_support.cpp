@@ -84,16 +84,31 @@ IntegerSupport probe() {
 }
 
 std::atomic<int> assumed_support{0};  // live AssumeIntegerSupportForTests guards
+std::atomic<int> forced_plain_loops{0};  // those of them with Products::PlainLoops
 
 }  // namespace
 
 const IntegerSupport& integer_support() {
   static const IntegerSupport support = probe();
-  static const IntegerSupport assumed{true, "assumed by a test (AssumeIntegerSupportForTests)"};
+  static const IntegerSupport assumed{
+      true,
+      support.available ? support.detail + ", assumed by a test (AssumeIntegerSupportForTests)"
+                        : "assumed by a test (AssumeIntegerSupportForTests): products on plain loops, since " +
+                              support.detail,
+      !support.available};
+  static const IntegerSupport plain_loops{true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops",
+                                          true};
+  if (forced_plain_loops.load() > 0) return plain_loops;
   return assumed_support.load() > 0 ? assumed : support;
 }
 
-AssumeIntegerSupportForTests::AssumeIntegerSupportForTests() { ++assumed_support; }
-AssumeIntegerSupportForTests::~AssumeIntegerSupportForTests() { --assumed_support; }
+AssumeIntegerSupportForTests::AssumeIntegerSupportForTests(Products products) : products_(products) {
+  ++assumed_support;
+  if (products_ == Products::PlainLoops) ++forced_plain_loops;
+}
+AssumeIntegerSupportForTests::~AssumeIntegerSupportForTests() {
+  if (products_ == Products::PlainLoops) --forced_plain_loops;
+  --assumed_support;
+}
 
 }  // namespace fractrain

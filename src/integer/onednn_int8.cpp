@@ -13,27 +13,63 @@
 #include <vector>
 #endif
 
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/util/error.h"
+#include "plain_int8.h"
 
 namespace fractrain::integer {
+namespace {
+
+// Whether the products run on plain_int8.h's loops: only while a test assumes integer support without the real
+// one (integer_support.h).
+bool on_plain_loops() { return integer_support().plain_loops; }
+
+void plain_block(BlockProduct::Pass pass, ConvGeometry g, const int8_t* w_oihw, int64_t samples, const void* src,
+                 int32_t* dst) {
+  g.batch = samples;
+  if (pass == BlockProduct::Pass::Forward)
+    plain::conv_forward_s32(g, static_cast<const uint8_t*>(src), w_oihw, dst);
+  else
+    plain::conv_error_s32(g, static_cast<const int8_t*>(src), w_oihw, dst);
+}
+
+}  // namespace
 
 #ifndef FRACTRAIN_HAVE_ONEDNN
 
+// Without oneDNN the plain loops are all there is, and integer execution runs only where a test assumes it.
+namespace {
+[[noreturn]] void no_onednn() {
+  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+}
+}  // namespace
+
 bool conv_backward_weight_s32(const ConvGeometry&, const uint8_t*, const int8_t*, int32_t*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+  if (on_plain_loops()) return false;  // the caller takes another product
+  no_onednn();
 }
-void matmul_s32(int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*, int32_t*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {
+  if (!on_plain_loops()) no_onednn();
+  plain::matmul_s32(m, n, k, a, lda, b, c);
 }
-void reorder_bytes(const int64_t[3], const int64_t[3], const void*, const int64_t[3], void*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const void* src, const int64_t dst_strides[3],
+                   void* dst) {
+  if (!on_plain_loops()) no_onednn();
+  plain::reorder_bytes(dims, src_strides, src, dst_strides, dst);
 }
-struct BlockProduct::State {};
-BlockProduct::BlockProduct(Pass, const ConvGeometry&, const int8_t*) {
-  throw Error("integer execution: this build has no oneDNN (install libdnnl-dev and rebuild)");
+struct BlockProduct::State {
+  Pass pass;
+  ConvGeometry geometry;
+  const int8_t* weights;
+};
+BlockProduct::BlockProduct(Pass pass, const ConvGeometry& g, const int8_t* w_oihw)
+    : state_(new State{pass, g, w_oihw}) {
+  if (!on_plain_loops()) no_onednn();
 }
 BlockProduct::~BlockProduct() = default;
-void BlockProduct::run(int64_t, const void*, int32_t*) const {}
+void BlockProduct::run(int64_t samples, const void* src, int32_t* dst) const {
+  if (samples > 0) plain_block(state_->pass, state_->geometry, state_->weights, samples, src, dst);
+}
 
 #else
 
@@ -253,6 +289,7 @@ struct BlockProduct::State {
   Pass pass;
   ConvGeometry geometry;
   const int8_t* weights;
+  bool plain_loops;  // decided when the pass starts, so that a test's guard cannot change it midway
   struct Entry {
     WeightedPrimitive primitive;
     memory weights;
@@ -276,12 +313,13 @@ struct BlockProduct::State {
 };
 
 BlockProduct::BlockProduct(Pass pass, const ConvGeometry& g, const int8_t* w_oihw)
-    : state_(new State{pass, g, w_oihw, {}, {}}) {}
+    : state_(new State{pass, g, w_oihw, on_plain_loops(), {}, {}}) {}
 
 BlockProduct::~BlockProduct() = default;
 
 void BlockProduct::run(int64_t samples, const void* src, int32_t* dst) const {
   if (samples == 0) return;
+  if (state_->plain_loops) return plain_block(state_->pass, state_->geometry, state_->weights, samples, src, dst);
   const std::shared_ptr<const State::Entry> e = state_->entry(samples);
   ConvGeometry g = state_->geometry;
   g.batch = samples;
@@ -292,6 +330,7 @@ void BlockProduct::run(int64_t samples, const void* src, int32_t* dst) const {
 }
 
 bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, const int8_t* dy_nhwc, int32_t* dw_ihwo) {
+  if (on_plain_loops()) return false;  // no loop of its own: the caller takes another product
   std::optional<WeightedPrimitive> p;
   {
     Cache& c = cache();
@@ -312,6 +351,7 @@ bool conv_backward_weight_s32(const ConvGeometry& g, const uint8_t* x_ihwn, cons
 
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {
   if (m == 0 || n == 0) return;
+  if (on_plain_loops()) return plain::matmul_s32(m, n, k, a, lda, b, c);
   const memory::desc a_desc(dims_of({m, k}), dt::s8, dims_of({lda, 1}));
   const memory::desc b_desc(dims_of({k, n}), dt::s8, tag::ab);
   const memory::desc c_desc(dims_of({m, n}), dt::s32, tag::ab);
@@ -341,6 +381,7 @@ void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, c
 void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const void* src, const int64_t dst_strides[3],
                    void* dst) {
   if (dims[0] * dims[1] * dims[2] == 0) return;
+  if (on_plain_loops()) return plain::reorder_bytes(dims, src_strides, src, dst_strides, dst);
   const memory::dims d{dims[0], dims[1], dims[2]};
   const memory::desc src_desc(d, dt::u8, memory::dims{src_strides[0], src_strides[1], src_strides[2]});
   const memory::desc dst_desc(d, dt::u8, memory::dims{dst_strides[0], dst_strides[1], dst_strides[2]});

@@ -3,6 +3,8 @@
 // leaves src/integer). All sums are exact 32-bit integer sums (integer_support() guarantees VNNI or AMX); the
 // callers keep each sum's worst case inside int32 (integer_conv.cpp). Primitives are created once per shape and
 // cached. Written against oneDNN 2.x (Debian's 2.6); the 3.x API differs (no op descriptors).
+// While a test assumes integer support without the real one (integer_support().plain_loops), every function here
+// runs on plain_int8.h's exact loops instead, and conv_backward_weight_s32 declines (returns false).
 #include <cstdint>
 #include <memory>
 
