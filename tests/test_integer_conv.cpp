@@ -17,6 +17,7 @@
 #include "fractrain/integer/integer_conv.h"
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/util/cpu_features.h"
 #include "fractrain/util/error.h"
 #include "integer_test_support.h"
 
@@ -346,10 +347,14 @@ TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
 
 // The vectorised corrections (16 x 16 tiles transposed in registers) against the portable loop, bit for bit: whole
 // tiles, remainders of channels and of positions, a single channel. Every term is an integer below 2^53, so the
-// two must agree exactly (include/fractrain/integer/corrected_planes.h). Without AVX-512 both run the portable loop.
+// two must agree exactly (include/fractrain/integer/corrected_planes.h). On the hardware where the CPU has AVX-512,
+// and on SIMDe's implementations of the intrinsics everywhere.
 namespace fractrain {
+namespace {
 
-TEST(IntegerCorrections, VectorisedEqualsPortableBitForBit) {
+// `form` (the one corrected_planes picks on this CPU, or the AVX-512 form on SIMDe) against the portable loop.
+template <typename Form>
+void expect_corrections_equal_the_portable_loop(Form form, const std::string& name) {
   torch::manual_seed(12);
   for (const auto& [P, C] : std::vector<std::pair<int64_t, int64_t>>{
            {1024, 16}, {49, 24}, {196, 64}, {7, 3}, {16, 1}, {100, 33}, {64, 32}}) {
@@ -360,18 +365,32 @@ TEST(IntegerCorrections, VectorisedEqualsPortableBitForBit) {
     const at::Tensor scale = torch::rand({C}) * 1e-3 + 1e-5, bias = torch::randn({C});
     at::Tensor fast = torch::empty({C, P}), portable = torch::empty({C, P});
     for (double on : {0.0, -77.0, 128.0}) {
-      integer::corrected_planes(acc.data_ptr<int32_t>(), box.data_ptr<double>(), terms.data_ptr<double>(), on,
-                                offsets.data_ptr<double>(), scale.data_ptr<float>(), bias.data_ptr<float>(), P, C,
-                                fast.data_ptr<float>());
+      form(acc.data_ptr<int32_t>(), box.data_ptr<double>(), terms.data_ptr<double>(), on, offsets.data_ptr<double>(),
+           scale.data_ptr<float>(), bias.data_ptr<float>(), P, C, fast.data_ptr<float>());
       integer::corrected_planes_portable(acc.data_ptr<int32_t>(), box.data_ptr<double>(),
                                          terms.data_ptr<double>(), on, offsets.data_ptr<double>(),
                                          scale.data_ptr<float>(), bias.data_ptr<float>(), P, C,
                                          portable.data_ptr<float>());
       EXPECT_TRUE(torch::equal(fast.view(torch::kInt), portable.view(torch::kInt)))
-          << "P " << P << " C " << C << " on " << on << ": max |difference| "
+          << name << ", P " << P << " C " << C << " on " << on << ": max |difference| "
           << (fast - portable).abs().max().item<float>();
     }
   }
 }
 
+TEST(IntegerCorrections, VectorisedEqualsPortableBitForBit) {
+  if (!cpu_has_avx512f()) GTEST_SKIP() << "this CPU has no AVX-512 (the SIMDe test below runs that form)";
+  expect_corrections_equal_the_portable_loop(integer::corrected_planes, "AVX-512");
+}
+
+// The AVX-512 form's source on SIMDe's portable intrinsics: its 16 x 16 transposes, the halves' conversions and the
+// stores, on every CPU.
+TEST(IntegerCorrections, Avx512FormOnSimdeEqualsPortableBitForBit) {
+  // An empty plane says whether this build has the form at all.
+  if (!integer::corrected_planes_emulated(nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0, 0, nullptr))
+    GTEST_SKIP() << "built without SIMDe's headers (scripts/setup.sh installs libsimde-dev)";
+  expect_corrections_equal_the_portable_loop(integer::corrected_planes_emulated, "AVX-512 on SIMDe");
+}
+
+}  // namespace
 }  // namespace fractrain

@@ -23,4 +23,10 @@ void corrected_planes_portable(const int32_t* acc, const double* box, const doub
                                const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
                                float* out);
 
+// Tests only: the AVX-512 form's very source on SIMDe's portable implementations of the intrinsics (any CPU, slow).
+// Returns false, writing nothing, in a build without SIMDe's headers (Debian: libsimde-dev).
+bool corrected_planes_emulated(const int32_t* acc, const double* box, const double* weight_terms, double on,
+                               const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
+                               float* out);
+
 }  // namespace fractrain::integer
