@@ -1,7 +1,6 @@
 #include "fractrain/integer/corrected_planes.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
 #include "fractrain/util/cpu_features.h"
@@ -75,35 +74,21 @@ void corrected_planes(const int32_t* acc, const double* box, const double* weigh
 #ifdef FRACTRAIN_HAVE_SIMDE
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
+
+#include "simde_missing.h"
+
 namespace fractrain::integer {
 namespace {
 #define FRACTRAIN_AVX512_TARGET
 namespace emulated {
-// Two conversions SIMDe 0.7.4 lacks, as the instructions define them: 8 int32 lanes to double (exact), and 8
-// doubles to float rounded to nearest even (the default rounding mode, as a static_cast rounds).
-simde__m512d cvtepi32_pd(simde__m256i a) {
-  int32_t in[8];
-  double out[8];
-  std::memcpy(in, &a, sizeof in);
-  for (int l = 0; l < 8; ++l) out[l] = in[l];
-  simde__m512d r;
-  std::memcpy(&r, out, sizeof out);
-  return r;
-}
-simde__m256 cvtpd_ps(simde__m512d a) {
-  double in[8];
-  float out[8];
-  std::memcpy(in, &a, sizeof in);
-  for (int l = 0; l < 8; ++l) out[l] = static_cast<float>(in[l]);
-  simde__m256 r;
-  std::memcpy(&r, out, sizeof out);
-  return r;
-}
-#define _mm512_cvtepi32_pd(a) cvtepi32_pd(a)
-#define _mm512_cvtpd_ps(a) cvtpd_ps(a)
+// SIMDe 0.7.4 has no alias for these two (a later version may).
+#ifndef _mm512_cvtepi32_pd
+#define _mm512_cvtepi32_pd(a) simde_missing::mm512_cvtepi32_pd(a)
+#endif
+#ifndef _mm512_cvtpd_ps
+#define _mm512_cvtpd_ps(a) simde_missing::mm512_cvtpd_ps(a)
+#endif
 #include "corrected_planes_avx512.inc"
-#undef _mm512_cvtpd_ps
-#undef _mm512_cvtepi32_pd
 }  // namespace emulated
 #undef FRACTRAIN_AVX512_TARGET
 }  // namespace

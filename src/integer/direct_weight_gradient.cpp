@@ -16,6 +16,8 @@
 #endif
 #ifdef FRACTRAIN_HAVE_SIMDE  // CMakeLists.txt: SIMDe's headers (Debian: libsimde-dev) were found
 #include <simde/x86/avx512.h>
+
+#include "simde_missing.h"
 #define FRACTRAIN_HAVE_EMULATED_VNNI 1
 #endif
 
@@ -220,21 +222,12 @@ using Dot = VnniDot;
 #define FRACTRAIN_MM512(name) simde_mm512_##name
 #define FRACTRAIN_M512I simde__m512i
 namespace vnni_emulated {
-// vpmovsxdq on 512 bits (8 int32 lanes sign-extended to int64, in order), which SIMDe 0.7.4 lacks; found before
-// SIMDe's own where a later version has it.
-inline simde__m512i simde_mm512_cvtepi32_epi64(simde__m256i a) {
-  int32_t lanes[8];
-  int64_t wide[8];
-  std::memcpy(lanes, &a, sizeof lanes);
-  for (int l = 0; l < 8; ++l) wide[l] = lanes[l];
-  simde__m512i r;
-  std::memcpy(&r, wide, sizeof wide);
-  return r;
-}
+#define simde_mm512_cvtepi32_epi64 simde_missing::mm512_cvtepi32_epi64  // SIMDe 0.7.4 lacks it
 #include "vnni_dot.inc"
 using Dot = VnniDot;
 #include "direct_weight_tiles.inc"
 }  // namespace vnni_emulated
+#undef simde_mm512_cvtepi32_epi64
 #undef FRACTRAIN_M512I
 #undef FRACTRAIN_MM512
 #undef FRACTRAIN_DOT_TARGET
