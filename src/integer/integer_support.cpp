@@ -96,8 +96,8 @@ const IntegerSupport& integer_support() {
                         : "assumed by a test (AssumeIntegerSupportForTests): products on plain loops, since " +
                               support.detail,
       !support.available};
-  static const IntegerSupport plain_loops{true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops",
-                                          true};
+  static const IntegerSupport plain_loops{
+      true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops", true};
   if (forced_plain_loops.load() > 0) return plain_loops;
   return assumed_support.load() > 0 ? assumed : support;
 }
