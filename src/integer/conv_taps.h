@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fractrain/integer/integer_conv.h"
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/util/error.h"
 
 // Compiled for AVX-512 and AVX2 as well as the baseline, chosen at run time (as the quantizer's kernel).
@@ -57,6 +58,14 @@ inline void check_features(const FeatureCodes& f, int64_t batch, int64_t channel
                 std::to_string(f.positions) + " positions x " + std::to_string(f.channels) +
                 " channels do not fit the layer (" + std::to_string(batch) + " x " + std::to_string(positions) +
                 " x " + std::to_string(channels) + ")");
+}
+
+// The unsigned operand of a product (`bits` per sample) must be no wider than this CPU adds exactly
+// (integer_support.h); the layers fall back before that, so reaching this is a caller's error, not a silent one.
+inline void check_unsigned_width(const std::vector<int>& bits, const char* operand, const char* what) {
+  for (int b : bits)
+    if (b > integer_support().max_unsigned_bits)
+      throw Error(std::string("integer ") + what + ": " + pair_saturation_refusal(b, operand));
 }
 
 }  // namespace fractrain::integer::detail

@@ -290,6 +290,7 @@ at::Tensor conv_forward(const ConvGeometry& g, const FeatureCodes& x, const Weig
   check_features(x, N, I, in_positions(g), "forward");
   check_weight(w, g, 0, "forward");
   check_exact(I * taps, code_magnitude(max_bits(x.bits), false), code_magnitude(w.bits, true), "forward");
+  check_unsigned_width(x.bits, "activation", "forward");
   const BlockProduct product(BlockProduct::Pass::Forward, g, w.codes.data_ptr<int8_t>());
 
   // The valid terms of each output position: the weights' tap sums (M, [P][O]), their count (K), and per
@@ -321,7 +322,12 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   check_features(dy, N, O, P, "error backward");
   check_weight(w, g, 1, "error backward");
   check_exact(O * taps, code_magnitude(max_bits(dy.bits), true), code_magnitude(w.bits, true), "error backward");
-  const BlockProduct product(BlockProduct::Pass::ErrorBackward, g, w.codes.data_ptr<int8_t>());
+  // Below 8 bits the gradient's codes are stored unshifted, so none is negative: read as uint8, which CPUs without
+  // 8-bit dot products add exactly (integer_support.h); 8-bit codes are shifted into int8 and need such products.
+  const bool unsigned_codes = max_bits(dy.bits) < 8;
+  if (!unsigned_codes) check_unsigned_width(dy.bits, "gradient", "error backward");
+  const BlockProduct product(BlockProduct::Pass::ErrorBackward, g, w.codes.data_ptr<int8_t>(),
+                             unsigned_codes ? BlockProduct::Source::Unsigned : BlockProduct::Source::Signed);
 
   // Which (output position, tap) pairs reach each input position: their weight sums (M, [Q][I]), count (K)
   // and, per sample, the sum of the gradient codes there (box).

@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "onednn_int8.h"
+
 #ifdef FRACTRAIN_HAVE_ONEDNN
 #include <dlfcn.h>
 
@@ -74,10 +76,26 @@ IntegerSupport probe() {
     case cpu_isa::avx2_vnni:
       support = {true, "avx2_vnni"};
       break;
+    case cpu_isa::avx512_core:
+    case cpu_isa::avx2: {
+      const std::string isa = dnnl::get_effective_cpu_isa() == cpu_isa::avx2 ? "avx2" : "avx512_core";
+      // Exact up to 7-bit unsigned codes by the arithmetic of its kernels (integer_support.h); held to the plain
+      // loops once on the worst codes before anything relies on it.
+      if (const std::string mismatch = integer::pair_saturating_products_mismatch(); !mismatch.empty()) {
+        support.detail = "oneDNN's int8 products on this CPU (" + isa + ", no 8-bit dot products) differ from exact " +
+                         "sums even for 7-bit codes (" + mismatch + ")";
+        break;
+      }
+      support = {true,
+                 isa + " without 8-bit dot products: exact for codes up to 7 bits, so passes with 8-bit activations "
+                       "or error gradients run simulated",
+                 false, 7};
+      break;
+    }
     default:
       support.detail =
-          "this CPU has no 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX): oneDNN's int8 kernels "
-          "would add products in saturating 16-bit pairs, which is not exact";
+          "this CPU has neither 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX) nor AVX2, on which "
+          "oneDNN's int8 products would be exact for codes up to 7 bits";
   }
 #endif
   return support;
@@ -85,29 +103,45 @@ IntegerSupport probe() {
 
 std::atomic<int> assumed_support{0};  // live AssumeIntegerSupportForTests guards
 std::atomic<int> forced_plain_loops{0};  // those of them with Products::PlainLoops
+std::atomic<int> forced_up_to_7_bits{0};  // those with Products::PlainLoopsUpTo7Bits
 
 }  // namespace
 
 const IntegerSupport& integer_support() {
   static const IntegerSupport support = probe();
+  // Tests assume every width up to 8 bits: where the real products are exact only below that, the loops stand in.
+  static const bool exact_at_8_bits = support.available && support.max_unsigned_bits == 8;
   static const IntegerSupport assumed{
       true,
-      support.available ? support.detail + ", assumed by a test (AssumeIntegerSupportForTests)"
-                        : "assumed by a test (AssumeIntegerSupportForTests): products on plain loops, since " +
-                              support.detail,
-      !support.available};
+      exact_at_8_bits ? support.detail + ", assumed by a test (AssumeIntegerSupportForTests)"
+                      : "assumed by a test (AssumeIntegerSupportForTests): products on plain loops, since " +
+                            support.detail,
+      !exact_at_8_bits, 8};
   static const IntegerSupport plain_loops{
-      true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops", true};
+      true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops", true, 8};
+  static const IntegerSupport plain_loops_up_to_7_bits{
+      true, "assumed by a test (AssumeIntegerSupportForTests): products on plain loops, exact up to 7-bit codes", true,
+      7};
+  if (forced_up_to_7_bits.load() > 0) return plain_loops_up_to_7_bits;
   if (forced_plain_loops.load() > 0) return plain_loops;
   return assumed_support.load() > 0 ? assumed : support;
+}
+
+std::string pair_saturation_refusal(int bits, const char* operand) {
+  const int most = integer_support().max_unsigned_bits;
+  return std::string(bits == 8 ? "an " : "a ") + std::to_string(bits) + "-bit " + operand +
+         ": this CPU has no 8-bit dot products, and its int8 products add u8 x s8 pairs in saturating 16 bits, exact "
+         "only for codes up to " + std::to_string(most) + " bits (CPUs with AVX-512 VNNI, AVX-VNNI or AMX take 8)";
 }
 
 AssumeIntegerSupportForTests::AssumeIntegerSupportForTests(Products products) : products_(products) {
   ++assumed_support;
   if (products_ == Products::PlainLoops) ++forced_plain_loops;
+  if (products_ == Products::PlainLoopsUpTo7Bits) ++forced_up_to_7_bits;
 }
 AssumeIntegerSupportForTests::~AssumeIntegerSupportForTests() {
   if (products_ == Products::PlainLoops) --forced_plain_loops;
+  if (products_ == Products::PlainLoopsUpTo7Bits) --forced_up_to_7_bits;
   --assumed_support;
 }
 

@@ -187,9 +187,12 @@ std::optional<WeightProducts> swapped_products(const ConvGeometry& g, const Feat
 }
 
 // The products as one matrix product per group over im2col patches (the path for shapes without a fast swapped
-// convolution): the gradient codes channel-major times the patches of x's codes shifted into int8.
+// convolution). Below 8 bits, x's codes need no shift and the patches are the unsigned operand (which CPUs without
+// 8-bit dot products add exactly up to 7 bits): the patches, transposed, times the gradient codes as they are
+// stored. With 8-bit activations, the gradient codes channel-major times the patches shifted into int8.
 WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
                               const std::vector<SampleGroup>& groups) {
+  const bool unsigned_patches = std::all_of(x.bits.begin(), x.bits.end(), [](int b) { return b < 8; });
   const int64_t N = g.batch, I = g.in_channels, O = g.out_channels, P = out_positions(g), Q = in_positions(g),
                 K = taps_of(g) * I;
   const std::vector<int64_t> order = group_order(groups);
@@ -203,13 +206,14 @@ WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, cons
       sample_patches(g, xc + n * Q * I, static_cast<uint8_t>(int8_shift(x.bits[n])), patch + r * P * K);
     }
   });
-  at::Tensor gathered = dy.channel_major;
+  at::Tensor gathered = unsigned_patches ? (is_identity(order) ? dy.codes : ordered_samples(dy.codes, order, P * O))
+                                          : dy.channel_major;
   if (!gathered.defined()) {  // [N * P][O] -> [O][N * P]
     gathered = at::empty({O, N * P}, at::kChar);
     const int64_t dims[3] = {1, N * P, O}, from[3] = {N * P * O, O, 1}, to[3] = {N * P * O, 1, N * P};
     reorder_bytes(dims, from, dy.codes.data_ptr(), to, gathered.data_ptr());
   }
-  if (!is_identity(order)) {
+  if (!unsigned_patches && !is_identity(order)) {
     const at::Tensor major = gathered;
     gathered = at::empty_like(major);
     const int8_t* src = major.data_ptr<int8_t>();
@@ -233,10 +237,17 @@ WeightProducts patch_products(const ConvGeometry& g, const FeatureCodes& x, cons
     for (int64_t r = 0; r < rows; r += chunk) {
       RECORD_USER_SCOPE("fractrain::integer_weight_product");
       const int64_t len = std::min(chunk, rows - r);
-      matmul_s32(O, K, len, gathered.data_ptr<int8_t>() + first_row + r, N * P, patch + (first_row + r) * K,
-                 partial.data_ptr<int32_t>());
       const int32_t* c = partial.data_ptr<int32_t>();
-      for (int64_t e = 0; e < O * K; ++e) exact[static_cast<size_t>(e)] += c[e];
+      if (unsigned_patches) {  // [K][O]
+        matmul_u8_s32(K, O, len, reinterpret_cast<const uint8_t*>(patch + (first_row + r) * K), 1, K,
+                      gathered.data_ptr<int8_t>() + (first_row + r) * O, partial.data_ptr<int32_t>());
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t e = 0; e < K; ++e) exact[static_cast<size_t>(o * K + e)] += c[e * O + o];
+      } else {  // [O][K]
+        matmul_s32(O, K, len, gathered.data_ptr<int8_t>() + first_row + r, N * P, patch + (first_row + r) * K,
+                   partial.data_ptr<int32_t>());
+        for (int64_t e = 0; e < O * K; ++e) exact[static_cast<size_t>(e)] += c[e];
+      }
     }
     out.exact.push_back(std::move(exact));
     out.x_shift.push_back(group.x_shift);
@@ -364,6 +375,9 @@ at::Tensor conv_backward_weight(const ConvGeometry& g, const FeatureCodes& x, co
                 taps = taps_of(g), K = taps * I;
   check_features(x, N, I, Q, "weight gradient");
   check_features(dy, N, O, P, "weight gradient");
+  // x's codes are every product's unsigned operand (at 8 bits the patches' int8 x int8 product needs 8-bit dot
+  // products as well).
+  check_unsigned_width(x.bits, "activation", "weight gradient");
   const std::vector<int64_t> map = tap_map(g);
   const std::vector<SampleGroup> groups = sample_groups(x, dy);
   std::optional<WeightProducts> products;

@@ -47,14 +47,16 @@ void conv_forward_s32(const ConvGeometry& g, const uint8_t* x_nhwc, const int8_t
       }
 }
 
-void conv_error_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
+namespace {
+template <typename Code>
+void conv_error(const ConvGeometry& g, const Code* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
   const int64_t I = g.in_channels, O = g.out_channels, k = g.kernel, Ho = g.out_height(), Wo = g.out_width();
   const std::vector<int8_t> w = weights_by_tap(g, w_oihw, true);
   for (int64_t e = 0; e < g.batch * g.height * g.width * I; ++e) dx_nhwc[e] = 0;
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t oh = 0; oh < Ho; ++oh)
       for (int64_t ow = 0; ow < Wo; ++ow) {
-        const int8_t* dy = dy_nhwc + ((n * Ho + oh) * Wo + ow) * O;
+        const Code* dy = dy_nhwc + ((n * Ho + oh) * Wo + ow) * O;
         for (int64_t kh = 0; kh < k; ++kh)
           for (int64_t kw = 0; kw < k; ++kw) {
             const int64_t ih = oh * g.stride + kh - g.padding, iw = ow * g.stride + kw - g.padding;
@@ -64,6 +66,28 @@ void conv_error_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* 
             for (int64_t i = 0; i < I; ++i) dx[i] += dot(dy, w_tap + i * O, O);
           }
       }
+}
+
+}  // namespace
+
+void conv_error_s32(const ConvGeometry& g, const int8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
+  conv_error(g, dy_nhwc, w_oihw, dx_nhwc);
+}
+void conv_error_s32(const ConvGeometry& g, const uint8_t* dy_nhwc, const int8_t* w_oihw, int32_t* dx_nhwc) {
+  conv_error(g, dy_nhwc, w_oihw, dx_nhwc);
+}
+
+void matmul_u8_s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t a_row, int64_t a_column,
+                   const int8_t* b, int32_t* c) {
+  std::vector<uint8_t> row(static_cast<size_t>(k));
+  std::vector<int8_t> column(static_cast<size_t>(k));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < k; ++j) row[static_cast<size_t>(j)] = a[r * a_row + j * a_column];
+    for (int64_t col = 0; col < n; ++col) {
+      for (int64_t j = 0; j < k; ++j) column[static_cast<size_t>(j)] = b[j * n + col];
+      c[r * n + col] = dot(row.data(), column.data(), k);
+    }
+  }
 }
 
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/range_agreement.h"
 #include "fractrain/util/error.h"
 
@@ -53,7 +54,18 @@ class IntegerLayerBackward : public Node {
     const IntegerShape& shape = graph_.shape;
     const at::Tensor w = weight_.unpack();
     std::array<at::Tensor, 3> result;
-    if (needed[0]) {
+    // The gradient is the error backward's unsigned operand (the weight gradient's is x, whose width the forward
+    // checked): where this CPU cannot add it exactly, that pass alone runs simulated, on the same quantization.
+    const std::string error_refusal =
+        shape.geometry.depthwise() ? std::string() : unsigned_width_refusal(codes->bits, "gradient");
+    if (needed[1]) {
+      result[1] = integer::conv_backward_weight(shape.geometry, graph_.input, *codes).view(w.sizes());
+      graph_.log->ran_integer(LayerPass::WeightGradient);
+    }
+    if (needed[2]) result[2] = integer::bias_gradient(*codes);
+    if (needed[0] && !error_refusal.empty()) {
+      result[0] = std::move(fall_back(std::move(g), {true, false, false}, error_refusal, spec)[0]);
+    } else if (needed[0]) {
       // Ranges per input channel of the layer (the error pass's quantization choice); a depthwise filter's input
       // channel is its output channel, so its ranges are the forward's (quantized_layer_backward.h).
       const int axis = shape.geometry.depthwise() ? 0 : 1;
@@ -61,11 +73,6 @@ class IntegerLayerBackward : public Node {
       result[0] = integer::conv_backward_data(shape.geometry, *codes, error_weight, shape.layout).view(x_sizes_());
       graph_.log->ran_integer(LayerPass::ErrorBackward);
     }
-    if (needed[1]) {
-      result[1] = integer::conv_backward_weight(shape.geometry, graph_.input, *codes).view(w.sizes());
-      graph_.log->ran_integer(LayerPass::WeightGradient);
-    }
-    if (needed[2]) result[2] = integer::bias_gradient(*codes);
     return {std::move(result[0]), std::move(result[1]), std::move(result[2])};
   }
 
@@ -120,6 +127,12 @@ std::string integer_width_refusal(const std::vector<int>& widths, const char* op
     if (b < 1 || b > 8)
       return std::string("a ") + (b == 0 ? "full-precision" : std::to_string(b) + "-bit") + " " + operand +
              " (integer kernels take 1..8 bits)";
+  return {};
+}
+
+std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand) {
+  for (int b : widths)
+    if (b > integer_support().max_unsigned_bits) return pair_saturation_refusal(b, operand);
   return {};
 }
 

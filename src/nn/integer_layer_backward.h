@@ -2,7 +2,8 @@
 // Integer execution of a quantized layer (internal to QuantizedLayer; precision.execution = integer): the
 // layer's shape as the integer kernels see it, and the backward node that runs the error backward and the
 // weight gradient on integer codes (src/integer), or, for a gradient that has no 1..8-bit codes, on the
-// simulated path (logged as a fallback).
+// simulated path (logged as a fallback); on CPUs without 8-bit dot products an 8-bit gradient sends the error
+// backward alone there.
 #include <ATen/core/Tensor.h>
 
 #include <memory>
@@ -28,6 +29,9 @@ struct IntegerShape {
 
 // Why a pass with these operand widths cannot run on integer codes (empty: it can).
 std::string integer_width_refusal(const std::vector<int>& widths, const char* operand);
+// Why a dense product (oneDNN's int8 kernels, not the depthwise or attention loops) cannot take these widths of its
+// unsigned operand on this CPU (integer_support().max_unsigned_bits; empty: it can).
+std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand);
 
 struct IntegerLayerGraph {
   IntegerShape shape;

@@ -207,12 +207,16 @@ std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& 
   const int act = widest(precision.sample_act_bits(), precision.act_bits());
   const int grad = widest(precision.sample_grad_bits(), precision.grad_bits());
   const std::string common = integer_layer_refusal(precision.weight_bits());
-  std::array<std::string, 3> passes;
-  const std::string forward = common.empty() ? integer_width_refusal({act}, "activation") : common;
+  // Depthwise convolutions run on loops of their own, exact at any width; dense ones on oneDNN's int8 products.
+  const bool dense = weight_groups() == 1;
+  std::string forward = common.empty() ? integer_width_refusal({act}, "activation") : common;
+  if (forward.empty() && dense) forward = unsigned_width_refusal({act}, "activation");
   const std::string backward = !forward.empty() ? forward : integer_width_refusal({grad}, "gradient");
-  passes[0] = forward.empty() ? "integer" : "simulated (" + forward + ")";
-  passes[1] = passes[2] = backward.empty() ? "integer" : "simulated (" + backward + ")";
-  return passes;
+  const std::string error = !backward.empty() || !dense ? backward : unsigned_width_refusal({grad}, "gradient");
+  const auto pass = [](const std::string& refusal) {
+    return refusal.empty() ? std::string("integer") : "simulated (" + refusal + ")";
+  };
+  return {pass(forward), pass(error), pass(backward)};
 }
 
 std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, const LayerPrecision& precision,
@@ -231,6 +235,7 @@ std::optional<at::Tensor> QuantizedLayer::forward_integer(const at::Tensor& x, c
   else if (refusal.empty() && x.size(0) == 0)
     refusal = "no samples (a DFQ block every sample of this rank skips)";
   if (refusal.empty()) refusal = integer_width_refusal(act_bits, "activation");
+  if (refusal.empty() && !shape->geometry.depthwise()) refusal = unsigned_width_refusal(act_bits, "activation");
   std::optional<integer::FeatureCodes> codes;
   std::optional<integer::WeightCodes> weight_codes;
   if (refusal.empty()) {

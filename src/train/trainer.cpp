@@ -147,6 +147,9 @@ void Trainer::setup() {
   if (config_.precision.execution == ExecutionMode::Integer && !integer_support().available)
     std::fprintf(stderr, "warning: precision.execution = integer falls back to simulated in every layer: %s\n",
                  integer_support().detail.c_str());
+  else if (config_.precision.execution == ExecutionMode::Integer && integer_support().max_unsigned_bits < 8)
+    std::fprintf(stderr, "note: precision.execution = integer on %s (summary.json counts the passes)\n",
+                 integer_support().detail.c_str());
   run_.task->seek(state_.next_epoch, state_.next_batch);
   // Rank 0 only from here: the other ranks returned above.
   logs_ = std::make_unique<RunLogs>(config_, run_.task->is_language_model(), run_cost_metric_columns(), *controller_,
