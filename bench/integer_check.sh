@@ -45,7 +45,7 @@ part() {  # part NAME COMMAND...: runs it, shows and keeps its output
   "$@" 2>&1 | tee "$out/$name.txt"
 }
 
-part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.Fw8Bw8IntegerExecution*'
+part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.IntegerExecution*'
 part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15
 part matmul "$build/bench/bench_integer_matmul" --threads "$threads" --reps 21
 part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2

@@ -202,5 +202,73 @@ TEST(IntegerLayers, GroupedConvFallsBackWithAReason) {
   }
 }
 
+// On a CPU without 8-bit dot products (assumed here on every CPU: plain loops reporting products exact up to 7-bit
+// unsigned codes, as such a CPU's oneDNN kernels are) a dense layer runs on integers what that CPU adds exactly: up
+// to 7-bit activations and gradients all three passes; an 8-bit gradient sends the error backward alone to the
+// simulated path, an 8-bit activation the whole layer; each fallback says why, and gives exactly the simulated
+// layer's result. Depthwise convolutions, on loops of their own, still take 8 bits.
+TEST(IntegerLayers, CpuWithoutDotProductsRunsWhatItAddsExactly) {
+  const AssumeIntegerSupportForTests seven_bits(AssumeIntegerSupportForTests::Products::PlainLoopsUpTo7Bits);
+  ASSERT_EQ(integer_support().max_unsigned_bits, 7);
+  torch::manual_seed(14);
+  QConv2dOptions o = QConv2dOptions::same(5, 6, 3, 2);
+  o.bias = true;
+  const at::Tensor x = torch::relu(torch::randn({4, 5, 9, 9})), g = torch::randn({4, 6, 5, 5});
+  {
+    QConv2d integer(o), simulated(o);
+    pair_up(integer, simulated);
+    expect_same_run(integer, simulated, x, g, LayerPrecision::uniform(Precision::fw_bw(4, 6)), "FW4/BW6");
+    expect_same_run(integer, simulated, x, g, LayerPrecision::per_sample(4, widths(4, {3, 7}), widths(4, {6, 7})),
+                    "per sample up to 7 bits");
+    const ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.forward.integer + counts.error_backward.integer + counts.weight_gradient.integer, 6)
+        << counts.last_fallback;
+  }
+  {
+    QConv2d integer(o), simulated(o);
+    pair_up(integer, simulated);
+    const auto p = LayerPrecision::uniform(Precision::fw_bw(4, 8));
+    EXPECT_EQ(integer.integer_passes(p)[0], "integer");
+    EXPECT_NE(integer.integer_passes(p)[1].find("simulated (an 8-bit gradient"), std::string::npos)
+        << integer.integer_passes(p)[1];
+    EXPECT_EQ(integer.integer_passes(p)[2], "integer");
+    const LayerRun a = run(integer, x, g, p), b = run(simulated, x, g, p);
+    EXPECT_TRUE(torch::equal(a.dx, b.dx));
+    expect_close(a.y, b.y, "FW4/BW8 forward");
+    expect_close(a.dw, b.dw, "FW4/BW8 dw");
+    expect_close(a.db, b.db, "FW4/BW8 db");
+    const ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.forward.integer, 1);
+    EXPECT_EQ(counts.weight_gradient.integer, 1);
+    EXPECT_EQ(counts.error_backward.simulated, 1);
+    EXPECT_NE(counts.last_fallback.find("an 8-bit gradient: this CPU has no 8-bit dot products"), std::string::npos)
+        << counts.last_fallback;
+  }
+  {
+    QConv2d integer(o), simulated(o);
+    pair_up(integer, simulated);
+    const auto p = LayerPrecision::uniform(Precision::fw_bw(8, 6));
+    EXPECT_NE(integer.integer_passes(p)[0].find("simulated (an 8-bit activation"), std::string::npos);
+    const LayerRun a = run(integer, x, g, p), b = run(simulated, x, g, p);
+    EXPECT_TRUE(torch::equal(a.y, b.y));
+    EXPECT_TRUE(torch::equal(a.dx, b.dx));
+    EXPECT_TRUE(torch::equal(a.dw, b.dw));
+    const ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.forward.simulated + counts.error_backward.simulated + counts.weight_gradient.simulated, 3);
+    EXPECT_NE(counts.last_fallback.find("an 8-bit activation"), std::string::npos) << counts.last_fallback;
+  }
+  {
+    QConv2dOptions d = QConv2dOptions::same(6, 6, 3, 1, 6);
+    d.bias = true;
+    QConv2d integer(d), simulated(d);
+    pair_up(integer, simulated);
+    expect_same_run(integer, simulated, torch::relu(torch::randn({4, 6, 9, 9})), torch::randn({4, 6, 9, 9}),
+                    LayerPrecision::uniform(Precision::fw_bw(8, 8)), "depthwise FW8/BW8");
+    const ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.forward.integer + counts.error_backward.integer + counts.weight_gradient.integer, 3)
+        << counts.last_fallback;
+  }
+}
+
 }  // namespace
 }  // namespace fractrain
