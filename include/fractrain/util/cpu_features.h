@@ -5,5 +5,7 @@ namespace fractrain {
 
 // AVX-512 Foundation (false off x86-64 or without a GCC-compatible compiler's CPU detection).
 bool cpu_has_avx512f();
+// AVX2 (the same caveat).
+bool cpu_has_avx2();
 
 }  // namespace fractrain
