@@ -24,6 +24,9 @@ fi
 if ! grep -qw avx512f /proc/cpuinfo; then  # the corrections' AVX-512 form on the hardware (SIMDe's test runs it too)
   environment_skips+='|IntegerCorrections\.VectorisedEqualsPortableBitForBit'
 fi
+if ! grep -qw avx2 /proc/cpuinfo; then  # the corrections' AVX2 form
+  environment_skips+='|IntegerCorrections\.Avx2FormEqualsPortableBitForBit'
+fi
 if ! grep -qw avx512_vnni /proc/cpuinfo; then  # the own weight-gradient kernel's vector form (docs/integer.md)
   environment_skips+='|IntegerWeightKernel\.Avx512VnniFormEqualsThePortableForm'
 fi

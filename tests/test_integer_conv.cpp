@@ -368,10 +368,11 @@ TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
 }  // namespace
 }  // namespace fractrain::integer
 
-// The vectorised corrections (16 x 16 tiles transposed in registers) against the portable loop, bit for bit: whole
-// tiles, remainders of channels and of positions, a single channel. Every term is an integer below 2^53, so the
-// two must agree exactly (include/fractrain/integer/corrected_planes.h). On the hardware where the CPU has AVX-512,
-// and on SIMDe's implementations of the intrinsics everywhere.
+// The vectorised corrections (16 x 16 tiles, or 8 x 8 on AVX2, transposed in registers) against the portable loop,
+// bit for bit: whole tiles, remainders of channels and of positions, a single channel. Every term is an integer
+// below 2^53, so the two must agree exactly (include/fractrain/integer/corrected_planes.h). The AVX-512 form on the
+// hardware where the CPU has AVX-512 and on SIMDe's implementations of the intrinsics everywhere; the AVX2 form
+// where the CPU has AVX2.
 namespace fractrain {
 namespace {
 
@@ -404,6 +405,12 @@ void expect_corrections_equal_the_portable_loop(Form form, const std::string& na
 TEST(IntegerCorrections, VectorisedEqualsPortableBitForBit) {
   if (!cpu_has_avx512f()) GTEST_SKIP() << "this CPU has no AVX-512 (the SIMDe test below runs that form)";
   expect_corrections_equal_the_portable_loop(integer::corrected_planes, "AVX-512");
+}
+
+// The AVX2 form (8 x 8 tiles; the path on CPUs with AVX2 but not AVX-512), on every CPU with AVX2.
+TEST(IntegerCorrections, Avx2FormEqualsPortableBitForBit) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  expect_corrections_equal_the_portable_loop(integer::corrected_planes_avx2, "AVX2");
 }
 
 // The AVX-512 form's source on SIMDe's portable intrinsics: its 16 x 16 transposes, the halves' conversions and the

@@ -45,6 +45,65 @@ namespace native {
 #undef FRACTRAIN_AVX512_TARGET
 
 #pragma GCC diagnostic pop
+
+// The AVX2 form (CPUs without AVX-512, on which integer execution runs up to 7-bit codes): the AVX-512 form's plan on
+// tiles of 8 positions x 8 channels, transposed in registers by the classic unpack / 128-bit permute sequence. No FMA
+// (not in the target): the float scale and bias are a multiply and an add, as in correct_tile's AVX2 clone; the
+// double sums are exact integers, so their order does not matter.
+#define FRACTRAIN_AVX2 __attribute__((target("avx2")))
+
+// The 8 x 8 int32 block at `a` (8 rows of positions, `stride` apart) transposed: columns[k] holds channel k's 8
+// positions.
+FRACTRAIN_AVX2 void transpose_8x8(const int32_t* a, int64_t stride, __m256i columns[8]) {
+  __m256i r[8], t[8];
+  for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j * stride));
+  for (int j = 0; j < 8; j += 2) {
+    t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+    t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+  }
+  for (int j = 0; j < 8; j += 4) {
+    r[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);      // channels 0 and 4 of rows j..j+3
+    r[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);  // 1 and 5
+    r[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]);  // 2 and 6
+    r[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]);  // 3 and 7
+  }
+  for (int k = 0; k < 4; ++k) {
+    columns[k] = _mm256_permute2x128_si256(r[k], r[k + 4], 0x20);
+    columns[k + 4] = _mm256_permute2x128_si256(r[k], r[k + 4], 0x31);
+  }
+}
+
+FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const double* box, const double* weight_terms,
+                                                double on, const double* oc, const float* scale, const float* bias,
+                                                int64_t P, int64_t C, float* out) {
+  const int64_t whole_channels = C / 8 * 8;
+  const __m256d offset_n = _mm256_set1_pd(on);
+  int64_t p0 = 0;
+  for (; p0 + 8 <= P; p0 += 8) {
+    const __m256d box_lo = _mm256_loadu_pd(box + p0), box_hi = _mm256_loadu_pd(box + p0 + 4);
+    for (int64_t c0 = 0; c0 < whole_channels; c0 += 8) {
+      __m256i columns[8];
+      transpose_8x8(acc + p0 * C + c0, C, columns);
+      for (int k = 0; k < 8; ++k) {
+        const int64_t c = c0 + k;
+        const __m256d offset_c = _mm256_set1_pd(oc[c]);
+        const double* terms = weight_terms + c * P + p0;
+        __m256d lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(columns[k]));
+        __m256d hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(columns[k], 1));
+        lo = _mm256_add_pd(_mm256_add_pd(lo, _mm256_mul_pd(offset_c, box_lo)),
+                           _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms)));
+        hi = _mm256_add_pd(_mm256_add_pd(hi, _mm256_mul_pd(offset_c, box_hi)),
+                           _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms + 4)));
+        __m256 values = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+        values = _mm256_add_ps(_mm256_mul_ps(values, _mm256_set1_ps(scale[c])), _mm256_set1_ps(bias[c]));
+        _mm256_storeu_ps(out + c * P + p0, values);
+      }
+    }
+    correct_tile(acc, box, weight_terms, on, oc, scale, bias, P, C, p0, 8, whole_channels, C, out);
+  }
+  if (p0 < P) correct_tile(acc, box, weight_terms, on, oc, scale, bias, P, C, p0, P - p0, 0, C, out);
+}
+#undef FRACTRAIN_AVX2
 #endif
 
 }  // namespace
@@ -63,7 +122,19 @@ void corrected_planes(const int32_t* acc, const double* box, const double* weigh
   if (cpu_has_avx512f())
     return native::corrected_planes_avx512(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
 #endif
-  corrected_planes_portable(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
+  if (!corrected_planes_avx2(acc, box, weight_terms, on, oc, scale, bias, P, C, out))
+    corrected_planes_portable(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
+}
+
+bool corrected_planes_avx2(const int32_t* acc, const double* box, const double* weight_terms, double on,
+                           const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx2()) {
+    corrected_planes_avx2_tiles(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
+    return true;
+  }
+#endif
+  return false;
 }
 
 }  // namespace fractrain::integer

@@ -18,10 +18,15 @@ namespace fractrain::integer {
 void corrected_planes(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
                       const float* scale, const float* bias, int64_t P, int64_t C, float* out);
 
-// The portable loop (the reference of the vectorised one, and the path on CPUs without AVX-512).
+// The portable loop (the reference of the vectorised ones, and the path on CPUs with neither AVX-512 nor AVX2).
 void corrected_planes_portable(const int32_t* acc, const double* box, const double* weight_terms, double on,
                                const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
                                float* out);
+
+// The AVX2 form, the path on CPUs with AVX2 but not AVX-512 (public for its test). Returns false, writing nothing,
+// on CPUs without AVX2.
+bool corrected_planes_avx2(const int32_t* acc, const double* box, const double* weight_terms, double on,
+                           const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out);
 
 // Tests only: the AVX-512 form's very source on SIMDe's portable implementations of the intrinsics (any CPU, slow).
 // Returns false, writing nothing, in a build without SIMDe's headers (Debian: libsimde-dev).
