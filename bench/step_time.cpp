@@ -28,6 +28,7 @@
 #include "fractrain/precision/static_plan.h"
 #include "bench_device.h"
 #include "bench_support.h"
+#include "integer_counts.h"
 #include "plain_resnet.h"
 
 using namespace fractrain;
@@ -259,16 +260,6 @@ int main(int argc, char** argv) {
               device.is_cuda() ? "<= 1.6 eager, <= 1.3 with graphs" : "simulated <= 1.15, integer <= 0.6");
   if (a.plain)
     std::printf("median ratio fractrain fp32 / plain LibTorch fp32: %.3f (target <= 1.10)\n", median(plain_ratios));
-  if (a.execution == ExecutionMode::Integer) {
-    ExecutionCounts counts;
-    for (const auto& layer : model->quantized_layers()) counts.add(layer->execution_counts());
-    std::printf("integer passes: forward %lld/%lld, error backward %lld/%lld, weight gradient %lld/%lld%s%s\n",
-                (long long)counts.forward.integer, (long long)(counts.forward.integer + counts.forward.simulated),
-                (long long)counts.error_backward.integer,
-                (long long)(counts.error_backward.integer + counts.error_backward.simulated),
-                (long long)counts.weight_gradient.integer,
-                (long long)(counts.weight_gradient.integer + counts.weight_gradient.simulated),
-                counts.last_fallback.empty() ? "" : "; last fallback: ", counts.last_fallback.c_str());
-  }
+  if (a.execution == ExecutionMode::Integer) print_integer_passes(*model);
   return 0;
 }
