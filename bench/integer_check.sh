@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Everything issue 18 (integer execution, docs/integer.md) measures, in one run, for a session on a CPU with 8-bit
-# dot products (AVX-512 VNNI, AVX-VNNI or AMX; on other CPUs integer execution refuses and this script stops):
+# Everything issue 18 (integer execution, docs/integer.md) measures, in one run. On a CPU with 8-bit dot products
+# (AVX-512 VNNI, AVX-VNNI or AMX) at 8 bits; on a CPU with AVX2 only, where integer execution takes codes up to 7
+# bits, at 6 bits and with the recipes that run there (FW-8/BW-8 would fall back to simulated):
 #   1. the integer test suites, the own weight-gradient kernel's vector form among them (its first execution on a
 #      new kind of CPU: run before trusting any number below);
 #   2. bench_integer_ops: each integer pass against oneDNN's FP32 convolution, and the weight gradient's products
 #      side by side (patches, the own kernel, the layers' choice);
 #   3. bench_integer_matmul: the attention matmuls against the simulated path;
-#   4. bench_step_time: integer FW-8/BW-8, PFQ's FW-4/BW-6 stage and ResNet-38 against FP32 (the 0.6x target);
-#   5. with --epochs: one Fashion-MNIST epoch of the demo recipe, FP32 and integer FW-8/BW-8 (seed 1), in the order
-#      FP32, integer, integer, FP32 (the machine's drift shows in the two FP32 times).
+#   4. bench_step_time: integer FW-8/BW-8 (dot products only), PFQ's FW-4/BW-6 stage and ResNet-38 against FP32 (the
+#      0.6x target); bench_dfq_step_time: DFQ mixed under integer execution (the 0.75x target);
+#   5. with --epochs: one Fashion-MNIST epoch, FP32 and integer (seed 1) in the order FP32, integer, integer, FP32
+#      (the machine's drift shows in the two FP32 times): the FW-8/BW-8 demo recipe with dot products, the FracTrain
+#      recipe (3-6-bit activations) on AVX2.
 # Pause other work on the machine first: the ratios are side by side, but a loaded machine still skews them.
 #   bench/integer_check.sh [--build DIR] [--out DIR] [--threads 2] [--epochs]
 # Writes OUT/<part>.txt (default OUT: BUILD/integer_check) and prints each part as it runs.
@@ -26,13 +29,17 @@ while (($#)); do
   esac
 done
 out=${out:-$build/integer_check}
-if ! grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo; then
-  echo "integer_check.sh: this CPU has no 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX):" \
+if grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo; then
+  bits=8 recipe=fw8bw8 rest_fw=4 rest_bw=6 deep_fw=8 deep_bw=8
+elif grep -qw avx2 /proc/cpuinfo; then
+  bits=6 recipe=fractrain rest_fw=4 rest_bw=6 deep_fw=4 deep_bw=6
+else
+  echo "integer_check.sh: this CPU has neither 8-bit dot products (AVX-512 VNNI, AVX-VNNI, AMX) nor AVX2:" \
        "integer execution refuses here, so there is nothing to measure (docs/integer.md, 'Availability')" >&2
   exit 1
 fi
 for target in tests/fractrain_tests bench/bench_integer_ops bench/bench_integer_matmul bench/bench_step_time \
-              fractrain; do
+              bench/bench_dfq_step_time fractrain; do
   [[ -x "$build/$target" ]] ||
     { echo "integer_check.sh: $build/$target is not built (ninja -C $build $(basename "$target"))" >&2; exit 1; }
 done
@@ -46,13 +53,17 @@ part() {  # part NAME COMMAND...: runs it, shows and keeps its output
 }
 
 part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.IntegerExecution*'
-part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15
+part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15 --bits "$bits"
 part matmul "$build/bench/bench_integer_matmul" --threads "$threads" --reps 21
-part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2
-part step_fw4bw6 "$build/bench/bench_step_time" --execution integer --fw 4 --bw 6 --threads "$threads" \
-  --rounds 5 --steps 2
-part step_resnet38 "$build/bench/bench_step_time" --model resnet38 --execution integer --threads "$threads" \
-  --rounds 3 --steps 2
+if ((bits == 8)); then
+  part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2
+fi
+part "step_fw${rest_fw}bw${rest_bw}" "$build/bench/bench_step_time" --execution integer --fw "$rest_fw" \
+  --bw "$rest_bw" --threads "$threads" --rounds 5 --steps 2
+part step_resnet38 "$build/bench/bench_step_time" --model resnet38 --execution integer --fw "$deep_fw" \
+  --bw "$deep_bw" --threads "$threads" --rounds 3 --steps 2
+part step_dfq "$build/bench/bench_dfq_step_time" --quantized-execution integer --threads "$threads" --rounds 5 \
+  --steps 2 --masked 0 --skip-candidates 1
 if ((epochs)); then
   epoch() {  # epoch RECIPE EXECUTION RUN
     part "epoch_$3" "$build/fractrain" train -c "configs/fashion_mnist_$1.toml" --set train.epochs=1 \
@@ -60,8 +71,8 @@ if ((epochs)); then
       --set output.dir="$out/runs/$3"
   }
   epoch fp32 simulated fp32_a
-  epoch fw8bw8 integer integer_a
-  epoch fw8bw8 integer integer_b
+  epoch "$recipe" integer integer_a
+  epoch "$recipe" integer integer_b
   epoch fp32 simulated fp32_b
   for run in fp32_a integer_a integer_b fp32_b; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], 'test accuracy', \
