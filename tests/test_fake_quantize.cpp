@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
@@ -43,6 +44,20 @@ TEST(FakeQuantize, FusedEqualsReferenceDeterministic) {
       }
     }
   }
+}
+
+// The noise's AVX2 form (CPUs with AVX2 but not AVX-512) against the stream itself, element by element, on every CPU
+// with AVX2, whichever form stochastic rounding picks there.
+TEST(FakeQuantize, NoiseTilesOnAvx2EqualTheStream) {
+  float tile[64];
+  if (!kernel::philox_tile_uniform_avx2_for_tests(PhiloxStream{1, 2}, 0, tile)) GTEST_SKIP() << "no AVX2";
+  for (const PhiloxStream stream : {PhiloxStream{42, 7}, PhiloxStream{0, 0}, PhiloxStream{~0ull, 1ull << 40}})
+    for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{1} << 26, (uint64_t{1} << 32) - 1, uint64_t{3} << 33}) {
+      ASSERT_TRUE(kernel::philox_tile_uniform_avx2_for_tests(stream, index, tile));
+      for (int i = 0; i < 64; ++i)
+        ASSERT_EQ(tile[i], stream.uniform(index * 64 + static_cast<uint64_t>(i)) - 0.5f)
+            << "tile " << index << " element " << i;
+    }
 }
 
 TEST(FakeQuantize, FusedEqualsReferenceStochastic) {

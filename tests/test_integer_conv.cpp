@@ -256,10 +256,14 @@ TEST(IntegerConv, OneDnnProductsEqualThePlainLoops) {
         dy = torch::ones_like(dy);
         dy.view({-1})[0] = -1.0f;
       }
+      // DFQ-like widths from 2 bits up to `most`, the first sample at `most` (so that the extremes reach the
+      // largest codes even in the 2-sample cases).
       std::vector<int> xbits = widths(c.batch, most, true), gbits = xbits;
-      for (int& b : xbits) b = std::min(b, most);
       std::rotate(gbits.begin(), gbits.begin() + 1, gbits.end());
-      for (int& b : gbits) b = std::min(b, most);
+      for (std::vector<int>* bits : {&xbits, &gbits}) {
+        for (int& b : *bits) b = std::min(b, most);
+        bits->front() = most;
+      }
       const FeatureCodes xc = activation_codes(x, xbits);
       const FeatureCodes gc = gradient_codes(dy, gbits, noise);
       const WeightCodes forward_weights = quantize_weight(w, 8, 0), error_weights = quantize_weight(w, 8, 1);

@@ -81,7 +81,13 @@ IntegerSupport probe() {
       const std::string isa = dnnl::get_effective_cpu_isa() == cpu_isa::avx2 ? "avx2" : "avx512_core";
       // Exact up to 7-bit unsigned codes by the arithmetic of its kernels (integer_support.h); held to the plain
       // loops once on the worst codes before anything relies on it.
-      if (const std::string mismatch = integer::pair_saturating_products_mismatch(); !mismatch.empty()) {
+      std::string mismatch;
+      try {
+        mismatch = integer::pair_saturating_products_mismatch();
+      } catch (const std::exception& e) {  // out of a static initialiser, an exception would leave no answer at all
+        mismatch = std::string("the check itself failed: ") + e.what();
+      }
+      if (!mismatch.empty()) {
         support.detail = "oneDNN's int8 products on this CPU (" + isa + ", no 8-bit dot products) differ from exact " +
                          "sums even for 7-bit codes (" + mismatch + ")";
         break;

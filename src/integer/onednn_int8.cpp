@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -486,14 +487,9 @@ void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const vo
   stream.wait();
 }
 
-std::string pair_saturating_products_mismatch() {
-  ConvGeometry g;
-  g.batch = 4;
-  g.in_channels = 16;
-  g.out_channels = 16;
-  g.height = g.width = 6;
-  g.kernel = 3;
-  g.padding = 1;
+namespace {
+// One layer shape of pair_saturating_products_mismatch().
+std::string products_mismatch(const ConvGeometry& g) {
   const size_t in = static_cast<size_t>(g.batch * g.in_channels * g.height * g.width);
   const size_t out = static_cast<size_t>(g.batch * g.out_channels * g.out_height() * g.out_width());
   const size_t weights = static_cast<size_t>(g.out_channels * g.in_channels * g.kernel * g.kernel);
@@ -509,7 +505,8 @@ std::string pair_saturating_products_mismatch() {
     for (int8_t& v : w) v = signed_code();
     for (int8_t& v : dy_signed) v = signed_code();
     const std::string which =
-        trial == 0 ? " at codes 127 x -128" : trial == 1 ? " at codes 127 x 127" : " at random codes";
+        std::string(trial == 0 ? " at codes 127 x -128" : trial == 1 ? " at codes 127 x 127" : " at random codes") +
+        ", " + std::to_string(g.kernel) + "x" + std::to_string(g.kernel) + " stride " + std::to_string(g.stride);
 
     std::vector<int32_t> onednn(out), plain(out);
     run(make_forward(g), forward_src(g), x.data(), w.data(), forward_dst(g), onednn.data());
@@ -568,6 +565,24 @@ std::string pair_saturating_products_mismatch() {
     stream.wait();
     plain::matmul_u8_s32(m, n, k, x.data(), 1, m, dy_signed.data(), plain.data());
     if (onednn != plain) return "matmul of unsigned codes" + which;
+  }
+  return "";
+}
+}  // namespace
+
+std::string pair_saturating_products_mismatch() {
+  // A 3x3 layer, a strided one (the deconvolution's other kernel) and a 1x1 one (oneDNN's 1x1 kernels; strided 1x1
+  // forwards are gathered into this shape by BlockProduct).
+  for (const auto& [kernel, stride, padding] : {std::array<int64_t, 3>{3, 1, 1}, {3, 2, 1}, {1, 1, 0}}) {
+    ConvGeometry g;
+    g.batch = 4;
+    g.in_channels = 16;
+    g.out_channels = 16;
+    g.height = g.width = 6;
+    g.kernel = kernel;
+    g.stride = stride;
+    g.padding = padding;
+    if (const std::string mismatch = products_mismatch(g); !mismatch.empty()) return mismatch;
   }
   return "";
 }

@@ -34,7 +34,7 @@ class BlockProduct {
   BlockProduct(const BlockProduct&) = delete;
   BlockProduct& operator=(const BlockProduct&) = delete;
   // dst (int32, NHWC) = the product for `samples` consecutive samples of codes at src (NHWC: the forward's uint8
-  // input codes, the error backward's int8 gradient codes). Thread-safe.
+  // input codes, the error backward's gradient codes as `source` says). Thread-safe.
   void run(int64_t samples, const void* src, int32_t* dst) const;
 
  private:
@@ -63,9 +63,9 @@ void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const vo
                    void* dst);
 
 // integer_support()'s check of a CPU without 8-bit dot products: each product above on oneDNN (the swapped weight
-// gradient where oneDNN has a fast kernel for it) against the plain loops, on the worst 7-bit codes (every
-// adjacent pair at 2 x 127 x -128 and 2 x 127 x 127) and on random ones. "" when all agree bit for bit, else
-// which product differed. Never reads integer_support().
+// gradient where oneDNN has a fast kernel for it) against the plain loops, on a 3x3, a strided 3x3 and a 1x1
+// layer, on the worst 7-bit codes (every adjacent pair at 2 x 127 x -128 and 2 x 127 x 127) and on random ones. ""
+// when all agree bit for bit, else which product differed. Never reads integer_support().
 std::string pair_saturating_products_mismatch();
 
 }  // namespace fractrain::integer

@@ -82,7 +82,9 @@ std::array<at::Tensor, 3> simulated_layer_gradients(at::Tensor g, const at::Tens
                                                     const std::optional<GradientQuantization>& gradient,
                                                     const LayerGradients& gradients, std::array<bool, 3> needed) {
   if (gradient) g = quantize_gradient(std::move(g), *gradient);
-  const at::Tensor x_q = input.apply_transient(x);
+  // Only the weight gradient reads x's values (the others its shape at most): no quantization for an error
+  // backward alone (integer execution's fallback for an 8-bit gradient on CPUs without dot products).
+  const at::Tensor x_q = needed[1] ? input.apply_transient(x) : x;
   return gradients(g, x_q, weight, needed);
 }
 

@@ -179,6 +179,20 @@ __attribute__((target("avx2"))) void philox_tile_uniform_avx2(const PhiloxStream
 #pragma GCC diagnostic pop
 #endif
 
+}  // namespace
+
+bool philox_tile_uniform_avx2_for_tests(const PhiloxStream& stream, uint64_t tile, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!cpu_has_avx2()) return false;
+  philox_tile_uniform_avx2(stream, tile, out);
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
 void philox_tile_uniform(const PhiloxStream& stream, uint64_t tile, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (cpu_has_avx512f()) return philox_tile_uniform_avx512(stream, tile, out);

@@ -10,7 +10,8 @@ struct IntegerSupport {
   // cannot run: no oneDNN in this build, or a CPU whose int8 products oneDNN does not add exactly.
   std::string detail;
   // The int8 products run on fractrain's plain exact loops instead of oneDNN (src/integer/plain_int8.h): only while
-  // a test assumes integer support (below) on a machine without the real one. Exact, and far too slow to train on.
+  // a test assumes integer support (below) at widths this machine's oneDNN does not add exactly. Exact, and far too
+  // slow to train on.
   bool plain_loops = false;
   // The widest unsigned codes (the products' u8 operand: activations, and the error backward's gradients) whose
   // products are exact here. 8 on CPUs with 8-bit dot products (AVX-512 VNNI, AVX-VNNI, AMX), which add four u8 x s8

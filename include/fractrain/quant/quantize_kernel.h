@@ -34,4 +34,9 @@ MinMax min_max(const float* x, int64_t n);
 void quantize_span_to_codes(const float* x, int64_t n, const RowQuantParams& params, const PhiloxStream* noise,
                             uint64_t noise_index, int shift, uint8_t* out);
 
+// Tests only: the 64 uniforms in [-0.5, 0.5) of noise tile `tile` (elements 64 * tile .. + 63 of the stream) from
+// the AVX2 form, which stochastic rounding uses on CPUs with AVX2 but not AVX-512. Returns false, writing nothing,
+// on CPUs without AVX2.
+bool philox_tile_uniform_avx2_for_tests(const PhiloxStream& stream, uint64_t tile, float* out);
+
 }  // namespace fractrain::kernel
