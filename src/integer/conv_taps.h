@@ -63,9 +63,8 @@ inline void check_features(const FeatureCodes& f, int64_t batch, int64_t channel
 // The unsigned operand of a product (`bits` per sample) must be no wider than this CPU adds exactly
 // (integer_support.h); the layers fall back before that, so reaching this is a caller's error, not a silent one.
 inline void check_unsigned_width(const std::vector<int>& bits, const char* operand, const char* what) {
-  for (int b : bits)
-    if (b > integer_support().max_unsigned_bits)
-      throw Error(std::string("integer ") + what + ": " + pair_saturation_refusal(b, operand));
+  if (const std::string refusal = unsigned_width_refusal(bits, operand); !refusal.empty())
+    throw Error(std::string("integer ") + what + ": " + refusal);
 }
 
 }  // namespace fractrain::integer::detail

@@ -133,11 +133,15 @@ const IntegerSupport& integer_support() {
   return assumed_support.load() > 0 ? assumed : support;
 }
 
-std::string pair_saturation_refusal(int bits, const char* operand) {
+std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand) {
   const int most = integer_support().max_unsigned_bits;
-  return std::string(bits == 8 ? "an " : "a ") + std::to_string(bits) + "-bit " + operand +
-         ": this CPU has no 8-bit dot products, and its int8 products add u8 x s8 pairs in saturating 16 bits, exact "
-         "only for codes up to " + std::to_string(most) + " bits (CPUs with AVX-512 VNNI, AVX-VNNI or AMX take 8)";
+  for (int bits : widths)
+    if (bits > most)
+      return std::string(bits == 8 ? "an " : "a ") + std::to_string(bits) + "-bit " + operand +
+             ": this CPU has no 8-bit dot products, and its int8 products add u8 x s8 pairs in saturating 16 bits, "
+             "exact only for codes up to " + std::to_string(most) +
+             " bits (CPUs with AVX-512 VNNI, AVX-VNNI or AMX take 8)";
+  return {};
 }
 
 AssumeIntegerSupportForTests::AssumeIntegerSupportForTests(Products products) : products_(products) {

@@ -443,6 +443,13 @@ void run_matmul(const std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_
   primitive.execute(stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
   stream.wait();
 }
+
+// matmul_u8_s32 on oneDNN whatever integer_support() says (its first-use check calls this).
+void onednn_matmul_u8_s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t a_row, int64_t a_column,
+                          const int8_t* b, int32_t* c) {
+  run_matmul({1, m, n, k, a_row, a_column}, memory::desc(dims_of({m, k}), dt::u8, dims_of({a_row, a_column})), a,
+             memory::desc(dims_of({k, n}), dt::s8, tag::ab), b, memory::desc(dims_of({m, n}), dt::s32, tag::ab), c);
+}
 }  // namespace
 
 void matmul_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int32_t* c) {
@@ -456,8 +463,7 @@ void matmul_u8_s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t a_
                    const int8_t* b, int32_t* c) {
   if (m == 0 || n == 0) return;
   if (on_plain_loops()) return plain::matmul_u8_s32(m, n, k, a, a_row, a_column, b, c);
-  run_matmul({1, m, n, k, a_row, a_column}, memory::desc(dims_of({m, k}), dt::u8, dims_of({a_row, a_column})), a,
-             memory::desc(dims_of({k, n}), dt::s8, tag::ab), b, memory::desc(dims_of({m, n}), dt::s32, tag::ab), c);
+  onednn_matmul_u8_s32(m, n, k, a, a_row, a_column, b, c);
 }
 
 void reorder_bytes(const int64_t dims[3], const int64_t src_strides[3], const void* src, const int64_t dst_strides[3],
@@ -554,15 +560,7 @@ std::string products_mismatch(const ConvGeometry& g) {
     const int64_t m = g.in_channels * g.height * g.width, k = g.batch, n = g.out_channels;
     onednn.assign(static_cast<size_t>(m * n), 0);
     plain.assign(static_cast<size_t>(m * n), 0);
-    const memory::desc a_desc(dims_of({m, k}), dt::u8, dims_of({1, m}));
-    const memory::desc b_desc(dims_of({k, n}), dt::s8, tag::ab), c_desc(dims_of({m, n}), dt::s32, tag::ab);
-    const dnnl::matmul matmul(
-        dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_desc, b_desc, c_desc), cpu_engine()));
-    dnnl::stream stream(cpu_engine());
-    matmul.execute(stream, {{DNNL_ARG_SRC, memory(a_desc, cpu_engine(), x.data())},
-                            {DNNL_ARG_WEIGHTS, memory(b_desc, cpu_engine(), dy_signed.data())},
-                            {DNNL_ARG_DST, memory(c_desc, cpu_engine(), onednn.data())}});
-    stream.wait();
+    onednn_matmul_u8_s32(m, n, k, x.data(), 1, m, dy_signed.data(), onednn.data());
     plain::matmul_u8_s32(m, n, k, x.data(), 1, m, dy_signed.data(), plain.data());
     if (onednn != plain) return "matmul of unsigned codes" + which;
   }

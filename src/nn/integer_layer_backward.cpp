@@ -130,12 +130,6 @@ std::string integer_width_refusal(const std::vector<int>& widths, const char* op
   return {};
 }
 
-std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand) {
-  for (int b : widths)
-    if (b > integer_support().max_unsigned_bits) return pair_saturation_refusal(b, operand);
-  return {};
-}
-
 at::Tensor attach_integer_layer_backward(at::Tensor y, const at::Tensor& x, const at::Tensor& w,
                                          const at::Tensor& bias, IntegerLayerGraph graph) {
   auto node = std::shared_ptr<Node>(new IntegerLayerBackward(x, w, std::move(graph)), torch::autograd::deleteNode);

@@ -29,9 +29,6 @@ struct IntegerShape {
 
 // Why a pass with these operand widths cannot run on integer codes (empty: it can).
 std::string integer_width_refusal(const std::vector<int>& widths, const char* operand);
-// Why a dense product (oneDNN's int8 kernels, not the depthwise or attention loops) cannot take these widths of its
-// unsigned operand on this CPU (integer_support().max_unsigned_bits; empty: it can).
-std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand);
 
 struct IntegerLayerGraph {
   IntegerShape shape;

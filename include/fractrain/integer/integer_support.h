@@ -1,6 +1,7 @@
 #pragma once
 // Whether integer execution (precision.execution = integer) can run on this machine and build.
 #include <string>
+#include <vector>
 
 namespace fractrain {
 
@@ -18,12 +19,13 @@ struct IntegerSupport {
   // products straight into int32. 7 on CPUs without them (AVX2, AVX-512 without VNNI): oneDNN's kernels there add
   // u8 x s8 products in pairs into saturating int16 first, and a pair of 7-bit codes against int8 codes stays
   // inside int16 (2 x 127 x 128 = 32,512 <= 32,767) where 8-bit codes do not (2 x 255 x 128 = 65,280). A pass with
-  // wider unsigned codes runs simulated there (pair_saturation_refusal).
+  // wider unsigned codes runs simulated there (unsigned_width_refusal).
   int max_unsigned_bits = 8;
 };
 
-// Why a pass whose unsigned codes are wider than max_unsigned_bits runs simulated (appended to the operand).
-std::string pair_saturation_refusal(int bits, const char* operand);
+// Why a product on oneDNN's int8 kernels cannot take these widths (per sample) of its unsigned operand on this CPU
+// (wider than max_unsigned_bits), or "" when it can. The layers fall back on it; the passes throw it.
+std::string unsigned_width_refusal(const std::vector<int>& widths, const char* operand);
 
 // Computed once per process.
 const IntegerSupport& integer_support();
