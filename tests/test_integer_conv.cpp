@@ -81,6 +81,36 @@ TEST(IntegerCodes, StandForTheFakeQuantizersValues) {
                fake_quantize_rows(t, q.sample_bits, q.range, snapped()), 1e-6, "rows");
 }
 
+// Channels-first features are quantized plane by plane and transposed into the channels-last codes the products
+// read: in 16 x 16 tiles (integer_codes.cpp) with the rest by a plain loop. Channel counts and positions below, at
+// and around whole tiles; the planar copy is the codes before the transposition.
+TEST(IntegerCodes, ChannelsLastCodesAreThePlanesTransposed) {
+  torch::manual_seed(3);
+  const PhiloxStream noise{5, 9};
+  for (int64_t channels : {1, 3, 16, 17, 35, 64})
+    for (auto [height, width] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 5}, {4, 4}, {7, 7}, {14, 14}, {32, 32}})
+      for (bool gradient : {false, true}) {
+        const at::Tensor x = torch::randn({2, channels, height, width});
+        FeatureQuantization q;
+        q.sample_bits = std::vector<int>{8, 5};
+        q.range = range_of(x);
+        q.noise = gradient ? &noise : nullptr;
+        q.signed_codes = gradient;
+        q.planar = true;
+        const FeatureCodes codes = quantize_features(x, FeatureLayout::ChannelsFirst, q);
+        const std::string what = std::to_string(channels) + " channels, " + std::to_string(height) + "x" +
+                                 std::to_string(width) + (gradient ? ", signed" : ", unsigned");
+        ASSERT_TRUE(at::equal(codes.codes, codes.planar.transpose(1, 2))) << what;
+        const at::Tensor sums = codes.planar.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt);
+        ASSERT_TRUE(at::equal(codes.position_sums, sums)) << what;
+        if (channels == 35 && height == 14) {
+          const at::Tensor fq = fake_quantize_rows(x.flatten(1), q.sample_bits, q.range,
+                                                   snapped(gradient ? Rounding::Stochastic : Rounding::Nearest, noise));
+          expect_close(dequantize_features(codes, FeatureLayout::ChannelsFirst, x.sizes()).flatten(1), fq, 1e-6, what);
+        }
+      }
+}
+
 TEST(IntegerCodes, WeightsPerOutputAndInputChannel) {
   torch::manual_seed(2);
   const at::Tensor w = torch::randn({6, 4, 3, 3});

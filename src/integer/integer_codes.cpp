@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "conv_taps.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/util/error.h"
@@ -60,18 +64,49 @@ void sum_planes(const uint8_t* plane, int64_t C, int64_t S, bool signed_codes, i
   }
 }
 
-// [C][S] bytes -> [S][C], in tiles of 64 positions: each tile's C rows of 64 bytes are read once and its
-// 64 x C bytes of output stay in L1 while they are written.
-FRACTRAIN_INTEGER_CLONES
-void transpose_plane(const uint8_t* plane, int64_t C, int64_t S, uint8_t* out) {
-  constexpr int64_t kTile = 64;
-  for (int64_t p0 = 0; p0 < S; p0 += kTile) {
-    const int64_t p1 = std::min(S, p0 + kTile);
-    for (int64_t c = 0; c < C; ++c) {
-      const uint8_t* row = plane + c * S;
-      for (int64_t p = p0; p < p1; ++p) out[p * C + c] = row[p];
+// [C][S] bytes -> [S][C] for positions [p0, p1) of channels [c0, c1): the plain loop, and the remainders of the
+// tiled form below.
+void transpose_plane_part(const uint8_t* plane, int64_t C, int64_t S, int64_t p0, int64_t p1, int64_t c0, int64_t c1,
+                          uint8_t* out) {
+  for (int64_t c = c0; c < c1; ++c) {
+    const uint8_t* row = plane + c * S;
+    for (int64_t p = p0; p < p1; ++p) out[p * C + c] = row[p];
+  }
+}
+
+#if defined(__SSE2__)
+// The 16 x 16 bytes of 16 rows (`src_stride` apart) transposed into 16 rows `dst_stride` apart. Interleaving row
+// j with row j + 8 byte by byte (unpacklo/hi_epi8) sends the element at bits (row r3r2r1r0, column c3c2c1c0) to
+// (row r2r1r0c3, column c2c1c0r3): the 8-bit index rotated left by one. Four rounds rotate it by four, which
+// swaps row and column. SSE2 is part of x86-64, so this needs no CPU check.
+inline void transpose_16x16_bytes(const uint8_t* src, int64_t src_stride, uint8_t* dst, int64_t dst_stride) {
+  __m128i a[16], b[16];
+  for (int j = 0; j < 16; ++j) a[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j * src_stride));
+  for (int round = 0; round < 4; ++round) {
+    __m128i* from = round % 2 == 0 ? a : b;
+    __m128i* to = round % 2 == 0 ? b : a;
+    for (int j = 0; j < 8; ++j) {
+      to[2 * j] = _mm_unpacklo_epi8(from[j], from[j + 8]);
+      to[2 * j + 1] = _mm_unpackhi_epi8(from[j], from[j + 8]);
     }
   }
+  for (int j = 0; j < 16; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * dst_stride), a[j]);
+}
+#endif
+
+// [C][S] bytes -> [S][C]: tiles of 16 channels x 16 positions transposed in registers (a byte at a time, the strided
+// stores cost more than quantizing); the channels and positions beyond whole tiles by the plain loop.
+void transpose_plane(const uint8_t* plane, int64_t C, int64_t S, uint8_t* out) {
+#if defined(__SSE2__)
+  const int64_t whole_channels = C / 16 * 16, whole_positions = S / 16 * 16;
+  for (int64_t p0 = 0; p0 < whole_positions; p0 += 16)
+    for (int64_t c0 = 0; c0 < whole_channels; c0 += 16)
+      transpose_16x16_bytes(plane + c0 * S + p0, S, out + p0 * C + c0, C);
+  transpose_plane_part(plane, C, S, 0, whole_positions, whole_channels, C, out);
+  transpose_plane_part(plane, C, S, whole_positions, S, 0, C, out);
+#else
+  transpose_plane_part(plane, C, S, 0, S, 0, C, out);
+#endif
 }
 
 }  // namespace

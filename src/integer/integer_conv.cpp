@@ -142,34 +142,51 @@ void box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_
 
 // The error backward's box sums: for each input position, the sum of `s` (one value per output position) over the
 // output positions whose receptive field holds it, i.e. over the (output position, tap) pairs that reach it. The
-// same separable walk as box_sums, transposed: along the rows (row_sums[oh][iw]), then down the columns.
-void transposed_box_sums(const ConvGeometry& g, const int32_t* s, int64_t* row_sums, int64_t* box) {
-  const int64_t Ho = g.out_height(), Wo = g.out_width();
-  // The output index that input index `in` meets through tap `tap`, or -1.
-  auto reaching = [&](int64_t in, int64_t tap, int64_t outputs) -> int64_t {
-    const int64_t t = in + g.padding - tap;
-    if (t < 0 || t % g.stride != 0 || t / g.stride >= outputs) return -1;
-    return t / g.stride;
-  };
-  for (int64_t oh = 0; oh < Ho; ++oh)
-    for (int64_t iw = 0; iw < g.width; ++iw) {
-      int64_t total = 0;
-      for (int64_t kw = 0; kw < g.kernel; ++kw) {
-        const int64_t ow = reaching(iw, kw, Wo);
-        if (ow >= 0) total += s[oh * Wo + ow];
+// same separable walk as box_sums, transposed: along the rows (row_sums[oh][iw]), then down the columns. Which output
+// row or column an input index meets through each tap depends on the geometry alone: tabled once per pass, so that
+// the walk for each sample is additions only (the division by the stride cost more than the sums).
+class TransposedBoxSums {
+ public:
+  explicit TransposedBoxSums(const ConvGeometry& g)
+      : g_(g), columns_(reach(g, g.width, g.out_width())), rows_(reach(g, g.height, g.out_height())) {}
+
+  // s: [Ho][Wo]; row_sums: [Ho][W] scratch; box: [H][W].
+  void operator()(const int32_t* s, int64_t* row_sums, int64_t* box) const {
+    const int64_t Ho = g_.out_height(), Wo = g_.out_width(), W = g_.width, k = g_.kernel;
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t iw = 0; iw < W; ++iw) {
+        int64_t total = 0;
+        for (int64_t kw = 0; kw < k; ++kw) {
+          const int64_t ow = columns_[static_cast<size_t>(iw * k + kw)];
+          if (ow >= 0) total += s[oh * Wo + ow];
+        }
+        row_sums[oh * W + iw] = total;
       }
-      row_sums[oh * g.width + iw] = total;
-    }
-  for (int64_t ih = 0; ih < g.height; ++ih) {
-    int64_t* out = box + ih * g.width;
-    std::fill(out, out + g.width, 0);
-    for (int64_t kh = 0; kh < g.kernel; ++kh) {
-      const int64_t oh = reaching(ih, kh, Ho);
-      if (oh < 0) continue;
-      for (int64_t iw = 0; iw < g.width; ++iw) out[iw] += row_sums[oh * g.width + iw];
+    for (int64_t ih = 0; ih < g_.height; ++ih) {
+      int64_t* out = box + ih * W;
+      std::fill(out, out + W, 0);
+      for (int64_t kh = 0; kh < k; ++kh) {
+        const int64_t oh = rows_[static_cast<size_t>(ih * k + kh)];
+        if (oh < 0) continue;
+        for (int64_t iw = 0; iw < W; ++iw) out[iw] += row_sums[oh * W + iw];
+      }
     }
   }
-}
+
+ private:
+  // [in][tap]: the output index that input index `in` meets through `tap`, or -1.
+  static std::vector<int64_t> reach(const ConvGeometry& g, int64_t inputs, int64_t outputs) {
+    std::vector<int64_t> out(static_cast<size_t>(inputs * g.kernel), -1);
+    for (int64_t in = 0; in < inputs; ++in)
+      for (int64_t tap = 0; tap < g.kernel; ++tap) {
+        const int64_t t = in + g.padding - tap;
+        if (t >= 0 && t % g.stride == 0 && t / g.stride < outputs) out[static_cast<size_t>(in * g.kernel + tap)] = t / g.stride;
+      }
+    return out;
+  }
+  ConvGeometry g_;
+  std::vector<int64_t> columns_, rows_;
+};
 
 // The int32 sums a thread's block of samples may hold: small enough to stay in a core's L2 cache (1-2 MB on the
 // machines measured) next to the codes and the values being written.
@@ -341,11 +358,12 @@ at::Tensor conv_backward_data(const ConvGeometry& g, const FeatureCodes& dy, con
   const int32_t* sums = dy.position_sums.data_ptr<int32_t>();
   at::Tensor dx = new_result(N, I, Q, layout);
   CorrectionTables tables(tap_patterns(masks), wsum, I, taps, O);
+  const TransposedBoxSums transposed_box_sums(g);
   tables.apply(product, dy.codes.data_ptr<int8_t>(), P * O, dy.samples, w.channels, at::Tensor(), layout, dx,
                "fractrain::integer_conv_backward_data_product", "fractrain::integer_error_corrections",
                [&](int64_t n, std::vector<int64_t>& scratch, int64_t* box) {
                  scratch.resize(static_cast<size_t>(g.out_height() * g.width));
-                 transposed_box_sums(g, sums + n * P, scratch.data(), box);
+                 transposed_box_sums(sums + n * P, scratch.data(), box);
                });
   return dx;
 }
