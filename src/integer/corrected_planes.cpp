@@ -78,6 +78,7 @@ FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const double
                                                 int64_t P, int64_t C, float* out) {
   const int64_t whole_channels = C / 8 * 8;
   const __m256d offset_n = _mm256_set1_pd(on);
+  const bool with_terms = on != 0.0;
   int64_t p0 = 0;
   for (; p0 + 8 <= P; p0 += 8) {
     const __m256d box_lo = _mm256_loadu_pd(box + p0), box_hi = _mm256_loadu_pd(box + p0 + 4);
@@ -90,10 +91,12 @@ FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const double
         const double* terms = weight_terms + c * P + p0;
         __m256d lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(columns[k]));
         __m256d hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(columns[k], 1));
-        lo = _mm256_add_pd(_mm256_add_pd(lo, _mm256_mul_pd(offset_c, box_lo)),
-                           _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms)));
-        hi = _mm256_add_pd(_mm256_add_pd(hi, _mm256_mul_pd(offset_c, box_hi)),
-                           _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms + 4)));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(offset_c, box_lo));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(offset_c, box_hi));
+        if (with_terms) {  // as in the AVX-512 form
+          lo = _mm256_add_pd(lo, _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms)));
+          hi = _mm256_add_pd(hi, _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms + 4)));
+        }
         __m256 values = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
         values = _mm256_add_ps(_mm256_mul_ps(values, _mm256_set1_ps(scale[c])), _mm256_set1_ps(bias[c]));
         _mm256_storeu_ps(out + c * P + p0, values);
