@@ -146,6 +146,17 @@ at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in,
   const auto options = static_cast<int64_t>(act_bits.size());
   std::vector<kernel::RowQuantParams> params;
   for (int bits : act_bits) params.push_back(kernel::row_params(bits, range.lo, range.hi, snap_zero_point));
+  // Options that share an activation width share their inner products (cifar-release's five options have three
+  // widths): each is computed once, for the first option with its width, and copied to the others.
+  std::vector<int64_t> same_as(static_cast<size_t>(options));
+  for (int64_t k = 0; k < options; ++k) {
+    same_as[static_cast<size_t>(k)] = k;
+    for (int64_t j = 0; j < k; ++j)
+      if (act_bits[static_cast<size_t>(j)] == act_bits[static_cast<size_t>(k)]) {
+        same_as[static_cast<size_t>(k)] = j;
+        break;
+      }
+  }
   at::Tensor out = at::empty({rows, options}, x.options());
   const float* xp = x.data_ptr<float>();
   const float* gp = g.data_ptr<float>();
@@ -157,6 +168,10 @@ at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in,
       const float* xr = xp + r * row_len;
       const float* gr = gp + r * row_len;
       for (int64_t k = 0; k < options; ++k) {
+        if (same_as[static_cast<size_t>(k)] != k) {
+          op[r * options + k] = op[r * options + same_as[static_cast<size_t>(k)]];
+          continue;
+        }
         const kernel::RowQuantParams& p = params[k];
         double sum = 0.0;
         for (int64_t i = 0; i < row_len; i += kSpan) {
