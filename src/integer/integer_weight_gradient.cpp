@@ -59,8 +59,8 @@ std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes
   return groups;
 }
 
-// total[i] += codes[i] for i < n, one overload per signedness of the codes (the cloned loops widen 64 codes per
-// AVX-512 instruction; the generic form, 16 on SSE2).
+// total[i] += codes[i] for i < n, one overload per signedness of the codes; cloned so that the compiler widens the
+// codes with AVX2/AVX-512 where the CPU has them (SSE2 otherwise).
 FRACTRAIN_INTEGER_CLONES
 void add_codes(const uint8_t* codes, int64_t n, int32_t* total) {
   for (int64_t i = 0; i < n; ++i) total[i] += codes[i];
