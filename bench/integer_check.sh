@@ -11,7 +11,8 @@
 #      0.6x target); bench_dfq_step_time: DFQ mixed under integer execution (the 0.75x target);
 #   5. with --epochs: one Fashion-MNIST epoch, FP32 and integer (seed 1) in the order FP32, integer, integer, FP32
 #      (the machine's drift shows in the two FP32 times): the FW-8/BW-8 demo recipe with dot products, the FracTrain
-#      recipe (3-6-bit activations) on AVX2.
+#      recipe (3-6-bit activations) on AVX2; with dot products then also FracTrain's first epoch, integer and
+#      simulated.
 # Pause other work on the machine first: the ratios are side by side, but a loaded machine still skews them.
 #   bench/integer_check.sh [--build DIR] [--out DIR] [--threads 2] [--epochs]
 # Writes OUT/<part>.txt (default OUT: BUILD/integer_check) and prints each part as it runs.
@@ -74,7 +75,13 @@ if ((epochs)); then
   epoch "$recipe" integer integer_a
   epoch "$recipe" integer integer_b
   epoch fp32 simulated fp32_b
-  for run in fp32_a integer_a integer_b fp32_b; do
+  runs="fp32_a integer_a integer_b fp32_b"
+  if [[ $recipe != fractrain ]]; then  # the issue's real-data acceptance times FracTrain's integer epoch as well
+    epoch fractrain integer fractrain_integer
+    epoch fractrain simulated fractrain_simulated
+    runs="$runs fractrain_integer fractrain_simulated"
+  fi
+  for run in $runs; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], 'test accuracy', \
 s['final_test_accuracy'], 'train s', round(s['train_seconds'], 1))" "$out/runs/$run/summary.json" "$run"
   done | tee "$out/epochs.txt"
