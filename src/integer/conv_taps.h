@@ -60,6 +60,12 @@ inline void check_features(const FeatureCodes& f, int64_t batch, int64_t channel
                 " x " + std::to_string(channels) + ")");
 }
 
+// total[i] += codes[i] for i < n, one overload per signedness of the codes; cloned so that the compiler widens the
+// codes with AVX2/AVX-512 where the CPU has them (integer_codes.cpp). Sums of codes over channels (the quantizer's
+// position sums) and over samples (the weight gradient's corrections).
+void add_codes(const uint8_t* codes, int64_t n, int32_t* total);
+void add_codes(const int8_t* codes, int64_t n, int32_t* total);
+
 // The unsigned operand of a product (`bits` per sample) must be no wider than this CPU adds exactly
 // (integer_support.h); the layers fall back before that, so reaching this is a caller's error, not a silent one.
 inline void check_unsigned_width(const std::vector<int>& bits, const char* operand, const char* what) {

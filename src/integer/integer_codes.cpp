@@ -52,15 +52,14 @@ void sum_positions(const Code* codes, int64_t positions, int64_t channels, int32
 }
 
 // One sample's planar codes [C][S] (bytes) summed over channels per position: signed or unsigned bytes.
-FRACTRAIN_INTEGER_CLONES
 void sum_planes(const uint8_t* plane, int64_t C, int64_t S, bool signed_codes, int32_t* sums) {
   std::fill(sums, sums + S, 0);
   for (int64_t c = 0; c < C; ++c) {
     const uint8_t* row = plane + c * S;
     if (signed_codes)
-      for (int64_t p = 0; p < S; ++p) sums[p] += static_cast<int8_t>(row[p]);
+      detail::add_codes(reinterpret_cast<const int8_t*>(row), S, sums);
     else
-      for (int64_t p = 0; p < S; ++p) sums[p] += row[p];
+      detail::add_codes(row, S, sums);
   }
 }
 
@@ -110,6 +109,17 @@ void transpose_plane(const uint8_t* plane, int64_t C, int64_t S, uint8_t* out) {
 }
 
 }  // namespace
+
+namespace detail {
+FRACTRAIN_INTEGER_CLONES
+void add_codes(const uint8_t* codes, int64_t n, int32_t* total) {
+  for (int64_t i = 0; i < n; ++i) total[i] += codes[i];
+}
+FRACTRAIN_INTEGER_CLONES
+void add_codes(const int8_t* codes, int64_t n, int32_t* total) {
+  for (int64_t i = 0; i < n; ++i) total[i] += codes[i];
+}
+}  // namespace detail
 
 FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const FeatureQuantization& q) {
   RECORD_USER_SCOPE("fractrain::integer_quantize_features");

@@ -59,17 +59,6 @@ std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes
   return groups;
 }
 
-// total[i] += codes[i] for i < n, one overload per signedness of the codes; cloned so that the compiler widens the
-// codes with AVX2/AVX-512 where the CPU has them (SSE2 otherwise).
-FRACTRAIN_INTEGER_CLONES
-void add_codes(const uint8_t* codes, int64_t n, int32_t* total) {
-  for (int64_t i = 0; i < n; ++i) total[i] += codes[i];
-}
-FRACTRAIN_INTEGER_CLONES
-void add_codes(const int8_t* codes, int64_t n, int32_t* total) {
-  for (int64_t i = 0; i < n; ++i) total[i] += codes[i];
-}
-
 // total[e] = the sum over `samples` of codes[n * per_sample + e], in parallel over e.
 template <typename Code>
 void sum_over_samples(const std::vector<int64_t>& samples, const Code* codes, int64_t per_sample, int32_t* total) {
