@@ -193,6 +193,37 @@ TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
 // The forward and error passes run their product per thread on blocks of samples that stay in cache
 // (integer_conv.cpp, kBlockSumBytes = 256 KiB: 4 samples of 16 x 32 x 32 sums). 11 samples on 2 threads make blocks
 // of 4 + 2 and 4 + 1, i.e. products of three batch sizes running concurrently; 3 samples take the unblocked path.
+// Ranges far from zero give offsets so large that the corrected sums leave int32 (corrections_fit_int32 says no):
+// those samples take the double loop (exact below 2^53) and its transposition into planes. Forward: inputs in
+// [1000, 1001] at 8 bits (offset about 255,000); error backward: gradients in [5, 5.002] (offset about 640,000);
+// weights in [1, 2], so that no term cancels another and the sums (over 10^9 in magnitude) do leave int32.
+TEST(IntegerConv, CorrectionsBeyondInt32TakeTheWideLoop) {
+  ASSUME_INTEGER_SUPPORT();
+  torch::manual_seed(5);
+  const PhiloxStream noise{3, 6};
+  for (const Case& c : {kCases[0], kCases[1], kCases[5]}) {
+    const ConvGeometry g = geometry(c);
+    const std::string what = "case " + std::to_string(c.in) + "->" + std::to_string(c.out);
+    const at::Tensor w = torch::rand({c.out, c.in, c.kernel, c.kernel}) + 1.0;
+    const std::vector<int> bits = widths(c.batch, 8, false);
+
+    const FeatureCodes xc = activation_codes(torch::rand({c.batch, c.in, c.height, c.width}) + 1000.0, bits);
+    const WeightCodes wf = quantize_weight(w, 8, 0);
+    ASSERT_FALSE(corrections_fit_int32(c.in * c.kernel * c.kernel, xc.samples[0].offset, 0)) << what;
+    expect_close(conv_forward(g, xc, wf, at::Tensor(), FeatureLayout::ChannelsFirst),
+                 reference::conv_forward(g, xc, wf, at::Tensor(), FeatureLayout::ChannelsFirst), 1e-6,
+                 "forward " + what);
+
+    const at::Tensor dy = torch::rand({c.batch, c.out, g.out_height(), g.out_width()}) * 2e-3 + 5.0;
+    const FeatureCodes gc = gradient_codes(dy, bits, noise);
+    const WeightCodes we = quantize_weight(w, 8, 1);
+    ASSERT_FALSE(corrections_fit_int32(c.out * c.kernel * c.kernel, gc.samples[0].offset, 0)) << what;
+    expect_close(conv_backward_data(g, gc, we, FeatureLayout::ChannelsFirst),
+                 reference::conv_backward_data(g, gc, we, FeatureLayout::ChannelsFirst), 1e-6,
+                 "error backward " + what);
+  }
+}
+
 TEST(IntegerConv, ProductsInBlocksPerThreadEqualTheReference) {
   ASSUME_INTEGER_SUPPORT();
   const int threads = at::get_num_threads();
@@ -403,10 +434,11 @@ TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
 }  // namespace fractrain::integer
 
 // The vectorised corrections (16 x 16 tiles, or 8 x 8 on AVX2, transposed in registers) against the portable loop,
-// bit for bit: whole tiles, remainders of channels and of positions, a single channel. Every term is an integer
-// below 2^53, so the two must agree exactly (include/fractrain/integer/corrected_planes.h). The AVX-512 form on the
-// hardware where the CPU has AVX-512 and on SIMDe's implementations of the intrinsics everywhere; the AVX2 form
-// where the CPU has AVX2.
+// bit for bit: whole tiles, remainders of channels and of positions, a single channel. All form the same residue
+// modulo 2^32 and round it once to float (include/fractrain/integer/corrected_planes.h), so they must agree on any
+// input, wrapping sums included; that the residue is the exact sum where the caller uses it is the passes' tests'
+// concern (IntegerConv.*). The AVX-512 form on the hardware where the CPU has AVX-512 and on SIMDe's
+// implementations of the intrinsics everywhere; the AVX2 form where the CPU has AVX2.
 namespace fractrain {
 namespace {
 
@@ -417,16 +449,16 @@ void expect_corrections_equal_the_portable_loop(Form form, const std::string& na
   for (const auto& [P, C] : std::vector<std::pair<int64_t, int64_t>>{
            {1024, 16}, {49, 24}, {196, 64}, {7, 3}, {16, 1}, {100, 33}, {64, 32}}) {
     const at::Tensor acc = torch::randint(-(1 << 30), 1 << 30, {P, C}, torch::kInt);
-    const at::Tensor box = torch::randint(0, 1 << 20, {P}, torch::kDouble);
-    const at::Tensor terms = torch::randint(-(1 << 24), 1 << 24, {C, P}, torch::kDouble);
-    const at::Tensor offsets = torch::randint(-255, 256, {C}, torch::kDouble);
+    const at::Tensor box = torch::randint(0, 1 << 20, {P}, torch::kInt);
+    const at::Tensor terms = torch::randint(-(1 << 24), 1 << 24, {C, P}, torch::kInt);
+    const at::Tensor offsets = torch::randint(-255, 256, {C}, torch::kInt);
     const at::Tensor scale = torch::rand({C}) * 1e-3 + 1e-5, bias = torch::randn({C});
     at::Tensor fast = torch::empty({C, P}), portable = torch::empty({C, P});
-    for (double on : {0.0, -77.0, 128.0}) {
-      form(acc.data_ptr<int32_t>(), box.data_ptr<double>(), terms.data_ptr<double>(), on, offsets.data_ptr<double>(),
-           scale.data_ptr<float>(), bias.data_ptr<float>(), P, C, fast.data_ptr<float>());
-      integer::corrected_planes_portable(acc.data_ptr<int32_t>(), box.data_ptr<double>(),
-                                         terms.data_ptr<double>(), on, offsets.data_ptr<double>(),
+    for (int32_t on : {0, -77, 128}) {
+      form(acc.data_ptr<int32_t>(), box.data_ptr<int32_t>(), terms.data_ptr<int32_t>(), on,
+           offsets.data_ptr<int32_t>(), scale.data_ptr<float>(), bias.data_ptr<float>(), P, C, fast.data_ptr<float>());
+      integer::corrected_planes_portable(acc.data_ptr<int32_t>(), box.data_ptr<int32_t>(),
+                                         terms.data_ptr<int32_t>(), on, offsets.data_ptr<int32_t>(),
                                          scale.data_ptr<float>(), bias.data_ptr<float>(), P, C,
                                          portable.data_ptr<float>());
       EXPECT_TRUE(torch::equal(fast.view(torch::kInt), portable.view(torch::kInt)))
@@ -434,6 +466,17 @@ void expect_corrections_equal_the_portable_loop(Form form, const std::string& na
           << (fast - portable).abs().max().item<float>();
     }
   }
+}
+
+// Where the residue is the exact sum: every product of two codes (each at most 255) offset by at most the given
+// offsets, times the number of terms, below 2^31.
+TEST(IntegerCorrections, Int32FitFollowsTheWorstCase) {
+  EXPECT_TRUE(integer::corrections_fit_int32(144, 0, 255));      // 144 * 255 * 510 = 18.7 million
+  EXPECT_TRUE(integer::corrections_fit_int32(16512, 0, 255));    // 16512 * 255 * 510 = 2147.4 million < 2^31
+  EXPECT_FALSE(integer::corrections_fit_int32(16513, 0, 255));   // one term more reaches it
+  EXPECT_FALSE(integer::corrections_fit_int32(9, 1 << 24, 255));  // a range far from zero
+  EXPECT_TRUE(integer::corrections_fit_int32(9, -(1 << 18), 0));  // 9 * (2^18 + 255) * 255 < 2^31
+  EXPECT_TRUE(integer::corrections_fit_int32(0, 1 << 24, 1 << 24));
 }
 
 TEST(IntegerCorrections, VectorisedEqualsPortableBitForBit) {

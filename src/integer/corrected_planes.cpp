@@ -1,6 +1,8 @@
 #include "fractrain/integer/corrected_planes.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <limits>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
 #include "fractrain/util/cpu_features.h"
@@ -12,19 +14,23 @@
 namespace fractrain::integer {
 namespace {
 
-// Positions [p0, p0 + n) of channels [c0, c1): the loop of corrected_planes_portable.
+// Positions [p0, p0 + n) of channels [c0, c1): the loop of corrected_planes_portable. The sum is formed in uint32,
+// whose wrap-around is defined, then read as int32: the residue modulo 2^32 that the vector forms' int32 lanes hold.
 FRACTRAIN_INTEGER_CLONES
-void correct_tile(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
+void correct_tile(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on, const int32_t* oc,
                   const float* scale, const float* bias, int64_t P, int64_t C, int64_t p0, int64_t n, int64_t c0,
                   int64_t c1, float* out) {
   const int32_t* a = acc + p0 * C;
+  const uint32_t offset_n = static_cast<uint32_t>(on);
   for (int64_t c = c0; c < c1; ++c) {
-    const double* terms = weight_terms + c * P + p0;
-    const double* bx = box + p0;
+    const int32_t* terms = weight_terms + c * P + p0;
+    const int32_t* bx = box + p0;
+    const uint32_t offset_c = static_cast<uint32_t>(oc[c]);
     float* o = out + c * P + p0;
     for (int64_t j = 0; j < n; ++j) {
-      const double exact = static_cast<double>(a[j * C + c]) + oc[c] * bx[j] + on * terms[j];
-      o[j] = static_cast<float>(exact) * scale[c] + bias[c];
+      const uint32_t sum = static_cast<uint32_t>(a[j * C + c]) + offset_c * static_cast<uint32_t>(bx[j]) +
+                           offset_n * static_cast<uint32_t>(terms[j]);
+      o[j] = static_cast<float>(static_cast<int32_t>(sum)) * scale[c] + bias[c];
     }
   }
 }
@@ -49,7 +55,7 @@ namespace native {
 // The AVX2 form (CPUs without AVX-512, on which integer execution runs up to 7-bit codes): the AVX-512 form's plan on
 // tiles of 8 positions x 8 channels, transposed in registers by the classic unpack / 128-bit permute sequence. No FMA
 // (not in the target): the float scale and bias are a multiply and an add, as in correct_tile's AVX2 clone; the
-// double sums are exact integers, so their order does not matter.
+// int32 sums are residues modulo 2^32, so their order does not matter.
 #define FRACTRAIN_AVX2 __attribute__((target("avx2")))
 
 // The 8 x 8 int32 block at `a` (8 rows of positions, `stride` apart) transposed: columns[k] holds channel k's 8
@@ -73,32 +79,27 @@ FRACTRAIN_AVX2 void transpose_8x8(const int32_t* a, int64_t stride, __m256i colu
   }
 }
 
-FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const double* box, const double* weight_terms,
-                                                double on, const double* oc, const float* scale, const float* bias,
+FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const int32_t* box, const int32_t* weight_terms,
+                                                int32_t on, const int32_t* oc, const float* scale, const float* bias,
                                                 int64_t P, int64_t C, float* out) {
   const int64_t whole_channels = C / 8 * 8;
-  const __m256d offset_n = _mm256_set1_pd(on);
-  const bool with_terms = on != 0.0;
+  const __m256i offset_n = _mm256_set1_epi32(on);
+  const bool with_terms = on != 0;
   int64_t p0 = 0;
   for (; p0 + 8 <= P; p0 += 8) {
-    const __m256d box_lo = _mm256_loadu_pd(box + p0), box_hi = _mm256_loadu_pd(box + p0 + 4);
+    const __m256i box_p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(box + p0));
     for (int64_t c0 = 0; c0 < whole_channels; c0 += 8) {
       __m256i columns[8];
       transpose_8x8(acc + p0 * C + c0, C, columns);
       for (int k = 0; k < 8; ++k) {
         const int64_t c = c0 + k;
-        const __m256d offset_c = _mm256_set1_pd(oc[c]);
-        const double* terms = weight_terms + c * P + p0;
-        __m256d lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(columns[k]));
-        __m256d hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(columns[k], 1));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(offset_c, box_lo));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(offset_c, box_hi));
+        __m256i sum = _mm256_add_epi32(columns[k], _mm256_mullo_epi32(_mm256_set1_epi32(oc[c]), box_p));
         if (with_terms) {  // as in the AVX-512 form
-          lo = _mm256_add_pd(lo, _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms)));
-          hi = _mm256_add_pd(hi, _mm256_mul_pd(offset_n, _mm256_loadu_pd(terms + 4)));
+          const __m256i terms = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(weight_terms + c * P + p0));
+          sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(offset_n, terms));
         }
-        __m256 values = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
-        values = _mm256_add_ps(_mm256_mul_ps(values, _mm256_set1_ps(scale[c])), _mm256_set1_ps(bias[c]));
+        const __m256 values =
+            _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(scale[c])), _mm256_set1_ps(bias[c]));
         _mm256_storeu_ps(out + c * P + p0, values);
       }
     }
@@ -111,16 +112,23 @@ FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const double
 
 }  // namespace
 
-void corrected_planes_portable(const int32_t* acc, const double* box, const double* weight_terms, double on,
-                               const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
+bool corrections_fit_int32(int64_t terms, int64_t max_offset_a, int64_t max_offset_b) {
+  constexpr int64_t kCode = 255;  // the largest magnitude of a stored code, uint8 or int8
+  const int64_t a = kCode + std::abs(max_offset_a), b = kCode + std::abs(max_offset_b);
+  // Offsets are below 2^25 (integer_codes.cpp), so a * b < 2^51 does not overflow; compare by division.
+  return terms <= 0 || a * b <= std::numeric_limits<int32_t>::max() / terms;
+}
+
+void corrected_planes_portable(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
+                               const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C,
                                float* out) {
   constexpr int64_t kTile = 16;  // the sums of 16 positions are read across the tile, from L1
   for (int64_t p0 = 0; p0 < P; p0 += kTile)
     correct_tile(acc, box, weight_terms, on, oc, scale, bias, P, C, p0, std::min(kTile, P - p0), 0, C, out);
 }
 
-void corrected_planes(const int32_t* acc, const double* box, const double* weight_terms, double on, const double* oc,
-                      const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
+void corrected_planes(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
+                      const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (cpu_has_avx512f())
     return native::corrected_planes_avx512(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
@@ -129,8 +137,8 @@ void corrected_planes(const int32_t* acc, const double* box, const double* weigh
     corrected_planes_portable(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
 }
 
-bool corrected_planes_avx2(const int32_t* acc, const double* box, const double* weight_terms, double on,
-                           const double* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
+bool corrected_planes_avx2(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
+                           const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (cpu_has_avx2()) {
     corrected_planes_avx2_tiles(acc, box, weight_terms, on, oc, scale, bias, P, C, out);
@@ -155,12 +163,9 @@ namespace fractrain::integer {
 namespace {
 #define FRACTRAIN_AVX512_TARGET
 namespace emulated {
-// SIMDe 0.7.4 has no alias for these two (a later version may).
-#ifndef _mm512_cvtepi32_pd
-#define _mm512_cvtepi32_pd(a) simde_missing::mm512_cvtepi32_pd(a)
-#endif
-#ifndef _mm512_cvtpd_ps
-#define _mm512_cvtpd_ps(a) simde_missing::mm512_cvtpd_ps(a)
+// SIMDe 0.7.4 has no alias for this one (a later version may).
+#ifndef _mm512_cvtepi32_ps
+#define _mm512_cvtepi32_ps(a) simde_missing::mm512_cvtepi32_ps(a)
 #endif
 #include "corrected_planes_avx512.inc"
 }  // namespace emulated
@@ -171,8 +176,8 @@ namespace emulated {
 
 namespace fractrain::integer {
 
-bool corrected_planes_emulated(const int32_t* acc, const double* box, const double* weight_terms, double on,
-                               const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
+bool corrected_planes_emulated(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
+                               const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C,
                                float* out) {
 #ifdef FRACTRAIN_HAVE_SIMDE
   emulated::corrected_planes_avx512(acc, box, weight_terms, on, oc, scale, bias, P, C, out);

@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <vector>
@@ -104,18 +105,24 @@ void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* patte
   }
 }
 
-// Per-channel offsets as double, and scale * the sample's scale, for corrected_rows and corrected_planes.
+// Per-channel offsets (as double for corrected_rows, as int32 for corrected_planes), and scale * the sample's
+// scale.
 struct ChannelTerms {
   std::vector<double> offset;
+  std::vector<int32_t> offset32;
   std::vector<float> scale, bias;
   ChannelTerms(const std::vector<CodeScale>& channels, float sample_scale, const float* b) {
     for (size_t c = 0; c < channels.size(); ++c) {
       offset.push_back(static_cast<double>(channels[c].offset));
+      offset32.push_back(channels[c].offset);
       scale.push_back(sample_scale * channels[c].scale);
       bias.push_back(b ? b[c] : 0.0f);
     }
   }
 };
+
+// int64 -> int32 modulo 2^32 (corrected_planes' arithmetic; GCC defines the conversion as wrapping).
+int32_t wrapped(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v))); }
 
 // The sum of `s` (one value per input position) over each output position's receptive field, padding
 // excluded: along the rows first (row_sums[ih][ow]), then down the columns. Separable, so 2k rather than k^2
@@ -228,31 +235,47 @@ class CorrectionTables {
     float* o = out.data_ptr<float>();
     const auto* code_bytes_at = static_cast<const uint8_t*>(codes);
     const bool channels_first = layout == FeatureLayout::ChannelsFirst;
-    std::vector<double> weight_terms;  // corrected_planes' [C][P]
+    // corrected_planes' [C][P] weight terms, kept modulo 2^32, and whether a sample's corrected sums fit int32 (then
+    // that residue is exact): true unless a range lies far from zero (a large offset).
+    std::vector<int32_t> weight_terms;
+    int64_t max_channel_offset = 0;
+    for (const CodeScale& c : channels) max_channel_offset = std::max<int64_t>(max_channel_offset, std::abs(c.offset));
+    const int64_t max_terms = K_.empty() ? 0 : static_cast<int64_t>(*std::max_element(K_.begin(), K_.end()));
     if (channels_first) {
       weight_terms.resize(static_cast<size_t>(per_sample));
       for (int64_t c = 0; c < C_; ++c)
         for (int64_t p = 0; p < P; ++p) {
           const size_t k = static_cast<size_t>(patterns_.of_position[static_cast<size_t>(p)]);
           weight_terms[static_cast<size_t>(c * P + p)] =
-              M_[k * static_cast<size_t>(C_) + static_cast<size_t>(c)] + static_cast<double>(channels[c].offset) * K_[k];
+              wrapped(static_cast<int64_t>(M_[k * static_cast<size_t>(C_) + static_cast<size_t>(c)]) +
+                      static_cast<int64_t>(channels[c].offset) * static_cast<int64_t>(K_[k]));
         }
     }
-    // One sample's values from its sums `a`; `sums`, `box_values` and `scratch` are the calling thread's buffers.
-    auto correct = [&](int64_t n, const int32_t* a, std::vector<int64_t>& sums, std::vector<double>& box_values,
-                       std::vector<int64_t>& scratch) {
+    // One sample's values from its sums `a`; `sums`, `box32`, `rows` and `scratch` are the calling thread's buffers.
+    auto correct = [&](int64_t n, const int32_t* a, std::vector<int64_t>& sums, std::vector<int32_t>& box32,
+                       std::vector<float>& rows, std::vector<int64_t>& scratch) {
       RECORD_USER_SCOPE(correction_scope);
       box(n, scratch, sums.data());
       const ChannelTerms terms(channels, samples[n].scale, b);
       const double on = static_cast<double>(samples[n].offset);
-      if (channels_first) {
-        for (int64_t p = 0; p < P; ++p) box_values[static_cast<size_t>(p)] = static_cast<double>(sums[static_cast<size_t>(p)]);
-        corrected_planes(a, box_values.data(), weight_terms.data(), on, terms.offset.data(), terms.scale.data(),
-                         terms.bias.data(), P, C_, o + n * per_sample);
-      } else {
-        corrected_rows(a, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(), on, terms.offset.data(),
-                       terms.scale.data(), terms.bias.data(), P, C_, o + n * per_sample);
+      float* values = o + n * per_sample;
+      if (channels_first && corrections_fit_int32(max_terms, samples[n].offset, max_channel_offset)) {
+        for (int64_t p = 0; p < P; ++p) box32[static_cast<size_t>(p)] = wrapped(sums[static_cast<size_t>(p)]);
+        corrected_planes(a, box32.data(), weight_terms.data(), samples[n].offset, terms.offset32.data(),
+                         terms.scale.data(), terms.bias.data(), P, C_, values);
+        return;
       }
+      // Channels last, or sums beyond int32: the double loop (exact below 2^53), into [P][C], transposed after.
+      float* rows_out = values;
+      if (channels_first) {
+        rows.resize(static_cast<size_t>(per_sample));
+        rows_out = rows.data();
+      }
+      corrected_rows(a, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(), on, terms.offset.data(),
+                     terms.scale.data(), terms.bias.data(), P, C_, rows_out);
+      if (channels_first)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t c = 0; c < C_; ++c) values[c * P + p] = rows_out[p * C_ + c];
     };
     const int64_t threads = at::get_num_threads();
     if (N < 2 * threads) {
@@ -264,8 +287,9 @@ class CorrectionTables {
       const int32_t* a = acc.data_ptr<int32_t>();
       at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
         std::vector<int64_t> sums(static_cast<size_t>(P)), scratch;
-        std::vector<double> box_values(static_cast<size_t>(P));
-        for (int64_t n = begin; n < end; ++n) correct(n, a + n * per_sample, sums, box_values, scratch);
+        std::vector<int32_t> box32(static_cast<size_t>(P));
+        std::vector<float> rows;
+        for (int64_t n = begin; n < end; ++n) correct(n, a + n * per_sample, sums, box32, rows, scratch);
       });
       return;
     }
@@ -273,7 +297,8 @@ class CorrectionTables {
     at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
       std::vector<int32_t> acc(static_cast<size_t>(std::min(block, end - begin) * per_sample));
       std::vector<int64_t> sums(static_cast<size_t>(P)), scratch;
-      std::vector<double> box_values(static_cast<size_t>(P));
+      std::vector<int32_t> box32(static_cast<size_t>(P));
+      std::vector<float> rows;
       for (int64_t first = begin; first < end; first += block) {
         const int64_t len = std::min(block, end - first);
         {
@@ -281,7 +306,7 @@ class CorrectionTables {
           product.run(len, code_bytes_at + first * code_bytes, acc.data());
         }
         for (int64_t n = first; n < first + len; ++n)
-          correct(n, acc.data() + (n - first) * per_sample, sums, box_values, scratch);
+          correct(n, acc.data() + (n - first) * per_sample, sums, box32, rows, scratch);
       }
     });
   }
