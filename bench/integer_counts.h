@@ -7,17 +7,23 @@
 
 namespace fractrain::bench {
 
+// "integer/all passes", and how many of them ran split by sample (some samples on the simulated path).
+inline void print_pass_counts(const char* name, const PassCounts& c) {
+  std::printf(" %s %lld/%lld", name, (long long)c.integer, (long long)(c.integer + c.split + c.simulated));
+  if (c.split > 0) std::printf(" (+%lld split by sample)", (long long)c.split);
+}
+
 template <typename Model>
 void print_integer_passes(const Model& model) {
   ExecutionCounts counts;
   for (const auto& layer : model.quantized_layers()) counts.add(layer->execution_counts());
-  std::printf("integer passes: forward %lld/%lld, error backward %lld/%lld, weight gradient %lld/%lld%s%s\n",
-              (long long)counts.forward.integer, (long long)(counts.forward.integer + counts.forward.simulated),
-              (long long)counts.error_backward.integer,
-              (long long)(counts.error_backward.integer + counts.error_backward.simulated),
-              (long long)counts.weight_gradient.integer,
-              (long long)(counts.weight_gradient.integer + counts.weight_gradient.simulated),
-              counts.last_fallback.empty() ? "" : "; last fallback: ", counts.last_fallback.c_str());
+  std::printf("integer passes:");
+  print_pass_counts("forward", counts.forward);
+  std::printf(",");
+  print_pass_counts("error backward", counts.error_backward);
+  std::printf(",");
+  print_pass_counts("weight gradient", counts.weight_gradient);
+  std::printf("%s%s\n", counts.last_fallback.empty() ? "" : "; last fallback: ", counts.last_fallback.c_str());
 }
 
 }  // namespace fractrain::bench

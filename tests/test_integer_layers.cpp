@@ -149,6 +149,46 @@ TEST(IntegerLayers, WideGradientFallsBackForTheBackwardPassesOnly) {
   EXPECT_NE(counts.last_fallback.find("12-bit gradient"), std::string::npos) << counts.last_fallback;
 }
 
+// DFQ's per-sample widths where some samples have 12-bit gradients (cifar-release's 6/12 option): those samples'
+// backward runs simulated, the others' on integers, in one pass split by sample, and the whole equals the simulated
+// layer (each sample quantized with its own noise, as in the whole batch). Wide samples first, alone and in a run;
+// with more than a quarter of the batch wide the backward falls back whole (the split would cost more).
+TEST(IntegerLayers, MixedGradientWidthsSplitTheBackwardBySample) {
+  ASSUME_INTEGER_SUPPORT();
+  for (int64_t stride : {1, 2}) {
+    torch::manual_seed(14);
+    QConv2dOptions o = QConv2dOptions::same(5, 6, 3, stride);
+    o.bias = true;
+    QConv2d integer(o), simulated(o);
+    pair_up(integer, simulated);
+    const at::Tensor x = torch::relu(torch::randn({12, 5, 9, 9}));
+    const int64_t out = (9 + 2 - 3) / stride + 1;
+    const at::Tensor g = torch::randn({12, 6, out, out});
+    const std::vector<int> act = widths(12, {3, 4, 6});
+    const std::string what = "s" + std::to_string(stride);
+    expect_same_run(integer, simulated, x, g,
+                    LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 6}), what + " mixed");
+    ExecutionCounts counts = integer.execution_counts();
+    EXPECT_EQ(counts.error_backward.split, 1) << what;
+    EXPECT_EQ(counts.weight_gradient.split, 1) << what;
+    EXPECT_EQ(counts.error_backward.simulated + counts.weight_gradient.simulated, 0) << what;
+    EXPECT_NE(counts.last_fallback.find("3 of 12 samples: a 12-bit gradient"), std::string::npos)
+        << counts.last_fallback;
+    expect_same_run(integer, simulated, x, g,
+                    LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 12}), what + " a third");
+    counts = integer.execution_counts();
+    EXPECT_EQ(counts.error_backward.simulated, 1) << what;
+    EXPECT_EQ(counts.error_backward.split, 1) << what;
+  }
+  // A linear layer over tokens ([N, T, in], channels last).
+  torch::manual_seed(15);
+  QLinear integer(12, 5), simulated(12, 5);
+  pair_up(integer, simulated);
+  expect_same_run(integer, simulated, torch::randn({4, 3, 12}), torch::randn({4, 3, 5}),
+                  LayerPrecision::per_sample(4, {8, 6, 8, 4}, {8, 8, 6, 12}), "linear mixed");
+  EXPECT_EQ(integer.execution_counts().weight_gradient.split, 1);
+}
+
 // Depthwise convolutions (MobileNetV2's) run all three passes on integers (src/integer/integer_depthwise.h), their
 // error pass on the forward's per-channel weight ranges, as the simulated grouped quantization has them. A 1x1
 // depthwise filter falls back.

@@ -126,7 +126,10 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() < 2)
     throw Error("integer codes: expected a contiguous float CPU tensor with a batch dimension, got " + x.toString() +
                 " " + c10::str(x.sizes()));
-  const int64_t batch = x.size(0);
+  for (int64_t n : q.samples)
+    if (n < 0 || n >= x.size(0))
+      throw Error("integer codes: sample " + std::to_string(n) + " of a batch of " + std::to_string(x.size(0)));
+  const int64_t batch = q.samples.empty() ? x.size(0) : static_cast<int64_t>(q.samples.size());
   if (static_cast<int64_t>(q.sample_bits.size()) != batch)
     throw Error("integer codes: " + std::to_string(q.sample_bits.size()) + " bit widths for " +
                 std::to_string(batch) + " samples");
@@ -135,7 +138,7 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
     throw Error("integer codes: the planar copy is made for channels-first features only");
   FeatureCodes out;
   out.channels = layout == FeatureLayout::ChannelsFirst ? x.size(1) : x.size(-1);
-  out.positions = batch == 0 ? 0 : x.numel() / (batch * out.channels);
+  out.positions = x.size(0) == 0 ? 0 : x.numel() / (x.size(0) * out.channels);
   out.bits = q.sample_bits;
   const int64_t C = out.channels, S = out.positions, per_sample = C * S;
   std::vector<RowCodes> rows;
@@ -152,14 +155,17 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
   uint8_t* codes = static_cast<uint8_t*>(out.codes.data_ptr());
   int8_t* major = q.channel_major ? out.channel_major.data_ptr<int8_t>() : nullptr;
   int32_t* sums = out.position_sums.data_ptr<int32_t>();
+  // Which of x's samples sample n of the codes is, and the noise index of its first element.
+  auto source = [&](int64_t n) { return q.samples.empty() ? n : q.samples[static_cast<size_t>(n)]; };
+  auto sample_noise = [&](int64_t n) { return q.noise_first_index + static_cast<uint64_t>(source(n) * per_sample); };
 
   if (layout == FeatureLayout::ChannelsLast) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const RowCodes& r = rows[n];
         uint8_t* sample = codes + n * per_sample;
-        kernel::quantize_span_to_codes(src + n * per_sample, per_sample, r.params, q.noise,
-                                       q.noise_first_index + static_cast<uint64_t>(n * per_sample), r.shift, sample);
+        kernel::quantize_span_to_codes(src + source(n) * per_sample, per_sample, r.params, q.noise, sample_noise(n),
+                                       r.shift, sample);
         if (q.signed_codes)
           sum_positions(reinterpret_cast<const int8_t*>(sample), S, C, sums + n * S);
         else
@@ -181,10 +187,8 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
     for (int64_t n = begin; n < end; ++n) {
       const RowCodes& r = rows[n];
       for (int64_t c = 0; c < C; ++c) {
-        const int64_t row = n * C + c;
-        kernel::quantize_span_to_codes(src + row * S, S, r.params, q.noise,
-                                       q.noise_first_index + static_cast<uint64_t>(row * S), r.shift,
-                                       plane.data() + c * S);
+        kernel::quantize_span_to_codes(src + (source(n) * C + c) * S, S, r.params, q.noise,
+                                       sample_noise(n) + static_cast<uint64_t>(c * S), r.shift, plane.data() + c * S);
       }
       sum_planes(plane.data(), C, S, q.signed_codes, sums + n * S);
       transpose_plane(plane.data(), C, S, codes + n * per_sample);
@@ -196,6 +200,28 @@ FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const 
                     static_cast<size_t>(per_sample));
     }
   });
+  return out;
+}
+
+FeatureCodes select_samples(const FeatureCodes& codes, const std::vector<int64_t>& samples) {
+  for (int64_t n : samples)
+    if (n < 0 || n >= codes.batch())
+      throw Error("integer codes: sample " + std::to_string(n) + " of a batch of " + std::to_string(codes.batch()));
+  const at::Tensor index = at::tensor(samples, at::kLong);
+  FeatureCodes out;
+  out.channels = codes.channels;
+  out.positions = codes.positions;
+  out.codes = codes.codes.index_select(0, index);
+  out.position_sums = codes.position_sums.index_select(0, index);
+  if (codes.planar.defined()) out.planar = codes.planar.index_select(0, index);
+  if (codes.channel_major.defined())  // [C, N * S]: columns of whole samples
+    out.channel_major = codes.channel_major.view({codes.channels, codes.batch(), codes.positions})
+                            .index_select(1, index)
+                            .reshape({codes.channels, -1});
+  for (int64_t n : samples) {
+    out.samples.push_back(codes.samples[static_cast<size_t>(n)]);
+    out.bits.push_back(codes.bits[static_cast<size_t>(n)]);
+  }
   return out;
 }
 

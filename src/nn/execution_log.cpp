@@ -24,6 +24,7 @@ void ExecutionCounts::add(const ExecutionCounts& other) {
   for (LayerPass pass : {LayerPass::Forward, LayerPass::ErrorBackward, LayerPass::WeightGradient}) {
     of(pass).integer += other.of(pass).integer;
     of(pass).simulated += other.of(pass).simulated;
+    of(pass).split += other.of(pass).split;
   }
   if (!other.last_fallback.empty()) last_fallback = other.last_fallback;
 }
@@ -37,6 +38,13 @@ void ExecutionLog::fell_back(LayerPass pass, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++counts_.of(pass).simulated;
   counts_.last_fallback = std::string(to_string(pass)) + ": " + reason;
+}
+
+void ExecutionLog::ran_split(LayerPass pass, int64_t simulated, int64_t batch, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++counts_.of(pass).split;
+  counts_.last_fallback = std::string(to_string(pass)) + ": " + std::to_string(simulated) + " of " +
+                          std::to_string(batch) + " samples: " + reason;
 }
 
 ExecutionCounts ExecutionLog::counts() const {

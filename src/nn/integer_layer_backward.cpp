@@ -9,6 +9,7 @@
 
 #include "fractrain/integer/integer_support.h"
 #include "fractrain/quant/range_agreement.h"
+#include "fractrain/quant/straight_through.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -49,7 +50,12 @@ class IntegerLayerBackward : public Node {
         refusal = e.what();
       }
     }
-    if (!codes) return fall_back(std::move(g), needed, refusal, spec);
+    if (!codes) {
+      // DFQ's widths per sample: the samples whose gradient has 1..8-bit codes still run on integers.
+      if (spec && !spec->row_bits.empty() && spec->range)
+        if (std::optional<variable_list> split = split_by_width(g, needed, *spec, refusal)) return std::move(*split);
+      return fall_back(std::move(g), needed, refusal, spec);
+    }
 
     const IntegerShape& shape = graph_.shape;
     const at::Tensor w = weight_.unpack();
@@ -98,6 +104,91 @@ class IntegerLayerBackward : public Node {
     q.noise_first_index = static_cast<uint64_t>(spec.first_sample * sample_elements);
     q.signed_codes = true;
     return integer::quantize_features(gc, graph_.shape.layout, q);
+  }
+
+  // The backward with the batch split by gradient width: samples with 1..8-bit widths on integer kernels, the
+  // others (12-bit gradients, full precision) on the simulated path, each on the very quantization the whole
+  // batch would get (the same range, each sample's own noise); dX joins the two by sample, dW and db add them.
+  // Null (nothing done) where no sample takes integers, or where the integer part would itself fall back.
+  std::optional<variable_list> split_by_width(const at::Tensor& g, std::array<bool, 3> needed,
+                                              const GradientQuantization& spec, const std::string& reason) {
+    std::vector<int64_t> narrow, wide;
+    for (size_t n = 0; n < spec.row_bits.size(); ++n)
+      (integer_width_refusal({spec.row_bits[n]}, "gradient").empty() ? narrow : wide).push_back(static_cast<int64_t>(n));
+    const IntegerShape& shape = graph_.shape;
+    // Measured on a 16-channel 32 x 32 layer, batch 128 (docs/integer.md): 8 wide samples take the backward from
+    // 10.1 ms (all simulated) to 7.8, 32 to 8.9, and 64 make it slower (10.7): the copies that join the two
+    // parts cost about as much as the integer passes save on the rest. Beyond a quarter of the batch, all simulated.
+    if (narrow.empty() || wide.empty() || 4 * wide.size() > spec.row_bits.size() ||
+        static_cast<int64_t>(spec.row_bits.size()) != g.size(0))
+      return std::nullopt;
+    const at::Tensor gc = g.contiguous();
+    const int64_t per_sample = gc.numel() / gc.size(0);
+    const at::Tensor narrow_index = at::tensor(narrow, at::kLong), wide_index = at::tensor(wide, at::kLong);
+
+    integer::FeatureQuantization q;
+    for (int64_t n : narrow) q.sample_bits.push_back(spec.row_bits[static_cast<size_t>(n)]);
+    q.samples = narrow;
+    q.range = *spec.range;
+    q.noise = &spec.noise;
+    q.noise_first_index = static_cast<uint64_t>(spec.first_sample * per_sample);
+    q.signed_codes = true;
+    std::optional<integer::FeatureCodes> codes;
+    try {
+      codes = integer::quantize_features(gc, shape.layout, q);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+    if (!shape.geometry.depthwise() && !unsigned_width_refusal(codes->bits, "gradient").empty()) return std::nullopt;
+
+    // The wide samples' gradient, quantized a run of consecutive samples at a time: each run continues the batch's
+    // noise stream at its first sample, as quantize_gradient over the whole batch would.
+    std::vector<at::Tensor> runs;
+    for (size_t i = 0; i < wide.size();) {
+      size_t j = i + 1;
+      while (j < wide.size() && wide[j] == wide[j - 1] + 1) ++j;
+      GradientQuantization run = spec;
+      run.row_bits.assign(spec.row_bits.begin() + wide[i], spec.row_bits.begin() + wide[j - 1] + 1);
+      run.first_sample = spec.first_sample + wide[i];
+      runs.push_back(quantize_gradient(gc.slice(0, wide[i], wide[j - 1] + 1), run));
+      i = j;
+    }
+    InputQuantization wide_input = graph_.simulated_input;
+    if (!wide_input.row_bits.empty()) {
+      std::vector<int> bits;
+      for (int64_t n : wide) bits.push_back(wide_input.row_bits[static_cast<size_t>(n)]);
+      wide_input.row_bits = bits;
+    }
+    const at::Tensor x = x_.unpack(), w = weight_.unpack();
+    const at::Tensor error_w =
+        needed[0] ? ErrorWeightQuantization{graph_.weight_bits, shape.geometry.groups, /*snap_zero_point=*/true}.apply(w)
+                  : w;
+    const std::array<at::Tensor, 3> simulated =
+        simulated_layer_gradients(at::cat(runs), x.index_select(0, wide_index), error_w, wide_input, std::nullopt,
+                                  graph_.gradients, needed);
+
+    integer::ConvGeometry geometry = shape.geometry;
+    geometry.batch = static_cast<int64_t>(narrow.size());
+    std::array<at::Tensor, 3> result;
+    if (needed[1]) {
+      const at::Tensor dw = integer::conv_backward_weight(geometry, integer::select_samples(graph_.input, narrow), *codes);
+      result[1] = dw.view(w.sizes()) + simulated[1];
+      graph_.log->ran_split(LayerPass::WeightGradient, static_cast<int64_t>(wide.size()), g.size(0), reason);
+    }
+    if (needed[2]) result[2] = integer::bias_gradient(*codes) + simulated[2];
+    if (needed[0]) {
+      const int axis = shape.geometry.depthwise() ? 0 : 1;  // as in apply()
+      const integer::WeightCodes error_weight = integer::quantize_weight(w.detach(), graph_.weight_bits, axis);
+      std::vector<int64_t> narrow_sizes = x.sizes().vec();
+      narrow_sizes[0] = static_cast<int64_t>(narrow.size());
+      const at::Tensor dx_narrow = integer::conv_backward_data(geometry, *codes, error_weight, shape.layout).view(narrow_sizes);
+      at::Tensor dx = at::empty(x.sizes(), dx_narrow.options());
+      dx.index_copy_(0, narrow_index, dx_narrow);
+      dx.index_copy_(0, wide_index, simulated[0].to(dx.scalar_type()));
+      result[0] = std::move(dx);
+      graph_.log->ran_split(LayerPass::ErrorBackward, static_cast<int64_t>(wide.size()), g.size(0), reason);
+    }
+    return variable_list{std::move(result[0]), std::move(result[1]), std::move(result[2])};
   }
 
   // The simulated backward (quantized_layer_backward.cpp) on the same quantization: the error pass's weight per

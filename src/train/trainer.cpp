@@ -526,7 +526,9 @@ nlohmann::json execution_json(const QuantizedModel& model, ExecutionMode mode) {
   for (const auto& matmul : model.quantized_matmuls()) counts.add(matmul->execution_counts());
   nlohmann::json passes;
   for (LayerPass pass : {LayerPass::Forward, LayerPass::ErrorBackward, LayerPass::WeightGradient})
-    passes[to_string(pass)] = {{"integer", counts.of(pass).integer}, {"simulated", counts.of(pass).simulated}};
+    passes[to_string(pass)] = {{"integer", counts.of(pass).integer},
+                               {"split_by_sample", counts.of(pass).split},
+                               {"simulated", counts.of(pass).simulated}};
   nlohmann::json j = {{"mode", to_string(mode)}};
   if (mode == ExecutionMode::Integer) {
     j["layer_passes_this_session"] = passes;

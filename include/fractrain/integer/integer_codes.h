@@ -40,6 +40,9 @@ struct FeatureQuantization {
   // noise->uniform(noise_first_index + i), as fake_quantize does. Null: nearest.
   const PhiloxStream* noise = nullptr;
   uint64_t noise_first_index = 0;
+  // When not empty: the codes are those of x's samples with these indices only (in this order), each drawing the
+  // noise it draws in the whole of x; sample_bits then has one width per entry.
+  std::vector<int64_t> samples;
   bool signed_codes = false;   // int8 storage (8-bit codes shifted by -128) instead of uint8
   bool channel_major = false;  // also fill FeatureCodes::channel_major (signed codes only)
   bool planar = false;         // also fill FeatureCodes::planar (ChannelsFirst only: the codes as they are made)
@@ -47,6 +50,8 @@ struct FeatureQuantization {
 
 // x: a contiguous float CPU tensor in `layout`.
 FeatureCodes quantize_features(const at::Tensor& x, FeatureLayout layout, const FeatureQuantization& q);
+// The codes of the given samples only (indices into codes' batch, in the order given), copies included.
+FeatureCodes select_samples(const FeatureCodes& codes, const std::vector<int64_t>& samples);
 // The values the codes stand for, as float in `layout` with x's sizes.
 at::Tensor dequantize_features(const FeatureCodes& codes, FeatureLayout layout, at::IntArrayRef sizes);
 
