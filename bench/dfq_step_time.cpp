@@ -8,6 +8,10 @@
 //                       [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 //                       [--quantized-execution simulated|integer]  (how the DFQ models' quantized layers compute;
 //                        integer: CPU only, docs/integer.md; the target for mixed is <= 0.75)
+//                       [--profile trace.json [--profile-steps 1]]  (a chrome trace of alternating FP32 and DFQ
+//                        mixed steps instead of the timing, named as bench_step_time's: bench/trace_summary.py)
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -39,6 +43,8 @@ struct Args {
   bool masked = true;
   std::string device = "cpu";
   ExecutionMode quantized_execution = ExecutionMode::Simulated;
+  std::string profile;
+  int profile_steps = 1;
 };
 
 Args parse(int argc, char** argv) {
@@ -58,6 +64,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--masked") a.masked = v != "0";
     else if (k == "--device") a.device = v;
     else if (k == "--quantized-execution") a.quantized_execution = execution_mode_names().parse(v, k);
+    else if (k == "--profile") a.profile = v;
+    else if (k == "--profile-steps") a.profile_steps = std::stoi(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -157,6 +165,16 @@ int main(int argc, char** argv) {
     t.finish();
   }
 
+  if (!a.profile.empty()) {
+    torch::autograd::profiler::RecordProfile guard(a.profile);
+    for (int p = 0; p < a.profile_steps; ++p)
+      for (size_t k = 0; k < 2; ++k) {  // FP32 and DFQ mixed, under the names trace_summary.py splits steps by
+        RECORD_USER_SCOPE(k == 0 ? "fp32_step" : "quantized_step");
+        kinds[k].second.step(x, y);
+        kinds[k].second.finish();
+      }
+    return 0;
+  }
   std::vector<std::vector<double>> times(kinds.size()), ratios(kinds.size());
   for (int r = 0; r < a.rounds; ++r) {
     std::printf("round %d:", r);
