@@ -294,7 +294,7 @@ std::optional<WeightProducts> run_product(Product product, const ConvGeometry& g
 // dominate at few channels and large images; the matmul is faster at 32-64 channels on AMX; the own kernel needs
 // AVX-512 VNNI), and the winner depends on the CPU. The first kTrials calls of a geometry run each available one
 // (they form the same sums) and the best time decides from then on: one trial alone was seen to pick the slower one
-// on a busy machine. DFQ's varying batch sizes make new geometries, so the table is bounded.
+// on a busy machine. The table is bounded (its keys round the batch up to a power of two).
 class ProductChoice {
  public:
   static constexpr int kTrials = 3;
@@ -332,8 +332,13 @@ class ProductChoice {
     bool excluded[kCount] = {false, false, false};
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+  // The batch by its power of two: a DFQ backward split by sample (integer_layer_backward.cpp) has a different
+  // batch almost every step, and batches of 100 and 128 pick the same product; exact sizes would run the trials
+  // again and again (and overflow the table).
   static Key key(const ConvGeometry& g) {
-    return {g.batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
+    int64_t batch = 1;
+    while (batch < g.batch) batch *= 2;
+    return {batch, g.in_channels, g.out_channels, g.height, g.width, g.kernel, g.stride, g.padding};
   }
   std::mutex mutex_;
   std::map<Key, Trials> trials_;
