@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -65,7 +66,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--device") a.device = v;
     else if (k == "--quantized-execution") a.quantized_execution = execution_mode_names().parse(v, k);
     else if (k == "--profile") a.profile = v;
-    else if (k == "--profile-steps") a.profile_steps = std::stoi(v);
+    else if (k == "--profile-steps") a.profile_steps = std::max(1, std::stoi(v));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);

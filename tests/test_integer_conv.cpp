@@ -111,6 +111,52 @@ TEST(IntegerCodes, ChannelsLastCodesAreThePlanesTransposed) {
       }
 }
 
+// The codes of some samples only (FeatureQuantization::samples, the backward split by sample) are those samples'
+// codes from the whole tensor, bit for bit, with each sample's stochastic-rounding noise as in the whole (a
+// nonzero first noise index too) and the planar and channel-major copies; select_samples gives the same.
+TEST(IntegerCodes, CodesOfSomeSamplesEqualThoseOfTheWhole) {
+  torch::manual_seed(16);
+  const PhiloxStream noise{9, 4};
+  const std::vector<int64_t> chosen{4, 0, 5, 2};
+  for (FeatureLayout layout : {FeatureLayout::ChannelsFirst, FeatureLayout::ChannelsLast}) {
+    const at::Tensor x = torch::randn({6, 5, 7, 3});
+    FeatureQuantization all;
+    all.sample_bits = {8, 6, 3, 8, 5, 7};
+    all.range = range_of(x);
+    all.noise = &noise;
+    all.noise_first_index = 1000;
+    all.signed_codes = true;
+    all.channel_major = true;
+    all.planar = layout == FeatureLayout::ChannelsFirst;
+    FeatureQuantization some = all;
+    some.samples = chosen;
+    some.sample_bits.clear();
+    for (int64_t n : chosen) some.sample_bits.push_back(all.sample_bits[static_cast<size_t>(n)]);
+    const FeatureCodes whole = quantize_features(x, layout, all), part = quantize_features(x, layout, some);
+    for (const FeatureCodes& picked : {part, select_samples(whole, chosen)}) {
+      const at::Tensor index = torch::tensor(chosen, torch::kLong);
+      EXPECT_TRUE(torch::equal(picked.codes, whole.codes.index_select(0, index)));
+      EXPECT_TRUE(torch::equal(picked.position_sums, whole.position_sums.index_select(0, index)));
+      EXPECT_TRUE(torch::equal(picked.channel_major.view({picked.channels, 4, -1}),
+                               whole.channel_major.view({whole.channels, 6, -1}).index_select(1, index)));
+      if (all.planar) EXPECT_TRUE(torch::equal(picked.planar, whole.planar.index_select(0, index)));
+      for (size_t j = 0; j < chosen.size(); ++j) {
+        EXPECT_EQ(picked.samples[j].scale, whole.samples[static_cast<size_t>(chosen[j])].scale);
+        EXPECT_EQ(picked.samples[j].offset, whole.samples[static_cast<size_t>(chosen[j])].offset);
+        EXPECT_EQ(picked.bits[j], whole.bits[static_cast<size_t>(chosen[j])]);
+      }
+    }
+  }
+  EXPECT_EQ(select_samples(quantize_features(torch::randn({2, 3, 4}), FeatureLayout::ChannelsLast, [] {
+              FeatureQuantization q;
+              q.sample_bits = {4, 4};
+              q.range = {-1.0f, 1.0f};
+              q.signed_codes = true;
+              q.channel_major = true;
+              return q;
+            }()), {}).batch(), 0);
+}
+
 TEST(IntegerCodes, WeightsPerOutputAndInputChannel) {
   torch::manual_seed(2);
   const at::Tensor w = torch::randn({6, 4, 3, 3});
@@ -190,11 +236,8 @@ TEST(IntegerConv, ErrorBackwardEqualsReferenceAndSimulated) {
   }
 }
 
-// The forward and error passes run their product per thread on blocks of samples that stay in cache
-// (integer_conv.cpp, kBlockSumBytes = 256 KiB: 4 samples of 16 x 32 x 32 sums). 11 samples on 2 threads make blocks
-// of 4 + 2 and 4 + 1, i.e. products of three batch sizes running concurrently; 3 samples take the unblocked path.
 // Ranges far from zero give offsets so large that the corrected sums leave int32 (corrections_fit_int32 says no):
-// those samples take the double loop (exact below 2^53) and its transposition into planes. Forward: inputs in
+// those samples take corrected_rows (exact at any offsets) and its transposition into planes. Forward: inputs in
 // [1000, 1001] at 8 bits (offset about 255,000); error backward: gradients in [5, 5.002] (offset about 640,000);
 // weights in [1, 2], so that no term cancels another and the sums (over 10^9 in magnitude) do leave int32.
 TEST(IntegerConv, CorrectionsBeyondInt32TakeTheWideLoop) {
@@ -221,9 +264,23 @@ TEST(IntegerConv, CorrectionsBeyondInt32TakeTheWideLoop) {
     expect_close(conv_backward_data(g, gc, we, FeatureLayout::ChannelsFirst),
                  reference::conv_backward_data(g, gc, we, FeatureLayout::ChannelsFirst), 1e-6,
                  "error backward " + what);
+
+    // Offsets near 2^23-2^24 on both sides (inputs in [600, 600.01], weights in [600, 600.02]): sums near 10^15-10^16,
+    // beyond double's exact integers where there are more than ~40 terms, formed in 128-bit integers there;
+    // channels first and channels last.
+    const FeatureCodes far = activation_codes(torch::rand({c.batch, c.in, c.height, c.width}) * 0.01 + 600.0, bits);
+    const WeightCodes wfar = quantize_weight(torch::rand({c.out, c.in, c.kernel, c.kernel}) * 0.02 + 600.0, 8, 0);
+    ASSERT_GT(std::abs(far.samples[0].offset), 1 << 23) << what;
+    ASSERT_GT(std::abs(wfar.channels[0].offset), 1 << 22) << what;
+    for (FeatureLayout layout : {FeatureLayout::ChannelsFirst, FeatureLayout::ChannelsLast})
+      expect_close(conv_forward(g, far, wfar, at::Tensor(), layout),
+                   reference::conv_forward(g, far, wfar, at::Tensor(), layout), 1e-6, "far forward " + what);
   }
 }
 
+// The forward and error passes run their product per thread on blocks of samples that stay in cache
+// (integer_conv.cpp, kBlockSumBytes = 256 KiB: 4 samples of 16 x 32 x 32 sums). 11 samples on 2 threads make blocks
+// of 4 + 2 and 4 + 1, i.e. products of three batch sizes running concurrently; 3 samples take the unblocked path.
 TEST(IntegerConv, ProductsInBlocksPerThreadEqualTheReference) {
   ASSUME_INTEGER_SUPPORT();
   const int threads = at::get_num_threads();
@@ -442,15 +499,18 @@ TEST(IntegerConv, WeightGradientCannotOverflowInt32) {
 namespace fractrain {
 namespace {
 
-// `form` (the one corrected_planes picks on this CPU, or the AVX-512 form on SIMDe) against the portable loop.
+// `form` (the one corrected_planes picks on this CPU, or the AVX-512 form on SIMDe) against the portable loop. With
+// `wrapping`, sums that pass 2^31 (the hardware wraps them, as the portable loop's uint32 does); SIMDe's portable
+// multiply is a signed int32 product, whose overflow C++ leaves undefined, so its form gets sums that stay in range.
 template <typename Form>
-void expect_corrections_equal_the_portable_loop(Form form, const std::string& name) {
+void expect_corrections_equal_the_portable_loop(Form form, const std::string& name, bool wrapping = true) {
   torch::manual_seed(12);
+  const int64_t magnitude = wrapping ? 1 << 30 : 1 << 28;
   for (const auto& [P, C] : std::vector<std::pair<int64_t, int64_t>>{
            {1024, 16}, {49, 24}, {196, 64}, {7, 3}, {16, 1}, {100, 33}, {64, 32}}) {
-    const at::Tensor acc = torch::randint(-(1 << 30), 1 << 30, {P, C}, torch::kInt);
+    const at::Tensor acc = torch::randint(-magnitude, magnitude, {P, C}, torch::kInt);
     const at::Tensor box = torch::randint(0, 1 << 20, {P}, torch::kInt);
-    const at::Tensor terms = torch::randint(-(1 << 24), 1 << 24, {C, P}, torch::kInt);
+    const at::Tensor terms = torch::randint(-(magnitude >> 6), magnitude >> 6, {C, P}, torch::kInt);
     const at::Tensor offsets = torch::randint(-255, 256, {C}, torch::kInt);
     const at::Tensor scale = torch::rand({C}) * 1e-3 + 1e-5, bias = torch::randn({C});
     at::Tensor fast = torch::empty({C, P}), portable = torch::empty({C, P});
@@ -496,7 +556,8 @@ TEST(IntegerCorrections, Avx512FormOnSimdeEqualsPortableBitForBit) {
   // An empty plane says whether this build has the form at all.
   if (!integer::corrected_planes_emulated(nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0, 0, nullptr))
     GTEST_SKIP() << "built without SIMDe's headers (scripts/setup.sh installs libsimde-dev)";
-  expect_corrections_equal_the_portable_loop(integer::corrected_planes_emulated, "AVX-512 on SIMDe");
+  expect_corrections_equal_the_portable_loop(integer::corrected_planes_emulated, "AVX-512 on SIMDe",
+                                            /*wrapping=*/false);
 }
 
 }  // namespace

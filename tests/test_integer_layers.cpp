@@ -166,16 +166,22 @@ TEST(IntegerLayers, MixedGradientWidthsSplitTheBackwardBySample) {
     const at::Tensor g = torch::randn({12, 6, out, out});
     const std::vector<int> act = widths(12, {3, 4, 6});
     const std::string what = "s" + std::to_string(stride);
-    expect_same_run(integer, simulated, x, g,
-                    LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 6}), what + " mixed");
+    const LayerPrecision mixed = LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 6});
+    expect_same_run(integer, simulated, x, g, mixed, what + " mixed");
+    EXPECT_EQ(integer.integer_passes(mixed)[0], "integer");
+    EXPECT_EQ(integer.integer_passes(mixed)[2].rfind("integer, split by sample (3 of 12 samples simulated: a 12-bit", 0),
+              0u)
+        << integer.integer_passes(mixed)[2];
     ExecutionCounts counts = integer.execution_counts();
     EXPECT_EQ(counts.error_backward.split, 1) << what;
     EXPECT_EQ(counts.weight_gradient.split, 1) << what;
     EXPECT_EQ(counts.error_backward.simulated + counts.weight_gradient.simulated, 0) << what;
     EXPECT_NE(counts.last_fallback.find("3 of 12 samples: a 12-bit gradient"), std::string::npos)
         << counts.last_fallback;
-    expect_same_run(integer, simulated, x, g,
-                    LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 12}), what + " a third");
+    const LayerPrecision third = LayerPrecision::per_sample(4, act, {12, 6, 8, 6, 6, 8, 12, 12, 6, 8, 6, 12});
+    expect_same_run(integer, simulated, x, g, third, what + " a third");
+    EXPECT_EQ(integer.integer_passes(third)[1].rfind("simulated (a 12-bit gradient", 0), 0u)
+        << integer.integer_passes(third)[1];
     counts = integer.execution_counts();
     EXPECT_EQ(counts.error_backward.simulated, 1) << what;
     EXPECT_EQ(counts.error_backward.split, 1) << what;

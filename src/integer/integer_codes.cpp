@@ -217,7 +217,7 @@ FeatureCodes select_samples(const FeatureCodes& codes, const std::vector<int64_t
   if (codes.channel_major.defined())  // [C, N * S]: columns of whole samples
     out.channel_major = codes.channel_major.view({codes.channels, codes.batch(), codes.positions})
                             .index_select(1, index)
-                            .reshape({codes.channels, -1});
+                            .reshape({codes.channels, static_cast<int64_t>(samples.size()) * codes.positions});
   for (int64_t n : samples) {
     out.samples.push_back(codes.samples[static_cast<size_t>(n)]);
     out.bits.push_back(codes.bits[static_cast<size_t>(n)]);

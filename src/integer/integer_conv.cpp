@@ -86,23 +86,52 @@ at::Tensor new_result(int64_t batch, int64_t channels, int64_t positions, Featur
 }
 
 
+__extension__ using int128 = __int128;  // GCC's and Clang's 128-bit integer (__extension__: no -Wpedantic warning)
+
 // One sample's result from its integer sums (acc, [P][C]): value(p, c) = float(acc + oc[c] * box[p] +
-// on * M[p][c] + on * oc[c] * K[p]) * scale[c] + bias[c]. The sum is formed in double, where integers below
-// 2^53 are exact, so it is the exact integer until its single rounding to float. Writes [P][C].
-FRACTRAIN_INTEGER_CLONES
-void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M, const double* K,
-                    double on, const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
-                    float* out) {
+// on * M[p][c] + on * oc[c] * K[p]) * scale[c] + bias[c], every factor an integer. The sum is formed in `Sum`:
+// double where wide_sums_exact says every term and partial sum stays below 2^52 (integers there are exact in
+// double), 128-bit integers otherwise (ranges far from zero: offsets near 2^24 on both sides); either way the exact
+// integer, rounded once to float. Writes [P][C].
+template <typename Sum>
+void corrected_rows_in(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M,
+                       const double* K, double on, const double* oc, const float* scale, const float* bias, int64_t P,
+                       int64_t C, float* out) {
+  const Sum offset_n = static_cast<Sum>(on);
   for (int64_t p = 0; p < P; ++p) {
-    const double bx = static_cast<double>(box[p]), kk = on * K[pattern[p]];
+    const Sum bx = static_cast<Sum>(box[p]), kk = offset_n * static_cast<Sum>(K[pattern[p]]);
     const int32_t* a = acc + p * C;
     const double* m = M + pattern[p] * C;
     float* o = out + p * C;
     for (int64_t c = 0; c < C; ++c) {
-      const double exact = static_cast<double>(a[c]) + oc[c] * bx + on * m[c] + oc[c] * kk;
+      const Sum offset_c = static_cast<Sum>(oc[c]);
+      const Sum exact = static_cast<Sum>(a[c]) + offset_c * bx + offset_n * static_cast<Sum>(m[c]) + offset_c * kk;
       o[c] = static_cast<float>(exact) * scale[c] + bias[c];
     }
   }
+}
+
+FRACTRAIN_INTEGER_CLONES
+void corrected_rows_double(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M,
+                           const double* K, double on, const double* oc, const float* scale, const float* bias,
+                           int64_t P, int64_t C, float* out) {
+  corrected_rows_in<double>(acc, box, pattern, M, K, on, oc, scale, bias, P, C, out);
+}
+
+// Whether the double sums of corrected_rows are exact: `terms` products of codes (at most 255) offset by at most
+// these offsets, and the int32 sum beside them, below 2^52.
+bool wide_sums_exact(int64_t terms, int64_t max_offset_a, int64_t max_offset_b) {
+  const int128 bound = static_cast<int128>(terms) * (255 + std::abs(max_offset_a)) * (255 + std::abs(max_offset_b));
+  return bound + (int64_t{1} << 31) < (static_cast<int128>(1) << 52);
+}
+
+void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M, const double* K,
+                    double on, const double* oc, const float* scale, const float* bias, int64_t P, int64_t C,
+                    float* out, bool exact_in_double) {
+  if (exact_in_double)
+    corrected_rows_double(acc, box, pattern, M, K, on, oc, scale, bias, P, C, out);
+  else
+    corrected_rows_in<int128>(acc, box, pattern, M, K, on, oc, scale, bias, P, C, out);
 }
 
 // Per-channel offsets (as double for corrected_rows, as int32 for corrected_planes), and scale * the sample's
@@ -265,14 +294,15 @@ class CorrectionTables {
                          terms.scale.data(), terms.bias.data(), P, C_, values);
         return;
       }
-      // Channels last, or sums beyond int32: the double loop (exact below 2^53), into [P][C], transposed after.
+      // Channels last, or sums beyond int32: corrected_rows (exact at any offsets), into [P][C], transposed after.
       float* rows_out = values;
       if (channels_first) {
         rows.resize(static_cast<size_t>(per_sample));
         rows_out = rows.data();
       }
       corrected_rows(a, sums.data(), patterns_.of_position.data(), M_.data(), K_.data(), on, terms.offset.data(),
-                     terms.scale.data(), terms.bias.data(), P, C_, rows_out);
+                     terms.scale.data(), terms.bias.data(), P, C_, rows_out,
+                     wide_sums_exact(max_terms, samples[n].offset, max_channel_offset));
       if (channels_first)
         for (int64_t p = 0; p < P; ++p)
           for (int64_t c = 0; c < C_; ++c) values[c * P + p] = rows_out[p * C_ + c];

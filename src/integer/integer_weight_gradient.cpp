@@ -299,12 +299,18 @@ class ProductChoice {
  public:
   static constexpr int kTrials = 3;
   static constexpr int kCount = 3;
-  std::optional<Product> decided(const ConvGeometry& g) {
+  // Once the trials are done: the products by their best times, fastest first (those that never ran left out).
+  std::vector<Product> decided(const ConvGeometry& g) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = trials_.find(key(g));
-    if (it == trials_.end() || it->second.runs < kTrials) return std::nullopt;
-    const double* best = std::min_element(it->second.seconds, it->second.seconds + kCount);
-    return static_cast<Product>(best - it->second.seconds);
+    if (it == trials_.end() || it->second.runs < kTrials) return {};
+    std::vector<Product> ranked;
+    for (int p = 0; p < kCount; ++p)
+      if (it->second.seconds[p] < kExcluded) ranked.push_back(static_cast<Product>(p));
+    std::sort(ranked.begin(), ranked.end(), [&](Product a, Product b) {
+      return it->second.seconds[static_cast<int>(a)] < it->second.seconds[static_cast<int>(b)];
+    });
+    return ranked;
   }
   bool excluded(const ConvGeometry& g, Product p) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -334,7 +340,7 @@ class ProductChoice {
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
   // The batch by its power of two: a DFQ backward split by sample (integer_layer_backward.cpp) has a different
   // batch almost every step, and batches of 100 and 128 pick the same product; exact sizes would run the trials
-  // again and again (and overflow the table).
+  // again and again (and fill the table, which then starts over).
   static Key key(const ConvGeometry& g) {
     int64_t batch = 1;
     while (batch < g.batch) batch *= 2;
@@ -347,8 +353,12 @@ class ProductChoice {
 WeightProducts fastest_products(const ConvGeometry& g, const FeatureCodes& x, const FeatureCodes& dy,
                                 const std::vector<SampleGroup>& groups) {
   static ProductChoice choice;
-  if (const std::optional<Product> best = choice.decided(g))
-    if (std::optional<WeightProducts> products = run_product(*best, g, x, dy, groups)) return std::move(*products);
+  // The fastest decided product, or, where it cannot run at this batch (the key's batch is rounded: the swapped
+  // convolution's exactness depends on the batch), the next one; the trials are not run again (the patches, which
+  // always run, are among them).
+  const std::vector<Product> ranked = choice.decided(g);
+  for (Product p : ranked)
+    if (std::optional<WeightProducts> products = run_product(p, g, x, dy, groups)) return std::move(*products);
   using clock = std::chrono::steady_clock;
   double seconds[ProductChoice::kCount];
   std::optional<WeightProducts> first;

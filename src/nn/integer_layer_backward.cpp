@@ -94,10 +94,18 @@ class IntegerLayerBackward : public Node {
  private:
   std::vector<int64_t> x_sizes_() { return x_.unpack().sizes().vec(); }
 
-  integer::FeatureCodes gradient_codes(const at::Tensor& g, const GradientQuantization& spec) const {
+  // The gradient's codes, of all samples or of `samples` only (each with the noise it draws in the whole batch).
+  integer::FeatureCodes gradient_codes(const at::Tensor& g, const GradientQuantization& spec,
+                                       const std::vector<int64_t>& samples = {}) const {
     const at::Tensor gc = g.contiguous();
     integer::FeatureQuantization q;
-    q.sample_bits = sample_widths(spec, g.size(0));
+    const std::vector<int> widths = sample_widths(spec, g.size(0));
+    if (samples.empty()) {
+      q.sample_bits = widths;
+    } else {
+      for (int64_t n : samples) q.sample_bits.push_back(widths[static_cast<size_t>(n)]);
+      q.samples = samples;
+    }
     q.range = *spec.range;
     q.noise = &spec.noise;
     const int64_t sample_elements = g.size(0) > 0 ? g.numel() / g.size(0) : 0;
@@ -109,33 +117,22 @@ class IntegerLayerBackward : public Node {
   // The backward with the batch split by gradient width: samples with 1..8-bit widths on integer kernels, the
   // others (12-bit gradients, full precision) on the simulated path, each on the very quantization the whole
   // batch would get (the same range, each sample's own noise); dX joins the two by sample, dW and db add them.
-  // Null (nothing done) where no sample takes integers, or where the integer part would itself fall back.
+  // Null (nothing done) where no sample takes integers, where more than a quarter of the batch is wide (see below),
+  // or where the integer part would itself fall back (its codes refused, or, on CPUs without 8-bit dot products,
+  // an 8-bit narrow gradient: apply() would run that error pass simulated; here the whole backward then is).
   std::optional<variable_list> split_by_width(const at::Tensor& g, std::array<bool, 3> needed,
                                               const GradientQuantization& spec, const std::string& reason) {
+    if (samples_split_off(spec.row_bits) == 0 || static_cast<int64_t>(spec.row_bits.size()) != g.size(0))
+      return std::nullopt;
     std::vector<int64_t> narrow, wide;
     for (size_t n = 0; n < spec.row_bits.size(); ++n)
       (integer_width_refusal({spec.row_bits[n]}, "gradient").empty() ? narrow : wide).push_back(static_cast<int64_t>(n));
     const IntegerShape& shape = graph_.shape;
-    // Measured on a 16-channel 32 x 32 layer, batch 128 (docs/integer.md): 8 wide samples take the backward from
-    // 10.1 ms (all simulated) to 7.8, 32 to 8.9, and 64 make it slower (10.7): the copies that join the two
-    // parts cost about as much as the integer passes save on the rest. Beyond a quarter of the batch, all simulated.
-    if (narrow.empty() || wide.empty() || 4 * wide.size() > spec.row_bits.size() ||
-        static_cast<int64_t>(spec.row_bits.size()) != g.size(0))
-      return std::nullopt;
     const at::Tensor gc = g.contiguous();
-    const int64_t per_sample = gc.numel() / gc.size(0);
     const at::Tensor narrow_index = at::tensor(narrow, at::kLong), wide_index = at::tensor(wide, at::kLong);
-
-    integer::FeatureQuantization q;
-    for (int64_t n : narrow) q.sample_bits.push_back(spec.row_bits[static_cast<size_t>(n)]);
-    q.samples = narrow;
-    q.range = *spec.range;
-    q.noise = &spec.noise;
-    q.noise_first_index = static_cast<uint64_t>(spec.first_sample * per_sample);
-    q.signed_codes = true;
     std::optional<integer::FeatureCodes> codes;
     try {
-      codes = integer::quantize_features(gc, shape.layout, q);
+      codes = gradient_codes(gc, spec, narrow);
     } catch (const Error&) {
       return std::nullopt;
     }
@@ -219,6 +216,16 @@ std::string integer_width_refusal(const std::vector<int>& widths, const char* op
       return std::string("a ") + (b == 0 ? "full-precision" : std::to_string(b) + "-bit") + " " + operand +
              " (integer kernels take 1..8 bits)";
   return {};
+}
+
+int64_t samples_split_off(const std::vector<int>& gradient_widths) {
+  const auto wide = static_cast<int64_t>(std::count_if(gradient_widths.begin(), gradient_widths.end(), [](int b) {
+    return !integer_width_refusal({b}, "gradient").empty();
+  }));
+  // Measured on a 16-channel 32 x 32 layer, batch 128 (docs/integer.md): 8 wide samples take the backward from
+  // 10.1 ms (all simulated) to 7.8, 32 to 8.9, and 64 make it slower (10.7): the copies that join the two parts
+  // cost about as much as the integer passes save on the rest. Beyond a quarter of the batch, all simulated.
+  return wide > 0 && 4 * wide <= static_cast<int64_t>(gradient_widths.size()) ? wide : 0;
 }
 
 at::Tensor attach_integer_layer_backward(at::Tensor y, const at::Tensor& x, const at::Tensor& w,

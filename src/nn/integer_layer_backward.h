@@ -30,6 +30,11 @@ struct IntegerShape {
 // Why a pass with these operand widths cannot run on integer codes (empty: it can).
 std::string integer_width_refusal(const std::vector<int>& widths, const char* operand);
 
+// For DFQ's per-sample gradient widths: how many samples the backward splits off to the simulated path (those
+// without 1..8-bit codes) while the others run on integers. 0 where it does not split: no sample is wide, all are,
+// or more than a quarter are (the split would then cost more than it saves; integer_layer_backward.cpp).
+int64_t samples_split_off(const std::vector<int>& gradient_widths);
+
 struct IntegerLayerGraph {
   IntegerShape shape;
   integer::FeatureCodes input;  // the forward's codes of x, for the weight gradient

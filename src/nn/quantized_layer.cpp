@@ -213,8 +213,14 @@ std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& 
   if (forward.empty() && dense) forward = unsigned_width_refusal({act}, "activation");
   const std::string backward = !forward.empty() ? forward : integer_width_refusal({grad}, "gradient");
   const std::string error = !backward.empty() || !dense ? backward : unsigned_width_refusal({grad}, "gradient");
-  const auto pass = [](const std::string& refusal) {
-    return refusal.empty() ? std::string("integer") : "simulated (" + refusal + ")";
+  // DFQ's widths per sample: a few wide gradients split the backward by sample (integer_layer_backward.h).
+  const int64_t split_off = forward.empty() && precision.is_per_sample() ? samples_split_off(precision.sample_grad_bits()) : 0;
+  const auto pass = [&](const std::string& refusal) {
+    if (refusal.empty()) return std::string("integer");
+    if (split_off > 0 && refusal == backward)
+      return "integer, split by sample (" + std::to_string(split_off) + " of " +
+             std::to_string(precision.sample_grad_bits().size()) + " samples simulated: " + refusal + ")";
+    return "simulated (" + refusal + ")";
   };
   return {pass(forward), pass(error), pass(backward)};
 }

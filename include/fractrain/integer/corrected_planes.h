@@ -20,9 +20,9 @@ namespace fractrain::integer {
 void corrected_planes(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
                       const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C, float* out);
 
-// Whether corrected_planes' int32 sums are exact for a sample: true when `terms` products of a code and an
-// offset-shifted code, each code at most 255 in magnitude and offset by at most `max_offset_a` and
-// `max_offset_b`, cannot reach 2^31 in magnitude.
+// Whether corrected_planes' int32 sums are exact for a sample: true when `terms` products of two offset-shifted
+// codes, each code at most 255 in magnitude and offset by at most `max_offset_a` and `max_offset_b`, cannot reach
+// 2^31 in magnitude.
 bool corrections_fit_int32(int64_t terms, int64_t max_offset_a, int64_t max_offset_b);
 
 // The portable loop (the reference of the vectorised ones, and the path on CPUs with neither AVX-512 nor AVX2).

@@ -115,7 +115,7 @@ class QuantizedLayer : public torch::nn::Module {
  public:
   // Under integer execution at `precision`: "integer" or "simulated (<why>)" for the forward, the error backward
   // and the weight gradient, without running anything (`fractrain cost` prints it). Widths per sample count as
-  // their widest.
+  // their widest, except that a backward which splits by sample says so ("integer, split by sample (...)").
   std::array<std::string, 3> integer_passes(const LayerPrecision& precision) const;
 
  protected:
