@@ -6,6 +6,8 @@
 
 #include "fractrain/nn/decision_gate.h"
 #include "fractrain/nn/option_gradient.h"
+#include "fractrain/nn/spatial_mean.h"
+#include "fractrain/util/error.h"
 
 using namespace fractrain;
 
@@ -68,6 +70,24 @@ TEST(DfqGate, GradientMatchesFiniteDifferencesOfTheSurrogate) {
     }
   }
   EXPECT_GT(checked, 20);
+}
+
+// The gate's pooling: the same mean as x.mean({2, 3}) and, bit for bit, the same gradient, alone and accumulated
+// with another use of x (as a block's input is used by its convolution and by its gate).
+TEST(DfqGate, SpatialMeanEqualsTheMeanAndItsGradient) {
+  torch::manual_seed(17);
+  for (const auto& sizes : std::vector<std::vector<int64_t>>{{3, 5, 7, 9}, {2, 16, 32, 32}, {1, 1, 1, 1}}) {
+    const at::Tensor x0 = torch::randn(sizes);
+    const at::Tensor g = torch::randn({sizes[0], sizes[1]});
+    at::Tensor a = x0.clone().requires_grad_(true), b = x0.clone().requires_grad_(true);
+    const at::Tensor ma = spatial_mean(a), mb = b.mean({2, 3});
+    EXPECT_TRUE(torch::equal(ma, mb));
+    const at::Tensor other = torch::randn(sizes);
+    ((ma * g).sum() + (a * other).sum()).backward();
+    ((mb * g).sum() + (b * other).sum()).backward();
+    EXPECT_TRUE(torch::equal(a.grad(), b.grad()));
+  }
+  EXPECT_THROW(spatial_mean(torch::randn({2, 3})), Error);
 }
 
 TEST(DfqOptionGradient, FusedInnerProductsMatchTheReference) {

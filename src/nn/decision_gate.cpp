@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "fractrain/nn/spatial_mean.h"
 #include "fractrain/util/device_constant.h"
 #include "fractrain/util/error.h"
 
@@ -41,7 +42,7 @@ GateDecision DecisionGate::decide(size_t block, const at::Tensor& x, const std::
   if (block >= embeddings_.size())
     throw Error("DFQ gate: block " + std::to_string(block) + " of " + std::to_string(embeddings_.size()));
   if (static_cast<int64_t>(allowed.size()) != options_) throw Error("DFQ gate: allowed-option list has wrong size");
-  const at::Tensor pooled = x.mean({2, 3});
+  const at::Tensor pooled = spatial_mean(x);
   const at::Tensor embedding = embeddings_[block]->forward(pooled);
   state_ = lstm_->forward(embedding, state_);
   at::Tensor logits = head_->forward(std::get<0>(*state_));
