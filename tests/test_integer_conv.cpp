@@ -139,7 +139,9 @@ TEST(IntegerCodes, CodesOfSomeSamplesEqualThoseOfTheWhole) {
       EXPECT_TRUE(torch::equal(picked.position_sums, whole.position_sums.index_select(0, index)));
       EXPECT_TRUE(torch::equal(picked.channel_major.view({picked.channels, 4, -1}),
                                whole.channel_major.view({whole.channels, 6, -1}).index_select(1, index)));
-      if (all.planar) EXPECT_TRUE(torch::equal(picked.planar, whole.planar.index_select(0, index)));
+      if (all.planar) {
+        EXPECT_TRUE(torch::equal(picked.planar, whole.planar.index_select(0, index)));
+      }
       for (size_t j = 0; j < chosen.size(); ++j) {
         EXPECT_EQ(picked.samples[j].scale, whole.samples[static_cast<size_t>(chosen[j])].scale);
         EXPECT_EQ(picked.samples[j].offset, whole.samples[static_cast<size_t>(chosen[j])].offset);
