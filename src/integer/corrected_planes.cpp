@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <limits>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
 #include "fractrain/util/cpu_features.h"
@@ -112,11 +111,15 @@ FRACTRAIN_AVX2 void corrected_planes_avx2_tiles(const int32_t* acc, const int32_
 
 }  // namespace
 
-bool corrections_fit_int32(int64_t terms, int64_t max_offset_a, int64_t max_offset_b) {
-  constexpr int64_t kCode = 255;  // the largest magnitude of a stored code, uint8 or int8
+bool corrected_terms_below(int64_t terms, int64_t max_offset_a, int64_t max_offset_b, int64_t limit) {
+  __extension__ using int128 = __int128;  // terms * a * b can pass 2^63 (offsets reach 2^25)
+  constexpr int64_t kCode = 255;          // the largest magnitude of a stored code, uint8 or int8
   const int64_t a = kCode + std::abs(max_offset_a), b = kCode + std::abs(max_offset_b);
-  // Offsets are below 2^25 (integer_codes.cpp), so a * b < 2^51 does not overflow; compare by division.
-  return terms <= 0 || a * b <= std::numeric_limits<int32_t>::max() / terms;
+  return static_cast<int128>(terms) * a * b < limit;
+}
+
+bool corrections_fit_int32(int64_t terms, int64_t max_offset_a, int64_t max_offset_b) {
+  return corrected_terms_below(terms, max_offset_a, max_offset_b, int64_t{1} << 31);
 }
 
 void corrected_planes_portable(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,

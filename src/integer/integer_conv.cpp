@@ -118,11 +118,10 @@ void corrected_rows_double(const int32_t* acc, const int64_t* box, const int32_t
   corrected_rows_in<double>(acc, box, pattern, M, K, on, oc, scale, bias, P, C, out);
 }
 
-// Whether the double sums of corrected_rows are exact: `terms` products of codes (at most 255) offset by at most
-// these offsets, and the int32 sum beside them, below 2^52.
+// Whether the double sums of corrected_rows are exact: each term and partial sum is at most the int32 sum plus
+// corrected_terms_below's bound, which must stay below 2^52.
 bool wide_sums_exact(int64_t terms, int64_t max_offset_a, int64_t max_offset_b) {
-  const int128 bound = static_cast<int128>(terms) * (255 + std::abs(max_offset_a)) * (255 + std::abs(max_offset_b));
-  return bound + (int64_t{1} << 31) < (static_cast<int128>(1) << 52);
+  return corrected_terms_below(terms, max_offset_a, max_offset_b, (int64_t{1} << 52) - (int64_t{1} << 31));
 }
 
 void corrected_rows(const int32_t* acc, const int64_t* box, const int32_t* pattern, const double* M, const double* K,

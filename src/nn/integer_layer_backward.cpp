@@ -19,6 +19,9 @@ using torch::autograd::Node;
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
+// Whether a width has codes the integer kernels take (1..8 bits).
+bool has_integer_codes(int bits) { return integer_width_refusal({bits}, "").empty(); }
+
 std::vector<int> sample_widths(const GradientQuantization& spec, int64_t batch) {
   return spec.row_bits.empty() ? std::vector<int>(static_cast<size_t>(batch), spec.bits) : spec.row_bits;
 }
@@ -72,11 +75,7 @@ class IntegerLayerBackward : public Node {
     if (needed[0] && !error_refusal.empty()) {
       result[0] = std::move(fall_back(std::move(g), {true, false, false}, error_refusal, spec)[0]);
     } else if (needed[0]) {
-      // Ranges per input channel of the layer (the error pass's quantization choice); a depthwise filter's input
-      // channel is its output channel, so its ranges are the forward's (quantized_layer_backward.h).
-      const int axis = shape.geometry.depthwise() ? 0 : 1;
-      const integer::WeightCodes error_weight = integer::quantize_weight(w.detach(), graph_.weight_bits, axis);
-      result[0] = integer::conv_backward_data(shape.geometry, *codes, error_weight, shape.layout).view(x_sizes_());
+      result[0] = integer::conv_backward_data(shape.geometry, *codes, error_weight_codes(w), shape.layout).view(x_sizes_());
       graph_.log->ran_integer(LayerPass::ErrorBackward);
     }
     return {std::move(result[0]), std::move(result[1]), std::move(result[2])};
@@ -93,6 +92,16 @@ class IntegerLayerBackward : public Node {
 
  private:
   std::vector<int64_t> x_sizes_() { return x_.unpack().sizes().vec(); }
+
+  // The error pass's weight: ranges per input channel of the layer (the error pass's quantization choice); a
+  // depthwise filter's input channel is its output channel, so its ranges are the forward's
+  // (quantized_layer_backward.h). As codes for the integer pass, as fake-quantized values for the simulated one.
+  integer::WeightCodes error_weight_codes(const at::Tensor& w) const {
+    return integer::quantize_weight(w.detach(), graph_.weight_bits, graph_.shape.geometry.depthwise() ? 0 : 1);
+  }
+  at::Tensor simulated_error_weight(const at::Tensor& w) const {
+    return ErrorWeightQuantization{graph_.weight_bits, graph_.shape.geometry.groups, /*snap_zero_point=*/true}.apply(w);
+  }
 
   // The gradient's codes, of all samples or of `samples` only (each with the noise it draws in the whole batch).
   integer::FeatureCodes gradient_codes(const at::Tensor& g, const GradientQuantization& spec,
@@ -126,7 +135,7 @@ class IntegerLayerBackward : public Node {
       return std::nullopt;
     std::vector<int64_t> narrow, wide;
     for (size_t n = 0; n < spec.row_bits.size(); ++n)
-      (integer_width_refusal({spec.row_bits[n]}, "gradient").empty() ? narrow : wide).push_back(static_cast<int64_t>(n));
+      (has_integer_codes(spec.row_bits[n]) ? narrow : wide).push_back(static_cast<int64_t>(n));
     const IntegerShape& shape = graph_.shape;
     const at::Tensor gc = g.contiguous();
     const at::Tensor narrow_index = at::tensor(narrow, at::kLong), wide_index = at::tensor(wide, at::kLong);
@@ -157,12 +166,9 @@ class IntegerLayerBackward : public Node {
       wide_input.row_bits = bits;
     }
     const at::Tensor x = x_.unpack(), w = weight_.unpack();
-    const at::Tensor error_w =
-        needed[0] ? ErrorWeightQuantization{graph_.weight_bits, shape.geometry.groups, /*snap_zero_point=*/true}.apply(w)
-                  : w;
     const std::array<at::Tensor, 3> simulated =
-        simulated_layer_gradients(at::cat(runs), x.index_select(0, wide_index), error_w, wide_input, std::nullopt,
-                                  graph_.gradients, needed);
+        simulated_layer_gradients(at::cat(runs), x.index_select(0, wide_index), needed[0] ? simulated_error_weight(w) : w,
+                                  wide_input, std::nullopt, graph_.gradients, needed);
 
     integer::ConvGeometry geometry = shape.geometry;
     geometry.batch = static_cast<int64_t>(narrow.size());
@@ -174,11 +180,10 @@ class IntegerLayerBackward : public Node {
     }
     if (needed[2]) result[2] = integer::bias_gradient(*codes) + simulated[2];
     if (needed[0]) {
-      const int axis = shape.geometry.depthwise() ? 0 : 1;  // as in apply()
-      const integer::WeightCodes error_weight = integer::quantize_weight(w.detach(), graph_.weight_bits, axis);
       std::vector<int64_t> narrow_sizes = x.sizes().vec();
       narrow_sizes[0] = static_cast<int64_t>(narrow.size());
-      const at::Tensor dx_narrow = integer::conv_backward_data(geometry, *codes, error_weight, shape.layout).view(narrow_sizes);
+      const at::Tensor dx_narrow =
+          integer::conv_backward_data(geometry, *codes, error_weight_codes(w), shape.layout).view(narrow_sizes);
       at::Tensor dx = at::empty(x.sizes(), dx_narrow.options());
       dx.index_copy_(0, narrow_index, dx_narrow);
       dx.index_copy_(0, wide_index, simulated[0].to(dx.scalar_type()));
@@ -196,8 +201,7 @@ class IntegerLayerBackward : public Node {
     if (needed[1]) graph_.log->fell_back(LayerPass::WeightGradient, reason);
     at::Tensor w = weight_.unpack();
     // Grouped as the layer is: a depthwise filter's range per input channel is its own channel's.
-    if (needed[0])
-      w = ErrorWeightQuantization{graph_.weight_bits, graph_.shape.geometry.groups, /*snap_zero_point=*/true}.apply(w);
+    if (needed[0]) w = simulated_error_weight(w);
     std::array<at::Tensor, 3> r = simulated_layer_gradients(std::move(g), x_.unpack(), w,
                                                             graph_.simulated_input, spec, graph_.gradients,
                                                             needed);
@@ -219,9 +223,8 @@ std::string integer_width_refusal(const std::vector<int>& widths, const char* op
 }
 
 int64_t samples_split_off(const std::vector<int>& gradient_widths) {
-  const auto wide = static_cast<int64_t>(std::count_if(gradient_widths.begin(), gradient_widths.end(), [](int b) {
-    return !integer_width_refusal({b}, "gradient").empty();
-  }));
+  const auto wide = static_cast<int64_t>(
+      std::count_if(gradient_widths.begin(), gradient_widths.end(), [](int b) { return !has_integer_codes(b); }));
   // Measured on a 16-channel 32 x 32 layer, batch 128 (docs/integer.md): 8 wide samples take the backward from
   // 10.1 ms (all simulated) to 7.8, 32 to 8.9, and 64 make it slower (10.7): the copies that join the two parts
   // cost about as much as the integer passes save on the rest. Beyond a quarter of the batch, all simulated.

@@ -214,7 +214,8 @@ std::array<std::string, 3> QuantizedLayer::integer_passes(const LayerPrecision& 
   const std::string backward = !forward.empty() ? forward : integer_width_refusal({grad}, "gradient");
   const std::string error = !backward.empty() || !dense ? backward : unsigned_width_refusal({grad}, "gradient");
   // DFQ's widths per sample: a few wide gradients split the backward by sample (integer_layer_backward.h).
-  const int64_t split_off = forward.empty() && precision.is_per_sample() ? samples_split_off(precision.sample_grad_bits()) : 0;
+  const int64_t split_off =
+      forward.empty() && precision.is_per_sample() ? samples_split_off(precision.sample_grad_bits()) : 0;
   const auto pass = [&](const std::string& refusal) {
     if (refusal.empty()) return std::string("integer");
     if (split_off > 0 && refusal == backward)

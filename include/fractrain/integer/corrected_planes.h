@@ -25,6 +25,10 @@ void corrected_planes(const int32_t* acc, const int32_t* box, const int32_t* wei
 // 2^31 in magnitude.
 bool corrections_fit_int32(int64_t terms, int64_t max_offset_a, int64_t max_offset_b);
 
+// The bound behind it: terms * (255 + |max_offset_a|) * (255 + |max_offset_b|) < limit (formed in 128 bits), which
+// also bounds every term of the corrected sum (the double loop of integer_conv.cpp checks it against 2^52).
+bool corrected_terms_below(int64_t terms, int64_t max_offset_a, int64_t max_offset_b, int64_t limit);
+
 // The portable loop (the reference of the vectorised ones, and the path on CPUs with neither AVX-512 nor AVX2).
 void corrected_planes_portable(const int32_t* acc, const int32_t* box, const int32_t* weight_terms, int32_t on,
                                const int32_t* oc, const float* scale, const float* bias, int64_t P, int64_t C,
