@@ -7,6 +7,8 @@
 //                   [--execution simulated|integer]  (how the quantized layers compute; nn/execution_mode.h)
 //                   [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 //                   [--plain 1]  (also time a plain LibTorch ResNet of the same shape: fractrain's FP32 overhead)
+//                   [--fused-bn 1]  (train.fused_batch_norm for both kinds; each round also times FP32 on torch's
+//                                    BatchNorm and ReLU, and the ratios against both are reported)
 //                   [--graphs 1]  (cuda: each kind's forward and backward pass captured once as a CUDA Graph and
 //                                  replayed, the SGD update eager after it, as train.cuda_graphs trains)
 #include <sys/resource.h>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "fractrain/models/model_registry.h"
+#include "fractrain/nn/batch_norm.h"
 #include "fractrain/train/graphed_step.h"
 #include "fractrain/util/allocator_tuning.h"
 #include "fractrain/precision/static_plan.h"
@@ -47,6 +50,7 @@ struct Args {
   std::string device = "cpu";
   bool plain = false;
   bool graphs = false;
+  bool fused_bn = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -70,6 +74,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--device") a.device = v;
     else if (k == "--plain") a.plain = std::string(v) != "0";
     else if (k == "--graphs") a.graphs = std::string(v) != "0";
+    else if (k == "--fused-bn") a.fused_bn = std::string(v) != "0";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -185,6 +190,7 @@ int main(int argc, char** argv) {
     settings.noise_step = torch::zeros({1}, torch::dtype(torch::kLong).device(device));
   }
   model->set_quantizer_settings(settings);
+  set_fused_batch_norm(*model, a.fused_bn);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
   const at::Tensor x = torch::randn({a.batch, a.channels, a.size, a.size}).to(device);
   const at::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong).to(device);
@@ -232,7 +238,15 @@ int main(int argc, char** argv) {
                 t.faults);
     return 0;
   }
-  std::vector<double> t_fp32, t_quant, ratios, plain_ratios;
+  // FP32 on torch's BatchNorm and ReLU, for --fused-bn: the baseline without the fusion, in the same rounds.
+  const auto timed_torch_fp32 = [&](int steps) {
+    set_fused_batch_norm(*model, false);
+    const StepTime t = timed(false, steps);
+    set_fused_batch_norm(*model, true);
+    return t;
+  };
+  if (a.fused_bn) timed_torch_fp32(2);  // warm-up
+  std::vector<double> t_fp32, t_quant, ratios, plain_ratios, t_torch_fp32, torch_ratios;
   for (int r = 0; r < a.rounds; ++r) {
     quantized.noise_step = static_cast<uint64_t>(r);
     if (settings.noise_step.defined()) settings.noise_step.fill_(static_cast<int64_t>(r));
@@ -243,6 +257,12 @@ int main(int argc, char** argv) {
     ratios.push_back(q.seconds / f.seconds);
     std::printf("round %d: fp32 %.1f ms/step, fw%dbw%d %.1f ms/step, ratio %.3f (page faults/step %.0f, %.0f)", r,
                 f.seconds * 1e3, a.fw, a.bw, q.seconds * 1e3, q.seconds / f.seconds, f.faults, q.faults);
+    if (a.fused_bn) {
+      const StepTime t = timed_torch_fp32(a.steps);
+      t_torch_fp32.push_back(t.seconds);
+      torch_ratios.push_back(q.seconds / t.seconds);
+      std::printf(", fp32 on torch's BatchNorm %.1f ms/step (ratio %.3f)", t.seconds * 1e3, q.seconds / t.seconds);
+    }
     if (a.plain) {
       const StepTime p = time_plain_steps(plain, *plain_sgd, x, y, a.steps);
       plain_ratios.push_back(f.seconds / p.seconds);
@@ -258,6 +278,10 @@ int main(int argc, char** argv) {
   std::printf("median ratio fw%dbw%d (%s) / fp32: %.3f (target: %s)\n", a.fw, a.bw, to_string(a.execution).c_str(),
               median(ratios),
               device.is_cuda() ? "<= 1.6 eager, <= 1.3 with graphs" : "simulated <= 1.15, integer <= 0.6");
+  if (a.fused_bn)
+    std::printf("both kinds with fused BatchNorm + ReLU; FP32 on torch's BatchNorm and ReLU: median %.1f ms, ratio "
+                "fw%dbw%d (%s, fused) / that: %.3f\n",
+                median(t_torch_fp32) * 1e3, a.fw, a.bw, to_string(a.execution).c_str(), median(torch_ratios));
   if (a.plain)
     std::printf("median ratio fractrain fp32 / plain LibTorch fp32: %.3f (target <= 1.10)\n", median(plain_ratios));
   if (a.execution == ExecutionMode::Integer) print_integer_passes(*model);

@@ -25,17 +25,16 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride
 }
 
 at::Tensor BasicBlock::forward(const at::Tensor& x, const PrecisionPlan& plan) {
-  at::Tensor out = torch::relu(bn1_->forward(conv1_->forward(x, plan)));
-  out = bn2_->forward(conv2_->forward(out, plan));
-  at::Tensor shortcut = shortcut_conv_ ? shortcut_bn_->forward(shortcut_conv_->forward(x, plan)) : x;
-  return torch::relu(out + shortcut);
+  const at::Tensor out = bn1_->forward_relu(conv1_->forward(x, plan));
+  const at::Tensor shortcut = shortcut_conv_ ? shortcut_bn_->forward(shortcut_conv_->forward(x, plan)) : x;
+  return bn2_->forward_relu(conv2_->forward(out, plan), shortcut);
 }
 
 at::Tensor BasicBlock::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                                 const InputHook& input_hook) {
   const at::Tensor& runs = precision.running_samples();  // masked execution: statistics of the running samples
-  at::Tensor out =
-      torch::relu(bn1_->forward(conv1_->forward(hooked(input_hook, x), precision, noise_step), runs));
+  const at::Tensor h = conv1_->forward(hooked(input_hook, x), precision, noise_step);
+  const at::Tensor out = runs.defined() ? torch::relu(bn1_->forward(h, runs)) : bn1_->forward_relu(h);
   return bn2_->forward(conv2_->forward(hooked(input_hook, out), precision, noise_step), runs);
 }
 
@@ -116,7 +115,7 @@ ResNet::ResNet(const ResNetLayout& layout, const ModelInputSpec& input)
 }
 
 at::Tensor ResNet::stem_forward(const at::Tensor& images, const PrecisionPlan& plan) {
-  at::Tensor x = torch::relu(stem_bn_->forward(stem_->forward(images, plan)));
+  at::Tensor x = stem_bn_->forward_relu(stem_->forward(images, plan));
   return layout_.stem_max_pool ? torch::max_pool2d(x, 3, 2, 1) : x;
 }
 

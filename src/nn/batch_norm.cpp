@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "fractrain/nn/batch_norm_kernels.h"
+#include "fractrain/nn/fused_batch_norm.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -132,6 +133,21 @@ class SyncBatchNormBackward : public torch::autograd::Node {
   std::shared_ptr<Communicator> communicator_;
 };
 
+// Calls visit(bn) for every SyncBatchNorm2d in `model`, the model itself included; returns how many.
+template <class Visit>
+int for_each_batch_norm(torch::nn::Module& model, const Visit& visit) {
+  int count = 0;
+  auto each = [&](torch::nn::Module& module) {
+    if (auto* bn = dynamic_cast<SyncBatchNorm2d*>(&module)) {
+      visit(*bn);
+      ++count;
+    }
+  };
+  each(model);
+  for (const auto& child : model.modules(/*include_self=*/false)) each(*child);
+  return count;
+}
+
 }  // namespace
 
 SyncBatchNorm2d::SyncBatchNorm2d(const torch::nn::BatchNormOptions& options) : options_(options) {
@@ -186,6 +202,21 @@ at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input) {
   return torch::nn::functional::detail::batch_norm(input, running_mean, running_var, weight, bias,
                                                    is_training() || !options_.track_running_stats(), factor,
                                                    options_.eps());
+}
+
+at::Tensor SyncBatchNorm2d::forward_relu(const at::Tensor& input, const at::Tensor& residual) {
+  const bool distributed = communicator_ && communicator_->distributed();
+  if (fused_kernels_ && is_training() && !distributed && fused_batch_norm_relu_applies(input, residual)) {
+    if (input.size(1) != options_.num_features())
+      throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
+                  std::to_string(options_.num_features()) + " (input sizes " + sizes_of(input) + ")");
+    const double factor = running_average_factor();
+    const bool track = options_.track_running_stats();
+    return fused_batch_norm_relu(input, residual, weight, bias, track ? running_mean : at::Tensor(),
+                                 track ? running_var : at::Tensor(), factor, options_.eps());
+  }
+  const at::Tensor normalised = forward(input);
+  return torch::relu(residual.defined() ? normalised + residual : normalised);
 }
 
 at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input, const at::Tensor& runs) {
@@ -302,16 +333,11 @@ void SyncBatchNorm2d::pretty_print(std::ostream& stream) const {
 }
 
 int set_batch_norm_communicator(torch::nn::Module& model, std::shared_ptr<Communicator> communicator) {
-  int count = 0;
-  auto visit = [&](torch::nn::Module& module) {
-    if (auto* bn = dynamic_cast<SyncBatchNorm2d*>(&module)) {
-      bn->set_communicator(communicator);
-      ++count;
-    }
-  };
-  visit(model);
-  for (const auto& child : model.modules(/*include_self=*/false)) visit(*child);
-  return count;
+  return for_each_batch_norm(model, [&](SyncBatchNorm2d& bn) { bn.set_communicator(communicator); });
+}
+
+int set_fused_batch_norm(torch::nn::Module& model, bool on) {
+  return for_each_batch_norm(model, [on](SyncBatchNorm2d& bn) { bn.set_fused_kernels(on); });
 }
 
 }  // namespace fractrain

@@ -91,6 +91,97 @@ __attribute__((target_clones("avx512f", "default"))) void affine_of_channels(con
     }
 }
 
+// ReLU as torch computes it (clamp_min): NaN stays NaN.
+inline float relu(float v) { return v <= 0.0f ? 0.0f : v; }
+
+// ReLU's gradient as torch's threshold_backward gives it, from the value the ReLU saw (or its output).
+inline float relu_gradient(float dy, float seen) { return seen <= 0.0f ? 0.0f : dy; }
+
+__attribute__((target_clones("avx512f", "default"))) void affine_relu_of_channels(
+    const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta, int64_t first,
+    int64_t last, float* out) {
+  for (int64_t n = 0; n < shape.samples; ++n)
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t offset = (n * shape.channels + c) * shape.plane;
+      const float* v = x + offset;
+      float* o = out + offset;
+      const float al = alpha[c], be = beta[c];
+      if (residual) {
+        const float* r = residual + offset;
+        for (int64_t i = 0; i < shape.plane; ++i) o[i] = relu((v[i] * al + be) + r[i]);
+      } else {
+        for (int64_t i = 0; i < shape.plane; ++i) o[i] = relu(v[i] * al + be);
+      }
+    }
+}
+
+// A plane's sums of g and g * (x - centre), g formed chunk by chunk by `gradient(i)` into `g_out` (or a buffer on
+// the stack) and then summed in two loops (see gradient_sums_of_channels for why two).
+template <class Gradient>
+__attribute__((always_inline)) inline void masked_plane_sums(int64_t plane, const float* v, float centre,
+                                                             const Gradient& gradient, float* g_out, double& total,
+                                                             double& centred) {
+  constexpr int64_t kChunk = 1024;
+  float buffer[kChunk];
+  for (int64_t start = 0; start < plane; start += kChunk) {
+    const int64_t length = std::min(kChunk, plane - start);
+    float* g = g_out ? g_out + start : buffer;
+    for (int64_t i = 0; i < length; ++i) g[i] = gradient(start + i);
+    const float* w = v + start;
+    total += plane_total(length, [g](int64_t i) { return g[i]; });
+    centred += plane_total(length, [g, w, centre](int64_t i) { return g[i] * (w[i] - centre); });
+  }
+}
+
+__attribute__((target_clones("avx512f", "default"))) void relu_gradient_sums_of_channels(
+    const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta, const double* mean,
+    int64_t first, int64_t last, double* sum_g, double* sum_g_centered) {
+  for (int64_t c = first; c < last; ++c) {
+    const float centre = static_cast<float>(mean[c]), al = alpha[c], be = beta[c];
+    double total = 0.0, centred = 0.0;
+    for (int64_t n = 0; n < shape.samples; ++n) {
+      const int64_t offset = (n * shape.channels + c) * shape.plane;
+      const float *d = dy + offset, *v = x + offset;
+      masked_plane_sums(
+          shape.plane, v, centre, [d, v, al, be](int64_t i) { return relu_gradient(d[i], v[i] * al + be); }, nullptr,
+          total, centred);
+    }
+    sum_g[c] = total;
+    sum_g_centered[c] = centred;
+  }
+}
+
+__attribute__((target_clones("avx512f", "default"))) void masked_gradient_sums_of_channels(
+    const float* dy, const float* y, const float* x, NchwShape shape, const double* mean, int64_t first, int64_t last,
+    float* g, double* sum_g, double* sum_g_centered) {
+  for (int64_t c = first; c < last; ++c) {
+    const float centre = static_cast<float>(mean[c]);
+    double total = 0.0, centred = 0.0;
+    for (int64_t n = 0; n < shape.samples; ++n) {
+      const int64_t offset = (n * shape.channels + c) * shape.plane;
+      const float *d = dy + offset, *o = y + offset;
+      masked_plane_sums(
+          shape.plane, x + offset, centre, [d, o](int64_t i) { return relu_gradient(d[i], o[i]); }, g + offset,
+          total, centred);
+    }
+    sum_g[c] = total;
+    sum_g_centered[c] = centred;
+  }
+}
+
+__attribute__((target_clones("avx512f", "default"))) void relu_affine_of_channels(
+    const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta, const float* a,
+    const float* b, const float* k, int64_t first, int64_t last, float* out) {
+  for (int64_t n = 0; n < shape.samples; ++n)
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t offset = (n * shape.channels + c) * shape.plane;
+      const float *d = dy + offset, *v = x + offset;
+      float* o = out + offset;
+      const float al = alpha[c], be = beta[c], ac = a[c], bc = b[c], kc = k[c];
+      for (int64_t i = 0; i < shape.plane; ++i) o[i] = (ac * relu_gradient(d[i], v[i] * al + be) + bc * v[i]) + kc;
+    }
+}
+
 }  // namespace
 
 void channel_moments(const float* x, NchwShape shape, double* mean, double* m2) {
@@ -109,6 +200,34 @@ void channel_affine_combination(const float* dy, const float* x, NchwShape shape
                                 const float* k, float* out) {
   at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
     affine_of_channels(dy, x, shape, a, b, k, first, last, out);
+  });
+}
+
+void channel_affine_relu(const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta,
+                         float* out) {
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    affine_relu_of_channels(x, residual, shape, alpha, beta, first, last, out);
+  });
+}
+
+void relu_gradient_sums(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
+                        const double* mean, double* sum_g, double* sum_g_centered) {
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    relu_gradient_sums_of_channels(dy, x, shape, alpha, beta, mean, first, last, sum_g, sum_g_centered);
+  });
+}
+
+void relu_affine_combination(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
+                             const float* a, const float* b, const float* k, float* out) {
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    relu_affine_of_channels(dy, x, shape, alpha, beta, a, b, k, first, last, out);
+  });
+}
+
+void masked_gradient_sums(const float* dy, const float* y, const float* x, NchwShape shape, const double* mean,
+                          float* g, double* sum_g, double* sum_g_centered) {
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    masked_gradient_sums_of_channels(dy, y, x, shape, mean, first, last, g, sum_g, sum_g_centered);
   });
 }
 

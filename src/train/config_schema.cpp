@@ -418,6 +418,11 @@ std::vector<KeyDescriptor> build_table() {
             "batch (re-captured when the precision stage changes; the optimizer step, the last partial batch and "
             "the first steps of each capture run eagerly); needs deferred host reads, one process, and for DFQ "
             "dfq.execution = masked"),
+      field("train.fused_batch_norm", &R::train, &TrainConfig::fused_batch_norm, any(),
+            "BatchNorm followed by ReLU (and a ResNet block's residual add) as one fused op on fractrain's own "
+            "kernels: fewer passes over the activations (docs/integer.md); training on the CPU in one process, "
+            "elsewhere torch's ops; the same maths as torch's ops but not their rounding (false: torch's, bit for "
+            "bit)"),
       field("train.init_from", &R::train, &TrainConfig::init_from, any(),
             "start from another run's weights: a checkpoint file or a run's output dir (its last checkpoint); "
             "parameters are matched by name, the rest (e.g. DFQ gates) keep their initialisation"),

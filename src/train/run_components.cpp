@@ -11,6 +11,7 @@
 #include "fractrain/data/datasets.h"
 #include "fractrain/data/image_folder_loader.h"
 #include "fractrain/models/model_registry.h"
+#include "fractrain/nn/batch_norm.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -152,6 +153,7 @@ std::shared_ptr<QuantizedModel> build_model(const RunConfig& config, const Model
                    ? create_gated_model(config.model.name, input, dfq_option_set(config), config.dfq.execution)
                    : create_model(config.model.name, input, transformer_options_of(config.model));
   model->set_quantizer_settings(quantizer_settings_of(config.precision, config.train.seed));
+  set_fused_batch_norm(*model, config.train.fused_batch_norm);
   model->to(device);
   return model;
 }

@@ -44,6 +44,15 @@ class SyncBatchNorm2d : public torch::nn::Module {
   // only. Undefined `runs`, or eval mode: forward(input).
   at::Tensor forward(const at::Tensor& input, const at::Tensor& runs);
 
+  // relu(forward(input) + residual) (residual undefined: relu(forward(input))). With fused kernels on
+  // (set_fused_kernels), in training, in one process and on float32 contiguous NCHW CPU tensors: one fused op
+  // (fused_batch_norm.h: the same maths, not torch's rounding); otherwise exactly torch's three ops.
+  at::Tensor forward_relu(const at::Tensor& input, const at::Tensor& residual = {});
+
+  // Off by default: forward_relu then is torch's ops, bit for bit.
+  void set_fused_kernels(bool on) { fused_kernels_ = on; }
+  bool fused_kernels() const { return fused_kernels_; }
+
   // nullptr: no synchronisation (the default).
   void set_communicator(std::shared_ptr<Communicator> communicator) { communicator_ = std::move(communicator); }
   const std::shared_ptr<Communicator>& communicator() const { return communicator_; }
@@ -61,9 +70,14 @@ class SyncBatchNorm2d : public torch::nn::Module {
 
   torch::nn::BatchNormOptions options_;
   std::shared_ptr<Communicator> communicator_;
+  bool fused_kernels_ = false;
 };
 
 // Sets `communicator` on every SyncBatchNorm2d in `model` (the model itself included); returns how many.
 int set_batch_norm_communicator(torch::nn::Module& model, std::shared_ptr<Communicator> communicator);
+
+// Turns the fused BatchNorm + ReLU kernels on or off on every SyncBatchNorm2d in `model` (itself included);
+// returns how many (train.fused_batch_norm).
+int set_fused_batch_norm(torch::nn::Module& model, bool on);
 
 }  // namespace fractrain

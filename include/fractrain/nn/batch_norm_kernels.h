@@ -31,4 +31,25 @@ void gradient_sums(const float* dy, const float* x, NchwShape shape, const doubl
 void channel_affine_combination(const float* dy, const float* x, NchwShape shape, const float* a, const float* b,
                                 const float* k, float* out);
 
+// The fused BatchNorm + ReLU of one process (fused_batch_norm.h). Normalisation in torch's form, x * alpha[c] +
+// beta[c] in float (the library compiles without FMA contraction, so a value computed twice rounds the same).
+
+// out = relu(x * alpha[c] + beta[c] (+ residual)), residual may be null; relu(NaN) = NaN as torch's.
+void channel_affine_relu(const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta,
+                         float* out);
+
+// With g = dy where x * alpha[c] + beta[c] > 0 (recomputed as the forward computed it), else 0 (torch's ReLU
+// gradient): sum_g[c] = sum of g, sum_g_centered[c] = sum of g * (x - mean[c]) (mean rounded to float).
+void relu_gradient_sums(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
+                        const double* mean, double* sum_g, double* sum_g_centered);
+
+// out = a[c] * g + b[c] * x + k[c] with g as in relu_gradient_sums: the fused layer's dx in one pass.
+void relu_affine_combination(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
+                             const float* a, const float* b, const float* k, float* out);
+
+// The residual form: g = dy where the output y > 0, else 0, written to `g` (the residual's gradient), with the same
+// sums as relu_gradient_sums.
+void masked_gradient_sums(const float* dy, const float* y, const float* x, NchwShape shape, const double* mean,
+                          float* g, double* sum_g, double* sum_g_centered);
+
 }  // namespace fractrain::batch_norm_kernel

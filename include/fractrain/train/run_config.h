@@ -120,6 +120,9 @@ struct TrainConfig {
   std::string host_reads = "auto";
   // CUDA Graphs (train/graphed_step.h): full batches replay a captured forward and backward pass.
   bool cuda_graphs = false;
+  // BatchNorm followed by ReLU (and a ResNet block's add) as one op on fractrain's kernels (nn/fused_batch_norm.h):
+  // training on the CPU in one process; the same maths, not torch's rounding. false: torch's ops, bit for bit.
+  bool fused_batch_norm = false;
   // Start from the weights of another run (its checkpoint file, or its output dir for checkpoints/last.ckpt):
   // pretraining for the adaptation and fine-tuning settings. Fresh optimizer, schedule and cost.
   std::string init_from;
