@@ -5,6 +5,9 @@
 
 #include <vector>
 
+#include "dfq_test_support.h"
+#include "fractrain/models/gated_block.h"
+#include "fractrain/models/resnet.h"
 #include "fractrain/models/model_registry.h"
 #include "fractrain/nn/batch_norm.h"
 #include "fractrain/nn/fused_batch_norm.h"
@@ -17,40 +20,47 @@ constexpr double kEps = 1e-5;
 
 struct Case {
   std::vector<int64_t> sizes;
-  bool residual, affine;
+  bool residual, affine, scaled = false;
 };
 
 // Planes of 1600 (two chunks of the backward's sums, the second short), 49 (lane loop tail), 5 and 1 values;
-// inputs with means of a few standard deviations, as after a convolution of ReLU outputs.
+// inputs with means of a few standard deviations, as after a convolution of ReLU outputs; per-sample scales
+// (a gated block's skip scale) with residuals.
 std::vector<Case> cases() {
   return {{{3, 4, 40, 40}, false, true}, {{3, 4, 40, 40}, true, true}, {{5, 8, 7, 7}, true, true},
-          {{6, 3, 1, 5}, false, false},  {{9, 4, 1, 1}, true, false},  {{2, 16, 7, 7}, false, true}};
+          {{6, 3, 1, 5}, false, false},  {{9, 4, 1, 1}, true, false},  {{2, 16, 7, 7}, false, true},
+          {{3, 4, 40, 40}, true, true, true}, {{5, 8, 7, 7}, true, false, true}};
 }
 
 struct Gradients {
-  torch::Tensor y, dx, dweight, dbias, dresidual;
+  torch::Tensor y, dx, dweight, dbias, dresidual, dscale;
 };
 
-// relu(batch_norm(x) + r) in float64, and its gradients for dy given the ReLU's mask `active` (taken from the
+// relu(batch_norm(x) * k + r) in float64, and its gradients for dy given the ReLU's mask `active` (taken from the
 // fused output, so that a value within rounding of 0 cannot make the two masks differ).
 Gradients float64_reference(const torch::Tensor& x, const torch::Tensor& r, const torch::Tensor& weight,
-                            const torch::Tensor& bias, const torch::Tensor& dy, const torch::Tensor& active) {
+                            const torch::Tensor& bias, const torch::Tensor& k, const torch::Tensor& dy,
+                            const torch::Tensor& active) {
   const torch::Tensor x64 = x.to(torch::kDouble);
   const auto [var, mean] = at::var_mean(x64, {0, 2, 3}, /*unbiased=*/false);
   const torch::Tensor invstd = (var + kEps).rsqrt().view({1, -1, 1, 1});
   const torch::Tensor xhat = (x64 - mean.view({1, -1, 1, 1})) * invstd;
   const torch::Tensor w = weight.defined() ? weight.to(torch::kDouble).view({1, -1, 1, 1}) : torch::ones_like(invstd);
   const torch::Tensor b = bias.defined() ? bias.to(torch::kDouble).view({1, -1, 1, 1}) : torch::zeros_like(invstd);
-  torch::Tensor pre = xhat * w + b;
+  const torch::Tensor normalised = xhat * w + b;
+  const torch::Tensor scale = k.defined() ? k.to(torch::kDouble).view({-1, 1, 1, 1}) : torch::ones({1, 1, 1, 1}, xhat.options());
+  torch::Tensor pre = normalised * scale;
   if (r.defined()) pre = pre + r.to(torch::kDouble);
   Gradients out;
   out.y = pre.clamp_min(0);
   const torch::Tensor g = dy.to(torch::kDouble) * active.to(torch::kDouble);
-  const torch::Tensor mean_g = g.mean({0, 2, 3}, true), mean_g_xhat = (g * xhat).mean({0, 2, 3}, true);
-  out.dx = w * invstd * (g - mean_g - xhat * mean_g_xhat);
-  out.dweight = (g * xhat).sum({0, 2, 3});
-  out.dbias = g.sum({0, 2, 3});
+  const torch::Tensor gb = g * scale;  // behind the scale
+  const torch::Tensor mean_g = gb.mean({0, 2, 3}, true), mean_g_xhat = (gb * xhat).mean({0, 2, 3}, true);
+  out.dx = w * invstd * (gb - mean_g - xhat * mean_g_xhat);
+  out.dweight = (gb * xhat).sum({0, 2, 3});
+  out.dbias = gb.sum({0, 2, 3});
   out.dresidual = g;
+  out.dscale = (g * normalised).sum({1, 2, 3});
   return out;
 }
 
@@ -71,13 +81,22 @@ TEST(FusedBatchNormRelu, EqualsBatchNormAddAndReluInFloat64) {
     const torch::Tensor r = c.residual ? torch::randn(c.sizes).requires_grad_() : torch::Tensor();
     const torch::Tensor weight = c.affine ? (torch::rand({channels}) + 0.5).requires_grad_() : torch::Tensor();
     const torch::Tensor bias = c.affine ? (torch::randn({channels}) * 0.5).requires_grad_() : torch::Tensor();
+    // Scales in [0.5, 1.5), one exactly 1 and one 0 (a gated block's values).
+    torch::Tensor k;
+    if (c.scaled) {
+      k = torch::rand({c.sizes[0]}) + 0.5;
+      k[0] = 1.0;
+      k[1] = 0.0;
+      k.requires_grad_();
+    }
     const std::string name = "sizes " + c10::str(c.sizes) + (c.residual ? " with residual" : "") +
-                             (c.affine ? " affine" : "");
-    const torch::Tensor y = fused_batch_norm_relu(x, r, weight, bias, {}, {}, 0.1, kEps);
+                             (c.affine ? " affine" : "") + (c.scaled ? " scaled" : "");
+    const torch::Tensor y = fused_batch_norm_relu(x, r, weight, bias, {}, {}, 0.1, kEps, k);
     const torch::Tensor dy = torch::randn(c.sizes);
     y.backward(dy);
-    const Gradients want = float64_reference(x.detach(), c.residual ? r.detach() : r, c.affine ? weight.detach() : weight,
-                                             c.affine ? bias.detach() : bias, dy, y.detach() > 0);
+    const auto detached = [](const torch::Tensor& t) { return t.defined() ? t.detach() : t; };
+    const Gradients want = float64_reference(x.detach(), detached(r), detached(weight), detached(bias), detached(k),
+                                             dy, y.detach() > 0);
     expect_close(y, want.y, 1e-5, name + ": output");
     EXPECT_GT((y > 0).sum().item<int64_t>(), 0) << name;
     EXPECT_GT((y == 0).sum().item<int64_t>(), 0) << name;  // the mask matters in every case
@@ -89,6 +108,7 @@ TEST(FusedBatchNormRelu, EqualsBatchNormAddAndReluInFloat64) {
     if (c.residual) {
       EXPECT_TRUE(torch::equal(r.grad(), want.dresidual.to(torch::kFloat))) << name << ": dresidual";
     }
+    if (c.scaled) expect_close(k.grad(), want.dscale, 1e-5, name + ": dscale");
   }
 }
 
@@ -129,7 +149,10 @@ TEST(FusedBatchNormRelu, LayerRunsTorchsOpsWhereTheFusionDoesNotApply) {
   EXPECT_FALSE(fused_batch_norm_relu_applies(x.transpose(2, 3), {}));
   EXPECT_FALSE(fused_batch_norm_relu_applies(x, r.slice(0, 0, 2)));
   EXPECT_FALSE(fused_batch_norm_relu_applies(torch::randn({1, 6, 1, 1}), {}));
+  EXPECT_FALSE(fused_batch_norm_relu_applies(x, {}, torch::ones({4})));  // a scale needs a residual
+  EXPECT_FALSE(fused_batch_norm_relu_applies(x, r, torch::ones({3})));
   EXPECT_TRUE(fused_batch_norm_relu_applies(x, r));
+  EXPECT_TRUE(fused_batch_norm_relu_applies(x, r, torch::ones({4})));
 }
 
 // A ResNet's training step with train.fused_batch_norm on against torch's ops: the same loss and parameter
@@ -158,6 +181,51 @@ TEST(FusedBatchNormRelu, ResNetGradientsEqualTorchsOps) {
   for (size_t i = 0; i < gradients[0].size(); ++i) {
     const double norm = gradients[0][i].norm().item<double>();
     EXPECT_LE((gradients[1][i] - gradients[0][i]).norm().item<double>(), 1e-4 * norm + 1e-7) << "parameter " << i;
+  }
+}
+
+// A DFQ-gated BasicBlock under mixed execution with the fused kernels fuses its second BatchNorm with the skip
+// scale, the shortcut and the ReLU: on the running subset of the batch, on the whole batch, and with a projection
+// shortcut. The same output and gradients as torch's ops: the input's, the block's parameters' and the gate
+// probabilities' (which come through the skip scale). Options skip and full precision: quantization would turn
+// rounding differences into different codes now and then.
+TEST(FusedBatchNormRelu, GatedBlockEqualsTorchsOps) {
+  const OptionSet options = OptionSet::parse("skip,32/32", 32);
+  struct BlockCase {
+    int64_t in_channels, out_channels, stride;
+    std::vector<int64_t> choices;  // 0 skips, 1 runs
+  };
+  const std::vector<BlockCase> block_cases = {
+      {8, 8, 1, {1, 0, 1, 1, 0, 1}}, {8, 8, 1, {1, 1, 1, 1, 1, 1}}, {4, 8, 2, {1, 1, 1, 1, 1, 1}}};
+  for (const BlockCase& c : block_cases) {
+    auto block = test_support::trained_block<BasicBlock>(c.in_channels, c.out_channels, c.stride);
+    block->train();
+    torch::manual_seed(9);
+    const torch::Tensor x0 = torch::rand({6, c.in_channels, 6, 6}), dy = torch::randn({6, c.out_channels,
+                                                                                        c.stride == 1 ? 6 : 3,
+                                                                                        c.stride == 1 ? 6 : 3});
+    std::vector<std::vector<torch::Tensor>> results;
+    for (const bool fused : {false, true}) {
+      set_fused_batch_norm(*block, fused);
+      EXPECT_EQ(block->fuses_combination(), fused);
+      block->zero_grad();
+      const torch::Tensor x = x0.clone().requires_grad_();
+      const GateDecision decision = test_support::fixed_decision(c.choices, 2);
+      const torch::Tensor y = run_gated_block_mixed(*block, x, decision, GatedBlockRun{options, 0, false});
+      y.backward(dy);
+      std::vector<torch::Tensor> r = {y.detach(), x.grad()};
+      // The gate's gradient: the probabilities' (a leaf in fixed_decision), through the skip scale.
+      if (c.stride == 1 && c.choices[1] == 0) r.push_back(decision.probabilities.grad());
+      for (const auto& p : block->parameters()) r.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+      results.push_back(r);
+    }
+    const std::string name = "block " + std::to_string(c.in_channels) + "->" + std::to_string(c.out_channels) +
+                             " choices " + c10::str(c.choices);
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      const double norm = results[0][i].norm().item<double>();
+      EXPECT_GT(norm, 0.0) << name << " result " << i;
+      EXPECT_LE((results[1][i] - results[0][i]).norm().item<double>(), 1e-5 * norm) << name << " result " << i;
+    }
   }
 }
 

@@ -139,6 +139,17 @@ at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, cons
       return attach_option_gradient(t, mask, column_bits, snap, agreement);
     };
   }
+  if (block.fuses_combination()) {
+    // The branch's last BatchNorm, the skip scale, the add and the ReLU in one op (train.fused_batch_norm): the
+    // values of the composition below (its scale is exactly 1 for the samples that run), not its rounding.
+    const at::Tensor h = block.residual_before_norm(xs, precision, run.noise_step, hook);
+    if (skip < 0 || !block.can_skip())
+      return block.fused_combine(h, block.shortcut(xs, precision, run.noise_step, hook), at::Tensor());
+    const at::Tensor keep = 1.0 - decision.mask.select(1, skip);
+    if (all) return block.fused_combine(h, x, keep);
+    const at::Tensor ran = block.fused_combine(h, x.index_select(0, index), keep.index_select(0, index));
+    return torch::relu(x).index_copy(0, index, ran);  // a sample that skips outputs relu(0 + x), as below
+  }
   at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);
   // Blocks without an identity shortcut never skip (the gate gives skip probability 0 there).
   if (skip < 0 || !block.can_skip()) return block.combine(branch, block.shortcut(xs, precision, run.noise_step, hook));

@@ -32,10 +32,25 @@ at::Tensor BasicBlock::forward(const at::Tensor& x, const PrecisionPlan& plan) {
 
 at::Tensor BasicBlock::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
                                 const InputHook& input_hook) {
-  const at::Tensor& runs = precision.running_samples();  // masked execution: statistics of the running samples
+  // Masked execution: statistics of the running samples.
+  return bn2_->forward(residual_before_norm(x, precision, noise_step, input_hook), precision.running_samples());
+}
+
+at::Tensor BasicBlock::residual_before_norm(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                            const InputHook& input_hook) {
+  const at::Tensor& runs = precision.running_samples();
   const at::Tensor h = conv1_->forward(hooked(input_hook, x), precision, noise_step);
   const at::Tensor out = runs.defined() ? torch::relu(bn1_->forward(h, runs)) : bn1_->forward_relu(h);
-  return bn2_->forward(conv2_->forward(hooked(input_hook, out), precision, noise_step), runs);
+  return conv2_->forward(hooked(input_hook, out), precision, noise_step);
+}
+
+bool BasicBlock::fuses_combination() const {
+  const auto& communicator = bn2_->communicator();
+  return bn2_->fused_kernels() && bn2_->is_training() && !(communicator && communicator->distributed());
+}
+
+at::Tensor BasicBlock::fused_combine(const at::Tensor& h, const at::Tensor& shortcut, const at::Tensor& scale) {
+  return bn2_->forward_relu(h, shortcut, scale);
 }
 
 at::Tensor BasicBlock::shortcut(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,

@@ -204,19 +204,22 @@ at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input) {
                                                    options_.eps());
 }
 
-at::Tensor SyncBatchNorm2d::forward_relu(const at::Tensor& input, const at::Tensor& residual) {
+at::Tensor SyncBatchNorm2d::forward_relu(const at::Tensor& input, const at::Tensor& residual, const at::Tensor& scale) {
+  if (scale.defined() && !residual.defined())
+    throw Error("SyncBatchNorm2d::forward_relu: a per-sample scale needs a residual");
   const bool distributed = communicator_ && communicator_->distributed();
-  if (fused_kernels_ && is_training() && !distributed && fused_batch_norm_relu_applies(input, residual)) {
+  if (fused_kernels_ && is_training() && !distributed && fused_batch_norm_relu_applies(input, residual, scale)) {
     if (input.size(1) != options_.num_features())
       throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
                   std::to_string(options_.num_features()) + " (input sizes " + sizes_of(input) + ")");
     const double factor = running_average_factor();
     const bool track = options_.track_running_stats();
     return fused_batch_norm_relu(input, residual, weight, bias, track ? running_mean : at::Tensor(),
-                                 track ? running_var : at::Tensor(), factor, options_.eps());
+                                 track ? running_var : at::Tensor(), factor, options_.eps(), scale);
   }
-  const at::Tensor normalised = forward(input);
-  return torch::relu(residual.defined() ? normalised + residual : normalised);
+  at::Tensor out = forward(input);
+  if (scale.defined()) out = scale.view({-1, 1, 1, 1}) * out;
+  return torch::relu(residual.defined() ? out + residual : out);
 }
 
 at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input, const at::Tensor& runs) {

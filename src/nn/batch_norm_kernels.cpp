@@ -76,17 +76,18 @@ __attribute__((target_clones("avx512f", "default"))) void gradient_sums_of_chann
   }
 }
 
-__attribute__((target_clones("avx512f", "default"))) void affine_of_channels(const float* dy, const float* x,
-                                                                             NchwShape shape, const float* a,
-                                                                             const float* b, const float* k,
-                                                                             int64_t first, int64_t last,
-                                                                             float* out) {
+// scale (per sample, may be null) multiplies a[c]: the gradient dy * scale[n] of a BatchNorm whose output was scaled.
+__attribute__((target_clones("avx512f", "default"))) void affine_of_channels(const float* dy, const float* scale,
+                                                                             const float* x, NchwShape shape,
+                                                                             const float* a, const float* b,
+                                                                             const float* k, int64_t first,
+                                                                             int64_t last, float* out) {
   for (int64_t n = 0; n < shape.samples; ++n)
     for (int64_t c = first; c < last; ++c) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
       const float *g = dy + offset, *v = x + offset;
       float* o = out + offset;
-      const float ac = a[c], bc = b[c], kc = k[c];
+      const float ac = scale ? a[c] * scale[n] : a[c], bc = b[c], kc = k[c];
       for (int64_t i = 0; i < shape.plane; ++i) o[i] = (ac * g[i] + bc * v[i]) + kc;
     }
 }
@@ -98,15 +99,19 @@ inline float relu(float v) { return v <= 0.0f ? 0.0f : v; }
 inline float relu_gradient(float dy, float seen) { return seen <= 0.0f ? 0.0f : dy; }
 
 __attribute__((target_clones("avx512f", "default"))) void affine_relu_of_channels(
-    const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta, int64_t first,
-    int64_t last, float* out) {
+    const float* x, const float* residual, const float* scale, NchwShape shape, const float* alpha,
+    const float* beta, int64_t first, int64_t last, float* out) {
   for (int64_t n = 0; n < shape.samples; ++n)
     for (int64_t c = first; c < last; ++c) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
       const float* v = x + offset;
       float* o = out + offset;
       const float al = alpha[c], be = beta[c];
-      if (residual) {
+      if (scale) {
+        const float* r = residual + offset;
+        const float k = scale[n];
+        for (int64_t i = 0; i < shape.plane; ++i) o[i] = relu((v[i] * al + be) * k + r[i]);
+      } else if (residual) {
         const float* r = residual + offset;
         for (int64_t i = 0; i < shape.plane; ++i) o[i] = relu((v[i] * al + be) + r[i]);
       } else {
@@ -117,10 +122,11 @@ __attribute__((target_clones("avx512f", "default"))) void affine_relu_of_channel
 
 // A plane's sums of g and g * (x - centre), g formed chunk by chunk by `gradient(i)` into `g_out` (or a buffer on
 // the stack) and then summed in two loops (see gradient_sums_of_channels for why two).
+// The sums are multiplied by `scale` (the plane's sample's output scale) once per chunk.
 template <class Gradient>
 __attribute__((always_inline)) inline void masked_plane_sums(int64_t plane, const float* v, float centre,
                                                              const Gradient& gradient, float* g_out, double& total,
-                                                             double& centred) {
+                                                             double& centred, double scale = 1.0) {
   constexpr int64_t kChunk = 1024;
   float buffer[kChunk];
   for (int64_t start = 0; start < plane; start += kChunk) {
@@ -128,8 +134,8 @@ __attribute__((always_inline)) inline void masked_plane_sums(int64_t plane, cons
     float* g = g_out ? g_out + start : buffer;
     for (int64_t i = 0; i < length; ++i) g[i] = gradient(start + i);
     const float* w = v + start;
-    total += plane_total(length, [g](int64_t i) { return g[i]; });
-    centred += plane_total(length, [g, w, centre](int64_t i) { return g[i] * (w[i] - centre); });
+    total += scale * plane_total(length, [g](int64_t i) { return g[i]; });
+    centred += scale * plane_total(length, [g, w, centre](int64_t i) { return g[i] * (w[i] - centre); });
   }
 }
 
@@ -152,17 +158,23 @@ __attribute__((target_clones("avx512f", "default"))) void relu_gradient_sums_of_
 }
 
 __attribute__((target_clones("avx512f", "default"))) void masked_gradient_sums_of_channels(
-    const float* dy, const float* y, const float* x, NchwShape shape, const double* mean, int64_t first, int64_t last,
-    float* g, double* sum_g, double* sum_g_centered) {
+    const float* dy, const float* y, const float* x, NchwShape shape, const double* mean, const OutputScale& scale,
+    int64_t first, int64_t last, float* g, double* sum_g, double* sum_g_centered) {
   for (int64_t c = first; c < last; ++c) {
     const float centre = static_cast<float>(mean[c]);
     double total = 0.0, centred = 0.0;
     for (int64_t n = 0; n < shape.samples; ++n) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
-      const float *d = dy + offset, *o = y + offset;
+      const float *d = dy + offset, *o = y + offset, *v = x + offset;
+      float* gn = g + offset;
       masked_plane_sums(
-          shape.plane, x + offset, centre, [d, o](int64_t i) { return relu_gradient(d[i], o[i]); }, g + offset,
-          total, centred);
+          shape.plane, v, centre, [d, o](int64_t i) { return relu_gradient(d[i], o[i]); }, gn, total, centred,
+          scale.values ? static_cast<double>(scale.values[n]) : 1.0);
+      if (scale.gradient_terms) {
+        const float al = scale.alpha[c], be = scale.beta[c];
+        scale.gradient_terms[n * shape.channels + c] =
+            plane_total(shape.plane, [gn, v, al, be](int64_t i) { return gn[i] * (v[i] * al + be); });
+      }
     }
     sum_g[c] = total;
     sum_g_centered[c] = centred;
@@ -199,14 +211,21 @@ void gradient_sums(const float* dy, const float* x, NchwShape shape, const doubl
 void channel_affine_combination(const float* dy, const float* x, NchwShape shape, const float* a, const float* b,
                                 const float* k, float* out) {
   at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    affine_of_channels(dy, x, shape, a, b, k, first, last, out);
+    affine_of_channels(dy, nullptr, x, shape, a, b, k, first, last, out);
   });
 }
 
-void channel_affine_relu(const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta,
-                         float* out) {
+void scaled_affine_combination(const float* dy, const float* scale, const float* x, NchwShape shape, const float* a,
+                               const float* b, const float* k, float* out) {
   at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    affine_relu_of_channels(x, residual, shape, alpha, beta, first, last, out);
+    affine_of_channels(dy, scale, x, shape, a, b, k, first, last, out);
+  });
+}
+
+void channel_affine_relu(const float* x, const float* residual, const float* scale, NchwShape shape,
+                         const float* alpha, const float* beta, float* out) {
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    affine_relu_of_channels(x, residual, scale, shape, alpha, beta, first, last, out);
   });
 }
 
@@ -225,9 +244,9 @@ void relu_affine_combination(const float* dy, const float* x, NchwShape shape, c
 }
 
 void masked_gradient_sums(const float* dy, const float* y, const float* x, NchwShape shape, const double* mean,
-                          float* g, double* sum_g, double* sum_g_centered) {
+                          const OutputScale& scale, float* g, double* sum_g, double* sum_g_centered) {
   at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    masked_gradient_sums_of_channels(dy, y, x, shape, mean, first, last, g, sum_g, sum_g_centered);
+    masked_gradient_sums_of_channels(dy, y, x, shape, mean, scale, first, last, g, sum_g, sum_g_centered);
   });
 }
 

@@ -75,11 +75,24 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     at::Tensor sum_g = at::empty({channels}, x.options().dtype(at::kDouble)), sum_gc = at::empty_like(sum_g);
     const double* mean = n_.mean.data_ptr<double>();
     at::Tensor g;  // the gradient behind the ReLU, materialised only when a residual needs it
+    const at::Tensor scale = scale_.unpack();
+    at::Tensor scale_terms;  // [N, C]: the scale's gradient before the sum over channels
     if (with_residual_) {
       const at::Tensor y = output_.unpack(shared_from_this());
       g = at::empty_like(x);
+      bn_kernel::OutputScale output_scale;
+      if (scale.defined()) {
+        output_scale.values = scale.data_ptr<float>();
+        if (should_compute_output(4)) {
+          scale_terms = at::empty({shape.samples, channels}, sum_g.options());
+          output_scale.alpha = n_.alpha.data_ptr<float>();
+          output_scale.beta = n_.beta.data_ptr<float>();
+          output_scale.gradient_terms = scale_terms.data_ptr<double>();
+        }
+      }
       bn_kernel::masked_gradient_sums(dy.data_ptr<float>(), y.data_ptr<float>(), x.data_ptr<float>(), shape, mean,
-                                   g.data_ptr<float>(), sum_g.data_ptr<double>(), sum_gc.data_ptr<double>());
+                                      output_scale, g.data_ptr<float>(), sum_g.data_ptr<double>(),
+                                      sum_gc.data_ptr<double>());
     } else {
       bn_kernel::relu_gradient_sums(dy.data_ptr<float>(), x.data_ptr<float>(), shape, n_.alpha.data_ptr<float>(),
                                  n_.beta.data_ptr<float>(), mean, sum_g.data_ptr<double>(),
@@ -88,7 +101,7 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     const double* invstd = n_.invstd.data_ptr<double>();
     at::Tensor sum_g_xhat = sum_gc * n_.invstd;  // dweight: sum of g * x_hat
 
-    variable_list out(4);
+    variable_list out(5);
     if (should_compute_output(0)) {
       // dx = gain (g - mean(g) - x_hat mean(g x_hat)), gain = invstd weight, as a g + b x + k per channel.
       const double count = static_cast<double>(shape.samples * shape.plane);
@@ -107,8 +120,8 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
       }
       at::Tensor dx = at::empty_like(x);
       if (with_residual_)
-        bn_kernel::channel_affine_combination(g.data_ptr<float>(), x.data_ptr<float>(), shape, a, b, k,
-                                           dx.data_ptr<float>());
+        bn_kernel::scaled_affine_combination(g.data_ptr<float>(), scale.defined() ? scale.data_ptr<float>() : nullptr,
+                                             x.data_ptr<float>(), shape, a, b, k, dx.data_ptr<float>());
       else
         bn_kernel::relu_affine_combination(dy.data_ptr<float>(), x.data_ptr<float>(), shape, n_.alpha.data_ptr<float>(),
                                         n_.beta.data_ptr<float>(), a, b, k, dx.data_ptr<float>());
@@ -117,6 +130,7 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     if (weight.defined() && should_compute_output(1)) out[1] = sum_g_xhat.to(weight.scalar_type());
     if (should_compute_output(2)) out[2] = sum_g.to(x.scalar_type());
     if (with_residual_ && should_compute_output(3)) out[3] = g;
+    if (scale_terms.defined()) out[4] = scale_terms.sum(1).to(at::kFloat);
     return out;
   }
   std::string name() const override { return "FusedBatchNormReluBackward"; }
@@ -124,9 +138,11 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     input_.reset_data();
     weight_.reset_data();
     output_.reset_data();
+    scale_.reset_data();
   }
 
   torch::autograd::SavedVariable input_, weight_, output_;  // output_: only with a residual (the ReLU's mask)
+  torch::autograd::SavedVariable scale_;                    // per sample, or undefined
   ChannelNormalisation n_;
   bool with_residual_ = false;
 };
@@ -135,39 +151,47 @@ bool needs_gradient(const at::Tensor& t) { return t.defined() && t.requires_grad
 
 }  // namespace
 
-bool fused_batch_norm_relu_applies(const at::Tensor& input, const at::Tensor& residual) {
+bool fused_batch_norm_relu_applies(const at::Tensor& input, const at::Tensor& residual, const at::Tensor& scale) {
   const bool input_fits = input.dim() == 4 && input.scalar_type() == at::kFloat && input.is_cpu() &&
                           input.is_contiguous() && input.size(0) * input.size(2) * input.size(3) > 1;
-  if (!input_fits || !residual.defined()) return input_fits;
-  return residual.sizes() == input.sizes() && residual.scalar_type() == at::kFloat && residual.is_cpu();
+  if (!input_fits || !residual.defined()) return input_fits && !scale.defined();
+  const bool residual_fits =
+      residual.sizes() == input.sizes() && residual.scalar_type() == at::kFloat && residual.is_cpu();
+  if (!residual_fits || !scale.defined()) return residual_fits;
+  return scale.dim() == 1 && scale.size(0) == input.size(0) && scale.scalar_type() == at::kFloat && scale.is_cpu();
 }
 
 at::Tensor fused_batch_norm_relu(const at::Tensor& input, const at::Tensor& residual, const at::Tensor& weight,
                                  const at::Tensor& bias, const at::Tensor& running_mean,
-                                 const at::Tensor& running_var, double factor, double eps) {
-  if (!fused_batch_norm_relu_applies(input, residual))
+                                 const at::Tensor& running_var, double factor, double eps, const at::Tensor& scale) {
+  if (!fused_batch_norm_relu_applies(input, residual, scale))
     throw Error("fused_batch_norm_relu: expects a contiguous float32 NCHW CPU input with more than one value per "
-                "channel and a residual of the same sizes (check fused_batch_norm_relu_applies first)");
+                "channel, a residual of the same sizes and a float32 scale per sample with the residual (check "
+                "fused_batch_norm_relu_applies first)");
   RECORD_USER_SCOPE("fractrain::fused_batch_norm_relu");
   const at::Tensor x = input.detach();
   const at::Tensor r = residual.defined() ? residual.detach().contiguous() : at::Tensor();
   const at::Tensor w = weight.defined() ? weight.detach().contiguous() : at::Tensor();
   const at::Tensor b = bias.defined() ? bias.detach().contiguous() : at::Tensor();
+  const at::Tensor k = scale.defined() ? scale.detach().contiguous() : at::Tensor();
 
   ChannelNormalisation n = normalisation_of(x, w, b, eps);
   at::Tensor output = at::empty_like(x);
-  bn_kernel::channel_affine_relu(x.data_ptr<float>(), float_data_or_null(r), fused_shape(x), n.alpha.data_ptr<float>(),
-                              n.beta.data_ptr<float>(), output.data_ptr<float>());
+  bn_kernel::channel_affine_relu(x.data_ptr<float>(), float_data_or_null(r), float_data_or_null(k), fused_shape(x),
+                                 n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(), output.data_ptr<float>());
   update_running_statistics(n, x.size(0) * x.size(2) * x.size(3), running_mean, running_var, factor);
 
   const bool needs_grad = torch::GradMode::is_enabled() && (needs_gradient(input) || needs_gradient(weight) ||
-                                                            needs_gradient(bias) || needs_gradient(residual));
+                                                            needs_gradient(bias) || needs_gradient(residual) ||
+                                                            needs_gradient(scale));
   if (needs_grad) {
     auto node =
         std::shared_ptr<FusedBatchNormReluBackward>(new FusedBatchNormReluBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(input, weight, bias, residual));
+    node->set_next_edges(torch::autograd::collect_next_edges(input, weight, bias, residual, scale));
     node->input_ = torch::autograd::SavedVariable(input, false);
     node->weight_ = torch::autograd::SavedVariable(weight, false);
+    // The scale's values (contiguous, as the kernels read them); its gradient goes to `scale`'s edge.
+    node->scale_ = torch::autograd::SavedVariable(k, false);
     node->n_ = std::move(n);
     node->with_residual_ = residual.defined();
     torch::autograd::set_history(output, node);

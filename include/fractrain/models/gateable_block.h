@@ -31,6 +31,15 @@ class GateableBlock {
                               const InputHook& input_hook = nullptr) = 0;
   // The block's output from its residual branch and its shortcut (undefined when it has none).
   virtual at::Tensor combine(const at::Tensor& branch, const at::Tensor& shortcut) const = 0;
+  // Blocks whose output is relu(scale * N(h) + shortcut), N a BatchNorm at the end of the residual branch, may run
+  // N, the per-sample scale (a gated block's 1 - skip mask), the add and the ReLU as one fused op
+  // (train.fused_batch_norm). fuses_combination() says whether this block does now; mixed execution then calls
+  // residual_before_norm() (the branch up to N's input) and fused_combine() (scale undefined: 1) in place of
+  // residual() and combine(). The defaults: no fusion.
+  virtual bool fuses_combination() const { return false; }
+  virtual at::Tensor residual_before_norm(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                          const InputHook& input_hook = nullptr);
+  virtual at::Tensor fused_combine(const at::Tensor& h, const at::Tensor& shortcut, const at::Tensor& scale);
   // True when the shortcut is the identity: a skipped sample then outputs its input. Blocks with a projection
   // or without a shortcut change the shape or carry no copy of the input, and are never skipped.
   virtual bool can_skip() const = 0;

@@ -32,6 +32,12 @@ class BasicBlock : public torch::nn::Module, public GateableBlock {
                       const InputHook& input_hook = nullptr) override;
   // relu(branch + shortcut).
   at::Tensor combine(const at::Tensor& branch, const at::Tensor& shortcut) const override;
+  // With bn2's fused kernels on, in training, in one process: relu(scale * bn2(h) + shortcut) in one op.
+  bool fuses_combination() const override;
+  // conv2(relu(bn1(conv1(x)))).
+  at::Tensor residual_before_norm(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,
+                                  const InputHook& input_hook = nullptr) override;
+  at::Tensor fused_combine(const at::Tensor& h, const at::Tensor& shortcut, const at::Tensor& scale) override;
   bool can_skip() const override { return !has_projection(); }
 
   bool has_projection() const { return shortcut_conv_ != nullptr; }

@@ -44,10 +44,11 @@ class SyncBatchNorm2d : public torch::nn::Module {
   // only. Undefined `runs`, or eval mode: forward(input).
   at::Tensor forward(const at::Tensor& input, const at::Tensor& runs);
 
-  // relu(forward(input) + residual) (residual undefined: relu(forward(input))). With fused kernels on
-  // (set_fused_kernels), in training, in one process and on float32 contiguous NCHW CPU tensors: one fused op
-  // (fused_batch_norm.h: the same maths, not torch's rounding); otherwise exactly torch's three ops.
-  at::Tensor forward_relu(const at::Tensor& input, const at::Tensor& residual = {});
+  // relu(scale * forward(input) + residual), scale per sample (float [N]; DFQ's gated blocks), residual and scale
+  // optional (a scale needs a residual). With fused kernels on (set_fused_kernels), in training, in one process
+  // and on float32 contiguous NCHW CPU tensors: one fused op (fused_batch_norm.h: the same maths, not torch's
+  // rounding); otherwise exactly torch's ops in that order.
+  at::Tensor forward_relu(const at::Tensor& input, const at::Tensor& residual = {}, const at::Tensor& scale = {});
 
   // Off by default: forward_relu then is torch's ops, bit for bit.
   void set_fused_kernels(bool on) { fused_kernels_ = on; }

@@ -34,9 +34,10 @@ void channel_affine_combination(const float* dy, const float* x, NchwShape shape
 // The fused BatchNorm + ReLU of one process (fused_batch_norm.h). Normalisation in torch's form, x * alpha[c] +
 // beta[c] in float (the library compiles without FMA contraction, so a value computed twice rounds the same).
 
-// out = relu(x * alpha[c] + beta[c] (+ residual)), residual may be null; relu(NaN) = NaN as torch's.
-void channel_affine_relu(const float* x, const float* residual, NchwShape shape, const float* alpha, const float* beta,
-                         float* out);
+// out = relu(x * alpha[c] + beta[c] (+ residual)), residual may be null; relu(NaN) = NaN as torch's. With a
+// per-sample scale (then a residual too): out = relu((x * alpha[c] + beta[c]) * scale[n] + residual).
+void channel_affine_relu(const float* x, const float* residual, const float* scale, NchwShape shape,
+                         const float* alpha, const float* beta, float* out);
 
 // With g = dy where x * alpha[c] + beta[c] > 0 (recomputed as the forward computed it), else 0 (torch's ReLU
 // gradient): sum_g[c] = sum of g, sum_g_centered[c] = sum of g * (x - mean[c]) (mean rounded to float).
@@ -47,9 +48,23 @@ void relu_gradient_sums(const float* dy, const float* x, NchwShape shape, const 
 void relu_affine_combination(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
                              const float* a, const float* b, const float* k, float* out);
 
+// A per-sample scale of the normalised values before the residual add (all pointers may be null): `values`
+// [samples]; `gradient_terms` [samples][channels] receives the sum over the plane of g * (x * alpha[c] + beta[c]),
+// the scale's gradient once summed over channels.
+struct OutputScale {
+  const float* values = nullptr;
+  const float* alpha = nullptr;
+  const float* beta = nullptr;
+  double* gradient_terms = nullptr;
+};
+
 // The residual form: g = dy where the output y > 0, else 0, written to `g` (the residual's gradient), with the same
-// sums as relu_gradient_sums.
+// sums as relu_gradient_sums of g * scale[n] (the gradient behind the scale).
 void masked_gradient_sums(const float* dy, const float* y, const float* x, NchwShape shape, const double* mean,
-                          float* g, double* sum_g, double* sum_g_centered);
+                          const OutputScale& scale, float* g, double* sum_g, double* sum_g_centered);
+
+// out = (a[c] * scale[n]) * dy + b[c] * x + k[c]: channel_affine_combination for a scaled BatchNorm output.
+void scaled_affine_combination(const float* dy, const float* scale, const float* x, NchwShape shape, const float* a,
+                               const float* b, const float* k, float* out);
 
 }  // namespace fractrain::batch_norm_kernel

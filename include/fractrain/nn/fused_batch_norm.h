@@ -20,15 +20,18 @@
 namespace fractrain {
 
 // Whether fused_batch_norm_relu runs for these tensors: float32 contiguous NCHW on the CPU with more than one
-// value per channel, a residual (if defined) of the same sizes, type and device. Otherwise callers compose
-// torch's ops.
-bool fused_batch_norm_relu_applies(const at::Tensor& input, const at::Tensor& residual);
+// value per channel, a residual (if defined) of the same sizes, type and device, a scale (if defined) float32 [N]
+// on the CPU with a residual. Otherwise callers compose torch's ops.
+bool fused_batch_norm_relu_applies(const at::Tensor& input, const at::Tensor& residual,
+                                   const at::Tensor& scale = {});
 
-// relu(batch_norm(input) + residual) in training mode (residual undefined: relu(batch_norm(input))). weight and
-// bias may be undefined (no affine); running_mean and running_var (float32 [C]) are updated in place with
-// `factor` (torch's momentum) unless undefined. Differentiable in input, weight, bias and residual.
+// relu(batch_norm(input) * scale + residual) in training mode, scale per sample (DFQ's gated blocks scale their
+// branch by 1 - the gate's skip mask); residual or scale undefined: left out. weight and bias may be undefined (no
+// affine); running_mean and running_var (float32 [C]) are updated in place with `factor` (torch's momentum)
+// unless undefined. Differentiable in input, weight, bias, residual and scale.
 at::Tensor fused_batch_norm_relu(const at::Tensor& input, const at::Tensor& residual, const at::Tensor& weight,
                                  const at::Tensor& bias, const at::Tensor& running_mean,
-                                 const at::Tensor& running_var, double factor, double eps);
+                                 const at::Tensor& running_var, double factor, double eps,
+                                 const at::Tensor& scale = {});
 
 }  // namespace fractrain
