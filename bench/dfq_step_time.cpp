@@ -8,6 +8,8 @@
 //                       [--device cpu|cuda]  (cuda: each timed run ends when the GPU is done)
 //                       [--quantized-execution simulated|integer]  (how the DFQ models' quantized layers compute;
 //                        integer: CPU only, docs/integer.md; the target for mixed is <= 0.75)
+//                       [--fused-bn 1]  (train.fused_batch_norm for every kind; FP32 on torch's BatchNorm and ReLU
+//                        is timed as one more kind, and DFQ mixed's ratio to it reported)
 //                       [--profile trace.json [--profile-steps 1]]  (a chrome trace of alternating FP32 and DFQ
 //                        mixed steps instead of the timing, named as bench_step_time's: bench/trace_summary.py)
 #include <ATen/record_function.h>
@@ -26,6 +28,7 @@
 #include "fractrain/cost/cost_meter.h"
 #include "fractrain/models/model_profile.h"
 #include "fractrain/models/model_registry.h"
+#include "fractrain/nn/batch_norm.h"
 #include "fractrain/precision/static_plan.h"
 #include "fractrain/precision/gating_cost.h"
 #include "fractrain/util/allocator_tuning.h"
@@ -46,6 +49,7 @@ struct Args {
   ExecutionMode quantized_execution = ExecutionMode::Simulated;
   std::string profile;
   int profile_steps = 1;
+  bool fused_bn = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -67,6 +71,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--quantized-execution") a.quantized_execution = execution_mode_names().parse(v, k);
     else if (k == "--profile") a.profile = v;
     else if (k == "--profile-steps") a.profile_steps = std::max(1, std::stoi(v));
+    else if (k == "--fused-bn") a.fused_bn = v != "0";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -108,7 +113,8 @@ struct Trainee {
   }
 };
 
-Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string& execution, const c10::Device& device) {
+Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string& execution, const c10::Device& device,
+                     bool fused_bn) {
   torch::manual_seed(0);
   Trainee t;
   t.target = a.target;
@@ -130,6 +136,7 @@ Trainee make_trainee(const Args& a, const ModelInputSpec& in, const std::string&
       settings.error_weight_ranges = ErrorWeightRanges::PerInputChannel;  // as bench_step_time and the trainer
     t.model->set_quantizer_settings(settings);
   }
+  set_fused_batch_norm(*t.model, fused_bn);
   t.model->to(device);
   t.model->train();
   t.sgd = std::make_unique<torch::optim::SGD>(t.model->parameters(),
@@ -156,10 +163,11 @@ int main(int argc, char** argv) {
   const std::function<void()> finish = finish_on(device);
 
   std::vector<std::pair<std::string, Trainee>> kinds;
-  kinds.emplace_back("fp32", make_trainee(a, in, "", device));
-  kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed", device));
-  if (a.masked) kinds.emplace_back("dfq masked", make_trainee(a, in, "masked", device));
-  if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates", device));
+  kinds.emplace_back("fp32", make_trainee(a, in, "", device, a.fused_bn));
+  kinds.emplace_back("dfq mixed", make_trainee(a, in, "mixed", device, a.fused_bn));
+  if (a.masked) kinds.emplace_back("dfq masked", make_trainee(a, in, "masked", device, a.fused_bn));
+  if (!a.skip_candidates) kinds.emplace_back("dfq candidates", make_trainee(a, in, "candidates", device, a.fused_bn));
+  if (a.fused_bn) kinds.emplace_back("fp32 torch bn", make_trainee(a, in, "", device, false));
   for (auto& kind : kinds) {
     Trainee& t = kind.second;
     time_per_step(2, [&] { t.step(x, y); }, finish);  // warm-up
@@ -197,6 +205,12 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < kinds.size(); ++k)
     std::printf("median %-15s %.1f ms/step, ratio to fp32 %.3f%s\n", kinds[k].first.c_str(), median(times[k]) * 1e3,
                 median(ratios[k]), k == 1 ? (integer ? " (target <= 0.75)" : " (target <= 1.35)") : "");
+  if (a.fused_bn) {
+    std::vector<double> to_torch;
+    for (size_t r = 0; r < times[1].size(); ++r) to_torch.push_back(times[1][r] / times.back()[r]);
+    std::printf("every kind but the last with fused BatchNorm + ReLU; dfq mixed / fp32 on torch's BatchNorm: %.3f\n",
+                median(to_torch));
+  }
   if (integer) print_integer_passes(*kinds[1].second.model);
   return 0;
 }
