@@ -286,7 +286,12 @@ TEST(DistProcessGroup, PeerThatDiesFailsTheSurvivorsCollectiveAtOnce) {
     ::pause();  // until the test kills it
     return 0;
   });
+  ::signal(SIGPIPE, SIG_DFL);  // as a fresh process has it
   const auto communicator = connect_process_group(options_for(0, port, 10s));
+  // Writing to the dead peer must fail the collective with an error, not end this process with SIGPIPE.
+  struct sigaction pipe_action {};
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &pipe_action), 0);
+  EXPECT_EQ(pipe_action.sa_handler, SIG_IGN);
   auto x = at::ones({8});
   communicator->all_reduce({x}, ReduceOp::Sum, "first");
   child.kill_now();

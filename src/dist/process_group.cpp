@@ -6,6 +6,7 @@
 // timeout, and the count lets the error say how many ranks did arrive. The backend connects only once everyone
 // is there. c10d's own failures are mapped to messages that say what to do (see map_store_error).
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -230,6 +231,11 @@ std::vector<std::shared_ptr<Communicator>> connect_process_groups(const ProcessG
                 "CUDA LibTorch (-DCMAKE_PREFIX_PATH=<its cmake directory>)");
   }
 #if FRACTRAIN_HAVE_C10D
+  // The store and Gloo write to their peers' sockets with write/writev, which raise SIGPIPE when the peer has died:
+  // its default action ends this process at once, before the collective can fail with an error naming the dead
+  // peer (DataParallelFailures, DistProcessGroup.PeerThatDiesFailsTheSurvivorsCollectiveAtOnce hit it now and
+  // then). Ignored, the write returns EPIPE and the error surfaces. Python does the same for PyTorch at start-up.
+  ::signal(SIGPIPE, SIG_IGN);
   const auto deadline = Clock::now() + options.timeout;
   c10::intrusive_ptr<c10d::Store> store = open_store(options);
   if (options.agent_store) {
