@@ -155,6 +155,19 @@ TEST(FusedBatchNormRelu, LayerRunsTorchsOpsWhereTheFusionDoesNotApply) {
   EXPECT_TRUE(fused_batch_norm_relu_applies(x, r, torch::ones({4})));
 }
 
+// Its gradients carry no graph of their own: backward with create_graph is refused, not silently first-order.
+TEST(FusedBatchNormRelu, DoubleBackwardIsAClearError) {
+  const torch::Tensor x = torch::randn({4, 3, 5, 5}).requires_grad_();
+  const torch::Tensor y = fused_batch_norm_relu(x, {}, {}, {}, {}, {}, 0.1, kEps);
+  std::string message;
+  try {
+    torch::autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("does not support double backward"), std::string::npos) << message;
+}
+
 // A ResNet's training step with train.fused_batch_norm on against torch's ops: the same loss and parameter
 // gradients up to float rounding (the ReLU masks of values within rounding of 0 may differ, so each gradient is
 // compared by its norm).
@@ -214,8 +227,9 @@ TEST(FusedBatchNormRelu, GatedBlockEqualsTorchsOps) {
       const torch::Tensor y = run_gated_block_mixed(*block, x, decision, GatedBlockRun{options, 0, false});
       y.backward(dy);
       std::vector<torch::Tensor> r = {y.detach(), x.grad()};
-      // The gate's gradient: the probabilities' (a leaf in fixed_decision), through the skip scale.
-      if (c.stride == 1 && c.choices[1] == 0) r.push_back(decision.probabilities.grad());
+      // The gate's gradient: the probabilities' (a leaf in fixed_decision), through the skip scale (blocks that
+      // may skip; a projection block's skip probability is 0).
+      if (c.stride == 1) r.push_back(decision.probabilities.grad());
       for (const auto& p : block->parameters()) r.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
       results.push_back(r);
     }

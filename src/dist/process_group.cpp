@@ -27,6 +27,9 @@
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
+// SIGPIPE's handler while ranks are connected (connect_process_groups says why).
+extern "C" void ignore_broken_pipe(int) {}
+
 namespace fractrain {
 namespace {
 
@@ -231,11 +234,12 @@ std::vector<std::shared_ptr<Communicator>> connect_process_groups(const ProcessG
                 "CUDA LibTorch (-DCMAKE_PREFIX_PATH=<its cmake directory>)");
   }
 #if FRACTRAIN_HAVE_C10D
-  // The store and Gloo write to their peers' sockets with write/writev, which raise SIGPIPE when the peer has died:
-  // its default action ends this process at once, before the collective can fail with an error naming the dead
-  // peer (DataParallelFailures, DistProcessGroup.PeerThatDiesFailsTheSurvivorsCollectiveAtOnce hit it now and
-  // then). Ignored, the write returns EPIPE and the error surfaces. Python does the same for PyTorch at start-up.
-  ::signal(SIGPIPE, SIG_IGN);
+  // Gloo writes to its peers' sockets with writev, which raises SIGPIPE when the peer has died: the default action
+  // ends this process at once, before the collective can fail with an error naming the dead peer
+  // (DistProcessGroup.PeerThatDiesFailsTheSurvivorsCollectiveAtOnce died of it in CI). Handled, the write returns
+  // EPIPE and the error surfaces (Python ignores SIGPIPE for PyTorch). A handler that does nothing rather than
+  // SIG_IGN: programs this process starts (sweep runs, gnuplot) get the default action back at exec.
+  ::signal(SIGPIPE, ignore_broken_pipe);
   const auto deadline = Clock::now() + options.timeout;
   c10::intrusive_ptr<c10d::Store> store = open_store(options);
   if (options.agent_store) {

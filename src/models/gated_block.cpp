@@ -147,7 +147,7 @@ at::Tensor run_gated_block_mixed(GateableBlock& block, const at::Tensor& x, cons
       return block.fused_combine(h, block.shortcut(xs, precision, run.noise_step, hook), at::Tensor());
     const at::Tensor keep = 1.0 - decision.mask.select(1, skip);
     if (all) return block.fused_combine(h, x, keep);
-    const at::Tensor ran = block.fused_combine(h, x.index_select(0, index), keep.index_select(0, index));
+    const at::Tensor ran = block.fused_combine(h, xs, keep.index_select(0, index));
     return torch::relu(x).index_copy(0, index, ran);  // a sample that skips outputs relu(0 + x), as below
   }
   at::Tensor branch = block.residual(xs, precision, run.noise_step, hook);

@@ -25,9 +25,9 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride
 }
 
 at::Tensor BasicBlock::forward(const at::Tensor& x, const PrecisionPlan& plan) {
-  const at::Tensor out = bn1_->forward_relu(conv1_->forward(x, plan));
+  const at::Tensor h = conv2_->forward(bn1_->forward_relu(conv1_->forward(x, plan)), plan);
   const at::Tensor shortcut = shortcut_conv_ ? shortcut_bn_->forward(shortcut_conv_->forward(x, plan)) : x;
-  return bn2_->forward_relu(conv2_->forward(out, plan), shortcut);
+  return bn2_->forward_relu(h, shortcut);
 }
 
 at::Tensor BasicBlock::residual(const at::Tensor& x, const LayerPrecision& precision, uint64_t noise_step,

@@ -67,8 +67,12 @@ void update_running_statistics(const ChannelNormalisation& n, int64_t count, con
 class FusedBatchNormReluBackward : public torch::autograd::Node {
  public:
   variable_list apply(variable_list&& grads) override {
+    if (at::GradMode::is_enabled())
+      throw Error("fused BatchNorm + ReLU does not support double backward (backward with create_graph): set "
+                  "train.fused_batch_norm = false");
     const at::Tensor x = input_.unpack();
-    const at::Tensor weight = weight_.unpack();
+    const at::Tensor weight_tensor = weight_.unpack();
+    const at::Tensor weight = weight_tensor.defined() ? weight_tensor.contiguous() : weight_tensor;
     const at::Tensor dy = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(x);
     const auto shape = fused_shape(x);
     const int64_t channels = shape.channels;
@@ -83,7 +87,7 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
       bn_kernel::OutputScale output_scale;
       if (scale.defined()) {
         output_scale.values = scale.data_ptr<float>();
-        if (should_compute_output(4)) {
+        if (task_should_compute_output(4)) {
           scale_terms = at::empty({shape.samples, channels}, sum_g.options());
           output_scale.alpha = n_.alpha.data_ptr<float>();
           output_scale.beta = n_.beta.data_ptr<float>();
@@ -102,7 +106,7 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     at::Tensor sum_g_xhat = sum_gc * n_.invstd;  // dweight: sum of g * x_hat
 
     variable_list out(5);
-    if (should_compute_output(0)) {
+    if (task_should_compute_output(0)) {
       // dx = gain (g - mean(g) - x_hat mean(g x_hat)), gain = invstd weight, as a g + b x + k per channel.
       const double count = static_cast<double>(shape.samples * shape.plane);
       const float* w = float_data_or_null(weight);
@@ -127,9 +131,9 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
                                         n_.beta.data_ptr<float>(), a, b, k, dx.data_ptr<float>());
       out[0] = dx;
     }
-    if (weight.defined() && should_compute_output(1)) out[1] = sum_g_xhat.to(weight.scalar_type());
-    if (should_compute_output(2)) out[2] = sum_g.to(x.scalar_type());
-    if (with_residual_ && should_compute_output(3)) out[3] = g;
+    if (weight.defined() && task_should_compute_output(1)) out[1] = sum_g_xhat.to(weight.scalar_type());
+    if (task_should_compute_output(2)) out[2] = sum_g.to(x.scalar_type());
+    if (with_residual_ && task_should_compute_output(3)) out[3] = g;
     if (scale_terms.defined()) out[4] = scale_terms.sum(1).to(at::kFloat);
     return out;
   }
