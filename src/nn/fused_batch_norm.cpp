@@ -185,7 +185,7 @@ at::Tensor fused_batch_norm_relu(const at::Tensor& input, const at::Tensor& resi
                                  n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(), output.data_ptr<float>());
   update_running_statistics(n, x.size(0) * x.size(2) * x.size(3), running_mean, running_var, factor);
 
-  const bool needs_grad = torch::GradMode::is_enabled() && (needs_gradient(input) || needs_gradient(weight) ||
+  const bool needs_grad = at::GradMode::is_enabled() && (needs_gradient(input) || needs_gradient(weight) ||
                                                             needs_gradient(bias) || needs_gradient(residual) ||
                                                             needs_gradient(scale));
   if (needs_grad) {
