@@ -306,9 +306,14 @@ TEST(TensorRange, EqualsAminmaxAtAnySizeAndThreadCount) {
       const QuantRange r = tensor_range(x);
       EXPECT_EQ(r.lo, lo.item<float>()) << n << " elements, " << t << " threads";
       EXPECT_EQ(r.hi, hi.item<float>()) << n << " elements, " << t << " threads";
+      const kernel::MinMax serial = kernel::serial_min_max(x.data_ptr<float>(), n);  // quantize_weight's
+      EXPECT_EQ(serial.lo, lo.item<float>()) << n << " elements, serial";
+      EXPECT_EQ(serial.hi, hi.item<float>()) << n << " elements, serial";
       x[n / 2] = std::nanf("");
       const QuantRange with_nan = tensor_range(x);
       EXPECT_TRUE(std::isnan(with_nan.lo) && std::isnan(with_nan.hi)) << n << " elements with a NaN";
+      const kernel::MinMax serial_nan = kernel::serial_min_max(x.data_ptr<float>(), n);
+      EXPECT_TRUE(std::isnan(serial_nan.lo) && std::isnan(serial_nan.hi)) << n << " elements with a NaN, serial";
     }
   }
   // Non-contiguous and non-float tensors take at::aminmax.

@@ -246,11 +246,18 @@ WeightCodes quantize_weight(const at::Tensor& w, int bits, int axis) {
     throw Error("integer codes: expected a float CPU weight [O, I, ...], got " + w.toString());
   const at::Tensor weight = w.contiguous();
   const int64_t O = weight.size(0), I = weight.size(1), taps = weight.numel() / (O * I);
-  const at::Tensor by_channel = axis == 0 ? weight.reshape({O, -1}) : weight.transpose(0, 1).reshape({I, -1});
-  auto [lo, hi] = at::aminmax(by_channel, 1);
+  // Rows of one channel each, contiguous (for 1x1 kernels the input channels' reshape is a transposed view).
+  const at::Tensor by_channel =
+      (axis == 0 ? weight.reshape({O, -1}) : weight.transpose(0, 1).reshape({I, -1})).contiguous();
+  // Each channel's range from a plain pass over its few hundred or thousand values (at::aminmax's reduction costs
+  // tens of microseconds a call at these sizes); the same exact extremes, a NaN giving a NaN range as there.
+  const int64_t channel_len = by_channel.size(1);
+  const float* by_channel_values = by_channel.data_ptr<float>();
   std::vector<RowCodes> channels;
-  for (int64_t c = 0; c < by_channel.size(0); ++c)
-    channels.push_back(row_codes(bits, lo.data_ptr<float>()[c], hi.data_ptr<float>()[c], /*signed_codes=*/true));
+  for (int64_t c = 0; c < by_channel.size(0); ++c) {
+    const kernel::MinMax range = kernel::serial_min_max(by_channel_values + c * channel_len, channel_len);
+    channels.push_back(row_codes(bits, range.lo, range.hi, /*signed_codes=*/true));
+  }
   WeightCodes out;
   out.axis = axis;
   out.bits = bits;

@@ -288,6 +288,11 @@ SpanExtremes span_extremes(const float* x, int64_t n) {
   return span_extremes_portable(x, n);
 }
 
+MinMax with_nans(const SpanExtremes& e) {
+  if (e.nans > 0) return {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::quiet_NaN()};
+  return {e.lo, e.hi};
+}
+
 }  // namespace
 
 MinMax min_max(const float* x, int64_t n) {
@@ -302,8 +307,12 @@ MinMax min_max(const float* x, int64_t n) {
     total.hi = std::max(total.hi, part.hi);
     total.nans += part.nans;
   });
-  if (total.nans > 0) return {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::quiet_NaN()};
-  return {total.lo, total.hi};
+  return with_nans(total);
+}
+
+MinMax serial_min_max(const float* x, int64_t n) {
+  if (n == 0) return {};
+  return with_nans(span_extremes(x, n));
 }
 
 void quantize_rows(const float* x, float* y, int64_t rows, int64_t row_len, const RowQuantParams* params,

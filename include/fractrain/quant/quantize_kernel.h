@@ -26,6 +26,9 @@ struct MinMax {
   float lo = 0.0f, hi = 0.0f;
 };
 MinMax min_max(const float* x, int64_t n);
+// The same on the calling thread, for short spans (a weight channel) and callers that parallelise themselves:
+// min_max's parallel split costs microseconds a call.
+MinMax serial_min_max(const float* x, int64_t n);
 
 // The integer codes quantize_rows rounds to, for integer execution (src/integer): for the n elements of one row,
 // out[i] = t_i - shift as a byte (t_i in [0, 2^b - 1]; a shift of 128 makes 8-bit codes fit int8), so that
