@@ -104,6 +104,50 @@ TEST(DfqOptionGradient, FusedInnerProductsMatchTheReference) {
   }
 }
 
+TEST(DfqOptionGradient, VectorKernelEqualsPortableKernelBitForBit) {
+  // The AVX-512 form divides by multiplying with the reciprocal and one FMA correction (exact: Markstein); it must
+  // give the portable form's sums bit for bit. Rows with tails after the last 16 lanes and the last 4096-span, more
+  // than four quantized widths (two passes), FP32 widths, repeated widths.
+  torch::manual_seed(21);
+  const std::vector<int> bits = {3, 4, 6, 0, 12, 4, 2, 8, 16, 0};
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{{7, 3, 7, 9}, {3, 16, 32, 32}, {2, 4133}}) {
+    at::Tensor x = torch::randn(shape), g = torch::randn(shape);
+    const QuantRange range = tensor_range(x);
+    // Values on the rounding ties of 3, 4 and 6 bits (t + 0.5 steps from lo) and at the range's ends.
+    at::Tensor flat = x.view({-1});
+    for (int b : {3, 4, 6}) {
+      const float step = (range.hi - range.lo) / static_cast<float>((1 << b) - 1);
+      for (int64_t t = 0; t < (1 << b) - 1; ++t) flat[(t * 37 + b) % flat.numel()] = range.lo + (t + 0.5f) * step;
+    }
+    for (bool snap : {false, true}) {
+      const at::Tensor fast = option_inner_products(x, g, bits, range, snap);
+      const at::Tensor portable = option_inner_products(x, g, bits, range, snap, OptionProductKernel::Portable);
+      EXPECT_TRUE(torch::equal(fast, portable)) << (fast - portable).abs().max();
+    }
+  }
+  // Outside the range (clamped), -0 over a range from +0, and infinities and NaN (the division's results).
+  // Row 0 has the infinities, row 1 a NaN as well (which makes its sums NaN).
+  const at::Tensor row = torch::tensor({-0.0f, 0.0f, 5.0f, -3.0f, 1.0f / 3.0f, INFINITY, -INFINITY, 0.4f, 0.5f,
+                                        0.25f, 0.75f, 1.0f, 1e-40f, -1e-40f, 2.0f, 0.1f, 0.2f, 0.3f});
+  const at::Tensor x = torch::stack({row, row.index_put({torch::tensor({7})}, torch::tensor(NAN))});
+  const at::Tensor g = torch::linspace(-1.0, 1.0, x.numel()).view_as(x);
+  for (const QuantRange range : {QuantRange{0.0f, 1.0f}, QuantRange{-0.3f, 2.0f}}) {
+    const at::Tensor fast = option_inner_products(x, g, {3, 8}, range, false);
+    const at::Tensor portable = option_inner_products(x, g, {3, 8}, range, false, OptionProductKernel::Portable);
+    EXPECT_TRUE(torch::isfinite(portable[0]).all().item<bool>()) << portable;  // infinities clamp to the grid's ends
+    EXPECT_TRUE(torch::isnan(portable[1]).all().item<bool>()) << portable;
+    EXPECT_TRUE(torch::equal(fast.isnan(), portable.isnan()));
+    EXPECT_TRUE(torch::equal(fast.nan_to_num(0.0), portable.nan_to_num(0.0))) << fast << portable;
+    // Without the infinities (columns 5, 6), finite values.
+    const at::Tensor finite = torch::cat({x.slice(1, 0, 5), x.slice(1, 7)}, 1).slice(0, 0, 1);
+    const at::Tensor finite_g = torch::cat({g.slice(1, 0, 5), g.slice(1, 7)}, 1).slice(0, 0, 1);
+    const at::Tensor f = option_inner_products(finite, finite_g, {3, 8}, range, true);
+    EXPECT_TRUE(torch::equal(f, option_inner_products(finite, finite_g, {3, 8}, range, true,
+                                                      OptionProductKernel::Portable)));
+    EXPECT_TRUE(torch::isfinite(f).all().item<bool>());
+  }
+}
+
 TEST(DfqOptionGradient, IsTheGradientOfTheStraightThroughMixture) {
   torch::manual_seed(9);
   const at::Tensor x = torch::randn({4, 2, 5, 5}, torch::requires_grad());

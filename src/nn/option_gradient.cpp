@@ -10,7 +10,13 @@
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/util/cpu_features.h"
 #include "fractrain/util/error.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FRACTRAIN_OPTION_AVX512 1
+#endif
 
 namespace fractrain {
 namespace {
@@ -53,6 +59,80 @@ float plain_dot(const float* x, const float* g, int64_t n) {
   for (float a : acc) sum += a;
   return sum;
 }
+
+// The quantized widths of one call, each with its quantizer's parameters and the row sum it adds to.
+struct QuantizedWidth {
+  const kernel::RowQuantParams* params;
+  double* sum;
+};
+
+// sums[k] += quantized_dot(x, g, n, widths[k]) for every width in one pass over the span, bit for bit.
+void quantized_dots_portable(const float* x, const float* g, int64_t n, const QuantizedWidth* widths, int count) {
+  for (int k = 0; k < count; ++k) {
+    const kernel::RowQuantParams& p = *widths[k].params;
+    *widths[k].sum += quantized_dot(x, g, n, p.lo, p.scale, p.levels);
+  }
+}
+
+#if FRACTRAIN_OPTION_AVX512
+// The same on AVX-512, up to kWidthsPerPass widths per pass over x and g. Its lanes are quantized_dot's kLanes
+// partial sums, each formed by the same float operations in the same order (no FMA in the sums), and the lanes are
+// added to the tail's serial sum in quantized_dot's order, so every result is that function's bit for bit.
+// The quotient (x - lo) / s, what made quantized_dot slow (a 512-bit division every 16 elements and width, about
+// 10 cycles each), is formed from the reciprocal y = RN(1/s) instead: q0 = RN(d y), r = d - q0 s exactly (FMA),
+// q = RN(q0 + r y). With y correctly rounded and q0 within an ulp of d/s this is the correctly rounded quotient
+// (Markstein's theorem; checked here against the division on all 2^23 mantissas of d for 60000 divisors).
+// Where the residual is NaN (d infinite) q0 is the quotient, as the division gives it. (d = -0, from x = -0 over
+// lo = +0, comes out +0 rather than -0: Q = code * s + lo is +0 either way.)
+constexpr int kWidthsPerPass = 4;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593: _mm512_* intrinsics in GCC 12's headers
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void quantized_dots_avx512(const float* x, const float* g, int64_t n,
+                                                             const QuantizedWidth* widths, int count) {
+  for (int first = 0; first < count; first += kWidthsPerPass) {
+    const int here = std::min(kWidthsPerPass, count - first);
+    __m512 lo[kWidthsPerPass], scale[kWidthsPerPass], inverse[kWidthsPerPass], levels[kWidthsPerPass],
+        acc[kWidthsPerPass];
+    for (int k = 0; k < here; ++k) {
+      const kernel::RowQuantParams& p = *widths[first + k].params;
+      lo[k] = _mm512_set1_ps(p.lo);
+      scale[k] = _mm512_set1_ps(p.scale);
+      inverse[k] = _mm512_set1_ps(1.0f / p.scale);
+      levels[k] = _mm512_set1_ps(p.levels);
+      acc[k] = _mm512_setzero_ps();
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      const __m512 xv = _mm512_loadu_ps(x + i), gv = _mm512_loadu_ps(g + i);
+      for (int k = 0; k < here; ++k) {
+        const __m512 d = _mm512_sub_ps(xv, lo[k]);
+        const __m512 q0 = _mm512_mul_ps(d, inverse[k]);
+        const __m512 r = _mm512_fnmadd_ps(q0, scale[k], d);
+        __m512 t = _mm512_fmadd_ps(r, inverse[k], q0);
+        t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q), t, q0);
+        // clamp_to_levels: max(0, t) keeps a NaN t and -0 as `t < 0 ? 0 : t` does; min(levels, t) likewise.
+        t = _mm512_min_ps(levels[k], _mm512_max_ps(zero, t));
+        const __m512 code = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512 q = _mm512_add_ps(_mm512_mul_ps(code, scale[k]), lo[k]);
+        acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(gv, q));
+      }
+    }
+    for (int k = 0; k < here; ++k) {
+      const kernel::RowQuantParams& p = *widths[first + k].params;
+      float sum = 0.0f;
+      for (int64_t j = i; j < n; ++j) sum += g[j] * quant_math::quantize_nearest(x[j], p.lo, p.scale, p.levels);
+      alignas(64) float lanes[kLanes];
+      _mm512_store_ps(lanes, acc[k]);
+      for (float a : lanes) sum += a;
+      *widths[first + k].sum += sum;
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
 
 void check_shapes(const at::Tensor& x, const at::Tensor& g, size_t options) {
   if (x.dim() < 1 || !g.sizes().equals(x.sizes()))
@@ -137,7 +217,7 @@ at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, s
 }
 
 at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in, const std::vector<int>& act_bits,
-                                 QuantRange range, bool snap_zero_point) {
+                                 QuantRange range, bool snap_zero_point, OptionProductKernel implementation) {
   check_shapes(x_in, g_in, act_bits.size());
   if (!x_in.device().is_cpu() || x_in.scalar_type() != at::kFloat || g_in.scalar_type() != at::kFloat)
     return reference::option_inner_products(x_in, g_in, act_bits, range, snap_zero_point);
@@ -161,24 +241,31 @@ at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in,
   const float* xp = x.data_ptr<float>();
   const float* gp = g.data_ptr<float>();
   float* op = out.data_ptr<float>();
+  const auto quantized_dots =
+#if FRACTRAIN_OPTION_AVX512
+      implementation == OptionProductKernel::Fastest && cpu_has_avx512f() ? quantized_dots_avx512 :
+#endif
+                                                                  quantized_dots_portable;
   // One row per task: each sum is computed by one thread in a fixed order, whatever the thread count. Within a
   // row, every width's product over a span before the next span: the span's 2 x 16 KB stay in L1 for the widths
   // after the first (a whole row, 2 x 64 KB for 16 x 32 x 32, would be read from L2 once per width).
   constexpr int64_t kSpan = 4096;  // partial sums in float over a span, spans summed in double
   at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
     std::vector<double> sums(static_cast<size_t>(options));
+    std::vector<QuantizedWidth> quantized;  // the distinct quantized widths, each computed once
+    for (int64_t k = 0; k < options; ++k)
+      if (same_as[static_cast<size_t>(k)] == k && params[k].levels != 0.0f)
+        quantized.push_back({&params[k], &sums[static_cast<size_t>(k)]});
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = xp + r * row_len;
       const float* gr = gp + r * row_len;
       std::fill(sums.begin(), sums.end(), 0.0);
       for (int64_t i = 0; i < row_len; i += kSpan) {
         const int64_t n = std::min(kSpan, row_len - i);
-        for (int64_t k = 0; k < options; ++k) {
-          if (same_as[static_cast<size_t>(k)] != k) continue;
-          const kernel::RowQuantParams& p = params[k];
-          sums[static_cast<size_t>(k)] += p.levels == 0.0f ? plain_dot(xr + i, gr + i, n)
-                                                           : quantized_dot(xr + i, gr + i, n, p.lo, p.scale, p.levels);
-        }
+        quantized_dots(xr + i, gr + i, n, quantized.data(), static_cast<int>(quantized.size()));
+        for (int64_t k = 0; k < options; ++k)
+          if (same_as[static_cast<size_t>(k)] == k && params[k].levels == 0.0f)
+            sums[static_cast<size_t>(k)] += plain_dot(xr + i, gr + i, n);
       }
       for (int64_t k = 0; k < options; ++k)
         op[r * options + k] = static_cast<float>(sums[static_cast<size_t>(same_as[static_cast<size_t>(k)])]);

@@ -33,9 +33,12 @@ at::Tensor attach_option_gradient(const at::Tensor& x, const at::Tensor& mask, s
 at::Tensor attach_option_gradient_running(const at::Tensor& x, const at::Tensor& mask, const at::Tensor& option_bits,
                                           bool snap_zero_point, const at::Tensor& runs);
 // out[n, k] = sum_i g[n, i] * Q_k(x[n, i]) over the flattened sample, Q_k with act_bits[k] over `range`.
-// A fused CPU kernel for float tensors; a tensor-op version elsewhere (and as the tests' reference).
+// A fused CPU kernel for float tensors; a tensor-op version elsewhere (and as the tests' reference). On CPUs with
+// AVX-512 the kernel's vector form (no division), equal to its portable form bit for bit (tests).
+enum class OptionProductKernel { Fastest, Portable };
 at::Tensor option_inner_products(const at::Tensor& x, const at::Tensor& g, const std::vector<int>& act_bits,
-                                 QuantRange range, bool snap_zero_point);
+                                 QuantRange range, bool snap_zero_point,
+                                 OptionProductKernel implementation = OptionProductKernel::Fastest);
 namespace reference {
 at::Tensor option_inner_products(const at::Tensor& x, const at::Tensor& g, const std::vector<int>& act_bits,
                                  QuantRange range, bool snap_zero_point);
