@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "fractrain/quant/fake_quantize.h"
+#include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
@@ -83,6 +84,47 @@ TEST(FakeQuantize, MatchesScalarFormulaElementwise) {
     at::Tensor q = fake_quantize(x, bits, r);
     for (int64_t i = 0; i < x.numel(); ++i)
       ASSERT_EQ(q[i].item<float>(), formula(x[i].item<float>(), bits, r.lo, r.hi, 0.0f)) << i;
+  }
+}
+
+TEST(FakeQuantize, VectorSpansEqualTheScalarFormulaAtRoundingTies) {
+  // On AVX-512 the spans form (x - lo) / s without a division (simd_quotient.h); a quotient one ulp off would move
+  // an element lying on a rounding tie (or an ulp from one) to the other code. Every tie of widths 1..8 and its
+  // neighbours, over ranges of several magnitudes, values and codes, nearest and stochastic, against the formula.
+  for (const QuantRange r : {QuantRange{-1.0f, 1.0f}, QuantRange{-0.37f, 5.3f}, QuantRange{1e-3f, 2.7e-3f},
+                             QuantRange{-300.0f, 41.0f}}) {
+    for (int bits = 1; bits <= 8; ++bits) {
+      const float levels = static_cast<float>((1 << bits) - 1);
+      const float s = std::max((r.hi - r.lo) / levels, 1e-8f);
+      std::vector<float> xs = {r.lo, r.hi, r.lo - 1.0f, r.hi + 1.0f};
+      for (int t = -1; t <= (1 << bits); ++t) {
+        const float tie = r.lo + (static_cast<float>(t) + 0.5f) * s;
+        float below = tie, above = tie;
+        xs.push_back(tie);
+        for (int k = 0; k < 3; ++k) {
+          below = std::nextafter(below, -INFINITY);
+          above = std::nextafter(above, INFINITY);
+          xs.push_back(below);
+          xs.push_back(above);
+        }
+      }
+      const int64_t n = static_cast<int64_t>(xs.size());  // not a multiple of 16: the tail runs too
+      const at::Tensor x = torch::tensor(xs);
+      const at::Tensor q = fake_quantize(x, bits, r);
+      const kernel::RowQuantParams params{r.lo, s, levels};
+      std::vector<uint8_t> codes(static_cast<size_t>(n)), noisy(static_cast<size_t>(n));
+      const PhiloxStream noise{5, static_cast<uint64_t>(bits)};
+      kernel::quantize_span_to_codes(xs.data(), n, params, nullptr, 0, 0, codes.data());
+      kernel::quantize_span_to_codes(xs.data(), n, params, &noise, 7, 0, noisy.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float expected = formula(xs[i], bits, r.lo, r.hi, 0.0f);
+        ASSERT_EQ(q[i].item<float>(), expected) << bits << " bits, x = " << xs[i];
+        ASSERT_EQ(static_cast<float>(codes[i]) * s + r.lo, expected) << bits << " bits, code of x = " << xs[i];
+        const float u = quant_math::centered_uniform(noise.word(7 + static_cast<uint64_t>(i)));
+        ASSERT_EQ(static_cast<float>(noisy[i]) * s + r.lo, formula(xs[i], bits, r.lo, r.hi, u))
+            << bits << " bits, stochastic code of x = " << xs[i];
+      }
+    }
   }
 }
 

@@ -13,8 +13,9 @@
 #include "fractrain/util/cpu_features.h"
 #include "fractrain/util/error.h"
 
+#include "fractrain/quant/simd_quotient.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #define FRACTRAIN_OPTION_AVX512 1
 #endif
 
@@ -77,19 +78,14 @@ void quantized_dots_portable(const float* x, const float* g, int64_t n, const Qu
 #if FRACTRAIN_OPTION_AVX512
 // The same on AVX-512, up to kWidthsPerPass widths per pass over x and g. Its lanes are quantized_dot's kLanes
 // partial sums, each formed by the same float operations in the same order (no FMA in the sums), and the lanes are
-// added to the tail's serial sum in quantized_dot's order, so every result is that function's bit for bit.
-// The quotient (x - lo) / s, what made quantized_dot slow (a 512-bit division every 16 elements and width, about
-// 10 cycles each), is formed from the reciprocal y = RN(1/s) instead: q0 = RN(d y), r = d - q0 s exactly (FMA),
-// q = RN(q0 + r y). With y correctly rounded and q0 within an ulp of d/s this is the correctly rounded quotient
-// (Markstein's theorem; checked here against the division on all 2^23 mantissas of d for 60000 divisors).
-// Where the residual is NaN (d infinite) q0 is the quotient, as the division gives it. (d = -0, from x = -0 over
-// lo = +0, comes out +0 rather than -0: Q = code * s + lo is +0 either way.)
+// added to the tail's serial sum in quantized_dot's order, so every result is that function's bit for bit; the
+// quotient is the division's without a division (simd_quotient.h).
 constexpr int kWidthsPerPass = 4;
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593: _mm512_* intrinsics in GCC 12's headers
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) void quantized_dots_avx512(const float* x, const float* g, int64_t n,
+__attribute__((target("avx512f,fma"))) void quantized_dots_avx512(const float* x, const float* g, int64_t n,
                                                              const QuantizedWidth* widths, int count) {
   for (int first = 0; first < count; first += kWidthsPerPass) {
     const int here = std::min(kWidthsPerPass, count - first);
@@ -103,19 +99,12 @@ __attribute__((target("avx512f"))) void quantized_dots_avx512(const float* x, co
       levels[k] = _mm512_set1_ps(p.levels);
       acc[k] = _mm512_setzero_ps();
     }
-    const __m512 zero = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
       const __m512 xv = _mm512_loadu_ps(x + i), gv = _mm512_loadu_ps(g + i);
       for (int k = 0; k < here; ++k) {
-        const __m512 d = _mm512_sub_ps(xv, lo[k]);
-        const __m512 q0 = _mm512_mul_ps(d, inverse[k]);
-        const __m512 r = _mm512_fnmadd_ps(q0, scale[k], d);
-        __m512 t = _mm512_fmadd_ps(r, inverse[k], q0);
-        t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q), t, q0);
-        // clamp_to_levels: max(0, t) keeps a NaN t and -0 as `t < 0 ? 0 : t` does; min(levels, t) likewise.
-        t = _mm512_min_ps(levels[k], _mm512_max_ps(zero, t));
-        const __m512 code = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512 t = simd::quotient(_mm512_sub_ps(xv, lo[k]), scale[k], inverse[k]);
+        const __m512 code = simd::round_half_even(simd::clamp_to_levels(t, levels[k]));
         const __m512 q = _mm512_add_ps(_mm512_mul_ps(code, scale[k]), lo[k]);
         acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(gv, q));
       }

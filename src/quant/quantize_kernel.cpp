@@ -15,6 +15,7 @@
 #include <limits>
 #include <mutex>
 
+#include "fractrain/quant/simd_quotient.h"
 #include "fractrain/util/cpu_features.h"
 
 namespace fractrain::kernel {
@@ -30,7 +31,8 @@ constexpr int64_t kGrain = 1 << 15;   // fewest elements worth a parallel chunk
 #endif
 
 FRACTRAIN_CLONES
-void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float levels, const float* noise) {
+void quantize_span_portable(const float* x, float* y, int64_t n, float lo, float s, float levels,
+                            const float* noise) {
   if (noise) {
     for (int64_t i = 0; i < n; ++i) y[i] = quant_math::quantize_stochastic(x[i], lo, s, levels, noise[i]);
   } else {
@@ -39,13 +41,76 @@ void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float
 }
 
 FRACTRAIN_CLONES
-void codes_span(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels, const float* noise,
-                int shift) {
+void codes_span_portable(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels,
+                         const float* noise, int shift) {
   for (int64_t i = 0; i < n; ++i) {
     const float t = noise ? quant_math::code_stochastic(x[i], lo, s, levels, noise[i])
                           : quant_math::code_nearest(x[i], lo, s, levels);
     out[i] = static_cast<uint8_t>(static_cast<int>(t) - shift);
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593, see below
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The two spans on AVX-512 with the quotient formed without a division (simd_quotient.h): the codes
+// round_half_even(clamp_to_levels((x - lo) / s [+ u])) and the values code * s + lo (a multiply and an add, no FMA)
+// of quant_math.h, element by element the portable spans' bit for bit (tests/test_fake_quantize.cpp). Every CPU
+// with AVX-512F has FMA. Tails of fewer than 16 elements take the portable spans.
+struct SpanCodes {
+  __m512 lo, scale, inverse, levels;
+  SpanCodes(float lo_, float s, float levels_) __attribute__((target("avx512f")))
+      : lo(_mm512_set1_ps(lo_)), scale(_mm512_set1_ps(s)), inverse(_mm512_set1_ps(1.0f / s)),
+        levels(_mm512_set1_ps(levels_)) {}
+  __attribute__((target("avx512f,fma"), always_inline)) __m512 code(__m512 x, const float* noise) const {
+    __m512 t = simd::quotient(_mm512_sub_ps(x, lo), scale, inverse);
+    if (noise) t = _mm512_add_ps(t, _mm512_loadu_ps(noise));
+    return simd::round_half_even(simd::clamp_to_levels(t, levels));
+  }
+};
+
+__attribute__((target("avx512f,fma"))) void quantize_span_avx512(const float* x, float* y, int64_t n, float lo,
+                                                                 float s, float levels, const float* noise) {
+  const SpanCodes codes(lo, s, levels);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 code = codes.code(_mm512_loadu_ps(x + i), noise ? noise + i : nullptr);
+    _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_mul_ps(code, codes.scale), codes.lo));
+  }
+  quantize_span_portable(x + i, y + i, n - i, lo, s, levels, noise ? noise + i : nullptr);
+}
+
+__attribute__((target("avx512f,fma"))) void codes_span_avx512(const float* x, uint8_t* out, int64_t n, float lo,
+                                                              float s, float levels, const float* noise,
+                                                              int shift) {
+  const SpanCodes codes(lo, s, levels);
+  const __m512i shift_v = _mm512_set1_epi32(shift);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 code = codes.code(_mm512_loadu_ps(x + i), noise ? noise + i : nullptr);
+    // static_cast<int>(t) - shift, kept to its low byte as static_cast<uint8_t> does.
+    const __m512i stored = _mm512_sub_epi32(_mm512_cvttps_epi32(code), shift_v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(stored));
+  }
+  codes_span_portable(x + i, out + i, n - i, lo, s, levels, noise ? noise + i : nullptr, shift);
+}
+#pragma GCC diagnostic pop
+#endif
+
+void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float levels, const float* noise) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx512f()) return quantize_span_avx512(x, y, n, lo, s, levels, noise);
+#endif
+  quantize_span_portable(x, y, n, lo, s, levels, noise);
+}
+
+void codes_span(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels, const float* noise,
+                int shift) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx512f()) return codes_span_avx512(x, out, n, lo, s, levels, noise, shift);
+#endif
+  codes_span_portable(x, out, n, lo, s, levels, noise, shift);
 }
 
 constexpr uint32_t kPhiloxMul0 = 0xD2511F53u, kPhiloxMul1 = 0xCD9E8D57u;

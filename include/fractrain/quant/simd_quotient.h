@@ -1,0 +1,36 @@
+#pragma once
+// The quantizer's quotient (x - lo) / s on AVX-512 without a division. A 512-bit division costs about 10 cycles
+// every 16 elements, which made the quantizer's passes division-bound; this costs a multiply and two FMAs.
+//
+// With y = RN(1/s) (correctly rounded, computed once per span), q0 = RN(d y) is within an ulp of d/s, the residual
+// r = d - q0 s is exact in one FMA, and q = RN(q0 + r y) is the correctly rounded quotient RN(d/s) (Markstein's
+// theorem, round to nearest; also checked against the division on all 2^23 mantissas of d in [1, 4) for 60000
+// divisors). Where the residual is NaN (d = +-inf) q0 = +-inf is the quotient, as the division gives it; NaN in d
+// or s gives NaN. Subnormal quotients may differ from the division's in their last bits: the quantizer only rounds
+// them to the code 0 (|d/s| < 2^-126 is far below 0.5), so codes and values agree. A d of -0 gives +0 (the
+// division: -0), which the quantizer turns into the same value Q = 0 s + lo.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+namespace fractrain::simd {
+
+__attribute__((target("avx512f,fma"), always_inline)) inline __m512 quotient(__m512 d, __m512 s, __m512 inverse) {
+  const __m512 q0 = _mm512_mul_ps(d, inverse);
+  const __m512 r = _mm512_fnmadd_ps(q0, s, d);
+  const __m512 q = _mm512_fmadd_ps(r, inverse, q0);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q), q, q0);
+}
+
+// clamp_to_levels (quant_math.h), `t < 0 ? 0 : t` then `levels < t ? levels : t`: max(0, t) and min(levels, t)
+// return their second operand when the comparison is false, so a NaN t and -0 pass through as there.
+__attribute__((target("avx512f"), always_inline)) inline __m512 clamp_to_levels(__m512 t, __m512 levels) {
+  return _mm512_min_ps(levels, _mm512_max_ps(_mm512_setzero_ps(), t));
+}
+
+// round_half_even (std::nearbyint in the default rounding mode).
+__attribute__((target("avx512f"), always_inline)) inline __m512 round_half_even(__m512 t) {
+  return _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+}  // namespace fractrain::simd
+#endif
