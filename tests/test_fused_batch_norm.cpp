@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <optional>
 #include <vector>
 
 #include "dfq_test_support.h"
@@ -12,6 +14,7 @@
 #include "fractrain/nn/batch_norm.h"
 #include "fractrain/nn/fused_batch_norm.h"
 #include "fractrain/precision/static_plan.h"
+#include "fractrain/quant/range_memo.h"
 
 namespace fractrain {
 namespace {
@@ -109,7 +112,26 @@ TEST(FusedBatchNormRelu, EqualsBatchNormAddAndReluInFloat64) {
       EXPECT_TRUE(torch::equal(r.grad(), want.dresidual.to(torch::kFloat))) << name << ": dresidual";
     }
     if (c.scaled) expect_close(k.grad(), want.dscale, 1e-5, name + ": dscale");
+    // The op remembers the ranges of what it wrote for the quantizer (range_memo.h): y's, and dx's, which reaches
+    // x.grad() as the very tensor (its only gradient).
+    for (const torch::Tensor& written : {y, x.grad()}) {
+      const std::optional<QuantRange> remembered = range_memo::recall(written);
+      ASSERT_TRUE(remembered.has_value()) << name;
+      const auto [lo, hi] = at::aminmax(written);
+      EXPECT_EQ(remembered->lo, lo.item<float>()) << name;
+      EXPECT_EQ(remembered->hi, hi.item<float>()) << name;
+    }
   }
+}
+
+// A NaN in the input makes the remembered range NaN, as tensor_range's scan would.
+TEST(FusedBatchNormRelu, RemembersANaNRange) {
+  torch::Tensor x = torch::randn({4, 3, 6, 6});
+  x[2][1][3][3] = NAN;
+  const torch::Tensor y = fused_batch_norm_relu(x, {}, {}, {}, {}, {}, 0.1, kEps, {});
+  const std::optional<QuantRange> remembered = range_memo::recall(y);
+  ASSERT_TRUE(remembered.has_value());
+  EXPECT_TRUE(std::isnan(remembered->lo) && std::isnan(remembered->hi));
 }
 
 // The running statistics follow torch's update (momentum, unbiased variance), also as a cumulative average.

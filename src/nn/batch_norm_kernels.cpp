@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <limits>
+#include <mutex>
 
 namespace fractrain::batch_norm_kernel {
 namespace {
@@ -28,6 +30,49 @@ __attribute__((always_inline)) inline double plane_total(int64_t n, const Term& 
   double total = 0.0;
   for (float lane : lanes) total += lane;
   return total;
+}
+
+// The extremes of the planes a task wrote, each taken right after the plane was written (from L1, not memory).
+class WrittenExtremes {
+ public:
+  void add_plane(const float* plane, int64_t n) {
+    const kernel::MinMax m = kernel::serial_min_max(plane, n);
+    if (m.lo != m.lo) {
+      nan_ = true;
+      return;
+    }
+    lo_ = std::min(lo_, m.lo);
+    hi_ = std::max(hi_, m.hi);
+  }
+  void merge(const WrittenExtremes& other) {
+    nan_ = nan_ || other.nan_;
+    lo_ = std::min(lo_, other.lo_);
+    hi_ = std::max(hi_, other.hi_);
+  }
+  kernel::MinMax result() const {
+    if (nan_) return {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::quiet_NaN()};
+    return {lo_, hi_};
+  }
+
+ private:
+  float lo_ = std::numeric_limits<float>::infinity(), hi_ = -std::numeric_limits<float>::infinity();
+  bool nan_ = false;
+};
+
+// body(first, last, extremes) over blocks of channels in parallel; with `written` not null, the extremes of every
+// value the blocks wrote (`extremes` is null otherwise).
+template <class Body>
+void in_channel_blocks(NchwShape shape, kernel::MinMax* written, const Body& body) {
+  std::mutex mutex;
+  WrittenExtremes total;
+  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
+    WrittenExtremes part;
+    body(first, last, written ? &part : nullptr);
+    if (!written) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    total.merge(part);
+  });
+  if (written) *written = total.result();
 }
 
 // The serial workers, one clone per instruction set (GCC picks at load time): AVX-512 where the CPU has it.
@@ -81,7 +126,8 @@ __attribute__((target_clones("avx512f", "default"))) void affine_of_channels(con
                                                                              const float* x, NchwShape shape,
                                                                              const float* a, const float* b,
                                                                              const float* k, int64_t first,
-                                                                             int64_t last, float* out) {
+                                                                             int64_t last, float* out,
+                                                                             WrittenExtremes* extremes) {
   for (int64_t n = 0; n < shape.samples; ++n)
     for (int64_t c = first; c < last; ++c) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
@@ -89,6 +135,7 @@ __attribute__((target_clones("avx512f", "default"))) void affine_of_channels(con
       float* o = out + offset;
       const float ac = scale ? a[c] * scale[n] : a[c], bc = b[c], kc = k[c];
       for (int64_t i = 0; i < shape.plane; ++i) o[i] = (ac * g[i] + bc * v[i]) + kc;
+      if (extremes) extremes->add_plane(o, shape.plane);
     }
 }
 
@@ -100,7 +147,7 @@ inline float relu_gradient(float dy, float seen) { return seen <= 0.0f ? 0.0f : 
 
 __attribute__((target_clones("avx512f", "default"))) void affine_relu_of_channels(
     const float* x, const float* residual, const float* scale, NchwShape shape, const float* alpha,
-    const float* beta, int64_t first, int64_t last, float* out) {
+    const float* beta, int64_t first, int64_t last, float* out, WrittenExtremes* extremes) {
   for (int64_t n = 0; n < shape.samples; ++n)
     for (int64_t c = first; c < last; ++c) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
@@ -117,6 +164,7 @@ __attribute__((target_clones("avx512f", "default"))) void affine_relu_of_channel
       } else {
         for (int64_t i = 0; i < shape.plane; ++i) o[i] = relu(v[i] * al + be);
       }
+      if (extremes) extremes->add_plane(o, shape.plane);
     }
 }
 
@@ -183,7 +231,7 @@ __attribute__((target_clones("avx512f", "default"))) void masked_gradient_sums_o
 
 __attribute__((target_clones("avx512f", "default"))) void relu_affine_of_channels(
     const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta, const float* a,
-    const float* b, const float* k, int64_t first, int64_t last, float* out) {
+    const float* b, const float* k, int64_t first, int64_t last, float* out, WrittenExtremes* extremes) {
   for (int64_t n = 0; n < shape.samples; ++n)
     for (int64_t c = first; c < last; ++c) {
       const int64_t offset = (n * shape.channels + c) * shape.plane;
@@ -191,6 +239,7 @@ __attribute__((target_clones("avx512f", "default"))) void relu_affine_of_channel
       float* o = out + offset;
       const float al = alpha[c], be = beta[c], ac = a[c], bc = b[c], kc = k[c];
       for (int64_t i = 0; i < shape.plane; ++i) o[i] = (ac * relu_gradient(d[i], v[i] * al + be) + bc * v[i]) + kc;
+      if (extremes) extremes->add_plane(o, shape.plane);
     }
 }
 
@@ -211,21 +260,21 @@ void gradient_sums(const float* dy, const float* x, NchwShape shape, const doubl
 void channel_affine_combination(const float* dy, const float* x, NchwShape shape, const float* a, const float* b,
                                 const float* k, float* out) {
   at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    affine_of_channels(dy, nullptr, x, shape, a, b, k, first, last, out);
+    affine_of_channels(dy, nullptr, x, shape, a, b, k, first, last, out, nullptr);
   });
 }
 
 void scaled_affine_combination(const float* dy, const float* scale, const float* x, NchwShape shape, const float* a,
-                               const float* b, const float* k, float* out) {
-  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    affine_of_channels(dy, scale, x, shape, a, b, k, first, last, out);
+                               const float* b, const float* k, float* out, kernel::MinMax* written) {
+  in_channel_blocks(shape, written, [&](int64_t first, int64_t last, WrittenExtremes* extremes) {
+    affine_of_channels(dy, scale, x, shape, a, b, k, first, last, out, extremes);
   });
 }
 
 void channel_affine_relu(const float* x, const float* residual, const float* scale, NchwShape shape,
-                         const float* alpha, const float* beta, float* out) {
-  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    affine_relu_of_channels(x, residual, scale, shape, alpha, beta, first, last, out);
+                         const float* alpha, const float* beta, float* out, kernel::MinMax* written) {
+  in_channel_blocks(shape, written, [&](int64_t first, int64_t last, WrittenExtremes* extremes) {
+    affine_relu_of_channels(x, residual, scale, shape, alpha, beta, first, last, out, extremes);
   });
 }
 
@@ -237,9 +286,9 @@ void relu_gradient_sums(const float* dy, const float* x, NchwShape shape, const 
 }
 
 void relu_affine_combination(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
-                             const float* a, const float* b, const float* k, float* out) {
-  at::parallel_for(0, shape.channels, channel_grain(shape), [&](int64_t first, int64_t last) {
-    relu_affine_of_channels(dy, x, shape, alpha, beta, a, b, k, first, last, out);
+                             const float* a, const float* b, const float* k, float* out, kernel::MinMax* written) {
+  in_channel_blocks(shape, written, [&](int64_t first, int64_t last, WrittenExtremes* extremes) {
+    relu_affine_of_channels(dy, x, shape, alpha, beta, a, b, k, first, last, out, extremes);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "fractrain/nn/batch_norm_kernels.h"
+#include "fractrain/quant/range_memo.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -123,12 +124,14 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
         k[c] = static_cast<float>(gain * (mean[c] * invstd[c] * mean_g_xhat - mean_g));
       }
       at::Tensor dx = at::empty_like(x);
+      kernel::MinMax written;  // dx's range: the quantized convolution before this BatchNorm quantizes dx
       if (with_residual_)
         bn_kernel::scaled_affine_combination(g.data_ptr<float>(), scale.defined() ? scale.data_ptr<float>() : nullptr,
-                                             x.data_ptr<float>(), shape, a, b, k, dx.data_ptr<float>());
+                                             x.data_ptr<float>(), shape, a, b, k, dx.data_ptr<float>(), &written);
       else
         bn_kernel::relu_affine_combination(dy.data_ptr<float>(), x.data_ptr<float>(), shape, n_.alpha.data_ptr<float>(),
-                                        n_.beta.data_ptr<float>(), a, b, k, dx.data_ptr<float>());
+                                        n_.beta.data_ptr<float>(), a, b, k, dx.data_ptr<float>(), &written);
+      range_memo::remember(dx, {written.lo, written.hi});
       out[0] = dx;
     }
     if (weight.defined() && task_should_compute_output(1)) out[1] = sum_g_xhat.to(weight.scalar_type());
@@ -181,8 +184,11 @@ at::Tensor fused_batch_norm_relu(const at::Tensor& input, const at::Tensor& resi
 
   ChannelNormalisation n = normalisation_of(x, w, b, eps);
   at::Tensor output = at::empty_like(x);
+  kernel::MinMax written;  // the output's range: the quantized layers after this one quantize it
   bn_kernel::channel_affine_relu(x.data_ptr<float>(), float_data_or_null(r), float_data_or_null(k), fused_shape(x),
-                                 n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(), output.data_ptr<float>());
+                                 n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(), output.data_ptr<float>(),
+                                 &written);
+  range_memo::remember(output, {written.lo, written.hi});
   update_running_statistics(n, x.size(0) * x.size(2) * x.size(3), running_mean, running_var, factor);
 
   const bool needs_grad = at::GradMode::is_enabled() && (needs_gradient(input) || needs_gradient(weight) ||

@@ -84,7 +84,9 @@ constexpr int kWidthsPerPass = 4;
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593: _mm512_* intrinsics in GCC 12's headers
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f,fma"))) void quantized_dots_avx512(const float* x, const float* g, int64_t n,
                                                              const QuantizedWidth* widths, int count) {
   for (int first = 0; first < count; first += kWidthsPerPass) {

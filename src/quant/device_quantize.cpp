@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fractrain/quant/kernel_threads.h"
+#include "fractrain/quant/range_memo.h"
 #include "fractrain/util/error.h"
 
 #ifdef FRACTRAIN_HAVE_CUDA_KERNELS
@@ -135,6 +136,7 @@ at::Tensor& quantize_rows_out(const at::Tensor& x, const RowQuantization& q, at:
     throw Error("device quantization: `out` must have the shape, dtype and device of the input " + x.toString() +
                 " " + c10::str(x.sizes()));
   if (x.numel() == 0) return out;
+  range_memo::forget(out);  // rewritten by a kernel (often in place: out is x)
   if (q.rows < 1 || x.numel() % q.rows != 0)
     throw Error("device quantization: " + std::to_string(x.numel()) + " elements do not split into " +
                 std::to_string(q.rows) + " rows");

@@ -4,8 +4,11 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/record_function.h>
 
+#include <optional>
+
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/quant/range_memo.h"
 #include "fractrain/util/error.h"
 
 namespace fractrain {
@@ -20,6 +23,7 @@ bool use_fused_kernel(const at::Tensor& x) {
 void quantize_with_params(const at::Tensor& x, const std::vector<kernel::RowQuantParams>& params,
                           const QuantizeOptions& options, at::Tensor& out) {
   RECORD_USER_SCOPE("fractrain::quantize_kernel");
+  range_memo::forget(out);  // rewritten through its data pointer (often in place: out is x)
   const at::Tensor input = x.contiguous();
   at::Tensor target = out.is_contiguous() ? out : at::empty(input.sizes(), input.options());
   const int64_t rows = static_cast<int64_t>(params.size());
@@ -80,6 +84,7 @@ bool weight_on_device_path(const at::Tensor& w, const QuantizeOptions& options) 
 
 QuantRange tensor_range(const at::Tensor& x) {
   if (x.numel() == 0) return {};
+  if (const std::optional<QuantRange> known = range_memo::recall(x)) return *known;
   if (use_fused_kernel(x) && x.is_contiguous()) {
     const kernel::MinMax extremes = kernel::min_max(x.data_ptr<float>(), x.numel());
     return {extremes.lo, extremes.hi};

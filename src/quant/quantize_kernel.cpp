@@ -53,7 +53,9 @@ void codes_span_portable(const float* x, uint8_t* out, int64_t n, float lo, floa
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593, see below
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // The two spans on AVX-512 with the quotient formed without a division (simd_quotient.h): the codes
 // round_half_even(clamp_to_levels((x - lo) / s [+ u])) and the values code * s + lo (a multiply and an add, no FMA)
 // of quant_math.h, element by element the portable spans' bit for bit (tests/test_fake_quantize.cpp). Every CPU
@@ -324,7 +326,9 @@ SpanExtremes span_extremes_portable(const float* x, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC bug 105593, as above
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // 16 lanes at a time. _mm512_min_ps(v, lo) is `v < lo ? v : lo` lane by lane, so a NaN in v leaves lo as it is,
 // as in the portable loop; the NaNs are counted from an unordered compare.
 __attribute__((target("avx512f"))) SpanExtremes span_extremes_avx512(const float* x, int64_t n) {

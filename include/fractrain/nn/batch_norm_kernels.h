@@ -12,6 +12,8 @@
 // the thread count (channels are split between threads, never a channel's sums).
 #include <cstdint>
 
+#include "fractrain/quant/quantize_kernel.h"  // kernel::MinMax
+
 namespace fractrain::batch_norm_kernel {
 
 struct NchwShape {
@@ -34,10 +36,13 @@ void channel_affine_combination(const float* dy, const float* x, NchwShape shape
 // The fused BatchNorm + ReLU of one process (fused_batch_norm.h). Normalisation in torch's form, x * alpha[c] +
 // beta[c] in float (the library compiles without FMA contraction, so a value computed twice rounds the same).
 
+// `written` (may be null) receives the extremes of every value written to `out`, as kernel::min_max would find them
+// (taken plane by plane right after each plane is written; for the quantizer's range, range_memo.h).
+
 // out = relu(x * alpha[c] + beta[c] (+ residual)), residual may be null; relu(NaN) = NaN as torch's. With a
 // per-sample scale (then a residual too): out = relu((x * alpha[c] + beta[c]) * scale[n] + residual).
 void channel_affine_relu(const float* x, const float* residual, const float* scale, NchwShape shape,
-                         const float* alpha, const float* beta, float* out);
+                         const float* alpha, const float* beta, float* out, kernel::MinMax* written = nullptr);
 
 // With g = dy where x * alpha[c] + beta[c] > 0 (recomputed as the forward computed it), else 0 (torch's ReLU
 // gradient): sum_g[c] = sum of g, sum_g_centered[c] = sum of g * (x - mean[c]) (mean rounded to float).
@@ -46,7 +51,8 @@ void relu_gradient_sums(const float* dy, const float* x, NchwShape shape, const 
 
 // out = a[c] * g + b[c] * x + k[c] with g as in relu_gradient_sums: the fused layer's dx in one pass.
 void relu_affine_combination(const float* dy, const float* x, NchwShape shape, const float* alpha, const float* beta,
-                             const float* a, const float* b, const float* k, float* out);
+                             const float* a, const float* b, const float* k, float* out,
+                             kernel::MinMax* written = nullptr);
 
 // A per-sample scale of the normalised values before the residual add (all pointers may be null): `values`
 // [samples]; `gradient_terms` [samples][channels] receives the sum over the plane of g * (x * alpha[c] + beta[c]),
@@ -65,6 +71,6 @@ void masked_gradient_sums(const float* dy, const float* y, const float* x, NchwS
 
 // out = (a[c] * scale[n]) * dy + b[c] * x + k[c]: channel_affine_combination for a scaled BatchNorm output.
 void scaled_affine_combination(const float* dy, const float* scale, const float* x, NchwShape shape, const float* a,
-                               const float* b, const float* k, float* out);
+                               const float* b, const float* k, float* out, kernel::MinMax* written = nullptr);
 
 }  // namespace fractrain::batch_norm_kernel
