@@ -9,23 +9,28 @@
 #   3. bench_integer_matmul: the attention matmuls against the simulated path;
 #   4. bench_step_time: integer FW-8/BW-8 (dot products only), PFQ's FW-4/BW-6 stage and ResNet-38 against FP32 (the
 #      0.6x target); bench_dfq_step_time: DFQ mixed under integer execution (the 0.75x target);
-#   5. with --epochs: one Fashion-MNIST epoch, FP32 and integer (seed 1) in the order FP32, integer, integer, FP32
-#      (the machine's drift shows in the two FP32 times): the FW-8/BW-8 demo recipe with dot products, the FracTrain
-#      recipe (3-6-bit activations) on AVX2; with dot products then also FracTrain's first epoch, integer and
-#      simulated.
+#   5. with --epochs: one Fashion-MNIST epoch (seed 1) of each kind, in rounds (--epoch-rounds, default 2; the
+#      machine's drift between runs then falls on every kind alike): FP32 on torch's BatchNorm and fused
+#      (train.fused_batch_norm), the FW-8/BW-8 demo recipe in integer (the FracTrain recipe, 3-6-bit activations, on
+#      AVX2) and, with dot products, FracTrain in integer, all fused; then FracTrain simulated once for its accuracy.
+#      A table of train seconds by round, medians, ratios to fused FP32 and test accuracies ends it (epochs.txt).
+#      --only-epochs runs this part alone.
 # Pause other work on the machine first: the ratios are side by side, but a loaded machine still skews them.
-#   bench/integer_check.sh [--build DIR] [--out DIR] [--threads 2] [--epochs]
+#   bench/integer_check.sh [--build DIR] [--out DIR] [--threads 2] [--epochs] [--epoch-rounds N] [--only-epochs]
 # Writes OUT/<part>.txt (default OUT: BUILD/integer_check) and prints each part as it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=build out="" threads=2 epochs=0
+build=build out="" threads=2 epochs=0 epoch_rounds=2 only_epochs=0
 while (($#)); do
   case "$1" in
     --build) build=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --epochs) epochs=1; shift ;;
+    --epoch-rounds) epochs=1; epoch_rounds=$2; shift 2
+      ((epoch_rounds >= 1)) || { echo "integer_check.sh: --epoch-rounds needs 1 or more, got $epoch_rounds" >&2; exit 2; } ;;
+    --only-epochs) epochs=1; only_epochs=1; shift ;;
     *) echo "integer_check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -53,37 +58,53 @@ part() {  # part NAME COMMAND...: runs it, shows and keeps its output
   "$@" 2>&1 | tee "$out/$name.txt"
 }
 
-part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.IntegerExecution*'
-part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15 --bits "$bits"
-part matmul "$build/bench/bench_integer_matmul" --threads "$threads" --reps 21
-if ((bits == 8)); then
-  part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2
-fi
-part "step_fw${rest_fw}bw${rest_bw}" "$build/bench/bench_step_time" --execution integer --fw "$rest_fw" \
-  --bw "$rest_bw" --threads "$threads" --rounds 5 --steps 2
-part step_resnet38 "$build/bench/bench_step_time" --model resnet38 --execution integer --fw "$deep_fw" \
-  --bw "$deep_bw" --threads "$threads" --rounds 3 --steps 2
-part step_dfq "$build/bench/bench_dfq_step_time" --quantized-execution integer --threads "$threads" --rounds 5 \
-  --steps 2 --masked 0 --skip-candidates 1
-if ((epochs)); then
-  epoch() {  # epoch RECIPE EXECUTION RUN
-    part "epoch_$3" "$build/fractrain" train -c "configs/fashion_mnist_$1.toml" --set train.epochs=1 \
-      --set train.threads="$threads" --set train.seed=1 --set precision.execution="$2" \
-      --set output.dir="$out/runs/$3"
-  }
-  epoch fp32 simulated fp32_a
-  epoch "$recipe" integer integer_a
-  epoch "$recipe" integer integer_b
-  epoch fp32 simulated fp32_b
-  runs="fp32_a integer_a integer_b fp32_b"
-  if [[ $recipe != fractrain ]]; then  # the issue's real-data acceptance times FracTrain's integer epoch as well
-    epoch fractrain integer fractrain_integer
-    epoch fractrain simulated fractrain_simulated
-    runs="$runs fractrain_integer fractrain_simulated"
+if ((!only_epochs)); then  # the benchmarks take BatchNorm + ReLU fused in both kinds (train.fused_batch_norm)
+  part tests "$build/tests/fractrain_tests" --gtest_filter='Integer*:TrainEndToEnd.IntegerExecution*'
+  part ops "$build/bench/bench_integer_ops" --threads "$threads" --reps 15 --bits "$bits"
+  part matmul "$build/bench/bench_integer_matmul" --threads "$threads" --reps 21
+  if ((bits == 8)); then
+    part step_fw8bw8 "$build/bench/bench_step_time" --execution integer --threads "$threads" --rounds 7 --steps 2 \
+      --fused-bn 1
   fi
-  for run in $runs; do
-    python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], 'test accuracy', \
-s['final_test_accuracy'], 'train s', round(s['train_seconds'], 1))" "$out/runs/$run/summary.json" "$run"
-  done | tee "$out/epochs.txt"
+  part "step_fw${rest_fw}bw${rest_bw}" "$build/bench/bench_step_time" --execution integer --fw "$rest_fw" \
+    --bw "$rest_bw" --threads "$threads" --rounds 5 --steps 2 --fused-bn 1
+  part step_resnet38 "$build/bench/bench_step_time" --model resnet38 --execution integer --fw "$deep_fw" \
+    --bw "$deep_bw" --threads "$threads" --rounds 3 --steps 2 --fused-bn 1
+  part step_dfq "$build/bench/bench_dfq_step_time" --quantized-execution integer --threads "$threads" --rounds 5 \
+    --steps 2 --masked 0 --skip-candidates 1 --fused-bn 1
+fi
+if ((epochs)); then
+  epoch() {  # epoch RECIPE EXECUTION FUSED_BATCH_NORM RUN
+    part "epoch_$4" "$build/fractrain" train -c "configs/fashion_mnist_$1.toml" --set train.epochs=1 \
+      --set train.threads="$threads" --set train.seed=1 --set precision.execution="$2" \
+      --set train.fused_batch_norm="$3" --set output.dir="$out/runs/$4" --quiet
+  }
+  # Every kind once per round, rounds one after another: the machine's drift between runs (up to 15 % here) then
+  # falls on every kind alike. FP32 on torch's BatchNorm (the default) and fused; the integer recipes fused.
+  kinds="fp32_torch_bn fp32_fused ${recipe}_integer"
+  if [[ $recipe != fractrain ]]; then kinds="$kinds fractrain_integer"; fi  # the acceptance times FracTrain too
+  for ((round = 1; round <= epoch_rounds; round++)); do
+    epoch fp32 simulated false "fp32_torch_bn_$round"
+    epoch fp32 simulated true "fp32_fused_$round"
+    epoch "$recipe" integer true "${recipe}_integer_$round"
+    if [[ $recipe != fractrain ]]; then epoch fractrain integer true "fractrain_integer_$round"; fi
+  done
+  epoch fractrain simulated true fractrain_simulated  # its accuracy next to the integer runs'
+  python3 - "$out/runs" "$epoch_rounds" $kinds <<'PY' | tee "$out/epochs.txt"
+import json, statistics, sys
+runs, rounds, kinds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def summary(run):
+    return json.load(open(f"{runs}/{run}/summary.json"))
+print(f"{'kind':24} {'train s by round':>28} {'median':>8} {'/ fp32 fused':>13} {'test acc':>9}")
+fused = statistics.median(summary(f"fp32_fused_{r}")["train_seconds"] for r in range(1, rounds + 1))
+for kind in kinds:
+    seconds = [summary(f"{kind}_{r}")["train_seconds"] for r in range(1, rounds + 1)]
+    accuracy = summary(f"{kind}_1")["final_test_accuracy"]
+    median = statistics.median(seconds)
+    print(f"{kind:24} {' '.join(f'{s:.1f}' for s in seconds):>28} {median:8.1f} {median / fused:13.3f} "
+          f"{accuracy:9.4f}")
+print(f"{'fractrain_simulated':24} {summary('fractrain_simulated')['train_seconds']:28.1f} {'':8} {'':13} "
+      f"{summary('fractrain_simulated')['final_test_accuracy']:9.4f}")
+PY
 fi
 echo "integer_check.sh: outputs in $out"

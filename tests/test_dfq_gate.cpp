@@ -125,13 +125,15 @@ TEST(DfqOptionGradient, VectorKernelEqualsPortableKernelBitForBit) {
       EXPECT_TRUE(torch::equal(fast, portable)) << (fast - portable).abs().max();
     }
   }
-  // Outside the range (clamped), -0 over a range from +0, and infinities and NaN (the division's results).
+  // Outside the range (clamped), -0 over a range from +0, infinities, NaN and an overflowing quotient (the
+  // division's results).
   // Row 0 has the infinities, row 1 a NaN as well (which makes its sums NaN).
   const at::Tensor row = torch::tensor({-0.0f, 0.0f, 5.0f, -3.0f, 1.0f / 3.0f, INFINITY, -INFINITY, 0.4f, 0.5f,
-                                        0.25f, 0.75f, 1.0f, 1e-40f, -1e-40f, 2.0f, 0.1f, 0.2f, 0.3f});
+                                        0.25f, 0.75f, 1.0f, 1e-40f, -1e-40f, 1e31f, 0.1f, 0.2f, 0.3f});
   const at::Tensor x = torch::stack({row, row.index_put({torch::tensor({7})}, torch::tensor(NAN))});
   const at::Tensor g = torch::linspace(-1.0, 1.0, x.numel()).view_as(x);
-  for (const QuantRange range : {QuantRange{0.0f, 1.0f}, QuantRange{-0.3f, 2.0f}}) {
+  // The last range's step is the 1e-8 floor: 1e31's quotient overflows (to the top code, as the division's inf).
+  for (const QuantRange range : {QuantRange{0.0f, 1.0f}, QuantRange{-0.3f, 2.0f}, QuantRange{0.0f, 1e-12f}}) {
     const at::Tensor fast = option_inner_products(x, g, {3, 8}, range, false);
     const at::Tensor portable = option_inner_products(x, g, {3, 8}, range, false, OptionProductKernel::Portable);
     EXPECT_TRUE(torch::isfinite(portable[0]).all().item<bool>()) << portable;  // infinities clamp to the grid's ends

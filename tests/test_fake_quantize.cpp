@@ -8,6 +8,7 @@
 #include "fractrain/quant/fake_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/quant/simd_quotient.h"
 #include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
 
@@ -91,12 +92,14 @@ TEST(FakeQuantize, VectorSpansEqualTheScalarFormulaAtRoundingTies) {
   // On AVX-512 the spans form (x - lo) / s without a division (simd_quotient.h); a quotient one ulp off would move
   // an element lying on a rounding tie (or an ulp from one) to the other code. Every tie of widths 1..8 and its
   // neighbours, over ranges of several magnitudes, values and codes, nearest and stochastic, against the formula.
+  // The last two: a step so wide that its reciprocal is subnormal at 1 and 2 bits (the spans then divide), and one
+  // so narrow (the 1e-8 floor) that the quotient of a large value overflows (to the top code, as the division's inf).
   for (const QuantRange r : {QuantRange{-1.0f, 1.0f}, QuantRange{-0.37f, 5.3f}, QuantRange{1e-3f, 2.7e-3f},
-                             QuantRange{-300.0f, 41.0f}}) {
+                             QuantRange{-300.0f, 41.0f}, QuantRange{-1e38f, 1e38f}, QuantRange{0.0f, 1e-12f}}) {
     for (int bits = 1; bits <= 8; ++bits) {
       const float levels = static_cast<float>((1 << bits) - 1);
       const float s = std::max((r.hi - r.lo) / levels, 1e-8f);
-      std::vector<float> xs = {r.lo, r.hi, r.lo - 1.0f, r.hi + 1.0f};
+      std::vector<float> xs = {r.lo, r.hi, r.lo - 1.0f, r.hi + 1.0f, 1e31f, -1e31f, 3e38f, -3e38f};
       for (int t = -1; t <= (1 << bits); ++t) {
         const float tie = r.lo + (static_cast<float>(t) + 0.5f) * s;
         float below = tie, above = tie;
@@ -126,6 +129,16 @@ TEST(FakeQuantize, VectorSpansEqualTheScalarFormulaAtRoundingTies) {
       }
     }
   }
+}
+
+TEST(FakeQuantize, VectorQuotientOnlyWhereItsReciprocalIsNormal) {
+  EXPECT_TRUE(simd::usable(1e-8f));  // the quantizer's floor
+  EXPECT_TRUE(simd::usable(1.0f));
+  EXPECT_TRUE(simd::usable(1e37f));
+  EXPECT_FALSE(simd::usable(2e38f));  // 1 / s subnormal: the spans divide
+  EXPECT_FALSE(simd::usable(INFINITY));
+  EXPECT_FALSE(simd::usable(NAN));
+  EXPECT_FALSE(simd::usable(0.0f));
 }
 
 TEST(FakeQuantize, ValuesLieOnTheGridWithRightLevelCount) {

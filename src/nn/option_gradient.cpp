@@ -10,10 +10,9 @@
 #include "fractrain/quant/device_quantize.h"
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
+#include "fractrain/quant/simd_quotient.h"
 #include "fractrain/util/cpu_features.h"
 #include "fractrain/util/error.h"
-
-#include "fractrain/quant/simd_quotient.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define FRACTRAIN_OPTION_AVX512 1
@@ -232,11 +231,16 @@ at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in,
   const float* xp = x.data_ptr<float>();
   const float* gp = g.data_ptr<float>();
   float* op = out.data_ptr<float>();
+  const bool quotients_usable = std::all_of(params.begin(), params.end(), [](const kernel::RowQuantParams& p) {
+    return p.levels == 0.0f || simd::usable(p.scale);
+  });
   const auto quantized_dots =
 #if FRACTRAIN_OPTION_AVX512
-      implementation == OptionProductKernel::Fastest && cpu_has_avx512f() ? quantized_dots_avx512 :
+      implementation == OptionProductKernel::Fastest && cpu_has_avx512f() && cpu_has_fma() && quotients_usable
+          ? quantized_dots_avx512
+          :
 #endif
-                                                                  quantized_dots_portable;
+          quantized_dots_portable;
   // One row per task: each sum is computed by one thread in a fixed order, whatever the thread count. Within a
   // row, every width's product over a span before the next span: the span's 2 x 16 KB stay in L1 for the widths
   // after the first (a whole row, 2 x 64 KB for 16 x 32 x 32, would be read from L2 once per width).

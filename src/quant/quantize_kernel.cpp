@@ -58,8 +58,8 @@ void codes_span_portable(const float* x, uint8_t* out, int64_t n, float lo, floa
 #endif
 // The two spans on AVX-512 with the quotient formed without a division (simd_quotient.h): the codes
 // round_half_even(clamp_to_levels((x - lo) / s [+ u])) and the values code * s + lo (a multiply and an add, no FMA)
-// of quant_math.h, element by element the portable spans' bit for bit (tests/test_fake_quantize.cpp). Every CPU
-// with AVX-512F has FMA. Tails of fewer than 16 elements take the portable spans.
+// of quant_math.h, element by element the portable spans' bit for bit (tests/test_fake_quantize.cpp). Tails of
+// fewer than 16 elements take the portable spans.
 struct SpanCodes {
   __m512 lo, scale, inverse, levels;
   SpanCodes(float lo_, float s, float levels_) __attribute__((target("avx512f")))
@@ -100,9 +100,11 @@ __attribute__((target("avx512f,fma"))) void codes_span_avx512(const float* x, ui
 #pragma GCC diagnostic pop
 #endif
 
+bool vector_quotient(float s) { return cpu_has_avx512f() && cpu_has_fma() && simd::usable(s); }
+
 void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float levels, const float* noise) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx512f()) return quantize_span_avx512(x, y, n, lo, s, levels, noise);
+  if (vector_quotient(s)) return quantize_span_avx512(x, y, n, lo, s, levels, noise);
 #endif
   quantize_span_portable(x, y, n, lo, s, levels, noise);
 }
@@ -110,7 +112,7 @@ void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float
 void codes_span(const float* x, uint8_t* out, int64_t n, float lo, float s, float levels, const float* noise,
                 int shift) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx512f()) return codes_span_avx512(x, out, n, lo, s, levels, noise, shift);
+  if (vector_quotient(s)) return codes_span_avx512(x, out, n, lo, s, levels, noise, shift);
 #endif
   codes_span_portable(x, out, n, lo, s, levels, noise, shift);
 }

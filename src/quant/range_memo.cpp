@@ -29,8 +29,8 @@ struct Memo {
 };
 
 Memo& memo() {
-  static Memo m;
-  return m;
+  static Memo* m = new Memo;  // never destroyed: a quantizer running during exit still finds it
+  return *m;
 }
 
 bool same_values(const Entry& e, const at::Tensor& t) {
@@ -72,8 +72,11 @@ void forget(const at::Tensor& t) {
   if (!has_storage(t)) return;
   Memo& m = memo();
   std::lock_guard<std::mutex> lock(m.mutex);
-  for (Entry& e : m.entries)
-    if (same_values(e, t)) e = Entry{};
+  // Every entry on t's storage, whatever its view: a write through one view changes what the others see.
+  for (Entry& e : m.entries) {
+    const c10::intrusive_ptr<c10::StorageImpl> alive = e.storage.lock();
+    if (alive && alive.get() == t.storage().unsafeGetStorageImpl()) e = Entry{};
+  }
 }
 
 }  // namespace fractrain::range_memo

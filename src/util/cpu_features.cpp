@@ -15,6 +15,18 @@ bool cpu_has_avx512f() {
 #endif
 }
 
+bool cpu_has_fma() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma") != 0;
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx2() {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool available = [] {

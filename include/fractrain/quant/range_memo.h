@@ -8,8 +8,10 @@
 //
 // A remembered range holds only while the tensor holds the values it was taken of. The entry names the storage
 // (weakly: a freed storage never matches, even when its address comes back), the offset, sizes, strides and dtype
-// (a view of other elements never matches), and the version counter, which every in-place ATen op bumps (on the
-// tensor or any view of it). A kernel that rewrites a tensor through its data pointer must `forget` it.
+// (a view of other elements never matches), and the version counter, which every in-place ATen op on the tensor or
+// on any view sharing its counter bumps. A write the counter does not see (a kernel writing through the data
+// pointer, an alias made with variable_data(), from_blob or set_, a collective writing into its memory) must
+// `forget` the tensor, which drops every entry on its storage.
 #include <ATen/core/Tensor.h>
 
 #include <optional>
