@@ -4,15 +4,16 @@
 //
 // With y = RN(1/s) (correctly rounded, computed once per span), q0 = RN(d y), the residual r = d - q0 s (exact in
 // one FMA) and q = RN(q0 + r y) is the correctly rounded quotient RN(d / s): the correction step of Markstein's
-// division. Markstein's theorem covers it when q0 is within an ulp of d / s; RN(d y) can be up to about 1.5 ulp off
-// (d / s in the lower part of a binade), so the claim rests on checks against the division as well: all 2^23
-// mantissas of d in [1, 4) for 60,000 random divisors and for the 4,000 divisors with significands nearest 1 and 2,
-// no difference. Where q is NaN (d infinite, or d y overflowing for a huge d / s) q0 is the quotient, the
-// division's infinity (both clamp to the same code). `usable(s)` must hold for the span's s: a normal, finite
-// reciprocal (s below 2^126; the quantizer's s is at least 1e-8); otherwise callers divide. NaN in d or s gives NaN.
-// Subnormal quotients may differ from the division's in their last bits: the quantizer rounds them to the code 0
-// (|d / s| < 2^-126 is far below 0.5), so codes and values agree. A d of -0 gives +0 (the division: -0), which the
-// quantizer turns into the same value Q = 0 s + lo.
+// division. Markstein's theorem covers it when q0 is within an ulp of d / s; RN(d y) can be up to about 1.5 ulp
+// off (d / s in the lower part of a binade), so the claim rests on checks against the division as well: all 2^23
+// mantissas of d in [1, 4) for 20,000 random divisors (and in [1, 2) for those divisors times 0.001), and for the
+// 4,000 divisors whose significands are nearest 1 and 2: no difference. Where q is NaN (d infinite, or d y
+// overflowing for a huge d / s) q0 is the quotient, the division's infinity (both clamp to the same code).
+// `usable(s)` must hold for the span's s: a normal, finite reciprocal (s below 2^126; the quantizer's s is at
+// least 1e-8); otherwise callers divide. NaN in d or s gives NaN. Subnormal quotients may differ from the
+// division's in their last bits: the quantizer rounds them to the code 0 (|d / s| < 2^-126 is far below 0.5), so
+// codes and values agree. A d of -0 gives +0 (the division: -0), which the quantizer turns into the same value
+// Q = 0 s + lo.
 #include <cmath>
 
 namespace fractrain::simd {
