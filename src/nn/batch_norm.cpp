@@ -30,9 +30,6 @@ at::Tensor channel_view(const at::Tensor& per_channel) { return per_channel.view
 // The fast passes (batch_norm_kernels.h) take contiguous float32 NCHW; other types use torch's ops.
 bool fast_passes_apply(const at::Tensor& x) { return x.scalar_type() == at::kFloat && x.is_contiguous() && x.is_cpu(); }
 
-batch_norm_kernel::NchwShape nchw_shape(const at::Tensor& x) {
-  return {x.size(0), x.size(1), x.size(2) * x.size(3)};
-}
 
 // This rank's per-channel mean and biased variance, float64.
 std::pair<at::Tensor, at::Tensor> local_mean_and_variance(const at::Tensor& x) {
@@ -40,7 +37,7 @@ std::pair<at::Tensor, at::Tensor> local_mean_and_variance(const at::Tensor& x) {
     const auto [var, mean] = at::var_mean(x.detach(), {0, 2, 3}, /*unbiased=*/false);
     return {mean.to(at::kDouble), var.to(at::kDouble)};
   }
-  const auto shape = nchw_shape(x);
+  const auto shape = batch_norm_kernel::nchw_shape(x);
   at::Tensor mean = at::empty({shape.channels}, x.options().dtype(at::kDouble));
   at::Tensor m2 = at::empty_like(mean);
   batch_norm_kernel::channel_moments(x.data_ptr<float>(), shape, mean.data_ptr<double>(), m2.data_ptr<double>());
@@ -64,7 +61,7 @@ at::Tensor local_gradient_sums(const at::Tensor& dy, const at::Tensor& x, const 
     return sums;
   }
   const at::Tensor centred = at::empty({channels}, sums.options());
-  batch_norm_kernel::gradient_sums(dy.data_ptr<float>(), x.data_ptr<float>(), nchw_shape(x),
+  batch_norm_kernel::gradient_sums(dy.data_ptr<float>(), x.data_ptr<float>(), batch_norm_kernel::nchw_shape(x),
                                    mean.contiguous().data_ptr<double>(), sums[0].data_ptr<double>(),
                                    centred.data_ptr<double>());
   sums[1].copy_(centred * invstd);
@@ -82,9 +79,9 @@ at::Tensor channel_affine_combination(const at::Tensor& dy, const at::Tensor& x,
   }
   const at::Tensor af = a.to(type).contiguous(), bf = b.to(type).contiguous(), cf = c.to(type).contiguous();
   at::Tensor out = at::empty_like(x);
-  batch_norm_kernel::channel_affine_combination(dy.data_ptr<float>(), x.data_ptr<float>(), nchw_shape(x),
-                                                af.data_ptr<float>(), bf.data_ptr<float>(), cf.data_ptr<float>(),
-                                                out.data_ptr<float>());
+  batch_norm_kernel::channel_affine_combination(dy.data_ptr<float>(), x.data_ptr<float>(),
+                                                batch_norm_kernel::nchw_shape(x), af.data_ptr<float>(),
+                                                bf.data_ptr<float>(), cf.data_ptr<float>(), out.data_ptr<float>());
   return out;
 }
 
@@ -148,6 +145,13 @@ int for_each_batch_norm(torch::nn::Module& model, const Visit& visit) {
   return count;
 }
 
+// The channel count the layer was built for, checked where the input reaches its own passes.
+void check_channels(const at::Tensor& input, int64_t channels) {
+  if (input.size(1) != channels)
+    throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
+                std::to_string(channels) + " (input sizes " + sizes_of(input) + ")");
+}
+
 }  // namespace
 
 SyncBatchNorm2d::SyncBatchNorm2d(const torch::nn::BatchNormOptions& options) : options_(options) {
@@ -209,9 +213,7 @@ at::Tensor SyncBatchNorm2d::forward_relu(const at::Tensor& input, const at::Tens
     throw Error("SyncBatchNorm2d::forward_relu: a per-sample scale needs a residual");
   const bool distributed = communicator_ && communicator_->distributed();
   if (fused_kernels_ && is_training() && !distributed && fused_batch_norm_relu_applies(input, residual, scale)) {
-    if (input.size(1) != options_.num_features())
-      throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
-                  std::to_string(options_.num_features()) + " (input sizes " + sizes_of(input) + ")");
+    check_channels(input, options_.num_features());
     const double factor = running_average_factor();
     const bool track = options_.track_running_stats();
     return fused_batch_norm_relu(input, residual, weight, bias, track ? running_mean : at::Tensor(),
@@ -260,9 +262,7 @@ at::Tensor SyncBatchNorm2d::forward(const at::Tensor& input, const at::Tensor& r
 
 at::Tensor SyncBatchNorm2d::synchronised_forward(const at::Tensor& input, double factor) {
   const int64_t channels = options_.num_features();
-  if (input.size(1) != channels)
-    throw Error("SyncBatchNorm2d: input has " + std::to_string(input.size(1)) + " channels, the layer " +
-                std::to_string(channels) + " (input sizes " + sizes_of(input) + ")");
+  check_channels(input, channels);
   const at::Tensor x = input.contiguous();
 
   // One allreduce of [sum | sum of squares | count], in float64. The local mean and variance come from two

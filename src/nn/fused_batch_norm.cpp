@@ -17,8 +17,6 @@ namespace {
 using torch::autograd::variable_list;
 namespace bn_kernel = batch_norm_kernel;
 
-bn_kernel::NchwShape fused_shape(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2) * x.size(3)}; }
-
 const float* float_data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 // Per channel, from the forward: the batch's mean, biased variance and 1 / sqrt(var + eps) in float64, and the
@@ -30,7 +28,7 @@ struct ChannelNormalisation {
 
 ChannelNormalisation normalisation_of(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                       double eps) {
-  const auto shape = fused_shape(x);
+  const auto shape = bn_kernel::nchw_shape(x);
   const int64_t channels = shape.channels;
   ChannelNormalisation n;
   n.mean = at::empty({channels}, x.options().dtype(at::kDouble));
@@ -75,7 +73,7 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     const at::Tensor weight_tensor = weight_.unpack();
     const at::Tensor weight = weight_tensor.defined() ? weight_tensor.contiguous() : weight_tensor;
     const at::Tensor dy = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(x);
-    const auto shape = fused_shape(x);
+    const auto shape = bn_kernel::nchw_shape(x);
     const int64_t channels = shape.channels;
     at::Tensor sum_g = at::empty({channels}, x.options().dtype(at::kDouble)), sum_gc = at::empty_like(sum_g);
     const double* mean = n_.mean.data_ptr<double>();
@@ -185,9 +183,9 @@ at::Tensor fused_batch_norm_relu(const at::Tensor& input, const at::Tensor& resi
   ChannelNormalisation n = normalisation_of(x, w, b, eps);
   at::Tensor output = at::empty_like(x);
   kernel::MinMax written;  // the output's range: the quantized layers after this one quantize it
-  bn_kernel::channel_affine_relu(x.data_ptr<float>(), float_data_or_null(r), float_data_or_null(k), fused_shape(x),
-                                 n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(), output.data_ptr<float>(),
-                                 &written);
+  bn_kernel::channel_affine_relu(x.data_ptr<float>(), float_data_or_null(r), float_data_or_null(k),
+                                 bn_kernel::nchw_shape(x), n.alpha.data_ptr<float>(), n.beta.data_ptr<float>(),
+                                 output.data_ptr<float>(), &written);
   range_memo::remember(output, {written.lo, written.hi});
   update_running_statistics(n, x.size(0) * x.size(2) * x.size(3), running_mean, running_var, factor);
 

@@ -20,6 +20,12 @@ struct NchwShape {
   int64_t samples = 0, channels = 0, plane = 0;
 };
 
+// The shape of a 4-D NCHW tensor (any type with size(dim); this header stays free of ATen).
+template <class Tensor>
+NchwShape nchw_shape(const Tensor& x) {
+  return {x.size(0), x.size(1), x.size(2) * x.size(3)};
+}
+
 // mean[c] = the mean of channel c's samples x plane values; m2[c] = the sum of their squared deviations from
 // it (two passes, so no cancellation). A shape with no values gives 0 for both.
 void channel_moments(const float* x, NchwShape shape, double* mean, double* m2);
