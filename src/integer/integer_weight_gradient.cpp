@@ -59,10 +59,12 @@ std::vector<SampleGroup> sample_groups(const FeatureCodes& x, const FeatureCodes
   return groups;
 }
 
-// total[e] = the sum over `samples` of codes[n * per_sample + e], in parallel over e.
+// total[e] = the sum over `samples` of codes[n * per_sample + e], in parallel over e. The grain counts additions, not
+// elements: a ResNet-20 sample holds 4096-16384 codes, so a grain of elements alone left this pass on one thread.
 template <typename Code>
 void sum_over_samples(const std::vector<int64_t>& samples, const Code* codes, int64_t per_sample, int32_t* total) {
-  at::parallel_for(0, per_sample, 16384, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(256, 32768 / std::max<int64_t>(1, static_cast<int64_t>(samples.size())));
+  at::parallel_for(0, per_sample, grain, [&](int64_t begin, int64_t end) {
     for (int64_t n : samples) add_codes(codes + n * per_sample + begin, end - begin, total + begin);
   });
 }

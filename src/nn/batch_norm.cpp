@@ -12,6 +12,7 @@
 #include "fractrain/nn/batch_norm_kernels.h"
 #include "fractrain/nn/fused_batch_norm.h"
 #include "fractrain/util/error.h"
+#include "batch_norm_gradient.h"
 
 namespace fractrain {
 namespace {
@@ -102,15 +103,9 @@ class SyncBatchNormBackward : public torch::autograd::Node {
 
     variable_list out(3);
     if (should_compute_output(0)) {
-      // dx = g invstd (dy - mean(dy) - x_hat mean(dy x_hat)), x_hat = (x - mean) invstd, written per channel as
-      // A dy + B x + C (coefficients in float64, then the input's type).
-      at::Tensor gain = invstd_;
-      if (weight.defined()) gain = gain * weight.to(at::kDouble);
-      const at::Tensor mean_dy = sums[0] / count_, mean_dy_xhat = sums[1] / count_;
-      const at::Tensor a = gain;
-      const at::Tensor b = -gain * invstd_ * mean_dy_xhat;
-      const at::Tensor c = gain * (mean_ * invstd_ * mean_dy_xhat - mean_dy);
-      out[0] = channel_affine_combination(dy, input, a, b, c);
+      // dx = a dy + b x + c per channel (coefficients in float64, then the input's type).
+      const at::Tensor abc = input_gradient_coefficients(invstd_, mean_, weight, sums[0], sums[1], count_);
+      out[0] = channel_affine_combination(dy, input, abc[0], abc[1], abc[2]);
     }
     if (weight.defined() && should_compute_output(1)) out[1] = local[1].to(weight.scalar_type());
     if (should_compute_output(2) && bias_type_ != at::ScalarType::Undefined) out[2] = local[0].to(bias_type_);

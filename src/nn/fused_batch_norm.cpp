@@ -10,6 +10,7 @@
 #include "fractrain/nn/batch_norm_kernels.h"
 #include "fractrain/quant/range_memo.h"
 #include "fractrain/util/error.h"
+#include "batch_norm_gradient.h"
 
 namespace fractrain {
 namespace {
@@ -101,26 +102,18 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
                                  n_.beta.data_ptr<float>(), mean, sum_g.data_ptr<double>(),
                                  sum_gc.data_ptr<double>());
     }
-    const double* invstd = n_.invstd.data_ptr<double>();
     at::Tensor sum_g_xhat = sum_gc * n_.invstd;  // dweight: sum of g * x_hat
 
     variable_list out(5);
     if (task_should_compute_output(0)) {
-      // dx = gain (g - mean(g) - x_hat mean(g x_hat)), gain = invstd weight, as a g + b x + k per channel.
-      const double count = static_cast<double>(shape.samples * shape.plane);
-      const float* w = float_data_or_null(weight);
-      at::Tensor coefficients = at::empty({3, channels}, x.options());
-      float* a = coefficients[0].data_ptr<float>();
-      float* b = coefficients[1].data_ptr<float>();
-      float* k = coefficients[2].data_ptr<float>();
-      for (int64_t c = 0; c < channels; ++c) {
-        const double gain = invstd[c] * (w ? w[c] : 1.0);
-        const double mean_g = sum_g.data_ptr<double>()[c] / count;
-        const double mean_g_xhat = sum_g_xhat.data_ptr<double>()[c] / count;
-        a[c] = static_cast<float>(gain);
-        b[c] = static_cast<float>(-gain * invstd[c] * mean_g_xhat);
-        k[c] = static_cast<float>(gain * (mean[c] * invstd[c] * mean_g_xhat - mean_g));
-      }
+      // dx = a g + b x + k per channel (coefficients in float64, then float32).
+      const at::Tensor coefficients =
+          input_gradient_coefficients(n_.invstd, n_.mean, weight, sum_g, sum_g_xhat,
+                                      static_cast<double>(shape.samples * shape.plane))
+              .to(at::kFloat);
+      const float* a = coefficients[0].data_ptr<float>();
+      const float* b = coefficients[1].data_ptr<float>();
+      const float* k = coefficients[2].data_ptr<float>();
       at::Tensor dx = at::empty_like(x);
       kernel::MinMax written;  // dx's range: the quantized convolution before this BatchNorm quantizes dx
       if (with_residual_)

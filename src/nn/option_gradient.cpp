@@ -11,7 +11,6 @@
 #include "fractrain/quant/quant_math.h"
 #include "fractrain/quant/quantize_kernel.h"
 #include "fractrain/quant/simd_quotient.h"
-#include "fractrain/util/cpu_features.h"
 #include "fractrain/util/error.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -236,7 +235,7 @@ at::Tensor option_inner_products(const at::Tensor& x_in, const at::Tensor& g_in,
   });
   const auto quantized_dots =
 #if FRACTRAIN_OPTION_AVX512
-      implementation == OptionProductKernel::Fastest && cpu_has_avx512f() && cpu_has_fma() && quotients_usable
+      implementation == OptionProductKernel::Fastest && simd::cpu_runs_quotient() && quotients_usable
           ? quantized_dots_avx512
           :
 #endif

@@ -100,7 +100,7 @@ __attribute__((target("avx512f,fma"))) void codes_span_avx512(const float* x, ui
 #pragma GCC diagnostic pop
 #endif
 
-bool vector_quotient(float s) { return cpu_has_avx512f() && cpu_has_fma() && simd::usable(s); }
+bool vector_quotient(float s) { return simd::cpu_runs_quotient() && simd::usable(s); }
 
 void quantize_span(const float* x, float* y, int64_t n, float lo, float s, float levels, const float* noise) {
 #if defined(__x86_64__) && defined(__GNUC__)

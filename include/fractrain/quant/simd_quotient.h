@@ -16,10 +16,13 @@
 // Q = 0 s + lo.
 #include <cmath>
 
+#include "fractrain/util/cpu_features.h"
+
 namespace fractrain::simd {
-// Whether `quotient` may stand in for the division by s (see above). The CPU check is the caller's
-// (cpu_has_avx512f() && cpu_has_fma()).
+// Whether `quotient` may stand in for the division by s (see above).
 inline bool usable(float s) { return std::isnormal(1.0f / s) && std::isfinite(s); }
+// Whether this CPU runs `quotient`: AVX-512F and FMA (a virtual machine may hide FMA).
+inline bool cpu_runs_quotient() { return cpu_has_avx512f() && cpu_has_fma(); }
 }  // namespace fractrain::simd
 
 #if defined(__x86_64__) && defined(__GNUC__)
