@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "conv_taps.h"  // FRACTRAIN_INTEGER_CLONES
+#include "fractrain/util/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -237,9 +238,7 @@ using Dot = VnniDot;
 
 bool cpu_has_avx512_vnni() {
 #ifdef FRACTRAIN_HAVE_VNNI_KERNEL
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vnni");
-  return has;
+  return cpu_has_avx512f() && cpu_has_avx512bw() && cpu_has_avx512vnni();
 #else
   return false;
 #endif
