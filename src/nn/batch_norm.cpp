@@ -7,6 +7,7 @@
 #include <torch/nn/init.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <sstream>
 
 #include "fractrain/nn/batch_norm_kernels.h"
@@ -104,7 +105,8 @@ class SyncBatchNormBackward : public torch::autograd::Node {
     variable_list out(3);
     if (should_compute_output(0)) {
       // dx = a dy + b x + c per channel (coefficients in float64, then the input's type).
-      const at::Tensor abc = input_gradient_coefficients(invstd_, mean_, weight, sums[0], sums[1], count_);
+      const at::Tensor gain = weight.defined() ? invstd_ * weight.to(at::kDouble) : invstd_;
+      const std::array<at::Tensor, 3> abc = input_gradient_coefficients(invstd_, mean_, gain, sums[0], sums[1], count_);
       out[0] = channel_affine_combination(dy, input, abc[0], abc[1], abc[2]);
     }
     if (weight.defined() && should_compute_output(1)) out[1] = local[1].to(weight.scalar_type());

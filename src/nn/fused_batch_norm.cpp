@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 
+#include <array>
 #include <cmath>
 
 #include "fractrain/nn/batch_norm_kernels.h"
@@ -107,13 +108,21 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
     variable_list out(5);
     if (task_should_compute_output(0)) {
       // dx = a g + b x + k per channel (coefficients in float64, then float32).
-      const at::Tensor coefficients =
-          input_gradient_coefficients(n_.invstd, n_.mean, weight, sum_g, sum_g_xhat,
-                                      static_cast<double>(shape.samples * shape.plane))
-              .to(at::kFloat);
-      const float* a = coefficients[0].data_ptr<float>();
-      const float* b = coefficients[1].data_ptr<float>();
-      const float* k = coefficients[2].data_ptr<float>();
+      const double count = static_cast<double>(shape.samples * shape.plane);
+      const float* w = float_data_or_null(weight);
+      const double* invstd = n_.invstd.data_ptr<double>();
+      at::Tensor coefficients = at::empty({3, channels}, x.options());
+      float* a = coefficients[0].data_ptr<float>();
+      float* b = coefficients[1].data_ptr<float>();
+      float* k = coefficients[2].data_ptr<float>();
+      for (int64_t c = 0; c < channels; ++c) {
+        const std::array<double, 3> abk =
+            input_gradient_coefficients(invstd[c], mean[c], w ? invstd[c] * w[c] : invstd[c],
+                                        sum_g.data_ptr<double>()[c], sum_g_xhat.data_ptr<double>()[c], count);
+        a[c] = static_cast<float>(abk[0]);
+        b[c] = static_cast<float>(abk[1]);
+        k[c] = static_cast<float>(abk[2]);
+      }
       at::Tensor dx = at::empty_like(x);
       kernel::MinMax written;  // dx's range: the quantized convolution before this BatchNorm quantizes dx
       if (with_residual_)
