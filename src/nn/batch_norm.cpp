@@ -32,7 +32,6 @@ at::Tensor channel_view(const at::Tensor& per_channel) { return per_channel.view
 // The fast passes (batch_norm_kernels.h) take contiguous float32 NCHW; other types use torch's ops.
 bool fast_passes_apply(const at::Tensor& x) { return x.scalar_type() == at::kFloat && x.is_contiguous() && x.is_cpu(); }
 
-
 // This rank's per-channel mean and biased variance, float64.
 std::pair<at::Tensor, at::Tensor> local_mean_and_variance(const at::Tensor& x) {
   if (!fast_passes_apply(x)) {
