@@ -1,19 +1,24 @@
 // The batch loader: shuffles are seeded permutations, next() walks exactly the batches get() describes,
-// seek() resumes exactly, and the result does not depend on the thread count. Also take_subset.
+// seek() resumes exactly, and the result does not depend on the thread count; its prefetch thread runs ATen's
+// parallel loops alone (util/helper_thread_openmp.h). Also take_subset.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fractrain/data/batch_loader.h"
 #include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/helper_thread_openmp.h"
 #include "test_support.h"
 
 namespace fractrain {
@@ -179,6 +184,54 @@ TEST(BatchLoader, DestructorJoinsWithPrefetchInFlight) {
     BatchLoader loader(indexed_dataset(500), 250, true, false, kCifarAug, true, i);
     loader.next();  // leaves the next batch being prepared
   }
+}
+
+// Restores LibTorch's default thread count when a test ends.
+struct ThreadCountRestorer {
+  int saved = at::get_num_threads();
+  ~ThreadCountRestorer() { at::set_num_threads(saved); }
+};
+
+int64_t threads_of_this_process() {
+  int64_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) n += entry.is_directory() ? 1 : 0;
+  return n;
+}
+
+TEST(HelperThreadOpenMP, ParallelLoopsRunOnTheCallingThreadOnly) {
+  ThreadCountRestorer restore;
+  at::set_num_threads(2);
+  int helper_count = 0, later_count = 0;
+  std::atomic<int> helper_chunks{0}, main_chunks{0};
+  std::thread([&] {
+    run_parallel_loops_on_this_thread_only();
+    helper_count = at::get_num_threads();
+    at::parallel_for(0, 1000, 1, [&](int64_t, int64_t) { ++helper_chunks; });
+  }).join();
+  std::thread([&] { later_count = at::get_num_threads(); }).join();
+  at::parallel_for(0, 1000, 1, [&](int64_t, int64_t) { ++main_chunks; });
+  EXPECT_EQ(helper_count, 1);
+  EXPECT_EQ(helper_chunks.load(), 1) << "the helper's loop ran in parallel";
+  // Neither the calling thread's count nor LibTorch's default for new threads changed.
+  EXPECT_EQ(at::get_num_threads(), 2);
+  EXPECT_EQ(later_count, 2);
+  EXPECT_EQ(main_chunks.load(), 2);
+}
+
+// The prefetch thread assembles a batch whose normalisation is a parallel loop (300 samples x 3 planes of 20
+// pixels, grain 819) while the caller runs two threads. On its own, that loop would give the prefetch thread an
+// OpenMP team, and libgomp a third thread to manage on top of the caller's team.
+TEST(BatchLoader, PrefetchRunsItsParallelLoopsOnItsOwnThreadAlone) {
+  ThreadCountRestorer restore;
+  at::set_num_threads(2);
+  const auto data = indexed_dataset(700);
+  at::parallel_for(0, 1000, 1, [](int64_t, int64_t) {});  // the caller's team exists before counting
+  const int64_t before = threads_of_this_process();
+  BatchLoader loader(data, 300, true, false, kCifarAug, true, 5);
+  loader.next();  // assembled on this thread; the second batch is then prefetched
+  loader.next();  // the prefetched batch (the third is being prefetched now)
+  EXPECT_EQ(threads_of_this_process(), before + 1) << "the prefetch thread started threads of its own";
+  EXPECT_EQ(at::get_num_threads(), 2);
 }
 
 TEST(ImageDataset, TakeSubsetIsSeededSortedAndExact) {

@@ -9,6 +9,7 @@
 
 #include "fractrain/random/philox.h"
 #include "fractrain/util/error.h"
+#include "fractrain/util/helper_thread_openmp.h"
 
 namespace fractrain {
 
@@ -107,12 +108,13 @@ void BatchLoader::start_worker_once() {
 }
 
 void BatchLoader::worker_loop() {
+  // The prefetch runs while the training step runs on every core: its ATen ops take this thread only.
+  run_parallel_loops_on_this_thread_only();
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     wake_worker_.wait(lock, [this] { return stop_ || has_request_; });
     if (stop_) return;
     const int64_t epoch = request_epoch_, batch_in_epoch = request_batch_;
-    const int threads = request_threads_;
     has_request_ = false;
     busy_ = true;
     lock.unlock();
@@ -120,8 +122,6 @@ void BatchLoader::worker_loop() {
     Batch batch;
     std::exception_ptr error;
     try {
-      // OpenMP thread counts are per thread: use the caller's, so prefetching neither hogs nor idles cores.
-      if (at::get_num_threads() != threads) at::set_num_threads(threads);
       batch = get(epoch, batch_in_epoch);
     } catch (...) {
       error = std::current_exception();
@@ -172,7 +172,6 @@ Batch BatchLoader::next() {
     std::lock_guard<std::mutex> lock(mutex_);
     request_epoch_ = cursor_epoch_;
     request_batch_ = cursor_batch_;
-    request_threads_ = at::get_num_threads();
     has_request_ = true;
   }
   wake_worker_.notify_one();

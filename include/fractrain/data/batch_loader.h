@@ -81,7 +81,6 @@ class BatchLoader : public BatchSource {
   bool has_request_ = false;
   bool busy_ = false;
   int64_t request_epoch_ = 0, request_batch_ = 0;
-  int request_threads_ = 1;  // the caller's intra-op thread count, mirrored on the worker
   bool has_result_ = false;
   int64_t result_epoch_ = 0, result_batch_ = 0;
   Batch result_;
