@@ -9,8 +9,8 @@ namespace fractrain {
 // thread. Why: the training step already runs on every core, and each thread that starts an OpenMP parallel loop
 // gets a team of its own. Once libgomp manages more threads than there are CPUs it lets idle workers spin only
 // about a hundred times before they sleep in the kernel (its throttled spin count), so the training team's worker
-// then sleeps and is woken between each of its parallel passes: a helper's team of two made whole training runs
-// about 17 % slower (docs/integer.md, "Measurements, 2026-12-06 (fifth)").
+// then sleeps and is woken between each of its parallel passes: the batch loader's team of two made Fashion-MNIST
+// epochs 14-19 % slower (docs/integer.md, "Measurements, 2026-12-06 (fifth)").
 void run_parallel_loops_on_this_thread_only();
 
 }  // namespace fractrain
