@@ -6,7 +6,8 @@ namespace fractrain {
 
 // Makes ATen's parallel loops on the calling thread run on that thread alone, for the rest of its life; other
 // threads, and LibTorch's default for new ones (at::set_num_threads), keep theirs. Call it first on a helper
-// thread. Why: the training step already runs on every core, and each thread that starts an OpenMP parallel loop
+// thread. It sets the count of the OpenMP runtime fractrain is compiled with, which in GCC builds is LibTorch's
+// own (libgomp); a clang build with libomp sets only its own loops' count. Why: the training step already runs on every core, and each thread that starts an OpenMP parallel loop
 // gets a team of its own. Once libgomp manages more threads than there are CPUs it lets idle workers spin only
 // about a hundred times before they sleep in the kernel (its throttled spin count), so the training team's worker
 // then sleeps and is woken between each of its parallel passes: the batch loader's team of two made Fashion-MNIST
