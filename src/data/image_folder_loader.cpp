@@ -10,7 +10,6 @@
 
 #include "fractrain/data/image_codec.h"
 #include "fractrain/util/error.h"
-#include "fractrain/util/helper_thread_openmp.h"
 
 namespace fractrain {
 
@@ -165,8 +164,8 @@ void ImageFolderLoader::schedule_ahead() {
 }
 
 void ImageFolderLoader::worker_loop() {
-  // Decoding runs next to the training step (and next to the other workers): any ATen op takes this thread only.
-  run_parallel_loops_on_this_thread_only();
+  // The workers run no ATen op (the decoders and image_transform.cpp work on raw buffers). One that ever runs an
+  // ATen parallel loop must call run_parallel_loops_on_this_thread_only() first (util/helper_thread_openmp.h).
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     wake_workers_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
