@@ -111,14 +111,16 @@ class FusedBatchNormReluBackward : public torch::autograd::Node {
       const double count = static_cast<double>(shape.samples * shape.plane);
       const float* w = float_data_or_null(weight);
       const double* invstd = n_.invstd.data_ptr<double>();
+      const double* channel_sum_g = sum_g.data_ptr<double>();
+      const double* channel_sum_g_xhat = sum_g_xhat.data_ptr<double>();
       at::Tensor coefficients = at::empty({3, channels}, x.options());
       float* a = coefficients[0].data_ptr<float>();
       float* b = coefficients[1].data_ptr<float>();
       float* k = coefficients[2].data_ptr<float>();
       for (int64_t c = 0; c < channels; ++c) {
         const std::array<double, 3> abk =
-            input_gradient_coefficients(invstd[c], mean[c], w ? invstd[c] * w[c] : invstd[c],
-                                        sum_g.data_ptr<double>()[c], sum_g_xhat.data_ptr<double>()[c], count);
+            input_gradient_coefficients(invstd[c], mean[c], w ? invstd[c] * w[c] : invstd[c], channel_sum_g[c],
+                                        channel_sum_g_xhat[c], count);
         a[c] = static_cast<float>(abk[0]);
         b[c] = static_cast<float>(abk[1]);
         k[c] = static_cast<float>(abk[2]);
